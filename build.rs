@@ -1,0 +1,82 @@
+//! Build script: check that libtorch and HDF5 are where `scripts/setup.sh` puts them, and embed
+//! an rpath to libtorch's lib directory so binaries, tests and examples run without
+//! `LD_LIBRARY_PATH`.
+//!
+//! `LIBTORCH` comes from `.cargo/config.toml` (the `.libtorch` link made by setup), or from the
+//! environment. With `LIBTORCH_USE_PYTORCH=1` torch-sys asks a Python torch for its paths; we
+//! ask the same Python, so the rpath follows it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SETUP_HINT: &str = "run `scripts/setup.sh` from the repository root (it installs what is \
+missing and links libtorch as .libtorch)";
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
+
+    let lib_dir = libtorch_lib_dir();
+    if !lib_dir.join("libtorch_cpu.so").exists() {
+        fail(&format!(
+            "libtorch was not found: {} has no libtorch_cpu.so; {SETUP_HINT}",
+            lib_dir.display()
+        ));
+    }
+    println!("cargo:rerun-if-changed={}", lib_dir.join("libtorch_cpu.so").display());
+    // RPATH (not RUNPATH) so it also applies to libtorch's own dependencies (libc10, libgomp).
+    println!("cargo:rustc-link-arg=-Wl,--disable-new-dtags,-rpath,{}", lib_dir.display());
+
+    check_hdf5();
+}
+
+fn libtorch_lib_dir() -> PathBuf {
+    if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
+        let python = std::env::var("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|_| "python3".into());
+        let output = Command::new(&python)
+            .args(["-c", "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))"])
+            .output();
+        return match output {
+            Ok(out) if out.status.success() => {
+                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+            }
+            _ => fail(&format!(
+                "LIBTORCH_USE_PYTORCH is set but `{python} -c 'import torch'` failed; \
+                 activate the venv made by `scripts/setup.sh --cuda`, or unset it and {SETUP_HINT}"
+            )),
+        };
+    }
+    let Some(libtorch) = std::env::var_os("LIBTORCH") else {
+        fail(&format!("LIBTORCH is not set (.cargo/config.toml sets it); {SETUP_HINT}"));
+    };
+    let libtorch = PathBuf::from(libtorch);
+    // Resolve the .libtorch link so the rpath names the real directory in the cache.
+    std::fs::canonicalize(&libtorch)
+        .unwrap_or_else(|_| fail(&format!("libtorch was not found at {}; {SETUP_HINT}", libtorch.display())))
+        .join("lib")
+}
+
+fn check_hdf5() {
+    println!("cargo:rerun-if-env-changed=HDF5_DIR");
+    if std::env::var_os("HDF5_DIR").is_some() {
+        return;
+    }
+    let found_by_pkg_config = Command::new("pkg-config")
+        .args(["--exists", "hdf5"])
+        .status()
+        .is_ok_and(|status| status.success());
+    let debian_header = Path::new("/usr/include/hdf5/serial/hdf5.h").exists();
+    if !found_by_pkg_config && !debian_header {
+        fail(&format!(
+            "the HDF5 C library was not found (Debian package libhdf5-dev); {SETUP_HINT}, \
+             or set HDF5_DIR to an HDF5 installation"
+        ));
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("\nerror: {message}\n");
+    println!("cargo:warning={message}");
+    std::process::exit(1);
+}

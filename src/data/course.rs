@@ -1,0 +1,163 @@
+//! The course's HDF5 datasets (SIGNS, Happy House, cat/non-cat) and the notebooks' helpers
+//! `load_dataset`, the `/255` normalisation and `convert_to_one_hot`.
+//!
+//! Layout (as in `train_signs.h5` / `test_signs.h5`): `{train,test}_set_x` uint8 N×H×W×C,
+//! `{train,test}_set_y` integer labels stored as (N,) or (1, N), `list_classes` (integers or
+//! fixed/variable-length strings).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use hdf5::types::TypeDescriptor;
+use ndarray::{Array1, Array4, Ix4};
+use tch::{Kind, Tensor};
+
+use crate::io::hdf5_text::read_labels;
+
+/// One split of a course file: images (N×H×W×C, uint8, channels-last like Keras) and labels.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub x: Array4<u8>,
+    pub y: Array1<i64>,
+}
+
+/// What the notebooks' `load_dataset()` returns: both splits and the class names.
+#[derive(Debug, Clone)]
+pub struct CourseDataset {
+    pub train: Split,
+    pub test: Split,
+    pub classes: Vec<String>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.x.shape()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The notebook's `X = X_orig / 255.`: float32 N×H×W×C in [0, 1].
+    pub fn normalized_images(&self) -> Tensor {
+        let shape: Vec<i64> = self.x.shape().iter().map(|&d| d as i64).collect();
+        let data = self.x.as_standard_layout();
+        Tensor::from_slice(data.as_slice().expect("standard layout"))
+            .reshape(&shape)
+            .to_kind(Kind::Float)
+            / 255.0
+    }
+
+    /// The notebook's `convert_to_one_hot(Y, C).T`: float32 N×C.
+    pub fn one_hot_labels(&self, num_classes: usize) -> Tensor {
+        convert_to_one_hot(&self.y, num_classes)
+    }
+}
+
+/// `convert_to_one_hot(Y, C).T` of the notebooks: one row per example, float32.
+pub fn convert_to_one_hot(labels: &Array1<i64>, num_classes: usize) -> Tensor {
+    let labels = Tensor::from_slice(labels.as_slice().expect("contiguous labels"));
+    labels.one_hot(num_classes as i64).to_kind(Kind::Float)
+}
+
+/// Load `train_path` and `test_path` as the notebooks' `load_dataset()` does.
+pub fn load_dataset(train_path: &Path, test_path: &Path) -> Result<CourseDataset> {
+    let (train, train_classes) = load_split(train_path, "train")?;
+    let (test, test_classes) = load_split(test_path, "test")?;
+    if train_classes != test_classes {
+        bail!(
+            "list_classes differs between {} ({train_classes:?}) and {} ({test_classes:?})",
+            train_path.display(),
+            test_path.display()
+        );
+    }
+    if train.x.shape()[1..] != test.x.shape()[1..] {
+        bail!(
+            "image shapes differ: {} has {:?}, {} has {:?}",
+            train_path.display(),
+            &train.x.shape()[1..],
+            test_path.display(),
+            &test.x.shape()[1..]
+        );
+    }
+    Ok(CourseDataset { train, test, classes: train_classes })
+}
+
+/// Read `{prefix}_set_x`, `{prefix}_set_y` and `list_classes` from one course file, checking
+/// dtypes, ranks, counts and label range; every error names the file and the dataset.
+pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
+    let file = hdf5::File::open(path)
+        .with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
+    let where_ = |name: &str| format!("{} dataset '{name}'", path.display());
+
+    let x_name = format!("{prefix}_set_x");
+    let x_ds = file.dataset(&x_name).with_context(|| format!("{} is missing", where_(&x_name)))?;
+    let x_type = x_ds.dtype()?.to_descriptor()?;
+    if x_type != TypeDescriptor::Unsigned(hdf5::types::IntSize::U1) {
+        bail!("{} has element type {x_type}, expected uint8 images", where_(&x_name));
+    }
+    if x_ds.ndim() != 4 {
+        bail!("{} has shape {:?}, expected N×H×W×C (rank 4)", where_(&x_name), x_ds.shape());
+    }
+    let x = x_ds.read::<u8, Ix4>().with_context(|| format!("reading {}", where_(&x_name)))?;
+
+    let y_name = format!("{prefix}_set_y");
+    let y_ds = file.dataset(&y_name).with_context(|| format!("{} is missing", where_(&y_name)))?;
+    let y_type = y_ds.dtype()?.to_descriptor()?;
+    if !matches!(y_type, TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) {
+        bail!("{} has element type {y_type}, expected integer labels", where_(&y_name));
+    }
+    let y_shape = y_ds.shape();
+    let is_row = y_shape.len() == 2 && y_shape[0] == 1;
+    if !(y_shape.len() == 1 || is_row) {
+        bail!("{} has shape {y_shape:?}, expected (N,) or (1, N)", where_(&y_name));
+    }
+    let y = Array1::from(y_ds.read_raw::<i64>().with_context(|| format!("reading {}", where_(&y_name)))?);
+    if y.len() != x.shape()[0] {
+        bail!(
+            "{} holds {} labels but {} holds {} images",
+            where_(&y_name),
+            y.len(),
+            x_name,
+            x.shape()[0]
+        );
+    }
+
+    let classes = file
+        .dataset("list_classes")
+        .context("missing")
+        .and_then(|ds| read_labels(&ds))
+        .with_context(|| where_("list_classes"))?;
+    if let Some((index, &label)) = y.iter().enumerate().find(|(_, &l)| l < 0 || l as usize >= classes.len()) {
+        bail!(
+            "{}: label {label} at index {index} is outside 0..{} (list_classes has {} entries)",
+            where_(&y_name),
+            classes.len(),
+            classes.len()
+        );
+    }
+    Ok((Split { x, y }, classes))
+}
+
+/// Where the course files are looked for: `datasets/train_signs.h5` + `datasets/test_signs.h5`
+/// (the notebook's layout) when present, else the default dataset built by `scripts/setup.sh`.
+pub fn default_dataset_paths(repo_root: &Path) -> Result<(PathBuf, PathBuf, &'static str)> {
+    let datasets = repo_root.join("datasets");
+    let signs = (datasets.join("train_signs.h5"), datasets.join("test_signs.h5"));
+    if signs.0.exists() && signs.1.exists() {
+        return Ok((signs.0, signs.1, "the course's SIGNS dataset (datasets/*_signs.h5)"));
+    }
+    let digits = (datasets.join("default/train_digits.h5"), datasets.join("default/test_digits.h5"));
+    if digits.0.exists() && digits.1.exists() {
+        return Ok((
+            digits.0,
+            digits.1,
+            "the default dataset: handwritten digits 0-5 from scikit-learn's wheel, upsampled to 64x64x3 (scripts/make_default_dataset.py)",
+        ));
+    }
+    bail!(
+        "no dataset found: neither datasets/train_signs.h5 + datasets/test_signs.h5 nor the default \
+         dataset under {}; run scripts/setup.sh",
+        datasets.join("default").display()
+    )
+}

@@ -1,0 +1,3 @@
+//! Data the notebooks use: the course's HDF5 datasets.
+
+pub mod course;

@@ -1,0 +1,51 @@
+//! Lists of strings in HDF5 attributes and datasets, in every form Keras files use: fixed-length
+//! null-padded ASCII (Keras 2.0-era `layer_names`, the course's `list_classes`), variable-length
+//! strings (tf.keras 2.x, Keras 3), and the empty float64 array Keras writes for a weightless
+//! layer's `weight_names`.
+
+use anyhow::{bail, Context, Result};
+use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::Container;
+
+/// Longest fixed-length string read; HDF5 converts shorter fixed strings up to this size.
+const MAX_FIXED_LEN: usize = 1024;
+
+/// Read a 0- or 1-dimensional string attribute or dataset as a list of Rust strings.
+pub fn read_string_list(container: &Container) -> Result<Vec<String>> {
+    let descriptor = container.dtype()?.to_descriptor()?;
+    let strings: Vec<String> = match descriptor {
+        TypeDescriptor::FixedAscii(len) | TypeDescriptor::FixedUnicode(len) if len > MAX_FIXED_LEN => {
+            bail!("strings of {len} bytes exceed the {MAX_FIXED_LEN}-byte limit")
+        }
+        TypeDescriptor::FixedAscii(_) => container
+            .read_raw::<FixedAscii<MAX_FIXED_LEN>>()?
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        TypeDescriptor::FixedUnicode(_) => container
+            .read_raw::<FixedUnicode<MAX_FIXED_LEN>>()?
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        TypeDescriptor::VarLenAscii => {
+            container.read_raw::<VarLenAscii>()?.iter().map(|s| s.as_str().to_owned()).collect()
+        }
+        TypeDescriptor::VarLenUnicode => {
+            container.read_raw::<VarLenUnicode>()?.iter().map(|s| s.as_str().to_owned()).collect()
+        }
+        // Keras writes `np.array([])` (float64, size 0) for a layer without weights.
+        TypeDescriptor::Float(_) if container.size() == 0 => Vec::new(),
+        other => bail!("expected strings, found elements of type {other}"),
+    };
+    Ok(strings.into_iter().map(|s| s.trim_end_matches('\0').to_owned()).collect())
+}
+
+/// Read an integer list as strings (`list_classes` may be integers), or a string list as is.
+pub fn read_labels(container: &Container) -> Result<Vec<String>> {
+    match container.dtype()?.to_descriptor()? {
+        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => {
+            Ok(container.read_raw::<i64>()?.iter().map(|c| c.to_string()).collect())
+        }
+        _ => read_string_list(container).context("reading labels"),
+    }
+}

@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests: where Keras's fixtures and the course data live,
+//! and the rule for when they are missing (fail under CI=true, skip with a note elsewhere).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A resource the test needs: `Some(path)` when present; when absent, a panic under CI=true
+/// (a missing fixture must never pass) and `None` with a note otherwise.
+fn require(path: PathBuf, what: &str, how: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    let message = format!("{what} is missing: {} ({how})", path.display());
+    if in_ci() {
+        panic!("{message}");
+    }
+    eprintln!("skipping: {message}");
+    None
+}
+
+/// A folder written by scripts/keras_fixtures.py (real Keras), e.g. `keras_fixture("conv2d_valid")`.
+pub fn keras_fixture(name: &str) -> Option<PathBuf> {
+    require(
+        repo_root().join("tests/keras-fixtures").join(name),
+        &format!("Keras fixture '{name}'"),
+        "run scripts/setup.sh --fixtures",
+    )
+}
+
+/// A file of the course data in ../shared/data (never copied into this repository).
+pub fn shared_data(file: &str) -> Option<PathBuf> {
+    let folder = std::env::var_os("KERAS_TCH_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/data"));
+    require(folder.join(file), &format!("course data file {file}"), "expected in ../shared/data")
+}
+
+/// A fresh, empty scratch folder for one test.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("keras-tch-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Read a float32 dataset of a fixture's io.h5 as (flat values, shape).
+pub fn read_f32(file: &Path, dataset: &str) -> (Vec<f32>, Vec<usize>) {
+    let file = hdf5::File::open(file).unwrap_or_else(|e| panic!("open {}: {e}", file.display()));
+    let ds = file.dataset(dataset).unwrap_or_else(|e| panic!("dataset {dataset}: {e}"));
+    (ds.read_raw::<f32>().unwrap(), ds.shape())
+}
+
+/// Largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
