@@ -57,8 +57,586 @@ def fixture_course_signs(folder: str, shared_data: str) -> None:
              one_hot=y.astype("float32"), shape=np.array(x.shape, dtype="int64"))
 
 
+# --- helpers shared by the architecture and layer fixtures -------------------------------------
+
+
+def fresh_session() -> None:
+    """Reset tf_keras's auto-name counters and seeds, so every fixture names its unnamed layers
+    (input_1, activation, add, ...) as a fresh notebook kernel would, whatever ran before it."""
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(SEED)
+
+
+def short_weight_name(weight) -> str:
+    """'res2a_branch2a/kernel:0' -> 'kernel'."""
+    return weight.name.split("/")[-1].split(":")[0]
+
+
+def randomize_bn_and_bias(model, rng: np.random.Generator) -> None:
+    """Non-trivial BN statistics and biases, so a wrong epsilon, a missing BN or a dropped bias
+    changes the outputs (freshly initialized BN is the identity and biases are zero)."""
+    for layer in model.layers:
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            values = {
+                "gamma": lambda n: rng.uniform(0.5, 1.5, n),
+                "beta": lambda n: rng.normal(0.0, 0.1, n),
+                "moving_mean": lambda n: rng.normal(0.0, 0.1, n),
+                "moving_variance": lambda n: rng.uniform(0.5, 1.5, n),
+            }
+            layer.set_weights([values[short_weight_name(w)](w.shape[0]).astype("float32")
+                               for w in layer.weights])
+        elif isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.Dense)) and layer.use_bias:
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel, rng.normal(0.0, 0.05, bias.shape).astype("float32")])
+
+
+def write_weights(folder: str, model) -> None:
+    """weights.h5: one group per layer with weights (the Keras layer name), one dataset per
+    weight (its short Keras name), in Keras layout (conv HWIO, dense (in, out))."""
+    with h5py.File(os.path.join(folder, "weights.h5"), "w") as f:
+        for layer in model.layers:
+            if not layer.weights:
+                continue
+            group = f.create_group(layer.name)
+            for weight in layer.weights:
+                group.create_dataset(short_weight_name(weight), data=weight.numpy().astype("float32"))
+
+
+def write_layers(folder: str, model) -> None:
+    """layers.tsv: name, class, output shape, params, trainable params, inbound layer names."""
+    # The config's inbound_nodes hold only this model's nodes, in call order.
+    inbound = {}
+    for entry in model.get_config()["layers"]:
+        nodes = entry["inbound_nodes"]
+        inbound[entry["name"]] = [item[0] for item in nodes[0]] if nodes else []
+    with open(os.path.join(folder, "layers.tsv"), "w") as f:
+        for layer in model.layers:
+            shape = layer.output_shape
+            if isinstance(layer, tf_keras.layers.InputLayer):
+                shape = shape[0]  # tf_keras reports [(None, ...)] for an InputLayer
+            trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+            fields = [layer.name, layer.__class__.__name__, str(tuple(shape)), str(layer.count_params()),
+                      str(trainable), ",".join(inbound[layer.name])]
+            f.write("\t".join(fields) + "\n")
+
+
+def param_counts(model) -> tuple:
+    """(total, trainable, non_trainable) as model.summary() counts them."""
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    return trainable + non_trainable, trainable, non_trainable
+
+
+def write_counts(folder: str, model, filename: str = "counts.txt") -> tuple:
+    counts = param_counts(model)
+    with open(os.path.join(folder, filename), "w") as f:
+        f.write("total {}\ntrainable {}\nnon_trainable {}\n".format(*counts))
+    return counts
+
+
+def write_summary(folder: str, model) -> None:
+    """summary.txt: exactly what model.summary() prints."""
+    lines = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    with open(os.path.join(folder, "summary.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def expect_counts(counts: tuple, total: int, trainable: int, non_trainable: int) -> None:
+    assert counts == (total, trainable, non_trainable), f"param counts {counts}, expected " \
+        f"{(total, trainable, non_trainable)}"
+
+
+def write_model(folder: str, model, x: np.ndarray = None, act: tuple = ()) -> tuple:
+    """The common files of a functional model: weights.h5, layers.tsv, counts.txt, summary.txt,
+    and with an input x also io.h5 (x, y and act/<layer> for the named intermediate layers)."""
+    write_weights(folder, model)
+    write_layers(folder, model)
+    write_summary(folder, model)
+    counts = write_counts(folder, model)
+    if x is not None:
+        x = x.astype("float32")
+        arrays = {"x": x, "y": model(x, training=False).numpy()}
+        if act:
+            probe = tf_keras.Model(model.inputs, [model.get_layer(name).output for name in act])
+            for name, value in zip(act, probe(x, training=False)):
+                arrays[f"act/{name}"] = value.numpy()
+        write_io(folder, **arrays)
+    return counts
+
+
+def single_layer_fixture(folder: str, input_shape: tuple, layer, x: np.ndarray = None) -> None:
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    inputs = tf_keras.Input(shape=input_shape)
+    model = tf_keras.Model(inputs, layer(inputs), name=os.path.basename(folder))
+    randomize_bn_and_bias(model, rng)
+    if x is None:
+        x = rng.standard_normal((2,) + input_shape)
+    write_model(folder, model, x)
+
+
+def activation_after_first_add(model) -> str:
+    """The auto-named Activation after the first residual Add (the first block's output)."""
+    add = next(layer for layer in model.layers if isinstance(layer, tf_keras.layers.Add))
+    return next(layer.name for layer in model.layers
+                if isinstance(layer, tf_keras.layers.Activation) and layer.input is add.output)
+
+
+def last_activation(model) -> str:
+    return [layer.name for layer in model.layers if isinstance(layer, tf_keras.layers.Activation)][-1]
+
+
+# --- layer-level fixtures ------------------------------------------------------------------------
+
+
+def fixture_conv_same_stride2(folder: str) -> None:
+    """Conv2D 3x3, stride 2, 'same' on 7x8: odd and even sides, so TF's asymmetric 'same' padding
+    (the extra row/column goes at the bottom/right) shows."""
+    single_layer_fixture(folder, (7, 8, 3),
+                         tf_keras.layers.Conv2D(4, 3, strides=2, padding="same", name="conv"))
+
+
+def fixture_conv_same_dilated(folder: str) -> None:
+    """Conv2D 3x3, dilation 2, 'same' (effective 5x5 window, padding 2 each side)."""
+    single_layer_fixture(folder, (9, 9, 2),
+                         tf_keras.layers.Conv2D(3, 3, dilation_rate=2, padding="same", name="conv"))
+
+
+def fixture_maxpool_same(folder: str) -> None:
+    """MaxPooling2D 3, stride 2, 'same' on 7x8; the padding must act as -inf, not 0."""
+    # Mostly negative inputs: a zero-padded max would give 0 in the border windows.
+    x = np.random.default_rng(SEED).standard_normal((2, 7, 8, 3)) - 1.5
+    single_layer_fixture(folder, (7, 8, 3),
+                         tf_keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool"), x)
+    with h5py.File(os.path.join(folder, "io.h5"), "r") as f:
+        assert (np.array(f["y"])[:, -1] < 0).any(), "no border window shows the -inf padding"
+
+
+def fixture_avgpool_same(folder: str) -> None:
+    """AveragePooling2D 3, stride 2, 'same' on 7x8; TF divides by the count of real (unpadded)
+    values in each window."""
+    single_layer_fixture(folder, (7, 8, 3),
+                         tf_keras.layers.AveragePooling2D(3, strides=2, padding="same", name="pool"))
+
+
+def fixture_flatten_dense(folder: str) -> None:
+    """Conv2D 1x1 -> Flatten -> Dense softmax: Flatten uses channels-last (H, W, C) order."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    inputs = tf_keras.Input(shape=(3, 4, 5))
+    x = tf_keras.layers.Conv2D(2, 1, name="conv")(inputs)
+    x = tf_keras.layers.Flatten(name="flatten")(x)
+    outputs = tf_keras.layers.Dense(3, activation="softmax", name="fc")(x)
+    model = tf_keras.Model(inputs, outputs, name="flatten_dense")
+    randomize_bn_and_bias(model, rng)
+    write_model(folder, model, rng.standard_normal((2, 3, 4, 5)))
+
+
+# --- the course's "Residual Networks" assignment (Keras 2 version) -------------------------------
+
+
+def course_identity_block(X, f, filters, stage, block):
+    """The assignment's identity_block: 1x1 -> fxf 'same' -> 1x1, plus the unchanged input."""
+    from tf_keras.initializers import glorot_uniform
+    from tf_keras.layers import Activation, Add, BatchNormalization, Conv2D
+
+    conv_name_base = "res" + str(stage) + block + "_branch"
+    bn_name_base = "bn" + str(stage) + block + "_branch"
+    F1, F2, F3 = filters
+    X_shortcut = X
+
+    X = Conv2D(filters=F1, kernel_size=(1, 1), strides=(1, 1), padding="valid", name=conv_name_base + "2a",
+               kernel_initializer=glorot_uniform(seed=0))(X)
+    X = BatchNormalization(axis=3, name=bn_name_base + "2a")(X)
+    X = Activation("relu")(X)
+
+    X = Conv2D(filters=F2, kernel_size=(f, f), strides=(1, 1), padding="same", name=conv_name_base + "2b",
+               kernel_initializer=glorot_uniform(seed=0))(X)
+    X = BatchNormalization(axis=3, name=bn_name_base + "2b")(X)
+    X = Activation("relu")(X)
+
+    X = Conv2D(filters=F3, kernel_size=(1, 1), strides=(1, 1), padding="valid", name=conv_name_base + "2c",
+               kernel_initializer=glorot_uniform(seed=0))(X)
+    X = BatchNormalization(axis=3, name=bn_name_base + "2c")(X)
+
+    X = Add()([X, X_shortcut])
+    X = Activation("relu")(X)
+    return X
+
+
+def course_convolutional_block(X, f, filters, stage, block, s=2):
+    """The assignment's convolutional_block: like identity_block with stride s in 2a, and a
+    1x1 stride-s conv + BN on the shortcut."""
+    from tf_keras.initializers import glorot_uniform
+    from tf_keras.layers import Activation, Add, BatchNormalization, Conv2D
+
+    conv_name_base = "res" + str(stage) + block + "_branch"
+    bn_name_base = "bn" + str(stage) + block + "_branch"
+    F1, F2, F3 = filters
+    X_shortcut = X
+
+    X = Conv2D(F1, (1, 1), strides=(s, s), padding="valid", name=conv_name_base + "2a",
+               kernel_initializer=glorot_uniform(seed=0))(X)
+    X = BatchNormalization(axis=3, name=bn_name_base + "2a")(X)
+    X = Activation("relu")(X)
+
+    X = Conv2D(F2, (f, f), strides=(1, 1), padding="same", name=conv_name_base + "2b",
+               kernel_initializer=glorot_uniform(seed=0))(X)
+    X = BatchNormalization(axis=3, name=bn_name_base + "2b")(X)
+    X = Activation("relu")(X)
+
+    X = Conv2D(F3, (1, 1), strides=(1, 1), padding="valid", name=conv_name_base + "2c",
+               kernel_initializer=glorot_uniform(seed=0))(X)
+    X = BatchNormalization(axis=3, name=bn_name_base + "2c")(X)
+
+    # The shortcut is built after the main path, as in the assignment (this sets the layer order).
+    X_shortcut = Conv2D(F3, (1, 1), strides=(s, s), padding="valid", name=conv_name_base + "1",
+                        kernel_initializer=glorot_uniform(seed=0))(X_shortcut)
+    X_shortcut = BatchNormalization(axis=3, name=bn_name_base + "1")(X_shortcut)
+
+    X = Add()([X, X_shortcut])
+    X = Activation("relu")(X)
+    return X
+
+
+def course_resnet50(input_shape=(64, 64, 3), classes=6, use_dropout=False, dropout_rate=0.0):
+    """The assignment's ResNet50; use_dropout/dropout_rate are the second seed's variant
+    (Dropout between Flatten and the classifier)."""
+    from tf_keras.initializers import glorot_uniform
+    from tf_keras.layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
+                                 Flatten, Input, MaxPooling2D, ZeroPadding2D)
+
+    X_input = Input(input_shape)
+    X = ZeroPadding2D((3, 3))(X_input)
+
+    # Stage 1
+    X = Conv2D(64, (7, 7), strides=(2, 2), name="conv1", kernel_initializer=glorot_uniform(seed=0))(X)
+    X = BatchNormalization(axis=3, name="bn_conv1")(X)
+    X = Activation("relu")(X)
+    X = MaxPooling2D((3, 3), strides=(2, 2))(X)
+
+    # Stage 2
+    X = course_convolutional_block(X, f=3, filters=[64, 64, 256], stage=2, block="a", s=1)
+    X = course_identity_block(X, 3, [64, 64, 256], stage=2, block="b")
+    X = course_identity_block(X, 3, [64, 64, 256], stage=2, block="c")
+
+    # Stage 3
+    X = course_convolutional_block(X, f=3, filters=[128, 128, 512], stage=3, block="a", s=2)
+    for block in "bcd":
+        X = course_identity_block(X, 3, [128, 128, 512], stage=3, block=block)
+
+    # Stage 4
+    X = course_convolutional_block(X, f=3, filters=[256, 256, 1024], stage=4, block="a", s=2)
+    for block in "bcdef":
+        X = course_identity_block(X, 3, [256, 256, 1024], stage=4, block=block)
+
+    # Stage 5
+    X = course_convolutional_block(X, f=3, filters=[512, 512, 2048], stage=5, block="a", s=2)
+    X = course_identity_block(X, 3, [512, 512, 2048], stage=5, block="b")
+    X = course_identity_block(X, 3, [512, 512, 2048], stage=5, block="c")
+
+    X = AveragePooling2D((2, 2), name="avg_pool")(X)
+    X = Flatten()(X)
+    if use_dropout:
+        X = Dropout(dropout_rate)(X)
+    X = Dense(classes, activation="softmax", name="fc" + str(classes),
+              kernel_initializer=glorot_uniform(seed=0))(X)
+    return tf_keras.Model(inputs=X_input, outputs=X, name="ResNet50")
+
+
+def course_block_fixture(folder: str, block_fn, **block_args) -> None:
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    inputs = tf_keras.Input(shape=(4, 4, 6))
+    model = tf_keras.Model(inputs, block_fn(inputs, **block_args), name=os.path.basename(folder))
+    randomize_bn_and_bias(model, rng)
+    # The notebook's test input.
+    np.random.seed(1)
+    x = np.random.randn(3, 4, 4, 6)
+    write_model(folder, model, x)
+
+
+def fixture_course_identity_block(folder: str) -> None:
+    """The assignment's identity_block(f=2, filters=[2, 4, 6], stage=1, block='a') on (4, 4, 6)."""
+    course_block_fixture(folder, course_identity_block, f=2, filters=[2, 4, 6], stage=1, block="a")
+
+
+def fixture_course_convolutional_block(folder: str) -> None:
+    """The assignment's convolutional_block(f=2, filters=[2, 4, 6], stage=1, block='a'), s=2."""
+    course_block_fixture(folder, course_convolutional_block, f=2, filters=[2, 4, 6], stage=1, block="a")
+
+
+def fixture_course_resnet50(folder: str) -> None:
+    """The assignment's ResNet50(input_shape=(64, 64, 3), classes=6), with outputs."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    model = course_resnet50(input_shape=(64, 64, 3), classes=6)
+    randomize_bn_and_bias(model, rng)
+    x = rng.uniform(0.0, 1.0, (2, 64, 64, 3))  # like the notebook's images / 255
+    counts = write_model(folder, model, x, act=("bn_conv1", activation_after_first_add(model)))
+    expect_counts(counts, 23_600_006, 23_546_886, 53_120)
+
+
+def fixture_resnet50_dropout(folder: str) -> None:
+    """The second seed's ResNet50(input_shape=(224, 224, 3), classes=1000, use_dropout=True,
+    dropout_rate=0.2): structure only (layers, counts, summary)."""
+    fresh_session()
+    model = course_resnet50(input_shape=(224, 224, 3), classes=1000, use_dropout=True, dropout_rate=0.2)
+    write_layers(folder, model)
+    write_summary(folder, model)
+    expect_counts(write_counts(folder, model), 42_020_712, 41_967_592, 53_120)
+
+
+def fixture_happy_model(folder: str) -> None:
+    """The Keras-tutorial assignment's HappyModel on (64, 64, 3), with outputs."""
+    from tf_keras.layers import (Activation, BatchNormalization, Conv2D, Dense, Flatten, Input, MaxPooling2D,
+                                 ZeroPadding2D)
+
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    X_input = Input((64, 64, 3))
+    X = ZeroPadding2D((3, 3))(X_input)
+    X = Conv2D(32, (7, 7), strides=(1, 1), name="conv0")(X)
+    X = BatchNormalization(axis=3, name="bn0")(X)
+    X = Activation("relu")(X)
+    X = MaxPooling2D((2, 2), name="max_pool")(X)
+    X = Flatten()(X)
+    X = Dense(1, activation="sigmoid", name="fc")(X)
+    model = tf_keras.Model(inputs=X_input, outputs=X, name="HappyModel")
+    randomize_bn_and_bias(model, rng)
+    x = rng.standard_normal((2, 64, 64, 3))
+    expect_counts(write_model(folder, model, x, act=("bn0",)), 37_633, 37_569, 64)
+
+
+# --- keras.applications ResNet50, both naming schemes --------------------------------------------
+
+
+def copy_weights_by_name(source, target) -> None:
+    for layer in target.layers:
+        if layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def applications_fixture(folder: str, build, act_fn) -> None:
+    """Common to both applications fixtures: the include_top model with outputs, and the counts
+    of the include_top=False, pooling='avg' model (same weights minus the top)."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    model = build(include_top=True, pooling=None)
+    randomize_bn_and_bias(model, rng)
+    x = rng.uniform(-120.0, 130.0, (2, 64, 64, 3))  # like caffe-preprocessed (mean-subtracted BGR) pixels
+    expect_counts(write_model(folder, model, x, act=act_fn(model)), 25_636_712, 25_583_592, 53_120)
+
+    notop = build(include_top=False, pooling="avg")
+    copy_weights_by_name(model, notop)
+    expect_counts(write_counts(folder, notop, "counts_notop_avg.txt"), 23_587_712, 23_534_592, 53_120)
+
+
+def fixture_applications_resnet50_keras(folder: str) -> None:
+    """tf_keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3)): the Keras >= 2.2.5
+    naming (conv1_conv, conv1_bn with epsilon 1.001e-5, conv2_block1_0_conv, ..., predictions)."""
+    def build(include_top, pooling):
+        return tf_keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), include_top=include_top,
+                                              pooling=pooling, classes=1000)
+
+    applications_fixture(folder, build, lambda model: ("conv1_bn", "conv2_block1_out", "conv5_block3_out"))
+
+
+def legacy_identity_block(input_tensor, kernel_size, filters, stage, block):
+    """keras-applications <= 1.0.8 resnet50.identity_block (no stride, he_normal kernels)."""
+    from tf_keras import layers
+
+    filters1, filters2, filters3 = filters
+    conv_name_base = "res" + str(stage) + block + "_branch"
+    bn_name_base = "bn" + str(stage) + block + "_branch"
+
+    x = layers.Conv2D(filters1, (1, 1), kernel_initializer="he_normal", name=conv_name_base + "2a")(input_tensor)
+    x = layers.BatchNormalization(axis=3, name=bn_name_base + "2a")(x)
+    x = layers.Activation("relu")(x)
+
+    x = layers.Conv2D(filters2, kernel_size, padding="same", kernel_initializer="he_normal",
+                      name=conv_name_base + "2b")(x)
+    x = layers.BatchNormalization(axis=3, name=bn_name_base + "2b")(x)
+    x = layers.Activation("relu")(x)
+
+    x = layers.Conv2D(filters3, (1, 1), kernel_initializer="he_normal", name=conv_name_base + "2c")(x)
+    x = layers.BatchNormalization(axis=3, name=bn_name_base + "2c")(x)
+
+    x = layers.add([x, input_tensor])
+    x = layers.Activation("relu")(x)
+    return x
+
+
+def legacy_conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2)):
+    """keras-applications <= 1.0.8 resnet50.conv_block: the stride is on the 1x1 2a conv and on
+    the 1x1 shortcut conv."""
+    from tf_keras import layers
+
+    filters1, filters2, filters3 = filters
+    conv_name_base = "res" + str(stage) + block + "_branch"
+    bn_name_base = "bn" + str(stage) + block + "_branch"
+
+    x = layers.Conv2D(filters1, (1, 1), strides=strides, kernel_initializer="he_normal",
+                      name=conv_name_base + "2a")(input_tensor)
+    x = layers.BatchNormalization(axis=3, name=bn_name_base + "2a")(x)
+    x = layers.Activation("relu")(x)
+
+    x = layers.Conv2D(filters2, kernel_size, padding="same", kernel_initializer="he_normal",
+                      name=conv_name_base + "2b")(x)
+    x = layers.BatchNormalization(axis=3, name=bn_name_base + "2b")(x)
+    x = layers.Activation("relu")(x)
+
+    x = layers.Conv2D(filters3, (1, 1), kernel_initializer="he_normal", name=conv_name_base + "2c")(x)
+    x = layers.BatchNormalization(axis=3, name=bn_name_base + "2c")(x)
+
+    shortcut = layers.Conv2D(filters3, (1, 1), strides=strides, kernel_initializer="he_normal",
+                             name=conv_name_base + "1")(input_tensor)
+    shortcut = layers.BatchNormalization(axis=3, name=bn_name_base + "1")(shortcut)
+
+    x = layers.add([x, shortcut])
+    x = layers.Activation("relu")(x)
+    return x
+
+
+def legacy_resnet50(include_top=True, pooling=None, input_shape=(64, 64, 3), classes=1000):
+    """keras-applications <= 1.0.8 resnet50.ResNet50 (conv1, bn_conv1, res2a_branch2a, ..., fc1000)."""
+    from tf_keras import layers
+
+    img_input = layers.Input(shape=input_shape)
+    x = layers.ZeroPadding2D(padding=(3, 3), name="conv1_pad")(img_input)
+    x = layers.Conv2D(64, (7, 7), strides=(2, 2), padding="valid", kernel_initializer="he_normal",
+                      name="conv1")(x)
+    x = layers.BatchNormalization(axis=3, name="bn_conv1")(x)
+    x = layers.Activation("relu")(x)
+    x = layers.ZeroPadding2D(padding=(1, 1), name="pool1_pad")(x)
+    x = layers.MaxPooling2D((3, 3), strides=(2, 2))(x)
+
+    x = legacy_conv_block(x, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1))
+    x = legacy_identity_block(x, 3, [64, 64, 256], stage=2, block="b")
+    x = legacy_identity_block(x, 3, [64, 64, 256], stage=2, block="c")
+
+    x = legacy_conv_block(x, 3, [128, 128, 512], stage=3, block="a")
+    for block in "bcd":
+        x = legacy_identity_block(x, 3, [128, 128, 512], stage=3, block=block)
+
+    x = legacy_conv_block(x, 3, [256, 256, 1024], stage=4, block="a")
+    for block in "bcdef":
+        x = legacy_identity_block(x, 3, [256, 256, 1024], stage=4, block=block)
+
+    x = legacy_conv_block(x, 3, [512, 512, 2048], stage=5, block="a")
+    x = legacy_identity_block(x, 3, [512, 512, 2048], stage=5, block="b")
+    x = legacy_identity_block(x, 3, [512, 512, 2048], stage=5, block="c")
+
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(classes, activation="softmax", name="fc1000")(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D()(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D()(x)
+    return tf_keras.Model(img_input, x, name="resnet50")
+
+
+def fixture_applications_resnet50_legacy(folder: str) -> None:
+    """keras-applications <= 1.0.8 ResNet50 (the naming of older pretrained .h5 files) on
+    (64, 64, 3), with BN at the default epsilon 1e-3."""
+    applications_fixture(folder, legacy_resnet50,
+                         lambda model: ("bn_conv1", activation_after_first_add(model), last_activation(model)))
+
+
+# --- ResNet18/34 (third seed: a TF2 subclassed-model tutorial), counts and summary only ----------
+
+
+class BasicBlock(tf_keras.layers.Layer):
+    """Two 3x3 convs; the shortcut is a 1x1 conv in every block (also at stride 1): that variant
+    is what gives the issue's counts (12,053,608 / 22,735,912)."""
+
+    def __init__(self, filter_num, stride=1):
+        super().__init__()
+        layers = tf_keras.layers
+        self.conv1 = layers.Conv2D(filter_num, (3, 3), strides=stride, padding="same")
+        self.bn1 = layers.BatchNormalization()
+        self.relu = layers.Activation("relu")
+        self.conv2 = layers.Conv2D(filter_num, (3, 3), strides=1, padding="same")
+        self.bn2 = layers.BatchNormalization()
+        self.downsample = tf_keras.Sequential([layers.Conv2D(filter_num, (1, 1), strides=stride)])
+
+    def call(self, inputs, training=None):
+        out = self.relu(self.bn1(self.conv1(inputs), training=training))
+        out = self.bn2(self.conv2(out), training=training)
+        identity = self.downsample(inputs)
+        return tf_keras.activations.relu(tf_keras.layers.add([out, identity]))
+
+
+def build_resblock(filter_num, blocks, stride=1):
+    res_blocks = tf_keras.Sequential()
+    res_blocks.add(BasicBlock(filter_num, stride))
+    for _ in range(1, blocks):
+        res_blocks.add(BasicBlock(filter_num, stride=1))
+    return res_blocks
+
+
+class ResNet(tf_keras.Model):
+    def __init__(self, layer_dims, num_classes=1000):
+        super().__init__()
+        layers = tf_keras.layers
+        self.stem = tf_keras.Sequential([
+            layers.Conv2D(64, (7, 7), strides=(2, 2), padding="same"),
+            layers.BatchNormalization(),
+            layers.Activation("relu"),
+            layers.MaxPool2D(pool_size=(3, 3), strides=(2, 2), padding="same"),
+        ])
+        self.layer1 = build_resblock(64, layer_dims[0])
+        self.layer2 = build_resblock(128, layer_dims[1], stride=2)
+        self.layer3 = build_resblock(256, layer_dims[2], stride=2)
+        self.layer4 = build_resblock(512, layer_dims[3], stride=2)
+        self.avgpool = layers.GlobalAveragePooling2D()
+        self.fc = layers.Dense(num_classes)
+
+    def call(self, inputs, training=None):
+        x = self.stem(inputs, training=training)
+        x = self.layer1(x, training=training)
+        x = self.layer2(x, training=training)
+        x = self.layer3(x, training=training)
+        x = self.layer4(x, training=training)
+        return self.fc(self.avgpool(x))
+
+
+def subclassed_resnet_fixture(folder: str, layer_dims, expected: tuple) -> None:
+    fresh_session()
+    model = ResNet(layer_dims)
+    model.build(input_shape=(None, 224, 224, 3))
+    write_summary(folder, model)
+    expect_counts(write_counts(folder, model), *expected)
+
+
+def fixture_resnet18(folder: str) -> None:
+    """The tutorial's ResNet([2, 2, 2, 2]) built for (None, 224, 224, 3)."""
+    subclassed_resnet_fixture(folder, [2, 2, 2, 2], (12_053_608, 12_045_800, 7_808))
+
+
+def fixture_resnet34(folder: str) -> None:
+    """The tutorial's ResNet([3, 4, 6, 3]) built for (None, 224, 224, 3)."""
+    subclassed_resnet_fixture(folder, [3, 4, 6, 3], (22_735_912, 22_720_680, 15_232))
+
+
 FIXTURES = {
     "conv2d_valid": fixture_conv2d_valid,
+    "conv_same_stride2": fixture_conv_same_stride2,
+    "conv_same_dilated": fixture_conv_same_dilated,
+    "maxpool_same": fixture_maxpool_same,
+    "avgpool_same": fixture_avgpool_same,
+    "flatten_dense": fixture_flatten_dense,
+    "course_identity_block": fixture_course_identity_block,
+    "course_convolutional_block": fixture_course_convolutional_block,
+    "course_resnet50": fixture_course_resnet50,
+    "resnet50_dropout": fixture_resnet50_dropout,
+    "happy_model": fixture_happy_model,
+    "applications_resnet50_keras": fixture_applications_resnet50_keras,
+    "applications_resnet50_legacy": fixture_applications_resnet50_legacy,
+    "resnet18": fixture_resnet18,
+    "resnet34": fixture_resnet34,
 }
 SHARED_DATA_FIXTURES = {
     "course_signs": fixture_course_signs,

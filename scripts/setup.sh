@@ -104,7 +104,13 @@ else
     rm -rf "$DOWNLOADS/torch-"* "$DOWNLOADS/nvidia-"*
   fi
 fi
+previous="$(readlink "$REPO/.libtorch" 2>/dev/null || true)"
 ln -sfn "$LIBTORCH_DIR" "$REPO/.libtorch"
+if [ -n "$previous" ] && [ "$previous" != "$LIBTORCH_DIR" ] && [ -d "$REPO/target" ]; then
+  # torch-sys only sees the unchanged path ".libtorch"; make it rebuild against the new target.
+  say "libtorch changed ($previous -> $LIBTORCH_DIR): cleaning torch-sys's build"
+  (cd "$REPO" && cargo clean --quiet -p torch-sys) || true
+fi
 say "libtorch: $REPO/.libtorch -> $LIBTORCH_DIR"
 
 # --- 3. Python venv (numpy + h5py always; TensorFlow/Keras with --fixtures), pinned versions.

@@ -9,12 +9,18 @@ use anyhow::Result;
 
 use crate::data::course::{default_dataset_paths, load_dataset};
 use crate::device::{libtorch_flavour, parse_device};
+use crate::graph::summary::summary;
+use crate::graph::tuple;
+use crate::layers::init;
+use crate::models::course;
 
 /// Run the notebook's flow and print each step the way the notebook prints it.
 pub fn run(root: &Path, device: &str) -> Result<()> {
     let device = parse_device(device)?;
     println!("Device: {device:?} ({} libtorch)", libtorch_flavour());
 
+    // model = ResNet50(input_shape = (64, 64, 3), classes = 6)
+    init::seed(0);
     let (train_path, test_path, description) = default_dataset_paths(root)?;
     println!("Data: {description}");
     let dataset = load_dataset(&train_path, &test_path)?;
@@ -25,14 +31,18 @@ pub fn run(root: &Path, device: &str) -> Result<()> {
     let y_test = dataset.test.one_hot_labels(classes);
     println!("number of training examples = {}", dataset.train.len());
     println!("number of test examples = {}", dataset.test.len());
-    println!("X_train shape: {}", shape_tuple(&x_train.size()));
-    println!("Y_train shape: {}", shape_tuple(&y_train.size()));
-    println!("X_test shape: {}", shape_tuple(&x_test.size()));
-    println!("Y_test shape: {}", shape_tuple(&y_test.size()));
+    println!("X_train shape: {}", tuple(&x_train.size()));
+    println!("Y_train shape: {}", tuple(&y_train.size()));
+    println!("X_test shape: {}", tuple(&x_test.size()));
+    println!("Y_test shape: {}", tuple(&y_test.size()));
 
+    let model = course::resnet50([64, 64, 3], classes as i64, None, device)?;
+    print!("{}", summary(&model));
+    let probabilities = model.predict(&x_test.narrow(0, 0, 4))?;
+    println!("Untrained predictions on 4 test images, shape {}", tuple(&probabilities.size()));
     println!(
-        "Not in this build yet: the ResNet50 graph and summary (issue 3) and compile/fit/evaluate (issue 5); \
-         this command will run them when they land."
+        "Not in this build yet: compile/fit/evaluate with Keras's Adam and cross-entropy (issue 5); \
+         this command will train and evaluate when it lands."
     );
     Ok(())
 }
@@ -51,12 +61,4 @@ pub fn info(root: &Path, device: &str) -> Result<()> {
         Err(err) => println!("dataset: {err}"),
     }
     Ok(())
-}
-
-/// Python's tuple formatting, as the notebooks print shapes: `(1080, 64, 64, 3)`.
-pub fn shape_tuple(dims: &[i64]) -> String {
-    match dims {
-        [single] => format!("({single},)"),
-        _ => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
-    }
 }

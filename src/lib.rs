@@ -2,6 +2,9 @@
 //! explicitly (names, padding, BatchNorm, channels-last, optimizers, losses).
 
 pub mod data;
-pub mod device;
 pub mod demo;
+pub mod device;
+pub mod graph;
 pub mod io;
+pub mod layers;
+pub mod models;

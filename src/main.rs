@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use keras_tch::graph::summary::summary;
+use keras_tch::models::applications::Naming;
+use keras_tch::models::{Arch, ArchOptions};
 
 #[derive(Parser)]
 #[command(
@@ -22,8 +25,37 @@ struct Cli {
 enum Command {
     /// The main job: the course notebook's flow on the course data (or the default dataset)
     Demo(DemoArgs),
+    /// Print an architecture's Keras summary table (layers, output shapes, parameter counts)
+    Summary(SummaryArgs),
     /// Show the libtorch build, the devices it sees and the datasets this checkout finds
     Info(CommonArgs),
+}
+
+#[derive(Args)]
+struct SummaryArgs {
+    /// Which architecture to build
+    #[arg(long, value_enum)]
+    arch: Arch,
+    /// Input shape H,W,C (default: the seed's, e.g. 64,64,3 for resnet50-course)
+    #[arg(long, value_parser = parse_input_shape)]
+    input_shape: Option<[i64; 3]>,
+    /// Number of classes of the top Dense layer (default: the seed's)
+    #[arg(long)]
+    classes: Option<i64>,
+    /// Layer naming scheme of `--arch resnet50`
+    #[arg(long, value_enum, default_value = "keras")]
+    naming: Naming,
+}
+
+fn parse_input_shape(text: &str) -> Result<[i64; 3], String> {
+    let dims: Vec<i64> = text
+        .split(',')
+        .map(|d| d.trim().parse::<i64>().map_err(|_| format!("'{d}' is not a whole number")))
+        .collect::<Result<_, _>>()?;
+    match dims.as_slice() {
+        &[h, w, c] if h > 0 && w > 0 && c > 0 => Ok([h, w, c]),
+        _ => Err(format!("expected H,W,C with three positive numbers, e.g. 64,64,3; got '{text}'")),
+    }
 }
 
 #[derive(Args)]
@@ -45,6 +77,12 @@ struct DemoArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => keras_tch::demo::run(&args.common.root, &args.common.device),
+        Command::Summary(args) => {
+            let options = ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming };
+            let model = args.arch.build(&options, tch::Device::Cpu)?;
+            print!("{}", summary(&model));
+            Ok(())
+        }
         Command::Info(args) => keras_tch::demo::info(&args.root, &args.device),
     }
 }

@@ -1,0 +1,180 @@
+//! Building a graph the way Keras's functional API does: each call adds one named layer on top
+//! of existing ones and infers its output shape; names are unique (Keras refuses duplicates, and
+//! tch's `VarStore` would silently rename a second `conv1` to `conv1__1`); unnamed layers get
+//! tf.keras's automatic names (`activation`, `activation_1`, ...; inputs `input_1`, ...).
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{bail, Context, Result};
+use tch::{nn, Device};
+
+use super::{keras_shape, InputLayer, Model, Node, NodeId};
+use crate::layers::batch_norm::BatchNormConfig;
+use crate::layers::conv::Conv2DConfig;
+use crate::layers::dense::DenseConfig;
+use crate::layers::{Layer, Shape};
+
+pub struct GraphBuilder {
+    name: String,
+    vs: nn::VarStore,
+    nodes: Vec<Node>,
+    names: HashSet<String>,
+    auto_counts: HashMap<String, usize>,
+}
+
+impl GraphBuilder {
+    /// Start a model called `name` whose variables live on `device`.
+    pub fn new(name: &str, device: Device) -> Self {
+        Self {
+            name: name.to_string(),
+            vs: nn::VarStore::new(device),
+            nodes: Vec::new(),
+            names: HashSet::new(),
+            auto_counts: HashMap::new(),
+        }
+    }
+
+    /// `Input(shape)`: shape without the batch axis, e.g. `[64, 64, 3]`.
+    pub fn input(&mut self, name: Option<&str>, shape: &[i64]) -> Result<NodeId> {
+        if shape.iter().any(|&d| d <= 0) {
+            bail!("Input shape must be positive, got {shape:?}");
+        }
+        let name = self.claim_name(name, "InputLayer")?;
+        Ok(self.push(name, Box::new(InputLayer { shape: shape.to_vec() }), Vec::new(), shape.to_vec()))
+    }
+
+    /// A layer without weights (activation, padding, pooling, flatten, dropout, merges).
+    pub fn add(&mut self, name: Option<&str>, layer: impl Layer + 'static, inputs: &[NodeId]) -> Result<NodeId> {
+        let name = self.claim_name(name, layer.class_name())?;
+        let shapes = self.input_shapes(inputs);
+        let shape = layer.output_shape(&shapes).with_context(|| self.context(&name, &shapes))?;
+        Ok(self.push(name, Box::new(layer), inputs.to_vec(), shape))
+    }
+
+    pub fn conv2d(&mut self, name: Option<&str>, config: Conv2DConfig, input: NodeId) -> Result<NodeId> {
+        self.add_built(name, "Conv2D", &[input], |path, shapes| Ok(Box::new(config.build(path, shapes)?)))
+    }
+
+    pub fn batch_norm(&mut self, name: Option<&str>, config: BatchNormConfig, input: NodeId) -> Result<NodeId> {
+        self.add_built(name, "BatchNormalization", &[input], |path, shapes| Ok(Box::new(config.build(path, shapes)?)))
+    }
+
+    pub fn dense(&mut self, name: Option<&str>, config: DenseConfig, input: NodeId) -> Result<NodeId> {
+        self.add_built(name, "Dense", &[input], |path, shapes| Ok(Box::new(config.build(path, shapes)?)))
+    }
+
+    /// Finish with the given outputs; every layer must feed into one of them.
+    pub fn finish(self, outputs: &[NodeId]) -> Result<Model> {
+        if outputs.is_empty() {
+            bail!("model '{}' needs at least one output", self.name);
+        }
+        let inputs: Vec<NodeId> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].layer.class_name() == "InputLayer")
+            .map(NodeId)
+            .collect();
+        let mut last_use: Vec<usize> = (0..self.nodes.len()).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for id in &node.inbound {
+                last_use[id.0] = last_use[id.0].max(i);
+            }
+        }
+        Ok(Model { name: self.name, vs: self.vs, nodes: self.nodes, inputs, outputs: outputs.to_vec(), last_use })
+    }
+
+    pub fn shape(&self, id: NodeId) -> &Shape {
+        &self.nodes[id.0].output_shape
+    }
+
+    fn add_built(
+        &mut self,
+        name: Option<&str>,
+        class: &str,
+        inputs: &[NodeId],
+        build: impl FnOnce(&nn::Path, &[Shape]) -> Result<Box<dyn Layer>>,
+    ) -> Result<NodeId> {
+        let name = self.claim_name(name, class)?;
+        let shapes = self.input_shapes(inputs);
+        let layer = build(&(self.vs.root() / name.as_str()), &shapes).with_context(|| self.context(&name, &shapes))?;
+        let shape = layer.output_shape(&shapes).with_context(|| self.context(&name, &shapes))?;
+        Ok(self.push(name, layer, inputs.to_vec(), shape))
+    }
+
+    fn input_shapes(&self, inputs: &[NodeId]) -> Vec<Shape> {
+        inputs.iter().map(|id| self.nodes[id.0].output_shape.clone()).collect()
+    }
+
+    fn context(&self, name: &str, shapes: &[Shape]) -> String {
+        let shapes: Vec<String> = shapes.iter().map(|s| keras_shape(s)).collect();
+        format!("building layer '{name}' of model '{}' on input shape(s) {}", self.name, shapes.join(", "))
+    }
+
+    fn push(&mut self, name: String, layer: Box<dyn Layer>, inbound: Vec<NodeId>, output_shape: Shape) -> NodeId {
+        self.nodes.push(Node { name, layer, inbound, output_shape, trainable: true });
+        NodeId(self.nodes.len() - 1)
+    }
+
+    /// Reserve `name`, or make tf.keras's automatic one from the class name.
+    fn claim_name(&mut self, name: Option<&str>, class: &str) -> Result<String> {
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => loop {
+                let candidate = self.next_auto_name(class);
+                if !self.names.contains(&candidate) {
+                    break candidate;
+                }
+            },
+        };
+        if name.is_empty() || name.contains('/') {
+            bail!("layer name '{name}' must be non-empty and contain no '/'");
+        }
+        if !self.names.insert(name.clone()) {
+            bail!("model '{}' already has a layer named '{name}': all layer names in a model must be unique", self.name);
+        }
+        Ok(name)
+    }
+
+    fn next_auto_name(&mut self, class: &str) -> String {
+        let base = if class == "InputLayer" { "input".to_string() } else { snake_case(class) };
+        let count = self.auto_counts.entry(base.clone()).or_insert(0);
+        *count += 1;
+        // tf.keras numbers inputs from 1 and other layers from the bare name.
+        match (class, *count) {
+            ("InputLayer", n) => format!("{base}_{n}"),
+            (_, 1) => base,
+            (_, n) => format!("{base}_{}", n - 1),
+        }
+    }
+}
+
+/// Keras's `to_snake_case`: `ZeroPadding2D` -> `zero_padding2d`, `BatchNormalization` ->
+/// `batch_normalization`, `Conv2D` -> `conv2d`.
+pub fn snake_case(class: &str) -> String {
+    let chars: Vec<char> = class.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        // An underscore before a capital that starts a lowercase/digit run ("Padding2").
+        let starts_word = c.is_ascii_uppercase()
+            && i > 0
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit());
+        if starts_word {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_matches_keras() {
+        assert_eq!(snake_case("ZeroPadding2D"), "zero_padding2d");
+        assert_eq!(snake_case("BatchNormalization"), "batch_normalization");
+        assert_eq!(snake_case("Conv2D"), "conv2d");
+        assert_eq!(snake_case("GlobalAveragePooling2D"), "global_average_pooling2d");
+        assert_eq!(snake_case("MaxPooling2D"), "max_pooling2d");
+        assert_eq!(snake_case("Add"), "add");
+    }
+}

@@ -1,0 +1,263 @@
+//! The functional graph, as Keras's `Model(inputs, outputs)`: named layers with their inbound
+//! connections (branches and merges), a forward pass with a training flag, per-layer
+//! `trainable`, and a walk over the layers for summary, plotting, import/export and freezing.
+//!
+//! Inputs and outputs are NHWC like Keras; image tensors run as NCHW inside (the NHWC input
+//! viewed through a permutation, i.e. torch's channels-last memory format).
+
+mod builder;
+pub mod summary;
+
+use anyhow::{bail, Context, Result};
+use tch::{nn, no_grad, Device, Tensor};
+
+use crate::layers::{Layer, Shape, Weight};
+
+pub use builder::GraphBuilder;
+
+/// Index of a layer in its graph (layers are stored in an order where inputs come first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId(pub(crate) usize);
+
+/// One layer of the graph.
+pub struct Node {
+    pub name: String,
+    pub layer: Box<dyn Layer>,
+    pub inbound: Vec<NodeId>,
+    /// Keras output shape without the batch axis.
+    pub output_shape: Shape,
+    /// Keras's `layer.trainable`: a frozen layer's weights get no gradient and its BatchNorm
+    /// runs in inference mode.
+    pub trainable: bool,
+}
+
+impl Node {
+    /// Number of weights (Keras's `count_params`).
+    pub fn param_count(&self) -> i64 {
+        self.layer.weights().iter().map(|w| w.tensor.numel() as i64).sum()
+    }
+
+    /// Number of weights that training would update.
+    pub fn trainable_param_count(&self) -> i64 {
+        if !self.trainable {
+            return 0;
+        }
+        self.layer.weights().iter().filter(|w| w.trainable).map(|w| w.tensor.numel() as i64).sum()
+    }
+}
+
+/// Keras's `InputLayer`.
+pub struct InputLayer {
+    pub shape: Shape,
+}
+
+impl Layer for InputLayer {
+    fn class_name(&self) -> &'static str {
+        "InputLayer"
+    }
+    fn output_shape(&self, _inputs: &[Shape]) -> Result<Shape> {
+        Ok(self.shape.clone())
+    }
+    fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
+        inputs[0].shallow_clone()
+    }
+}
+
+/// A built model: the layers, their variables, and which layers are the inputs and outputs.
+pub struct Model {
+    pub name: String,
+    pub vs: nn::VarStore,
+    nodes: Vec<Node>,
+    inputs: Vec<NodeId>,
+    outputs: Vec<NodeId>,
+    /// For each node, the last node that reads its output (to free activations early).
+    last_use: Vec<usize>,
+}
+
+impl Model {
+    pub fn layers(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn inputs(&self) -> &[NodeId] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[NodeId] {
+        &self.outputs
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.0]
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The layer called `name`, or an error listing similar names.
+    pub fn layer_id(&self, name: &str) -> Result<NodeId> {
+        if let Some(i) = self.nodes.iter().position(|n| n.name == name) {
+            return Ok(NodeId(i));
+        }
+        let similar: Vec<&str> = self
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|n| n.contains(name) || name.contains(*n))
+            .take(5)
+            .collect();
+        bail!("model '{}' has no layer named '{name}'{}", self.name, did_you_mean(&similar))
+    }
+
+    pub fn layer(&self, name: &str) -> Result<&Node> {
+        Ok(self.node(self.layer_id(name)?))
+    }
+
+    /// Set `layer.trainable` (Keras semantics: a frozen BatchNorm also runs in inference mode).
+    pub fn set_trainable(&mut self, name: &str, trainable: bool) -> Result<()> {
+        let id = self.layer_id(name)?;
+        let node = &mut self.nodes[id.0];
+        node.trainable = trainable;
+        for weight in node.layer.weights() {
+            if weight.trainable {
+                // A variable's requires_grad is the freeze switch for the optimizer.
+                let _ = weight.tensor.shallow_clone().set_requires_grad(trainable);
+            }
+        }
+        Ok(())
+    }
+
+    /// Total, trainable and non-trainable parameter counts, as Keras's `summary()` reports them.
+    pub fn param_counts(&self) -> (i64, i64, i64) {
+        let total: i64 = self.nodes.iter().map(Node::param_count).sum();
+        let trainable: i64 = self.nodes.iter().map(Node::trainable_param_count).sum();
+        (total, trainable, total - trainable)
+    }
+
+    /// Forward pass on NHWC inputs; `train` = Keras's `training=True`. Returns the outputs.
+    pub fn forward_t(&self, inputs: &[&Tensor], train: bool) -> Result<Vec<Tensor>> {
+        self.run(inputs, train, &self.outputs)
+    }
+
+    /// Keras's `predict` for a single-input, single-output model: inference mode, no gradients.
+    pub fn predict(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut outputs = no_grad(|| self.forward_t(&[xs], false))?;
+        if outputs.len() != 1 {
+            bail!("predict: model '{}' has {} outputs; use forward_t", self.name, outputs.len());
+        }
+        Ok(outputs.remove(0))
+    }
+
+    /// The outputs of the named layers for these inputs (inference mode), NHWC like Keras —
+    /// to compare intermediate activations with Keras's.
+    pub fn activations(&self, inputs: &[&Tensor], names: &[&str]) -> Result<Vec<Tensor>> {
+        let wanted = names.iter().map(|n| self.layer_id(n)).collect::<Result<Vec<_>>>()?;
+        no_grad(|| self.run(inputs, false, &wanted))
+    }
+
+    fn run(&self, inputs: &[&Tensor], train: bool, wanted: &[NodeId]) -> Result<Vec<Tensor>> {
+        if inputs.len() != self.inputs.len() {
+            bail!("model '{}' takes {} input(s), got {}", self.name, self.inputs.len(), inputs.len());
+        }
+        let mut values: Vec<Option<Tensor>> = (0..self.nodes.len()).map(|_| None).collect();
+        for (xs, id) in inputs.iter().zip(&self.inputs) {
+            let node = &self.nodes[id.0];
+            let size = xs.size();
+            if size.len() != node.output_shape.len() + 1 || size[1..] != node.output_shape[..] {
+                bail!(
+                    "input '{}' of model '{}' expects shape {} but got {}",
+                    node.name,
+                    self.name,
+                    keras_shape(&node.output_shape),
+                    tuple(&size)
+                );
+            }
+            let xs = xs.to_device(self.device()).to_kind(tch::Kind::Float);
+            values[id.0] = Some(if xs.dim() == 4 { xs.permute([0, 3, 1, 2]) } else { xs });
+        }
+        let keep: Vec<bool> = (0..self.nodes.len()).map(|i| wanted.iter().any(|w| w.0 == i)).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if values[i].is_some() {
+                continue;
+            }
+            let args: Vec<&Tensor> = node
+                .inbound
+                .iter()
+                .map(|id| values[id.0].as_ref().expect("inputs come before their users"))
+                .collect();
+            // A frozen layer behaves as in inference (Keras >= 2.1.3 for BatchNorm).
+            let out = node.layer.forward(&args, train && node.trainable);
+            values[i] = Some(out);
+            // Free what no later layer reads.
+            for id in &node.inbound {
+                if self.last_use[id.0] == i && !keep[id.0] {
+                    values[id.0] = None;
+                }
+            }
+        }
+        wanted
+            .iter()
+            .map(|id| {
+                let value = values[id.0].as_ref().context("value was freed")?;
+                Ok(if value.dim() == 4 { value.permute([0, 2, 3, 1]).contiguous() } else { value.shallow_clone() })
+            })
+            .collect()
+    }
+
+    /// A weight of a layer in Keras's layout (HWIO conv kernels, (in, out) dense kernels).
+    pub fn keras_weight(&self, layer: &str, weight: &str) -> Result<Tensor> {
+        let node = self.layer(layer)?;
+        let weights = node.layer.weights();
+        let found = find_weight(&weights, layer, weight)?;
+        Ok(found.layout.to_keras(found.tensor))
+    }
+
+    /// Overwrite a layer's weight with a Keras-layout value; the shape must match exactly.
+    pub fn set_keras_weight(&self, layer: &str, weight: &str, value: &Tensor) -> Result<()> {
+        let node = self.layer(layer)?;
+        let weights = node.layer.weights();
+        let found = find_weight(&weights, layer, weight)?;
+        let expected = found.layout.keras_shape(&found.tensor.size());
+        if value.size() != expected {
+            bail!(
+                "shape mismatch in layer '{layer}' ({}) for weight '{weight}': the layer expects {} but the value has {}",
+                node.layer.class_name(),
+                tuple(&expected),
+                tuple(&value.size())
+            );
+        }
+        let converted = found.layout.from_keras(&value.to_device(self.device()).to_kind(tch::Kind::Float));
+        no_grad(|| found.tensor.shallow_clone().copy_(&converted));
+        Ok(())
+    }
+}
+
+fn find_weight<'a>(weights: &'a [Weight<'a>], layer: &str, weight: &str) -> Result<&'a Weight<'a>> {
+    weights.iter().find(|w| w.name == weight).with_context(|| {
+        let names: Vec<&str> = weights.iter().map(|w| w.name).collect();
+        format!("layer '{layer}' has no weight '{weight}' (it has: {})", if names.is_empty() { "none".into() } else { names.join(", ") })
+    })
+}
+
+fn did_you_mean(similar: &[&str]) -> String {
+    if similar.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", similar.join(", "))
+    }
+}
+
+/// Python tuple formatting: `(2, 64, 64, 3)`, `(6,)`.
+pub fn tuple(dims: &[i64]) -> String {
+    match dims {
+        [single] => format!("({single},)"),
+        _ => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// A Keras shape with its batch axis: `(None, 64, 64, 3)`.
+pub fn keras_shape(shape: &[i64]) -> String {
+    let dims: Vec<String> = std::iter::once("None".to_string()).chain(shape.iter().map(|d| d.to_string())).collect();
+    format!("({})", dims.join(", "))
+}

@@ -1,0 +1,104 @@
+//! Keras `BatchNormalization` (`keras/src/layers/normalization/batch_normalization.py`).
+//!
+//! Keras's defaults differ from torch's: momentum 0.99 is the weight of the *old* moving value
+//! (torch's momentum is 1 − Keras's), epsilon is 1e-3 (torch: 1e-5), and gamma starts at ones
+//! (tch's default BatchNorm init is Uniform(0, 1)). In training the batch statistics normalise
+//! and the moving statistics are updated; in inference the moving statistics normalise.
+
+use anyhow::{bail, Result};
+use tch::{nn, Tensor};
+
+use super::{single_input, Layer, Layout, Shape, Weight};
+
+#[derive(Debug, Clone)]
+pub struct BatchNormConfig {
+    /// Keras's axis; only the channel axis (-1, or 3 for images) is supported.
+    pub axis: i64,
+    pub momentum: f64,
+    pub epsilon: f64,
+}
+
+/// `BatchNormalization(axis=-1)` with Keras's defaults (momentum 0.99, epsilon 1e-3).
+pub fn batch_norm() -> BatchNormConfig {
+    BatchNormConfig { axis: -1, momentum: 0.99, epsilon: 1e-3 }
+}
+
+impl BatchNormConfig {
+    pub fn axis(mut self, axis: i64) -> Self {
+        self.axis = axis;
+        self
+    }
+    pub fn momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    pub fn build(self, path: &nn::Path, inputs: &[Shape]) -> Result<BatchNorm> {
+        let shape = single_input("BatchNormalization", inputs)?;
+        let rank = shape.len() as i64 + 1;
+        if !(self.axis == -1 || self.axis == rank - 1) {
+            bail!("BatchNormalization: only the channel axis (-1) is supported, got axis {} for input {shape:?}", self.axis);
+        }
+        if !(0.0..1.0).contains(&self.momentum) || self.epsilon <= 0.0 {
+            bail!("BatchNormalization: need 0 <= momentum < 1 and epsilon > 0, got {self:?}");
+        }
+        let channels = *shape.last().unwrap();
+        Ok(BatchNorm {
+            gamma: path.var("gamma", &[channels], nn::Init::Const(1.0)),
+            beta: path.var("beta", &[channels], nn::Init::Const(0.0)),
+            moving_mean: path.zeros_no_train("moving_mean", &[channels]),
+            moving_variance: path.ones_no_train("moving_variance", &[channels]),
+            config: self,
+        })
+    }
+}
+
+pub struct BatchNorm {
+    pub config: BatchNormConfig,
+    pub gamma: Tensor,
+    pub beta: Tensor,
+    pub moving_mean: Tensor,
+    pub moving_variance: Tensor,
+}
+
+impl Layer for BatchNorm {
+    fn class_name(&self) -> &'static str {
+        "BatchNormalization"
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let shape = single_input(self.class_name(), inputs)?;
+        let channels = self.gamma.size()[0];
+        if shape.last() != Some(&channels) {
+            bail!("BatchNormalization has {channels} channels, got input shape {shape:?}");
+        }
+        Ok(shape.clone())
+    }
+
+    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
+        // The channel axis is dim 1 inside the graph for (N, C) and (N, C, H, W) alike.
+        inputs[0].batch_norm(
+            Some(&self.gamma),
+            Some(&self.beta),
+            Some(&self.moving_mean),
+            Some(&self.moving_variance),
+            train,
+            1.0 - self.config.momentum,
+            self.config.epsilon,
+            false,
+        )
+    }
+
+    fn weights(&self) -> Vec<Weight<'_>> {
+        vec![
+            Weight { name: "gamma", tensor: &self.gamma, trainable: true, layout: Layout::Same },
+            Weight { name: "beta", tensor: &self.beta, trainable: true, layout: Layout::Same },
+            Weight { name: "moving_mean", tensor: &self.moving_mean, trainable: false, layout: Layout::Same },
+            Weight { name: "moving_variance", tensor: &self.moving_variance, trainable: false, layout: Layout::Same },
+        ]
+    }
+}

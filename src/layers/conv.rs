@@ -1,0 +1,138 @@
+//! Keras `Conv2D` (`keras/src/layers/convolutional/base_conv.py`): filters, kernel_size, strides,
+//! padding `valid`/`same` (TensorFlow's asymmetric same, see `padding`), dilation, use_bias and an
+//! optional activation; glorot_uniform kernel and zero bias.
+
+use anyhow::{bail, Result};
+use tch::{nn, Tensor};
+
+use super::activation::Activation;
+use super::init::glorot_uniform;
+use super::padding::{axis_output, same_pads, Padding};
+use super::{image_input, Layer, Layout, Shape, Weight};
+
+/// Configuration of a Keras `Conv2D`; [`Conv2DConfig::build`] makes the layer.
+#[derive(Debug, Clone)]
+pub struct Conv2DConfig {
+    pub filters: i64,
+    pub kernel_size: [i64; 2],
+    pub strides: [i64; 2],
+    pub padding: Padding,
+    pub dilation: [i64; 2],
+    pub use_bias: bool,
+    pub activation: Activation,
+}
+
+/// `Conv2D(filters, kernel_size)` with Keras's defaults: strides 1, `valid`, bias, no activation.
+pub fn conv2d(filters: i64, kernel_size: i64) -> Conv2DConfig {
+    Conv2DConfig {
+        filters,
+        kernel_size: [kernel_size, kernel_size],
+        strides: [1, 1],
+        padding: Padding::Valid,
+        dilation: [1, 1],
+        use_bias: true,
+        activation: Activation::Linear,
+    }
+}
+
+impl Conv2DConfig {
+    pub fn strides(mut self, stride: i64) -> Self {
+        self.strides = [stride, stride];
+        self
+    }
+    pub fn padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+    pub fn same(self) -> Self {
+        self.padding(Padding::Same)
+    }
+    pub fn dilation(mut self, rate: i64) -> Self {
+        self.dilation = [rate, rate];
+        self
+    }
+    pub fn use_bias(mut self, use_bias: bool) -> Self {
+        self.use_bias = use_bias;
+        self
+    }
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// Window size with dilation: (k - 1)·d + 1.
+    fn effective_kernel(&self) -> [i64; 2] {
+        [0, 1].map(|i| (self.kernel_size[i] - 1) * self.dilation[i] + 1)
+    }
+
+    /// Create the variables under `path` (`path/kernel`, `path/bias`) for an input of `inputs`.
+    pub fn build(self, path: &nn::Path, inputs: &[Shape]) -> Result<Conv2D> {
+        let [_, _, c_in] = image_input("Conv2D", inputs)?;
+        if self.filters <= 0 || self.kernel_size.iter().chain(&self.strides).chain(&self.dilation).any(|&v| v <= 0) {
+            bail!("Conv2D: filters, kernel_size, strides and dilation must be positive, got {self:?}");
+        }
+        if self.dilation != [1, 1] && self.strides != [1, 1] {
+            bail!("Conv2D: Keras does not allow strides > 1 together with dilation_rate > 1");
+        }
+        let [kh, kw] = self.kernel_size;
+        let receptive = kh * kw;
+        let kernel = path.var(
+            "kernel",
+            &[self.filters, c_in, kh, kw],
+            glorot_uniform(c_in * receptive, self.filters * receptive),
+        );
+        let bias = self.use_bias.then(|| path.var("bias", &[self.filters], nn::Init::Const(0.0)));
+        Ok(Conv2D { config: self, kernel, bias })
+    }
+}
+
+/// A built `Conv2D`: kernel in torch's OIHW layout, optional bias.
+pub struct Conv2D {
+    pub config: Conv2DConfig,
+    pub kernel: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Layer for Conv2D {
+    fn class_name(&self) -> &'static str {
+        "Conv2D"
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let [h, w, c] = image_input(self.class_name(), inputs)?;
+        let c_in = self.kernel.size()[1];
+        if c != c_in {
+            bail!("Conv2D expects {c_in} input channels, got input shape {:?}", [h, w, c]);
+        }
+        let k = self.config.effective_kernel();
+        let s = self.config.strides;
+        let out = [axis_output(self.config.padding, h, k[0], s[0]), axis_output(self.config.padding, w, k[1], s[1])];
+        if out.iter().any(|&d| d <= 0) {
+            bail!("Conv2D: input {h}x{w} is smaller than the {}x{} window ({:?} padding)", k[0], k[1], self.config.padding);
+        }
+        Ok(vec![out[0], out[1], self.config.filters])
+    }
+
+    fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
+        let xs = inputs[0];
+        let size = xs.size();
+        let pads = same_pads(self.config.padding, [size[2], size[3]], self.config.effective_kernel(), self.config.strides);
+        let [left, right, top, bottom] = pads;
+        // Symmetric padding goes into the convolution itself; TF's asymmetric case pads first.
+        let (xs, conv_pad) = if left == right && top == bottom {
+            (xs.shallow_clone(), [top, left])
+        } else {
+            (xs.constant_pad_nd(pads), [0, 0])
+        };
+        let ys = xs.conv2d(&self.kernel, self.bias.as_ref(), self.config.strides, conv_pad, self.config.dilation, 1);
+        self.config.activation.apply(&ys)
+    }
+
+    fn weights(&self) -> Vec<Weight<'_>> {
+        let mut weights = vec![Weight { name: "kernel", tensor: &self.kernel, trainable: true, layout: Layout::ConvKernel }];
+        if let Some(bias) = &self.bias {
+            weights.push(Weight { name: "bias", tensor: bias, trainable: true, layout: Layout::Same });
+        }
+        weights
+    }
+}

@@ -1,0 +1,77 @@
+//! Keras `Dense` (`keras/src/layers/core/dense.py`) on flat features, with the activation Keras
+//! lets it carry; glorot_uniform kernel, zero bias. The kernel is kept as torch's (out, in).
+
+use anyhow::{bail, Result};
+use tch::{nn, Tensor};
+
+use super::activation::Activation;
+use super::init::glorot_uniform;
+use super::{single_input, Layer, Layout, Shape, Weight};
+
+#[derive(Debug, Clone)]
+pub struct DenseConfig {
+    pub units: i64,
+    pub activation: Activation,
+    pub use_bias: bool,
+}
+
+/// `Dense(units)` with Keras's defaults: no activation, bias.
+pub fn dense(units: i64) -> DenseConfig {
+    DenseConfig { units, activation: Activation::Linear, use_bias: true }
+}
+
+impl DenseConfig {
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+    pub fn use_bias(mut self, use_bias: bool) -> Self {
+        self.use_bias = use_bias;
+        self
+    }
+
+    pub fn build(self, path: &nn::Path, inputs: &[Shape]) -> Result<Dense> {
+        let in_features = match single_input("Dense", inputs)?.as_slice() {
+            &[features] => features,
+            other => bail!("Dense expects flat features (None, F); got shape {other:?}: add a Flatten or global pooling first"),
+        };
+        if self.units <= 0 {
+            bail!("Dense: units must be positive, got {}", self.units);
+        }
+        let kernel = path.var("kernel", &[self.units, in_features], glorot_uniform(in_features, self.units));
+        let bias = self.use_bias.then(|| path.var("bias", &[self.units], nn::Init::Const(0.0)));
+        Ok(Dense { config: self, kernel, bias })
+    }
+}
+
+pub struct Dense {
+    pub config: DenseConfig,
+    pub kernel: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Layer for Dense {
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let in_features = self.kernel.size()[1];
+        match single_input(self.class_name(), inputs)?.as_slice() {
+            &[f] if f == in_features => Ok(vec![self.config.units]),
+            other => bail!("Dense expects ({in_features},) features, got shape {other:?}"),
+        }
+    }
+
+    fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
+        self.config.activation.apply(&inputs[0].linear(&self.kernel, self.bias.as_ref()))
+    }
+
+    fn weights(&self) -> Vec<Weight<'_>> {
+        let mut weights = vec![Weight { name: "kernel", tensor: &self.kernel, trainable: true, layout: Layout::DenseKernel }];
+        if let Some(bias) = &self.bias {
+            weights.push(Weight { name: "bias", tensor: bias, trainable: true, layout: Layout::Same });
+        }
+        weights
+    }
+}

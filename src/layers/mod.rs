@@ -1,0 +1,64 @@
+//! Keras-faithful layers on libtorch. Each file is one primitive and names the Keras source it
+//! mirrors. Public shapes are Keras's (channels-last, no batch axis); inside the graph, image
+//! tensors run as NCHW, which the graph converts at its inputs and outputs.
+
+pub mod activation;
+pub mod batch_norm;
+pub mod conv;
+pub mod dense;
+pub mod init;
+pub mod keras_layout;
+pub mod merge;
+pub mod padding;
+pub mod pooling;
+pub mod reshape;
+
+use anyhow::Result;
+use tch::Tensor;
+
+pub use keras_layout::Layout;
+
+/// A layer's output shape as Keras prints it, without the batch axis: `[64, 64, 3]` is
+/// `(None, 64, 64, 3)`.
+pub type Shape = Vec<i64>;
+
+/// One weight of a layer under its Keras short name (`kernel`, `bias`, `gamma`, `beta`,
+/// `moving_mean`, `moving_variance`). The tensor is in torch layout; `layout` says how to
+/// convert it to and from Keras's (see `keras_layout`).
+pub struct Weight<'a> {
+    pub name: &'static str,
+    pub tensor: &'a Tensor,
+    pub trainable: bool,
+    pub layout: Layout,
+}
+
+/// What every layer does: say its Keras class, infer its output shape, run forward.
+pub trait Layer: Send {
+    /// Keras's class name, as `summary()` prints it (`Conv2D`, `BatchNormalization`, ...).
+    fn class_name(&self) -> &'static str;
+    /// Keras output shape (no batch axis) for these input shapes, or an error naming both.
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape>;
+    /// Forward on internal-layout tensors (NCHW for images); `train` switches BatchNorm to batch
+    /// statistics and Dropout on.
+    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor;
+    /// The layer's weights in Keras's order (the order of Keras's `weight_names`).
+    fn weights(&self) -> Vec<Weight<'_>> {
+        Vec::new()
+    }
+}
+
+/// Check a single-input layer got exactly one input and return its shape.
+pub fn single_input<'a>(class: &str, inputs: &'a [Shape]) -> Result<&'a Shape> {
+    match inputs {
+        [shape] => Ok(shape),
+        _ => anyhow::bail!("{class} takes one input, got {}", inputs.len()),
+    }
+}
+
+/// Check a layer needs an image input (H, W, C) and return it.
+pub fn image_input(class: &str, inputs: &[Shape]) -> Result<[i64; 3]> {
+    match single_input(class, inputs)?.as_slice() {
+        &[h, w, c] => Ok([h, w, c]),
+        other => anyhow::bail!("{class} expects an image input (H, W, C), got shape {other:?}"),
+    }
+}
