@@ -9,6 +9,11 @@ Each fixture is a folder under --out holding what Keras wrote or computed:
   *.h5 / *.keras  model files saved by Keras itself (tf.keras 2.x = tf_keras, and Keras 3)
   io.h5           inputs and Keras's outputs for them (datasets 'x', 'y', ...), float32
   *.txt           small facts (e.g. Keras's printed summary) for tests that check text
+  weights.h5      the architecture fixtures' weights: group = Keras layer name, dataset = short
+                  weight name (kernel, bias, gamma, ...), Keras layout (conv HWIO, dense (in, out))
+  layers.tsv      one line per model.layers entry: name, class, output shape, params,
+                  trainable params, inbound layer names (comma-separated)
+  counts.txt      'total N', 'trainable N', 'non_trainable N' as model.summary() counts them
 
 Tests find them through the link tests/keras-fixtures (made by setup.sh).
 """
@@ -159,7 +164,10 @@ def write_model(folder: str, model, x: np.ndarray = None, act: tuple = ()) -> tu
         arrays = {"x": x, "y": model(x, training=False).numpy()}
         if act:
             probe = tf_keras.Model(model.inputs, [model.get_layer(name).output for name in act])
-            for name, value in zip(act, probe(x, training=False)):
+            values = probe(x, training=False)
+            if len(act) == 1:
+                values = [values]  # a one-output Model returns the tensor itself
+            for name, value in zip(act, values):
                 arrays[f"act/{name}"] = value.numpy()
         write_io(folder, **arrays)
     return counts
@@ -418,14 +426,19 @@ def copy_weights_by_name(source, target) -> None:
             layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
-def applications_fixture(folder: str, build, act_fn) -> None:
+def applications_fixture(folder: str, build, act_fn, input_scale: float = 1.0, top_scale: float = 1.0) -> None:
     """Common to both applications fixtures: the include_top model with outputs, and the counts
-    of the include_top=False, pooling='avg' model (same weights minus the top)."""
+    of the include_top=False, pooling='avg' model (same weights minus the top). `input_scale`
+    keeps activations in a range where float32 comparisons mean something; `top_scale` shrinks
+    the classifier's kernel so the softmax output is not saturated to one-hot."""
     fresh_session()
     rng = np.random.default_rng(SEED)
     model = build(include_top=True, pooling=None)
     randomize_bn_and_bias(model, rng)
-    x = rng.uniform(-120.0, 130.0, (2, 64, 64, 3))  # like caffe-preprocessed (mean-subtracted BGR) pixels
+    top = model.layers[-1]
+    top.set_weights([top.get_weights()[0] * top_scale, top.get_weights()[1]])
+    # Like caffe-preprocessed (mean-subtracted BGR) pixels, optionally scaled down.
+    x = rng.uniform(-120.0, 130.0, (2, 64, 64, 3)) * input_scale
     expect_counts(write_model(folder, model, x, act=act_fn(model)), 25_636_712, 25_583_592, 53_120)
 
     notop = build(include_top=False, pooling="avg")
@@ -541,8 +554,11 @@ def legacy_resnet50(include_top=True, pooling=None, input_shape=(64, 64, 3), cla
 def fixture_applications_resnet50_legacy(folder: str) -> None:
     """keras-applications <= 1.0.8 ResNet50 (the naming of older pretrained .h5 files) on
     (64, 64, 3), with BN at the default epsilon 1e-3."""
+    # he_normal kernels with un-normalising random BN statistics grow activations ~1e4-fold over
+    # the 16 blocks (~3e6 at full pixel scale): scale the input down and the classifier with it.
     applications_fixture(folder, legacy_resnet50,
-                         lambda model: ("bn_conv1", activation_after_first_add(model), last_activation(model)))
+                         lambda model: ("bn_conv1", activation_after_first_add(model), last_activation(model)),
+                         input_scale=0.01, top_scale=1e-4)
 
 
 # --- ResNet18/34 (third seed: a TF2 subclassed-model tutorial), counts and summary only ----------

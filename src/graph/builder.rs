@@ -63,22 +63,43 @@ impl GraphBuilder {
         self.add_built(name, "Dense", &[input], |path, shapes| Ok(Box::new(config.build(path, shapes)?)))
     }
 
-    /// Finish with the given outputs; every layer must feed into one of them.
+    /// Finish with the given outputs; every layer must feed into one of them. The layers are put
+    /// in Keras's `model.layers` order (see [`keras_order`]), which `summary()`, the layer
+    /// table and Keras files all use.
     pub fn finish(self, outputs: &[NodeId]) -> Result<Model> {
         if outputs.is_empty() {
             bail!("model '{}' needs at least one output", self.name);
         }
-        let inputs: Vec<NodeId> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].layer.class_name() == "InputLayer")
-            .map(NodeId)
+        let order = keras_order(&self.nodes, outputs);
+        if order.len() != self.nodes.len() {
+            let reached: HashSet<usize> = order.iter().copied().collect();
+            let unused: Vec<&str> =
+                (0..self.nodes.len()).filter(|i| !reached.contains(i)).map(|i| self.nodes[i].name.as_str()).collect();
+            bail!("model '{}': layer(s) {} do not lead to any output", self.name, unused.join(", "));
+        }
+        let mut new_index = vec![0; self.nodes.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old] = new;
+        }
+        let mut slots: Vec<Option<Node>> = self.nodes.into_iter().map(Some).collect();
+        let nodes: Vec<Node> = order
+            .iter()
+            .map(|&old| {
+                let mut node = slots[old].take().expect("each node once");
+                node.inbound = node.inbound.iter().map(|id| NodeId(new_index[id.0])).collect();
+                node
+            })
             .collect();
-        let mut last_use: Vec<usize> = (0..self.nodes.len()).collect();
-        for (i, node) in self.nodes.iter().enumerate() {
+        let outputs: Vec<NodeId> = outputs.iter().map(|id| NodeId(new_index[id.0])).collect();
+        let inputs: Vec<NodeId> =
+            (0..nodes.len()).filter(|&i| nodes[i].layer.class_name() == "InputLayer").map(NodeId).collect();
+        let mut last_use: Vec<usize> = (0..nodes.len()).collect();
+        for (i, node) in nodes.iter().enumerate() {
             for id in &node.inbound {
                 last_use[id.0] = last_use[id.0].max(i);
             }
         }
-        Ok(Model { name: self.name, vs: self.vs, nodes: self.nodes, inputs, outputs: outputs.to_vec(), last_use })
+        Ok(Model { name: self.name, vs: self.vs, nodes, inputs, outputs, last_use })
     }
 
     pub fn shape(&self, id: NodeId) -> &Shape {
@@ -144,6 +165,52 @@ impl GraphBuilder {
             (_, n) => format!("{base}_{}", n - 1),
         }
     }
+}
+
+/// Keras's `model.layers` order (tf.keras `functional._map_graph_network`): a depth-first walk
+/// from the outputs numbers the layers in the order it first meets them (inputs of a layer in
+/// their order); a layer's depth is its longest distance to an output; layers are listed by
+/// decreasing depth, ties by that number. The order is also a valid execution order, since every
+/// layer is deeper than the layers that read it. Returns indices of the reachable nodes.
+fn keras_order(nodes: &[Node], outputs: &[NodeId]) -> Vec<usize> {
+    let mut first_seen: Vec<Option<usize>> = vec![None; nodes.len()];
+    let mut post_order = Vec::new();
+    let mut finished = vec![false; nodes.len()];
+    // Iterative DFS: (node, next inbound to visit).
+    for output in outputs {
+        let mut stack = vec![(output.0, 0usize)];
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if *next == 0 {
+                if finished[node] {
+                    stack.pop();
+                    continue;
+                }
+                if first_seen[node].is_none() {
+                    first_seen[node] = Some(first_seen.iter().flatten().count());
+                }
+            }
+            if let Some(input) = nodes[node].inbound.get(*next) {
+                *next += 1;
+                let input = input.0;
+                if !finished[input] {
+                    stack.push((input, 0));
+                }
+            } else {
+                finished[node] = true;
+                post_order.push(node);
+                stack.pop();
+            }
+        }
+    }
+    let mut depth = vec![0usize; nodes.len()];
+    for &node in post_order.iter().rev() {
+        for input in &nodes[node].inbound {
+            depth[input.0] = depth[input.0].max(depth[node] + 1);
+        }
+    }
+    let mut order = post_order;
+    order.sort_by_key(|&n| (std::cmp::Reverse(depth[n]), first_seen[n]));
+    order
 }
 
 /// Keras's `to_snake_case`: `ZeroPadding2D` -> `zero_padding2d`, `BatchNormalization` ->
