@@ -241,6 +241,48 @@ def fixture_flatten_dense(folder: str) -> None:
     write_model(folder, model, rng.standard_normal((2, 3, 4, 5)))
 
 
+def fixture_misc_layers(folder: str) -> None:
+    """The rest of the layer set in one branching graph: asymmetric ZeroPadding2D, tanh and
+    sigmoid conv activations, Concatenate on channels, valid AveragePooling2D, Dropout (inert in
+    inference), GlobalMaxPooling2D, Dense relu and a softmax Activation layer."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    layers = tf_keras.layers
+    inputs = tf_keras.Input(shape=(6, 7, 4))
+    a = layers.Conv2D(3, 1, activation="tanh", name="branch_a")(inputs)
+    b = layers.ZeroPadding2D(((1, 1), (0, 2)), name="pad")(inputs)
+    b = layers.Conv2D(2, 3, activation="sigmoid", name="branch_b")(b)
+    x = layers.Concatenate(name="concat")([a, b])
+    x = layers.AveragePooling2D(2, name="avg")(x)
+    x = layers.Dropout(0.3, name="drop")(x)
+    x = layers.GlobalMaxPooling2D(name="gmax")(x)
+    x = layers.Dense(4, activation="relu", name="fc")(x)
+    outputs = layers.Activation("softmax", name="probs")(x)
+    model = tf_keras.Model(inputs, outputs, name="misc_layers")
+    randomize_bn_and_bias(model, rng)
+    write_model(folder, model, rng.standard_normal((2, 6, 7, 4)), act=("concat", "gmax"))
+
+
+def fixture_bn_training(folder: str) -> None:
+    """BatchNormalization(momentum=0.9) in training mode: the output normalised by the batch's
+    statistics (y_train), and the moving statistics after that one call, as Keras updates them."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    inputs = tf_keras.Input(shape=(5, 5, 3))
+    x = tf_keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    outputs = tf_keras.layers.BatchNormalization(momentum=0.9, name="bn")(x)
+    model = tf_keras.Model(inputs, outputs, name="bn_training")
+    randomize_bn_and_bias(model, rng)
+    x = rng.standard_normal((4, 5, 5, 3)).astype("float32")
+    write_model(folder, model, x)  # weights before the training call, y in inference
+    y_train = model(x, training=True).numpy()
+    bn = model.get_layer("bn")
+    with h5py.File(os.path.join(folder, "io.h5"), "a") as f:
+        f.create_dataset("y_train", data=y_train)
+        f.create_dataset("moving_mean_after", data=bn.moving_mean.numpy())
+        f.create_dataset("moving_variance_after", data=bn.moving_variance.numpy())
+
+
 # --- the course's "Residual Networks" assignment (Keras 2 version) -------------------------------
 
 
@@ -644,6 +686,8 @@ FIXTURES = {
     "maxpool_same": fixture_maxpool_same,
     "avgpool_same": fixture_avgpool_same,
     "flatten_dense": fixture_flatten_dense,
+    "misc_layers": fixture_misc_layers,
+    "bn_training": fixture_bn_training,
     "course_identity_block": fixture_course_identity_block,
     "course_convolutional_block": fixture_course_convolutional_block,
     "course_resnet50": fixture_course_resnet50,
