@@ -77,11 +77,18 @@ def short_weight_name(weight) -> str:
     return weight.name.split("/")[-1].split(":")[0]
 
 
-def randomize_bn_and_bias(model, rng: np.random.Generator) -> None:
+def inference(model, x: np.ndarray) -> np.ndarray:
+    """The model's output for x in inference mode (BN on its moving statistics), float32; works
+    for tf_keras and Keras 3 (TensorFlow backend) models alike."""
+    return np.asarray(model(x.astype("float32"), training=False), dtype="float32")
+
+
+def randomize_bn_and_bias(model, rng: np.random.Generator, layers=tf_keras.layers) -> None:
     """Non-trivial BN statistics and biases, so a wrong epsilon, a missing BN or a dropped bias
-    changes the outputs (freshly initialized BN is the identity and biases are zero)."""
+    changes the outputs (freshly initialized BN is the identity and biases are zero). `layers` is
+    the Keras layer module the model was built with (keras.layers for a Keras 3 model)."""
     for layer in model.layers:
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
+        if isinstance(layer, layers.BatchNormalization):
             values = {
                 "gamma": lambda n: rng.uniform(0.5, 1.5, n),
                 "beta": lambda n: rng.normal(0.0, 0.1, n),
@@ -90,7 +97,7 @@ def randomize_bn_and_bias(model, rng: np.random.Generator) -> None:
             }
             layer.set_weights([values[short_weight_name(w)](w.shape[0]).astype("float32")
                                for w in layer.weights])
-        elif isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.Dense)) and layer.use_bias:
+        elif isinstance(layer, (layers.Conv2D, layers.Dense)) and layer.use_bias:
             kernel, bias = layer.get_weights()
             layer.set_weights([kernel, rng.normal(0.0, 0.05, bias.shape).astype("float32")])
 
@@ -438,22 +445,26 @@ def fixture_resnet50_dropout(folder: str) -> None:
     expect_counts(write_counts(folder, model), 42_020_712, 41_967_592, 53_120)
 
 
+def happy_model(keras_module=tf_keras, input_shape=(64, 64, 3)):
+    """The Keras-tutorial assignment's HappyModel, built with `keras_module` (tf_keras, or keras
+    for Keras 3: same layers and explicit names, Keras 3's own auto-names for the rest)."""
+    layers = keras_module.layers
+    X_input = layers.Input(input_shape)
+    X = layers.ZeroPadding2D((3, 3))(X_input)
+    X = layers.Conv2D(32, (7, 7), strides=(1, 1), name="conv0")(X)
+    X = layers.BatchNormalization(axis=3, name="bn0")(X)
+    X = layers.Activation("relu")(X)
+    X = layers.MaxPooling2D((2, 2), name="max_pool")(X)
+    X = layers.Flatten()(X)
+    X = layers.Dense(1, activation="sigmoid", name="fc")(X)
+    return keras_module.Model(inputs=X_input, outputs=X, name="HappyModel")
+
+
 def fixture_happy_model(folder: str) -> None:
     """The Keras-tutorial assignment's HappyModel on (64, 64, 3), with outputs."""
-    from tf_keras.layers import (Activation, BatchNormalization, Conv2D, Dense, Flatten, Input, MaxPooling2D,
-                                 ZeroPadding2D)
-
     fresh_session()
     rng = np.random.default_rng(SEED)
-    X_input = Input((64, 64, 3))
-    X = ZeroPadding2D((3, 3))(X_input)
-    X = Conv2D(32, (7, 7), strides=(1, 1), name="conv0")(X)
-    X = BatchNormalization(axis=3, name="bn0")(X)
-    X = Activation("relu")(X)
-    X = MaxPooling2D((2, 2), name="max_pool")(X)
-    X = Flatten()(X)
-    X = Dense(1, activation="sigmoid", name="fc")(X)
-    model = tf_keras.Model(inputs=X_input, outputs=X, name="HappyModel")
+    model = happy_model()
     randomize_bn_and_bias(model, rng)
     x = rng.standard_normal((2, 64, 64, 3))
     expect_counts(write_model(folder, model, x, act=("bn0",)), 37_633, 37_569, 64)
@@ -468,19 +479,27 @@ def copy_weights_by_name(source, target) -> None:
             layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
-def applications_fixture(folder: str, build, act_fn, input_scale: float = 1.0, top_scale: float = 1.0) -> None:
-    """Common to both applications fixtures: the include_top model with outputs, and the counts
-    of the include_top=False, pooling='avg' model (same weights minus the top). `input_scale`
-    keeps activations in a range where float32 comparisons mean something; `top_scale` shrinks
-    the classifier's kernel so the softmax output is not saturated to one-hot."""
+def randomized_applications_model(build, input_scale: float = 1.0, top_scale: float = 1.0) -> tuple:
+    """(model, x): the include_top model in a fresh session with random BN statistics and biases,
+    the classifier's kernel times `top_scale`, and a batch of 2 inputs like caffe-preprocessed
+    (mean-subtracted BGR) pixels times `input_scale`. The same arguments give the same weights
+    and x in every fixture."""
     fresh_session()
     rng = np.random.default_rng(SEED)
     model = build(include_top=True, pooling=None)
     randomize_bn_and_bias(model, rng)
     top = model.layers[-1]
     top.set_weights([top.get_weights()[0] * top_scale, top.get_weights()[1]])
-    # Like caffe-preprocessed (mean-subtracted BGR) pixels, optionally scaled down.
-    x = rng.uniform(-120.0, 130.0, (2, 64, 64, 3)) * input_scale
+    x = (rng.uniform(-120.0, 130.0, (2, 64, 64, 3)) * input_scale).astype("float32")
+    return model, x
+
+
+def applications_fixture(folder: str, build, act_fn, input_scale: float = 1.0, top_scale: float = 1.0) -> None:
+    """Common to both applications fixtures: the include_top model with outputs, and the counts
+    of the include_top=False, pooling='avg' model (same weights minus the top). `input_scale`
+    keeps activations in a range where float32 comparisons mean something; `top_scale` shrinks
+    the classifier's kernel so the softmax output is not saturated to one-hot."""
+    model, x = randomized_applications_model(build, input_scale, top_scale)
     expect_counts(write_model(folder, model, x, act=act_fn(model)), 25_636_712, 25_583_592, 53_120)
 
     notop = build(include_top=False, pooling="avg")
@@ -488,14 +507,17 @@ def applications_fixture(folder: str, build, act_fn, input_scale: float = 1.0, t
     expect_counts(write_counts(folder, notop, "counts_notop_avg.txt"), 23_587_712, 23_534_592, 53_120)
 
 
+def keras_resnet50(include_top=True, pooling=None):
+    """tf_keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3))."""
+    return tf_keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), include_top=include_top,
+                                          pooling=pooling, classes=1000)
+
+
 def fixture_applications_resnet50_keras(folder: str) -> None:
     """tf_keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3)): the Keras >= 2.2.5
     naming (conv1_conv, conv1_bn with epsilon 1.001e-5, conv2_block1_0_conv, ..., predictions)."""
-    def build(include_top, pooling):
-        return tf_keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), include_top=include_top,
-                                              pooling=pooling, classes=1000)
-
-    applications_fixture(folder, build, lambda model: ("conv1_bn", "conv2_block1_out", "conv5_block3_out"))
+    applications_fixture(folder, keras_resnet50,
+                         lambda model: ("conv1_bn", "conv2_block1_out", "conv5_block3_out"))
 
 
 def legacy_identity_block(input_tensor, kernel_size, filters, stage, block):
@@ -679,6 +701,177 @@ def fixture_resnet34(folder: str) -> None:
     subclassed_resnet_fixture(folder, [3, 4, 6, 3], (22_735_912, 22_720_680, 15_232))
 
 
+# --- Keras model and weight files, for keras-tch's .h5 / .keras importer and exporter ------------
+# Each folder holds the file(s) Keras wrote and io.h5 with 'x' (batch 2, NHWC, float32) and 'y' (the
+# model's output for x in inference).
+
+
+def fixture_h5_course_resnet50(folder: str) -> None:
+    """model.h5: the assignment's ResNet50 (64x64x3, 6 classes; the course_resnet50 fixture's
+    weights and x) compiled as the notebook does (adam, categorical_crossentropy, accuracy) and
+    saved with model.save: tf_keras's legacy HDF5 full-model format (model_config,
+    training_config, model_weights)."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    model = course_resnet50(input_shape=(64, 64, 3), classes=6)
+    randomize_bn_and_bias(model, rng)
+    x = rng.uniform(0.0, 1.0, (2, 64, 64, 3)).astype("float32")
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.save(os.path.join(folder, "model.h5"))
+    write_io(folder, x=x, y=inference(model, x))
+
+
+def fixture_h5_happy(folder: str) -> None:
+    """model.h5: HappyModel (the happy_model fixture's weights) compiled as the Keras-tutorial
+    notebook does (Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08),
+    binary_crossentropy, accuracy), saved with model.save (legacy HDF5 full model)."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    model = happy_model()
+    randomize_bn_and_bias(model, rng)
+    x = rng.uniform(0.0, 1.0, (2, 64, 64, 3)).astype("float32")
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    model.save(os.path.join(folder, "model.h5"))
+    write_io(folder, x=x, y=inference(model, x))
+
+
+def fixture_h5_weights_keras(folder: str) -> None:
+    """weights.h5: model.save_weights of tf_keras.applications.ResNet50(weights=None,
+    input_shape=(64, 64, 3)) (the applications_resnet50_keras fixture's weights and x): the
+    weights-only layout of the ImageNet checkpoints in the Keras >= 2.2.5 naming
+    (resnet50_weights_tf_dim_ordering_tf_kernels.h5). weights_notop.h5: the same of the
+    include_top=False, pooling='avg' model (weights copied by name; io.h5 'features' is its
+    output for x), like the ..._notop.h5 checkpoint."""
+    model, x = randomized_applications_model(keras_resnet50)
+    model.save_weights(os.path.join(folder, "weights.h5"))
+    tf_keras.backend.clear_session()  # the notop model's input is 'input_1', as in a fresh process
+    notop = keras_resnet50(include_top=False, pooling="avg")
+    copy_weights_by_name(model, notop)
+    notop.save_weights(os.path.join(folder, "weights_notop.h5"))
+    write_io(folder, x=x, y=inference(model, x), features=inference(notop, x))
+
+
+def legacy_weights_model() -> tuple:
+    """(model, x) of the applications_resnet50_legacy fixture (same weights and x)."""
+    return randomized_applications_model(legacy_resnet50, input_scale=0.01, top_scale=1e-4)
+
+
+def fixture_h5_weights_legacy(folder: str) -> None:
+    """weights.h5: model.save_weights of the keras-applications <= 1.0.8 ResNet50 (conv1,
+    bn_conv1, res2a_branch2a, ..., fc1000; the applications_resnet50_legacy fixture's weights and
+    x): the layout of the Keras 2 era ImageNet checkpoints in that naming."""
+    model, x = legacy_weights_model()
+    model.save_weights(os.path.join(folder, "weights.h5"))
+    write_io(folder, x=x, y=inference(model, x))
+
+
+# Keras 1's TensorFlow-backend variable names: '<layer>_<suffix>:0'.
+KERAS1_WEIGHT_SUFFIX = {"kernel": "W", "bias": "b", "gamma": "gamma", "beta": "beta",
+                        "moving_mean": "running_mean", "moving_variance": "running_std"}
+
+
+def write_keras1_weights(path: str, model) -> None:
+    """What Keras 1's model.save_weights wrote (topology.save_weights_to_hdf5_group), with h5py
+    calls as Keras 1 made them: root attribute layer_names (every layer, fixed-length bytes); per
+    layer a root group with attribute weight_names (fixed-length bytes; for a weightless layer
+    h5py's encoding of [], an empty float64 array) and one dataset per weight named by it,
+    trainable weights first. No keras_version/backend attribute, no model_weights group."""
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [layer.name.encode("utf8") for layer in model.layers]
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            weights = layer.trainable_weights + layer.non_trainable_weights
+            names = [f"{layer.name}_{KERAS1_WEIGHT_SUFFIX[short_weight_name(w)]}:0".encode("utf8") for w in weights]
+            group.attrs["weight_names"] = names
+            for name, weight in zip(names, weights):
+                group.create_dataset(name, data=weight.numpy())
+
+
+def fixture_h5_weights_keras1(folder: str) -> None:
+    """weights.h5 in the layout of the original Keras 1 ImageNet checkpoint (fchollet
+    deep-learning-models v0.2 resnet50_weights_tf_dim_ordering_tf_kernels.h5), holding the
+    h5_weights_legacy fixture's weights (same x and y). Keras 1 cannot be installed here, so this
+    reproduces its writer with h5py: datasets '<layer>_W:0' (conv HWIO, dense (in, out)),
+    '<layer>_b:0', BN '<layer>_gamma:0', '_beta:0', '_running_mean:0', '_running_std:0' (which,
+    as in the real file, holds the moving VARIANCE). The layer names are the legacy builder's
+    (conv1_pad, activation, ...), not Keras 1's auto-names (zeropadding2d_1, activation_1, ...),
+    which only weightless layers carry. Checked: tf_keras loads it as a Keras 1 file (no
+    keras_version) into a fresh legacy model that then gives y."""
+    model, x = legacy_weights_model()
+    path = os.path.join(folder, "weights.h5")
+    write_keras1_weights(path, model)
+    y = inference(model, x)
+    write_io(folder, x=x, y=y)
+
+    fresh_session()
+    reloaded = legacy_resnet50()
+    reloaded.load_weights(path)
+    np.testing.assert_array_equal(inference(reloaded, x), y)
+
+
+# --- Keras 3 files -------------------------------------------------------------------------------
+
+
+def keras3_session():
+    """The keras 3 module in a fresh session (auto-name counters reset, seeded)."""
+    import keras
+
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(SEED)
+    return keras
+
+
+def save_keras3(folder: str, model) -> None:
+    """model.keras (model.save: the zip of config.json, metadata.json, model.weights.h5) and
+    model.weights.h5 (model.save_weights)."""
+    model.save(os.path.join(folder, "model.keras"))
+    model.save_weights(os.path.join(folder, "model.weights.h5"))
+
+
+def fixture_keras3_resnet50(folder: str) -> None:
+    """Keras 3 keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3)) with random BN
+    statistics and biases, as model.keras and model.weights.h5; layer_order.txt lists
+    model.layers names in order (the order of Keras 3's weight file, layers/<name>/vars/<i>)."""
+    keras = keras3_session()
+    rng = np.random.default_rng(SEED)
+    model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3))
+    randomize_bn_and_bias(model, rng, keras.layers)
+    x = rng.uniform(-120.0, 130.0, (2, 64, 64, 3)).astype("float32")
+    save_keras3(folder, model)
+    with open(os.path.join(folder, "layer_order.txt"), "w") as f:
+        f.write("".join(layer.name + "\n" for layer in model.layers))
+    write_io(folder, x=x, y=inference(model, x))
+
+
+def fixture_keras3_happy(folder: str) -> None:
+    """Keras 3 HappyModel (auto-named input_layer, zero_padding2d, activation, flatten) compiled
+    like h5_happy, as model.keras and model.weights.h5."""
+    keras = keras3_session()
+    rng = np.random.default_rng(SEED)
+    model = happy_model(keras)
+    randomize_bn_and_bias(model, rng, keras.layers)
+    x = rng.uniform(0.0, 1.0, (2, 64, 64, 3)).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    save_keras3(folder, model)
+    write_io(folder, x=x, y=inference(model, x))
+
+
+def fixture_h5_course_resnet50_evaluate(folder: str, shared_data: str) -> None:
+    """evaluate.txt: 'loss <float>' and 'accuracy <float>' of the h5_course_resnet50 fixture's
+    model.h5, loaded with tf_keras.models.load_model (compiled from its training_config) and
+    evaluated as the notebook does: model.evaluate(X_test, Y_test) (batch_size 32) on
+    test_signs.h5 / 255 with one-hot labels."""
+    model = tf_keras.models.load_model(os.path.join(os.path.dirname(folder), "h5_course_resnet50", "model.h5"))
+    with h5py.File(os.path.join(shared_data, "test_signs.h5"), "r") as f:
+        x_test = np.array(f["test_set_x"]) / 255.0
+        y_test = np.eye(6)[np.array(f["test_set_y"]).reshape(-1)]
+    loss, accuracy = model.evaluate(x_test, y_test, batch_size=32, verbose=0)
+    with open(os.path.join(folder, "evaluate.txt"), "w") as f:
+        f.write(f"loss {float(loss)!r}\naccuracy {float(accuracy)!r}\n")
+
+
 FIXTURES = {
     "conv2d_valid": fixture_conv2d_valid,
     "conv_same_stride2": fixture_conv_same_stride2,
@@ -697,9 +890,17 @@ FIXTURES = {
     "applications_resnet50_legacy": fixture_applications_resnet50_legacy,
     "resnet18": fixture_resnet18,
     "resnet34": fixture_resnet34,
+    "h5_course_resnet50": fixture_h5_course_resnet50,
+    "h5_happy": fixture_h5_happy,
+    "h5_weights_keras": fixture_h5_weights_keras,
+    "h5_weights_legacy": fixture_h5_weights_legacy,
+    "h5_weights_keras1": fixture_h5_weights_keras1,
+    "keras3_resnet50": fixture_keras3_resnet50,
+    "keras3_happy": fixture_keras3_happy,
 }
 SHARED_DATA_FIXTURES = {
     "course_signs": fixture_course_signs,
+    "h5_course_resnet50_evaluate": fixture_h5_course_resnet50_evaluate,  # after FIXTURES: reads its model.h5
 }
 
 

@@ -99,7 +99,7 @@ impl GraphBuilder {
                 last_use[id.0] = last_use[id.0].max(i);
             }
         }
-        Ok(Model { name: self.name, vs: self.vs, nodes, inputs, outputs, last_use })
+        Ok(Model { name: self.name, vs: self.vs, nodes, inputs, outputs, last_use, training_config: None })
     }
 
     pub fn shape(&self, id: NodeId) -> &Shape {

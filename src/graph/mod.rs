@@ -9,6 +9,7 @@ mod builder;
 pub mod summary;
 
 use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
 use tch::{nn, no_grad, Device, Tensor};
 
 use crate::layers::{Layer, Shape, Weight};
@@ -55,6 +56,12 @@ impl Layer for InputLayer {
     fn class_name(&self) -> &'static str {
         "InputLayer"
     }
+
+    fn keras_config(&self) -> Value {
+        let mut batch_shape = vec![Value::Null];
+        batch_shape.extend(self.shape.iter().map(|&d| json!(d)));
+        json!({ "batch_input_shape": batch_shape, "dtype": "float32", "sparse": false, "ragged": false })
+    }
     fn output_shape(&self, _inputs: &[Shape]) -> Result<Shape> {
         Ok(self.shape.clone())
     }
@@ -72,6 +79,8 @@ pub struct Model {
     outputs: Vec<NodeId>,
     /// For each node, the last node that reads its output (to free activations early).
     last_use: Vec<usize>,
+    /// Keras's `training_config` (optimizer, loss, metrics) of a loaded or compiled model.
+    pub training_config: Option<serde_json::Value>,
 }
 
 impl Model {
@@ -112,6 +121,10 @@ impl Model {
 
     pub fn layer(&self, name: &str) -> Result<&Node> {
         Ok(self.node(self.layer_id(name)?))
+    }
+
+    pub fn layers_mut(&mut self) -> &mut [Node] {
+        &mut self.nodes
     }
 
     /// Set `layer.trainable` (Keras semantics: a frozen BatchNorm also runs in inference mode).
@@ -218,7 +231,7 @@ impl Model {
         let node = self.layer(layer)?;
         let weights = node.layer.weights();
         let found = find_weight(&weights, layer, weight)?;
-        let expected = found.layout.keras_shape(&found.tensor.size());
+        let expected = keras_shape_of(found);
         if value.size() != expected {
             bail!(
                 "shape mismatch in layer '{layer}' ({}) for weight '{weight}': the layer expects {} but the value has {}",
@@ -231,6 +244,11 @@ impl Model {
         no_grad(|| found.tensor.shallow_clone().copy_(&converted));
         Ok(())
     }
+}
+
+/// A weight's shape in Keras's layout.
+pub fn keras_shape_of(weight: &Weight) -> Vec<i64> {
+    weight.layout.keras_shape(&weight.tensor.size())
 }
 
 fn find_weight<'a>(weights: &'a [Weight<'a>], layer: &str, weight: &str) -> Result<&'a Weight<'a>> {

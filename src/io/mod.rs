@@ -1,3 +1,16 @@
-//! Keras files: reading and writing HDF5 the way Keras lays it out.
+//! Keras files: reading and writing HDF5 the way Keras lays it out, `.keras` archives,
+//! safetensors checkpoints and `.npy` arrays.
 
+pub mod atomic;
 pub mod hdf5_text;
+pub mod load_model;
+pub mod load_weights;
+pub mod model_config;
+pub mod npy;
+pub mod safetensors;
+pub mod save_h5;
+pub mod saved_weights;
+
+pub use load_model::{load_model, load_weights, read_weights};
+pub use load_weights::{LoadOptions, LoadReport};
+pub use save_h5::{save_model_h5, save_weights_h5};

@@ -3,6 +3,7 @@
 //! both flat (N, C) and image (N, C, H, W) tensors.
 
 use anyhow::{bail, Result};
+use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
 use super::{single_input, Layer, Shape};
@@ -52,6 +53,10 @@ impl Activation {
 impl Layer for Activation {
     fn class_name(&self) -> &'static str {
         "Activation"
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({ "activation": self.keras_name() })
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {

@@ -6,6 +6,7 @@
 //! and the moving statistics are updated; in inference the moving statistics normalise.
 
 use anyhow::{bail, Result};
+use serde_json::{json, Value};
 use tch::{nn, Tensor};
 
 use super::{single_input, Layer, Layout, Shape, Weight};
@@ -70,6 +71,16 @@ impl Layer for BatchNorm {
         "BatchNormalization"
     }
 
+    fn keras_config(&self) -> Value {
+        json!({
+            "axis": self.config.axis,
+            "momentum": self.config.momentum,
+            "epsilon": self.config.epsilon,
+            "center": true,
+            "scale": true,
+        })
+    }
+
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let shape = single_input(self.class_name(), inputs)?;
         let channels = self.gamma.size()[0];
@@ -100,5 +111,9 @@ impl Layer for BatchNorm {
             Weight { name: "moving_mean", tensor: &self.moving_mean, trainable: false, layout: Layout::Same },
             Weight { name: "moving_variance", tensor: &self.moving_variance, trainable: false, layout: Layout::Same },
         ]
+    }
+
+    fn batch_norm_config(&mut self) -> Option<&mut BatchNormConfig> {
+        Some(&mut self.config)
     }
 }

@@ -3,6 +3,7 @@
 //! optional activation; glorot_uniform kernel and zero bias.
 
 use anyhow::{bail, Result};
+use serde_json::{json, Value};
 use tch::{nn, Tensor};
 
 use super::activation::Activation;
@@ -96,6 +97,21 @@ pub struct Conv2D {
 impl Layer for Conv2D {
     fn class_name(&self) -> &'static str {
         "Conv2D"
+    }
+
+    fn keras_config(&self) -> Value {
+        let c = &self.config;
+        json!({
+            "filters": c.filters,
+            "kernel_size": c.kernel_size,
+            "strides": c.strides,
+            "padding": c.padding.keras_name(),
+            "data_format": "channels_last",
+            "dilation_rate": c.dilation,
+            "groups": 1,
+            "activation": c.activation.keras_name(),
+            "use_bias": c.use_bias,
+        })
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {

@@ -2,6 +2,7 @@
 //! lets it carry; glorot_uniform kernel, zero bias. The kernel is kept as torch's (out, in).
 
 use anyhow::{bail, Result};
+use serde_json::{json, Value};
 use tch::{nn, Tensor};
 
 use super::activation::Activation;
@@ -53,6 +54,14 @@ pub struct Dense {
 impl Layer for Dense {
     fn class_name(&self) -> &'static str {
         "Dense"
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({
+            "units": self.config.units,
+            "activation": self.config.activation.keras_name(),
+            "use_bias": self.config.use_bias,
+        })
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {

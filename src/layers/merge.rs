@@ -1,6 +1,7 @@
 //! Keras merge layers (`keras/src/layers/merging/`): `Add` and `Concatenate`.
 
 use anyhow::{bail, Result};
+use serde_json::{json, Value};
 use tch::Tensor;
 
 use super::{Layer, Shape};
@@ -11,6 +12,10 @@ pub struct Add;
 impl Layer for Add {
     fn class_name(&self) -> &'static str {
         "Add"
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({})
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
@@ -49,6 +54,10 @@ impl Concatenate {
 impl Layer for Concatenate {
     fn class_name(&self) -> &'static str {
         "Concatenate"
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({ "axis": self.axis })
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {

@@ -36,6 +36,9 @@ pub struct Weight<'a> {
 pub trait Layer: Send {
     /// Keras's class name, as `summary()` prints it (`Conv2D`, `BatchNormalization`, ...).
     fn class_name(&self) -> &'static str;
+    /// The layer-specific part of Keras's `get_config()` (without name, trainable and dtype),
+    /// in tf.keras 2.x's format — what `model_config` holds and the exporter writes.
+    fn keras_config(&self) -> serde_json::Value;
     /// Keras output shape (no batch axis) for these input shapes, or an error naming both.
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape>;
     /// Forward on internal-layout tensors (NCHW for images); `train` switches BatchNorm to batch
@@ -44,6 +47,11 @@ pub trait Layer: Send {
     /// The layer's weights in Keras's order (the order of Keras's `weight_names`).
     fn weights(&self) -> Vec<Weight<'_>> {
         Vec::new()
+    }
+    /// The BatchNorm configuration, for layers that are BatchNorms (the importer sets the
+    /// epsilon a checkpoint was trained with).
+    fn batch_norm_config(&mut self) -> Option<&mut batch_norm::BatchNormConfig> {
+        None
     }
 }
 

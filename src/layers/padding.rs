@@ -6,6 +6,7 @@
 //! For stride 2 it is often asymmetric, which torch's symmetric padding cannot express.
 
 use anyhow::{bail, Result};
+use serde_json::{json, Value};
 use tch::Tensor;
 
 use super::{image_input, Layer, Shape};
@@ -73,6 +74,10 @@ impl ZeroPadding2D {
 impl Layer for ZeroPadding2D {
     fn class_name(&self) -> &'static str {
         "ZeroPadding2D"
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({ "padding": self.padding, "data_format": "channels_last" })
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {

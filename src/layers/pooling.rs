@@ -5,6 +5,7 @@
 //! and averages over the real pixels of each window only.
 
 use anyhow::{bail, Result};
+use serde_json::{json, Value};
 use tch::Tensor;
 
 use super::padding::{axis_output, same_pads, Padding};
@@ -55,6 +56,15 @@ impl Layer for Pool2D {
             PoolKind::Max => "MaxPooling2D",
             PoolKind::Average => "AveragePooling2D",
         }
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding.keras_name(),
+            "data_format": "channels_last",
+        })
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
@@ -108,6 +118,10 @@ impl Layer for GlobalPool2D {
             PoolKind::Max => "GlobalMaxPooling2D",
             PoolKind::Average => "GlobalAveragePooling2D",
         }
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({ "data_format": "channels_last", "keepdims": false })
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {

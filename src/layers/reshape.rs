@@ -6,6 +6,7 @@
 //! sees Keras's feature order and Keras's weights work unchanged.
 
 use anyhow::{bail, Result};
+use serde_json::{json, Value};
 use tch::Tensor;
 
 use super::{single_input, Layer, Shape};
@@ -16,6 +17,10 @@ pub struct Flatten;
 impl Layer for Flatten {
     fn class_name(&self) -> &'static str {
         "Flatten"
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({ "data_format": "channels_last" })
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
@@ -40,6 +45,10 @@ pub struct Dropout {
 impl Layer for Dropout {
     fn class_name(&self) -> &'static str {
         "Dropout"
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({ "rate": self.rate, "noise_shape": null, "seed": null })
     }
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {

@@ -1,0 +1,177 @@
+//! `load_model` and `load_weights` for every Keras file keras-tch reads, told apart by content:
+//! Keras 2 / tf.keras full-model HDF5, weights-only HDF5 (Keras 1, 2 and 3 layouts), Keras 3
+//! `.keras` archives, and keras-tch's safetensors checkpoints.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use tch::Device;
+
+use super::load_weights::{apply_weights, LoadOptions, LoadReport};
+use super::model_config::model_from_config;
+use super::saved_weights::{open_h5, read_h5_weights, Layout, SavedLayer, SavedWeight, SavedWeights};
+use super::safetensors::read_safetensors_weights;
+use crate::graph::Model;
+
+/// What a file is, from its first bytes (and, for HDF5, its attributes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Hdf5,
+    KerasArchive,
+    Safetensors,
+}
+
+pub fn detect(path: &Path) -> Result<FileKind> {
+    let mut head = [0u8; 8];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if read == 0 {
+        bail!("{} is empty (0 bytes)", path.display());
+    }
+    if head.starts_with(b"\x89HDF\r\n\x1a\n") {
+        return Ok(FileKind::Hdf5);
+    }
+    if head.starts_with(b"PK\x03\x04") {
+        return Ok(FileKind::KerasArchive);
+    }
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return Ok(FileKind::Safetensors);
+    }
+    bail!(
+        "{} is neither HDF5 (.h5), a Keras archive (.keras) nor safetensors: its first bytes are {:02x?}",
+        path.display(),
+        &head[..read]
+    )
+}
+
+/// Keras's `load_model`: rebuild the graph from the file's config, load its weights, and keep
+/// its training configuration (so `evaluate` works as after Keras's `load_model`).
+pub fn load_model(path: &Path, device: Device) -> Result<Model> {
+    match detect(path)? {
+        FileKind::Hdf5 => {
+            let file = open_h5(path)?;
+            let Ok(attr) = file.attr("model_config") else {
+                bail!(
+                    "{} holds weights only (no model_config): build the architecture and load them onto it, \
+                     e.g. `--arch resnet50 --weights {}`",
+                    path.display(),
+                    path.display()
+                );
+            };
+            let config = parse_json(&attr_text(&attr)?, path, "model_config")?;
+            let training = match file.attr("training_config") {
+                Ok(attr) => Some(parse_json(&attr_text(&attr)?, path, "training_config")?),
+                Err(_) => None,
+            };
+            drop(file);
+            let mut model = model_from_config(&config, device).with_context(|| format!("rebuilding the model of {}", path.display()))?;
+            apply_weights(&mut model, &read_h5_weights(path)?, &LoadOptions::default())?;
+            model.training_config = training;
+            Ok(model)
+        }
+        FileKind::KerasArchive => {
+            let mut archive = KerasArchive::open(path)?;
+            let config = parse_json(&archive.text("config.json")?, path, "config.json")?;
+            let mut model = model_from_config(&config, device).with_context(|| format!("rebuilding the model of {}", path.display()))?;
+            apply_weights(&mut model, &archive.weights()?, &LoadOptions::default())?;
+            model.training_config = config.get("compile_config").filter(|c| !c.is_null()).cloned();
+            Ok(model)
+        }
+        FileKind::Safetensors => bail!(
+            "{} is a safetensors checkpoint (weights only): build the architecture and load it onto it",
+            path.display()
+        ),
+    }
+}
+
+/// Keras's `load_weights` from any supported file onto a built model.
+pub fn load_weights(model: &mut Model, path: &Path, options: &LoadOptions) -> Result<LoadReport> {
+    let saved = read_weights(path)?;
+    apply_weights(model, &saved, options)
+}
+
+/// The weights of any supported file, without touching a model.
+pub fn read_weights(path: &Path) -> Result<SavedWeights> {
+    match detect(path)? {
+        FileKind::Hdf5 => read_h5_weights(path),
+        FileKind::KerasArchive => KerasArchive::open(path)?.weights(),
+        FileKind::Safetensors => read_safetensors_weights(path),
+    }
+}
+
+fn attr_text(attr: &hdf5::Attribute) -> Result<String> {
+    super::hdf5_text::read_string_list(attr)?.into_iter().next().context("empty string attribute")
+}
+
+fn parse_json(text: &str, path: &Path, what: &str) -> Result<Value> {
+    serde_json::from_str(text).with_context(|| format!("{}: {what} is not valid JSON", path.display()))
+}
+
+/// A Keras 3 `.keras` zip: `config.json`, `model.weights.h5`, `metadata.json`.
+struct KerasArchive {
+    path: std::path::PathBuf,
+    zip: zip::ZipArchive<std::fs::File>,
+}
+
+impl KerasArchive {
+    fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a readable zip archive", path.display()))?;
+        for index in 0..zip.len() {
+            let entry = zip.by_index(index)?;
+            if entry.enclosed_name().is_none() {
+                bail!("{}: archive entry '{}' escapes the archive (absolute path or '..'); refusing it", path.display(), entry.name());
+            }
+        }
+        Ok(Self { path: path.into(), zip })
+    }
+
+    fn bytes(&mut self, name: &str) -> Result<Vec<u8>> {
+        let mut entry = self
+            .zip
+            .by_name(name)
+            .with_context(|| format!("{} has no '{name}' (not a Keras 3 .keras archive?)", self.path.display()))?;
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut bytes).with_context(|| format!("{}: reading '{name}'", self.path.display()))?;
+        Ok(bytes)
+    }
+
+    fn text(&mut self, name: &str) -> Result<String> {
+        String::from_utf8(self.bytes(name)?).with_context(|| format!("{}: '{name}' is not UTF-8", self.path.display()))
+    }
+
+    /// `model.weights.h5`, read through a private temporary copy (HDF5 reads from files).
+    fn weights(mut self) -> Result<SavedWeights> {
+        let bytes = self.bytes("model.weights.h5")?;
+        let temp = std::env::temp_dir().join(format!("keras-tch-{}-{}.weights.h5", std::process::id(), unique()));
+        std::fs::write(&temp, bytes)?;
+        let result = read_h5_weights(&temp);
+        let _ = std::fs::remove_file(&temp);
+        let mut saved = result.with_context(|| format!("reading model.weights.h5 inside {}", self.path.display()))?;
+        saved.path = self.path.join("model.weights.h5");
+        Ok(saved)
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Build `SavedWeights` from (layer, weight) -> Keras-layout tensors (safetensors, conversions).
+pub fn saved_from_pairs(path: &Path, entries: Vec<(String, String, tch::Tensor)>) -> SavedWeights {
+    let mut layers: Vec<SavedLayer> = Vec::new();
+    for (layer, weight, value) in entries {
+        let dataset = format!("{layer}/{weight}");
+        let saved = SavedWeight { name: weight, dataset, value };
+        match layers.iter_mut().find(|l| l.name == layer) {
+            Some(existing) => existing.weights.push(saved),
+            None => layers.push(SavedLayer { name: layer, weights: vec![saved] }),
+        }
+    }
+    SavedWeights { path: path.into(), layout: Layout::WeightsOnly, keras_version: None, layers }
+}

@@ -1,0 +1,213 @@
+//! Loading stored weights onto a built model, by layer name, all-or-nothing.
+//!
+//! Like Keras's `load_weights(by_name=True)`, with two additions: ResNet50 checkpoints in the
+//! other naming scheme are mapped (`res2a_branch2a` ↔ `conv2_block1_1_conv`, …) and the
+//! BatchNorm epsilon becomes the one the file's architecture used; and every problem of a load is
+//! reported at once. Strict by default (a missing layer, an extra layer or a wrong shape is an
+//! error and the model is left unchanged); `skip_mismatch` loads what matches and reports the rest.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use anyhow::{bail, Result};
+use tch::{no_grad, Kind, Tensor};
+
+use super::saved_weights::{Layout as FileLayout, SavedLayer, SavedWeights};
+use crate::graph::{keras_shape_of, tuple, Model};
+use crate::models::names::resnet50_name_pairs;
+
+/// Keras's epsilon for ResNet50's BatchNorm in each scheme.
+const LEGACY_BN_EPSILON: f64 = 1e-3;
+const KERAS_BN_EPSILON: f64 = 1.001e-5;
+const LEGACY_TO_KERAS: &str = "keras-applications -> Keras";
+const KERAS_TO_LEGACY: &str = "Keras -> keras-applications";
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Load the layers that match and report the others, instead of failing
+    /// (Keras's `skip_mismatch=True`; e.g. a 1000-class checkpoint onto a 6-class head).
+    pub skip_mismatch: bool,
+}
+
+/// What a load did.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub loaded: Vec<String>,
+    /// Model layers left as they were, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Weighted layers of the file that no model layer took.
+    pub unused: Vec<String>,
+    /// Set when the file's ResNet50 names were mapped onto the model's other scheme.
+    pub scheme_mapping: Option<&'static str>,
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "loaded {} layer(s)", self.loaded.len())?;
+        if let Some(mapping) = self.scheme_mapping {
+            write!(f, " (names mapped {mapping})")?;
+        }
+        for (layer, why) in &self.skipped {
+            write!(f, "\n  skipped '{layer}': {why}")?;
+        }
+        if !self.unused.is_empty() {
+            write!(f, "\n  not used from the file: {}", self.unused.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Load `saved` onto `model`.
+pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOptions) -> Result<LoadReport> {
+    let file = saved.path.display().to_string();
+    let weighted: Vec<usize> =
+        (0..model.layers().len()).filter(|&i| !model.layers()[i].layer.weights().is_empty()).collect();
+    let (lookup, scheme_mapping) = match_layers(model, &weighted, saved);
+    let mut report = LoadReport { scheme_mapping, ..Default::default() };
+    let mut problems = Vec::new();
+    let mut plan: Vec<(usize, usize, Tensor)> = Vec::new(); // (node, weight index, torch-layout value)
+    let mut used: HashSet<&str> = HashSet::new();
+
+    for &index in &weighted {
+        let node = &model.layers()[index];
+        let Some(stored) = lookup.get(&node.name).copied() else {
+            let why = format!("the file has no layer '{}'", node.name);
+            if options.skip_mismatch {
+                report.skipped.push((node.name.clone(), why));
+            } else {
+                problems.push(format!("layer '{}' ({}): {why}", node.name, node.layer.class_name()));
+            }
+            continue;
+        };
+        used.insert(stored.name.as_str());
+        match plan_layer(model, index, stored, saved.layout) {
+            Ok(assignments) => {
+                plan.extend(assignments);
+                report.loaded.push(node.name.clone());
+            }
+            Err(why) if options.skip_mismatch => report.skipped.push((node.name.clone(), why)),
+            Err(why) => problems.push(format!("layer '{}' ({}): {why}", node.name, node.layer.class_name())),
+        }
+    }
+    for layer in saved.weighted_layers().filter(|l| !used.contains(l.name.as_str())) {
+        if options.skip_mismatch {
+            report.unused.push(layer.name.clone());
+        } else {
+            problems.push(format!("the file's layer '{}' matches no layer of model '{}'", layer.name, model.name));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "cannot load {file} onto model '{}' ({} problem(s); nothing was loaded):\n  {}",
+            model.name,
+            problems.len(),
+            problems.join("\n  ")
+        );
+    }
+
+    // Everything checked: now change the model.
+    no_grad(|| {
+        for (node, weight, value) in &plan {
+            let weights = model.layers()[*node].layer.weights();
+            weights[*weight].tensor.shallow_clone().copy_(value);
+        }
+    });
+    if let Some(epsilon) = scheme_epsilon(scheme_mapping) {
+        for node in model.layers_mut() {
+            if let Some(config) = node.layer.batch_norm_config() {
+                config.epsilon = epsilon;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Model layer name -> stored layer, by name, or through the ResNet50 scheme mapping when that
+/// matches more layers. Keras 3 files (auto-named groups) match by order.
+fn match_layers<'a>(
+    model: &Model,
+    weighted: &[usize],
+    saved: &'a SavedWeights,
+) -> (HashMap<String, &'a SavedLayer>, Option<&'static str>) {
+    let names: Vec<&str> = weighted.iter().map(|&i| model.layers()[i].name.as_str()).collect();
+    let by_name: HashMap<String, &SavedLayer> = saved.weighted_layers().map(|l| (l.name.clone(), l)).collect();
+    let direct = names.iter().filter(|n| by_name.contains_key(**n)).count();
+    if saved.layout == FileLayout::Keras3 && direct < names.len() {
+        let in_order: HashMap<String, &SavedLayer> =
+            names.iter().map(|n| n.to_string()).zip(saved.weighted_layers()).collect();
+        return (in_order, None);
+    }
+    let mut best = (by_name.clone(), None, direct);
+    let pairs = resnet50_name_pairs();
+    for (description, forward) in [(LEGACY_TO_KERAS, true), (KERAS_TO_LEGACY, false)] {
+        let map: HashMap<&str, &str> = pairs
+            .iter()
+            .map(|(legacy, keras)| if forward { (legacy.as_str(), keras.as_str()) } else { (keras.as_str(), legacy.as_str()) })
+            .collect();
+        let renamed: HashMap<String, &SavedLayer> = saved
+            .weighted_layers()
+            .map(|l| (map.get(l.name.as_str()).map_or(l.name.clone(), |n| n.to_string()), l))
+            .collect();
+        let hits = names.iter().filter(|n| renamed.contains_key(**n)).count();
+        if hits > best.2 {
+            best = (renamed, Some(description), hits);
+        }
+    }
+    (best.0, best.1)
+}
+
+/// When names were mapped between ResNet50 schemes, the epsilon of the *file's* architecture.
+fn scheme_epsilon(mapping: Option<&str>) -> Option<f64> {
+    match mapping? {
+        LEGACY_TO_KERAS => Some(LEGACY_BN_EPSILON),
+        _ => Some(KERAS_BN_EPSILON),
+    }
+}
+
+/// Check one layer's stored weights against the model's and convert them to torch layout.
+fn plan_layer(
+    model: &Model,
+    index: usize,
+    stored: &SavedLayer,
+    layout: FileLayout,
+) -> std::result::Result<Vec<(usize, usize, Tensor)>, String> {
+    let weights = model.layers()[index].layer.weights();
+    if stored.weights.len() != weights.len() {
+        let expected: Vec<&str> = weights.iter().map(|w| w.name).collect();
+        let found: Vec<&str> = stored.weights.iter().map(|w| w.name.as_str()).collect();
+        return Err(format!(
+            "the layer has {} weight(s) ({}) but the file's '{}' has {} ({})",
+            weights.len(),
+            expected.join(", "),
+            stored.name,
+            stored.weights.len(),
+            found.join(", ")
+        ));
+    }
+    let mut plan = Vec::new();
+    for (position, weight) in weights.iter().enumerate() {
+        // Keras 3 stores vars by position; the other layouts by name.
+        let value = if layout == FileLayout::Keras3 {
+            &stored.weights[position]
+        } else {
+            stored
+                .weights
+                .iter()
+                .find(|w| w.name == weight.name)
+                .ok_or_else(|| format!("the file's '{}' has no weight '{}'", stored.name, weight.name))?
+        };
+        let expected = keras_shape_of(weight);
+        if value.value.size() != expected {
+            return Err(format!(
+                "weight '{}' expects shape {} but {} has shape {}",
+                weight.name,
+                tuple(&expected),
+                value.dataset,
+                tuple(&value.value.size())
+            ));
+        }
+        let converted = weight.layout.from_keras(&value.value.to_kind(Kind::Float)).to_device(weight.tensor.device());
+        plan.push((index, position, converted));
+    }
+    Ok(plan)
+}

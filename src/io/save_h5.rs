@@ -1,0 +1,90 @@
+//! Writing Keras 2 / tf.keras HDF5 files that real Keras loads: the full-model layout of
+//! `model.save("model.h5")` (`model_config`, `training_config`, `model_weights`) and the
+//! weights-only layout of `save_weights` (the ImageNet checkpoints' layout), as tf.keras 2.x
+//! writes them (`keras/src/legacy/saving/legacy_h5_format.py` reads the same): variable-length
+//! string attributes, `weight_names` of the form `layer/kernel:0`, an empty float64
+//! `weight_names` for weightless layers, datasets at `layer/layer/kernel:0`.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use hdf5::types::VarLenUnicode;
+use hdf5::{Group, Location};
+
+use super::atomic::write_atomically;
+use super::model_config::model_config;
+use crate::graph::Model;
+
+/// The Keras whose HDF5 format these files follow (Keras reads `keras_version` only to convert
+/// Keras 1 files).
+const KERAS_FORMAT_VERSION: &str = "2.21.0";
+
+/// `model.save("model.h5")`: architecture, weights and (if compiled) training configuration.
+pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
+    write_atomically(path, |temp| {
+        let file = hdf5::File::create(temp)?;
+        write_str_attr(&file, "backend", "tensorflow")?;
+        write_str_attr(&file, "keras_version", KERAS_FORMAT_VERSION)?;
+        write_str_attr(&file, "model_config", &model_config(model).to_string())?;
+        if let Some(training) = &model.training_config {
+            write_str_attr(&file, "training_config", &training.to_string())?;
+        }
+        let weights = file.create_group("model_weights")?;
+        write_weight_groups(model, &weights)?;
+        file.close()?;
+        Ok(())
+    })
+    .with_context(|| format!("saving model '{}'", model.name))
+}
+
+/// `model.save_weights("weights.h5")`: the layer groups at the file's root.
+pub fn save_weights_h5(model: &Model, path: &Path) -> Result<()> {
+    write_atomically(path, |temp| {
+        let file = hdf5::File::create(temp)?;
+        write_weight_groups(model, &file)?;
+        file.close()?;
+        Ok(())
+    })
+    .with_context(|| format!("saving the weights of model '{}'", model.name))
+}
+
+fn write_weight_groups(model: &Model, root: &Group) -> Result<()> {
+    write_str_attr(root, "backend", "tensorflow")?;
+    write_str_attr(root, "keras_version", KERAS_FORMAT_VERSION)?;
+    let names: Vec<&str> = model.layers().iter().map(|n| n.name.as_str()).collect();
+    write_str_list_attr(root, "layer_names", &names)?;
+    for node in model.layers() {
+        let group = root.create_group(&node.name)?;
+        let weights = node.layer.weights();
+        if weights.is_empty() {
+            // What Keras writes for a layer without weights: an empty float64 array.
+            group.new_attr::<f64>().shape([0]).create("weight_names")?;
+            continue;
+        }
+        let full_names: Vec<String> = weights.iter().map(|w| format!("{}/{}:0", node.name, w.name)).collect();
+        write_str_list_attr(&group, "weight_names", &full_names.iter().map(String::as_str).collect::<Vec<_>>())?;
+        for (weight, full) in weights.iter().zip(&full_names) {
+            let value = weight.layout.to_keras(weight.tensor).to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
+            let dims: Vec<usize> = value.size().iter().map(|&d| d as usize).collect();
+            let data = Vec::<f32>::try_from(value.flatten(0, -1))?;
+            group.new_dataset::<f32>().shape(dims).create(full.as_str())?.write_raw(&data)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_str_attr(location: &Location, name: &str, value: &str) -> Result<()> {
+    let value = VarLenUnicode::from_str(value).map_err(|e| anyhow::anyhow!("attribute {name}: {e}"))?;
+    location.new_attr::<VarLenUnicode>().shape(()).create(name)?.write_scalar(&value)?;
+    Ok(())
+}
+
+fn write_str_list_attr(location: &Location, name: &str, values: &[&str]) -> Result<()> {
+    let values: Vec<VarLenUnicode> = values
+        .iter()
+        .map(|v| VarLenUnicode::from_str(v).map_err(|e| anyhow::anyhow!("attribute {name}: {e}")))
+        .collect::<Result<_>>()?;
+    location.new_attr::<VarLenUnicode>().shape([values.len()]).create(name)?.write_raw(&values)?;
+    Ok(())
+}

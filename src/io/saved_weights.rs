@@ -1,0 +1,243 @@
+//! Reading the weights stored in a Keras HDF5 file, in every layout Keras has written:
+//!
+//! - tf.keras / Keras 2 full model (`model.save(..h5)`): group `model_weights`, attribute
+//!   `layer_names`, each layer group with `weight_names` naming its datasets (`conv1/kernel:0`);
+//! - weights-only (`save_weights`, the ImageNet checkpoints): the same at the file's root;
+//! - Keras 1 (the original ImageNet ResNet50 release): the same at the root without
+//!   `keras_version`, datasets named `conv1_W:0`, `bn_conv1_running_std:0` (which holds the
+//!   moving *variance*);
+//! - Keras 3 `.weights.h5`: `layers/<name>/vars/<i>` (see [`read_keras3_weights`]).
+//!
+//! Datasets are always opened by the names in `weight_names`, never by a path we build
+//! (TF1-era files say `fc6/fc6_1/kernel:0`; Keras 3 drops `:0`); a long `layer_names` may be
+//! split into `layer_names0`, `layer_names1`, … (Keras's `save_attributes_to_hdf5_group`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use hdf5::types::TypeDescriptor;
+use hdf5::{Dataset, Group, Location};
+use tch::Tensor;
+
+use super::hdf5_text::read_string_list;
+
+/// Which Keras wrote the weights, as far as the layout tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Keras 2 / tf.keras `model.save` (has `model_config`).
+    FullModel,
+    /// Keras 2 / tf.keras `save_weights` (the ImageNet checkpoints of keras-applications).
+    WeightsOnly,
+    /// Keras 1 weights (`conv1_W:0`, `_running_std`), e.g. the original ImageNet ResNet50 file.
+    Keras1,
+    /// Keras 3 `.weights.h5` (`layers/…/vars/i`).
+    Keras3,
+}
+
+/// One stored weight under its Keras short name (`kernel`, `bias`, `gamma`, `beta`,
+/// `moving_mean`, `moving_variance`), in Keras's layout, as float32.
+pub struct SavedWeight {
+    pub name: String,
+    /// Where it is in the file (for messages).
+    pub dataset: String,
+    pub value: Tensor,
+}
+
+pub struct SavedLayer {
+    pub name: String,
+    pub weights: Vec<SavedWeight>,
+}
+
+/// Every layer of a file (weightless ones included, as the file lists them).
+pub struct SavedWeights {
+    pub path: PathBuf,
+    pub layout: Layout,
+    pub keras_version: Option<String>,
+    pub layers: Vec<SavedLayer>,
+}
+
+impl SavedWeights {
+    pub fn layer(&self, name: &str) -> Option<&SavedLayer> {
+        self.layers.iter().find(|l| l.name == name)
+    }
+
+    /// Layers that carry weights.
+    pub fn weighted_layers(&self) -> impl Iterator<Item = &SavedLayer> {
+        self.layers.iter().filter(|l| !l.weights.is_empty())
+    }
+}
+
+/// Open `path` as HDF5 with an error that says what the file is not.
+pub fn open_h5(path: &Path) -> Result<hdf5::File> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.len() == 0 {
+        bail!("{} is empty (0 bytes), not a Keras HDF5 file", path.display());
+    }
+    hdf5::File::open(path).map_err(|e| {
+        anyhow::anyhow!("{} is not a readable HDF5 file (truncated or another format?): {e}", path.display())
+    })
+}
+
+/// Read the weights of any Keras HDF5 layout.
+pub fn read_h5_weights(path: &Path) -> Result<SavedWeights> {
+    let file = open_h5(path)?;
+    let keras_version = string_attr(&file, "keras_version");
+    if file.attr("model_config").is_ok() {
+        let group = file
+            .group("model_weights")
+            .with_context(|| format!("{} has a model_config but no model_weights group", path.display()))?;
+        let layers = read_layer_groups(path, &group)?;
+        return Ok(SavedWeights { path: path.into(), layout: Layout::FullModel, keras_version, layers });
+    }
+    if has_layer_names(&file) {
+        let layers = read_layer_groups(path, &file)?;
+        let keras1 = keras_version.as_deref().is_none_or(|v| v.starts_with('1'))
+            && layers.iter().flat_map(|l| &l.weights).any(|w| w.dataset.contains("_W:") || w.dataset.ends_with("_W"));
+        let layout = if keras1 { Layout::Keras1 } else { Layout::WeightsOnly };
+        let layers = if keras1 { layers.into_iter().map(rename_keras1_weights).collect::<Result<_>>()? } else { layers };
+        return Ok(SavedWeights { path: path.into(), layout, keras_version, layers });
+    }
+    if file.group("layers").is_ok() {
+        return read_keras3_weights(path, &file);
+    }
+    bail!(
+        "{} is HDF5 but not a Keras file: it has neither model_config/model_weights, a root layer_names \
+         (save_weights), nor a Keras 3 'layers' group",
+        path.display()
+    )
+}
+
+fn has_layer_names(location: &Location) -> bool {
+    location.attr("layer_names").is_ok() || location.attr("layer_names0").is_ok()
+}
+
+/// A string attribute, if present and readable.
+pub fn string_attr(location: &Location, name: &str) -> Option<String> {
+    let attr = location.attr(name).ok()?;
+    read_string_list(&attr).ok()?.into_iter().next()
+}
+
+/// `name` or its chunks `name0`, `name1`, … (Keras splits attributes over 64 KB).
+fn read_chunked_list(location: &Location, name: &str) -> Result<Vec<String>> {
+    if let Ok(attr) = location.attr(name) {
+        return read_string_list(&attr);
+    }
+    let mut all = Vec::new();
+    for index in 0.. {
+        match location.attr(&format!("{name}{index}")) {
+            Ok(attr) => all.extend(read_string_list(&attr)?),
+            Err(_) if index > 0 => break,
+            Err(_) => bail!("attribute '{name}' is missing"),
+        }
+    }
+    Ok(all)
+}
+
+fn read_layer_groups(path: &Path, root: &Group) -> Result<Vec<SavedLayer>> {
+    let where_ = || format!("{} ({})", path.display(), if root.name() == "/" { "root".into() } else { root.name() });
+    let names = read_chunked_list(root, "layer_names").with_context(|| format!("reading layer_names of {}", where_()))?;
+    names
+        .into_iter()
+        .map(|layer| {
+            let group = root
+                .group(&layer)
+                .with_context(|| format!("{}: layer_names lists '{layer}' but there is no such group", where_()))?;
+            let weight_names = read_chunked_list(&group, "weight_names")
+                .with_context(|| format!("{}: reading weight_names of layer '{layer}'", path.display()))?;
+            let weights = weight_names
+                .into_iter()
+                .map(|full| {
+                    let dataset = group.dataset(&full).with_context(|| {
+                        format!("{}: layer '{layer}' lists weight '{full}' but the file has no such dataset", path.display())
+                    })?;
+                    Ok(SavedWeight {
+                        name: short_weight_name(&full),
+                        value: read_float_dataset(path, &layer, &full, &dataset)?,
+                        dataset: format!("{}/{full}", group.name()),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(SavedLayer { name: layer, weights })
+        })
+        .collect()
+}
+
+/// `conv1/kernel:0` → `kernel`; `fc6/fc6_1/kernel:0` → `kernel`; Keras 3's `kernel` → `kernel`.
+pub fn short_weight_name(full: &str) -> String {
+    let last = full.rsplit('/').next().unwrap_or(full);
+    last.split(':').next().unwrap_or(last).to_string()
+}
+
+/// Keras 1 names weights `{layer}_W`, `{layer}_b`, `{layer}_running_std`, …; map them to
+/// today's names (`running_std` stored the moving variance despite its name).
+fn rename_keras1_weights(mut layer: SavedLayer) -> Result<SavedLayer> {
+    for weight in &mut layer.weights {
+        let suffix = weight.name.strip_prefix(&format!("{}_", layer.name)).unwrap_or(&weight.name);
+        weight.name = match suffix {
+            "W" => "kernel",
+            "b" => "bias",
+            "gamma" => "gamma",
+            "beta" => "beta",
+            "running_mean" => "moving_mean",
+            "running_std" => "moving_variance",
+            other => bail!("Keras 1 weight '{}' of layer '{}' ({other}) is not one keras-tch knows", weight.dataset, layer.name),
+        }
+        .to_string();
+    }
+    Ok(layer)
+}
+
+/// A float dataset as float32, or an error naming the file, layer, dataset and dtype.
+fn read_float_dataset(path: &Path, layer: &str, name: &str, dataset: &Dataset) -> Result<Tensor> {
+    let dtype = dataset.dtype()?.to_descriptor()?;
+    if !matches!(dtype, TypeDescriptor::Float(_)) {
+        bail!("{}: weight '{name}' of layer '{layer}' has element type {dtype}, expected floats", path.display());
+    }
+    let dims: Vec<i64> = dataset.shape().iter().map(|&d| d as i64).collect();
+    let values = dataset
+        .read_raw::<f32>()
+        .with_context(|| format!("{}: reading weight '{name}' of layer '{layer}'", path.display()))?;
+    Ok(Tensor::from_slice(&values).reshape(&dims))
+}
+
+/// Keras 3 `.weights.h5`: `layers/<name>/vars/<i>` in the model's layer order; nested layers
+/// (e.g. a Sequential inside) nest `layers/` groups. The group names are Keras 3's
+/// per-class auto names, not necessarily the layers' names, so the loader matches them by order.
+pub fn read_keras3_weights(path: &Path, file: &hdf5::File) -> Result<SavedWeights> {
+    let layers_group = file.group("layers")?;
+    let mut layers = Vec::new();
+    for name in ordered_member_names(&layers_group)? {
+        let group = layers_group.group(&name)?;
+        let Ok(vars) = group.group("vars") else { continue };
+        let mut weights = Vec::new();
+        let mut indices: Vec<usize> = vars.member_names()?.iter().filter_map(|n| n.parse().ok()).collect();
+        indices.sort_unstable();
+        for index in indices {
+            let dataset = vars.dataset(&index.to_string())?;
+            weights.push(SavedWeight {
+                name: index.to_string(),
+                value: read_float_dataset(path, &name, &index.to_string(), &dataset)?,
+                dataset: format!("/layers/{name}/vars/{index}"),
+            });
+        }
+        let real_name = string_attr(&vars, "name").unwrap_or(name);
+        layers.push(SavedLayer { name: real_name, weights });
+    }
+    Ok(SavedWeights { path: path.into(), layout: Layout::Keras3, keras_version: None, layers })
+}
+
+/// Member names in creation order when the file tracks it, else alphabetical with numeric
+/// suffixes in numeric order (`conv2d`, `conv2d_1`, `conv2d_2`, …, `conv2d_10`).
+fn ordered_member_names(group: &Group) -> Result<Vec<String>> {
+    let mut names = group.member_names()?;
+    names.sort_by_key(|n| {
+        let (base, number) = match n.rsplit_once('_') {
+            Some((base, digits)) if digits.chars().all(|c| c.is_ascii_digit()) && !digits.is_empty() => {
+                (base.to_string(), digits.parse::<u64>().unwrap_or(0))
+            }
+            _ => (n.clone(), 0),
+        };
+        (base, number)
+    });
+    Ok(names)
+}
