@@ -772,18 +772,20 @@ KERAS1_WEIGHT_SUFFIX = {"kernel": "W", "bias": "b", "gamma": "gamma", "beta": "b
 
 
 def write_keras1_weights(path: str, model) -> None:
-    """What Keras 1's model.save_weights wrote (topology.save_weights_to_hdf5_group), with h5py
-    calls as Keras 1 made them: root attribute layer_names (every layer, fixed-length bytes); per
-    layer a root group with attribute weight_names (fixed-length bytes; for a weightless layer
-    h5py's encoding of [], an empty float64 array) and one dataset per weight named by it,
-    trainable weights first. No keras_version/backend attribute, no model_weights group."""
+    """What Keras 1's model.save_weights wrote (topology.save_weights_to_hdf5_group): root
+    attribute layer_names (every layer); per layer a root group with attribute weight_names and
+    one dataset per weight named by it, trainable weights first. No keras_version/backend
+    attribute, no model_weights group. Keras 1 set the attributes to lists of bytes, which the
+    h5py 2 of its day stored through numpy.asarray: fixed-length null-padded strings ('S<n>'),
+    and for a weightless layer's [] an empty float64 array. (h5py 3 stores a list of bytes as
+    variable-length strings, so the arrays are made explicitly.)"""
     with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [layer.name.encode("utf8") for layer in model.layers]
+        f.attrs["layer_names"] = np.asarray([layer.name.encode("utf8") for layer in model.layers])
         for layer in model.layers:
             group = f.create_group(layer.name)
             weights = layer.trainable_weights + layer.non_trainable_weights
             names = [f"{layer.name}_{KERAS1_WEIGHT_SUFFIX[short_weight_name(w)]}:0".encode("utf8") for w in weights]
-            group.attrs["weight_names"] = names
+            group.attrs["weight_names"] = np.asarray(names)
             for name, weight in zip(names, weights):
                 group.create_dataset(name, data=weight.numpy())
 

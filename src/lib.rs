@@ -8,3 +8,4 @@ pub mod graph;
 pub mod io;
 pub mod layers;
 pub mod models;
+pub mod train;

@@ -1,5 +1,7 @@
 //! `keras-tch`: the command line. Each subcommand is a thin wrapper over the library.
 
+mod cli;
+
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -27,6 +29,14 @@ enum Command {
     Demo(DemoArgs),
     /// Print an architecture's Keras summary table (layers, output shapes, parameter counts)
     Summary(SummaryArgs),
+    /// Run a Keras model (any supported file) on a float32 NHWC .npy and write its outputs
+    Predict(cli::predict::PredictArgs),
+    /// Evaluate a Keras model on a course-layout dataset: prints Loss = … / Test Accuracy = …
+    Evaluate(cli::evaluate::EvaluateArgs),
+    /// Convert between Keras HDF5 (full model / weights only) and safetensors
+    Convert(cli::convert::ConvertArgs),
+    /// Describe a Keras file (format, version, layers, shapes, parameters) without building it
+    Inspect(cli::inspect::InspectArgs),
     /// Show the libtorch build, the devices it sees and the datasets this checkout finds
     Info(CommonArgs),
 }
@@ -47,7 +57,7 @@ struct SummaryArgs {
     naming: Naming,
 }
 
-fn parse_input_shape(text: &str) -> Result<[i64; 3], String> {
+pub(crate) fn parse_input_shape(text: &str) -> Result<[i64; 3], String> {
     let dims: Vec<i64> = text
         .split(',')
         .map(|d| d.trim().parse::<i64>().map_err(|_| format!("'{d}' is not a whole number")))
@@ -78,11 +88,16 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => keras_tch::demo::run(&args.common.root, &args.common.device),
         Command::Summary(args) => {
-            let options = ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming };
+            let options =
+                ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming, ..Default::default() };
             let model = args.arch.build(&options, tch::Device::Cpu)?;
             print!("{}", summary(&model));
             Ok(())
         }
+        Command::Predict(args) => cli::predict::run(&args),
+        Command::Evaluate(args) => cli::evaluate::run(&args),
+        Command::Convert(args) => cli::convert::run(&args),
+        Command::Inspect(args) => cli::inspect::run(&args),
         Command::Info(args) => keras_tch::demo::info(&args.root, &args.device),
     }
 }

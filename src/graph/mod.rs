@@ -162,6 +162,17 @@ impl Model {
         Ok(outputs.remove(0))
     }
 
+    /// For a single-output model ending in a softmax or sigmoid: the logits before it (what
+    /// tf.keras's cross-entropies read), else `None`.
+    pub fn forward_logits(&self, inputs: &[&Tensor], train: bool) -> Result<Option<Tensor>> {
+        let [output] = self.outputs[..] else { return Ok(None) };
+        let node = &self.nodes[output.0];
+        let args = self.run(inputs, train, &node.inbound)?;
+        let refs: Vec<Tensor> = args.iter().map(|t| if t.dim() == 4 { t.permute([0, 3, 1, 2]) } else { t.shallow_clone() }).collect();
+        let refs: Vec<&Tensor> = refs.iter().collect();
+        Ok(node.layer.forward_logits(&refs, train && node.trainable))
+    }
+
     /// The outputs of the named layers for these inputs (inference mode), NHWC like Keras —
     /// to compare intermediate activations with Keras's.
     pub fn activations(&self, inputs: &[&Tensor], names: &[&str]) -> Result<Vec<Tensor>> {

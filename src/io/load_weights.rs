@@ -27,6 +27,9 @@ pub struct LoadOptions {
     /// Load the layers that match and report the others, instead of failing
     /// (Keras's `skip_mismatch=True`; e.g. a 1000-class checkpoint onto a 6-class head).
     pub skip_mismatch: bool,
+    /// Accept weighted layers in the file that the model lacks (reported as unused), as Keras's
+    /// `by_name=True` does — e.g. a checkpoint's classifier when loading `include_top=False`.
+    pub ignore_extra_layers: bool,
 }
 
 /// What a load did.
@@ -90,7 +93,7 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
         }
     }
     for layer in saved.weighted_layers().filter(|l| !used.contains(l.name.as_str())) {
-        if options.skip_mismatch {
+        if options.skip_mismatch || options.ignore_extra_layers {
             report.unused.push(layer.name.clone());
         } else {
             problems.push(format!("the file's layer '{}' matches no layer of model '{}'", layer.name, model.name));

@@ -290,8 +290,11 @@ pub fn model_config(model: &Model) -> Value {
             let mut config = node.layer.keras_config();
             let map = config.as_object_mut().expect("layer configs are objects");
             map.insert("name".into(), json!(node.name));
-            map.insert("trainable".into(), json!(node.trainable));
-            map.insert("dtype".into(), json!("float32"));
+            // InputLayer's constructor takes no `trainable` (and carries its own dtype).
+            if node.layer.class_name() != "InputLayer" {
+                map.insert("trainable".into(), json!(node.trainable));
+                map.insert("dtype".into(), json!("float32"));
+            }
             let inbound: Vec<Value> = node.inbound.iter().map(|id| json!([model.node(*id).name, 0, 0, {}])).collect();
             json!({
                 "class_name": node.layer.class_name(),

@@ -66,4 +66,8 @@ impl Layer for Activation {
     fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
         self.apply(inputs[0])
     }
+
+    fn forward_logits(&self, inputs: &[&Tensor], _train: bool) -> Option<Tensor> {
+        matches!(self, Activation::Softmax | Activation::Sigmoid).then(|| inputs[0].shallow_clone())
+    }
 }

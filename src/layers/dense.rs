@@ -76,6 +76,11 @@ impl Layer for Dense {
         self.config.activation.apply(&inputs[0].linear(&self.kernel, self.bias.as_ref()))
     }
 
+    fn forward_logits(&self, inputs: &[&Tensor], _train: bool) -> Option<Tensor> {
+        matches!(self.config.activation, Activation::Softmax | Activation::Sigmoid)
+            .then(|| inputs[0].linear(&self.kernel, self.bias.as_ref()))
+    }
+
     fn weights(&self) -> Vec<Weight<'_>> {
         let mut weights = vec![Weight { name: "kernel", tensor: &self.kernel, trainable: true, layout: Layout::DenseKernel }];
         if let Some(bias) = &self.bias {

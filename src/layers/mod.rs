@@ -44,6 +44,11 @@ pub trait Layer: Send {
     /// Forward on internal-layout tensors (NCHW for images); `train` switches BatchNorm to batch
     /// statistics and Dropout on.
     fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor;
+    /// When the layer ends in a softmax or sigmoid: its output *before* it (the logits), which
+    /// tf.keras's cross-entropies use instead of the probabilities. `None` otherwise.
+    fn forward_logits(&self, _inputs: &[&Tensor], _train: bool) -> Option<Tensor> {
+        None
+    }
     /// The layer's weights in Keras's order (the order of Keras's `weight_names`).
     fn weights(&self) -> Vec<Weight<'_>> {
         Vec::new()

@@ -41,11 +41,20 @@ pub struct ArchOptions {
     pub input_shape: Option<[i64; 3]>,
     pub classes: Option<i64>,
     pub naming: applications::Naming,
+    /// keras.applications' `include_top` and `pooling` (ResNet50 only).
+    pub include_top: bool,
+    pub pooling: applications::Pooling,
 }
 
 impl Default for ArchOptions {
     fn default() -> Self {
-        Self { input_shape: None, classes: None, naming: applications::Naming::Keras }
+        Self {
+            input_shape: None,
+            classes: None,
+            naming: applications::Naming::Keras,
+            include_top: true,
+            pooling: applications::Pooling::None,
+        }
     }
 }
 
@@ -53,6 +62,9 @@ impl Arch {
     /// Build the architecture with the seed's defaults, overridden by `options`.
     pub fn build(self, options: &ArchOptions, device: Device) -> Result<Model> {
         let shape = options.input_shape;
+        if (!options.include_top || options.pooling != applications::Pooling::None) && self != Arch::Resnet50 {
+            anyhow::bail!("include_top=False and pooling are available for resnet50 only");
+        }
         match self {
             Arch::Resnet50Course => {
                 course::resnet50(shape.unwrap_or([64, 64, 3]), options.classes.unwrap_or(6), None, device)
@@ -63,8 +75,8 @@ impl Arch {
             Arch::Resnet50 => applications::resnet50(
                 &applications::Config {
                     naming: options.naming,
-                    include_top: true,
-                    pooling: applications::Pooling::None,
+                    include_top: options.include_top,
+                    pooling: options.pooling,
                     classes: options.classes.unwrap_or(1000),
                     input_shape: shape.unwrap_or([224, 224, 3]),
                 },

@@ -1,0 +1,43 @@
+//! `keras-tch convert IN OUT`: between Keras HDF5 (full model or weights only), `.keras` (read),
+//! and safetensors, chosen by OUT's extension.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use super::model_source::ModelSource;
+use keras_tch::io::safetensors::save_safetensors;
+use keras_tch::io::{save_model_h5, save_weights_h5};
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
+    /// Output: .h5 (Keras 2 full model, or weights only with --weights-only) or .safetensors
+    pub output: PathBuf,
+    /// Write only the weights (Keras's save_weights layout) to the .h5
+    #[arg(long)]
+    pub weights_only: bool,
+    /// Input shape H,W,C for --arch (default: the architecture's)
+    #[arg(long, value_parser = crate::parse_input_shape)]
+    pub input_shape: Option<[i64; 3]>,
+}
+
+pub fn run(args: &ConvertArgs) -> Result<()> {
+    let model = args.source.load(args.input_shape, tch::Device::Cpu)?;
+    let name = args.output.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".safetensors") {
+        save_safetensors(&model, &args.output)?;
+    } else if name.ends_with(".weights.h5") || (name.ends_with(".h5") && args.weights_only) {
+        save_weights_h5(&model, &args.output)?;
+    } else if name.ends_with(".h5") || name.ends_with(".hdf5") {
+        save_model_h5(&model, &args.output)?;
+    } else if name.ends_with(".keras") {
+        bail!("writing .keras archives is not supported yet; write .h5 (Keras 3 loads it with keras.models.load_model)");
+    } else {
+        bail!("{}: unknown output format; use .h5, .weights.h5 or .safetensors", args.output.display());
+    }
+    eprintln!("wrote {}", args.output.display());
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! `keras-tch evaluate`: a Keras model on a course-layout dataset, printed as the notebook does
+//! (`Loss = …`, `Test Accuracy = …`), with the loss and metrics of the model's own compile.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::model_source::ModelSource;
+use keras_tch::data::course::{convert_to_one_hot, load_split, Split};
+use keras_tch::device::parse_device;
+use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::evaluate::evaluate;
+use keras_tch::train::losses::Loss;
+
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
+    /// Course-layout HDF5 (test_set_x/test_set_y, or train_set_x/train_set_y)
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Print one JSON line {"loss": …, "accuracy": …} instead of the notebook's lines
+    #[arg(long)]
+    pub json: bool,
+    /// Batch size (Keras's evaluate default is 32)
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: i64,
+    /// auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+pub fn run(args: &EvaluateArgs) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    let (split, classes) = load_split(&args.data, "test").or_else(|_| load_split(&args.data, "train"))?;
+    let [_, h, w, c] = split.x.shape()[..] else { unreachable!("load_split checks rank 4") };
+    let model = args.source.load(Some([h as i64, w as i64, c as i64]), device)?;
+    let training = model.training_config.as_ref().with_context(|| {
+        format!("{} has no training configuration (compile) to evaluate with", args.source.model.display())
+    })?;
+    let compile = CompileConfig::from_keras(training)?;
+    let x = split.normalized_images();
+    let y = targets(&split, classes.len(), compile.loss);
+    let result = evaluate(&model, &compile, &x, &y, args.batch_size)?;
+    if args.json {
+        println!("{{\"loss\": {}, \"accuracy\": {}}}", result.loss, result.accuracy.map_or("null".into(), |a| a.to_string()));
+    } else {
+        println!("Loss = {}", result.loss);
+        if let Some(accuracy) = result.accuracy {
+            println!("Test Accuracy = {accuracy}");
+        }
+    }
+    Ok(())
+}
+
+/// Targets in the form the loss wants: one-hot rows, or the labels themselves.
+fn targets(split: &Split, classes: usize, loss: Loss) -> tch::Tensor {
+    match loss {
+        Loss::CategoricalCrossentropy => convert_to_one_hot(&split.y, classes),
+        Loss::BinaryCrossentropy | Loss::SparseCategoricalCrossentropy => {
+            tch::Tensor::from_slice(split.y.as_slice().expect("contiguous")).to_kind(tch::Kind::Float).reshape([-1, 1])
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `keras-tch predict`: a Keras model's outputs for a float32 NHWC `.npy`, batch by batch.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use tch::Tensor;
+
+use super::model_source::ModelSource;
+use keras_tch::device::parse_device;
+use keras_tch::io::npy::{read_npy, write_npy};
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
+    /// Input images: float32 .npy of shape (N, H, W, C), already preprocessed as the model expects
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the outputs (float32 .npy)
+    #[arg(long)]
+    pub output: PathBuf,
+    /// auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Images per forward pass (Keras's predict default is 32)
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: i64,
+}
+
+pub fn run(args: &PredictArgs) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    let x = read_npy(&args.input)?;
+    let size = x.size();
+    let [_, h, w, c] = size[..] else {
+        bail!("{}: expected images of shape (N, H, W, C), got {:?}", args.input.display(), size);
+    };
+    let model = args.source.load(Some([h, w, c]), device)?;
+    let batch = args.batch_size.max(1);
+    let outputs = (0..size[0])
+        .step_by(batch as usize)
+        .map(|start| model.predict(&x.narrow(0, start, batch.min(size[0] - start))).map(|y| y.to_device(tch::Device::Cpu)))
+        .collect::<Result<Vec<_>>>()?;
+    let y = Tensor::cat(&outputs, 0);
+    write_npy(&args.output, &y)?;
+    eprintln!("wrote {} of shape {:?}", args.output.display(), y.size());
+    Ok(())
+}

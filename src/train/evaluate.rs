@@ -1,0 +1,53 @@
+//! `model.evaluate(x, y, batch_size=32)`: the loss and accuracy over the whole set, as Keras
+//! reports them (per-sample values averaged over all samples), in inference mode.
+
+use anyhow::{bail, Result};
+use tch::{no_grad, Kind, Tensor};
+
+use super::compile::{Accuracy, CompileConfig};
+use crate::graph::Model;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+}
+
+pub fn evaluate(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, batch_size: i64) -> Result<Evaluation> {
+    let n = x.size()[0];
+    if y.size()[0] != n {
+        bail!("evaluate: {} inputs but {} targets", n, y.size()[0]);
+    }
+    if n == 0 {
+        bail!("evaluate: no samples");
+    }
+    let (mut loss_sum, mut correct) = (0.0, 0.0);
+    no_grad(|| -> Result<()> {
+        for start in (0..n).step_by(batch_size.max(1) as usize) {
+            let len = batch_size.min(n - start);
+            let xb = x.narrow(0, start, len);
+            let yb = y.narrow(0, start, len).to_device(model.device()).to_kind(Kind::Float);
+            let probs = model.forward_t(&[&xb], false)?.remove(0);
+            let logits = model.forward_logits(&[&xb], false)?;
+            loss_sum += compile.loss.per_sample(compile.style, &yb, &probs, logits.as_ref()).sum(Kind::Double).double_value(&[]);
+            if let Some(accuracy) = compile.accuracy {
+                correct += count_correct(accuracy, &yb, &probs);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Evaluation { loss: loss_sum / n as f64, accuracy: compile.accuracy.map(|_| correct / n as f64) })
+}
+
+fn count_correct(accuracy: Accuracy, y: &Tensor, probs: &Tensor) -> f64 {
+    let hits = match accuracy {
+        Accuracy::Categorical => y.argmax(-1, false).eq_tensor(&probs.argmax(-1, false)),
+        Accuracy::SparseCategorical => y.flatten(0, -1).to_kind(Kind::Int64).eq_tensor(&probs.argmax(-1, false)),
+        Accuracy::Binary => y.reshape(probs.size()).eq_tensor(&probs.gt(0.5).to_kind(Kind::Float)),
+    };
+    hits.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]) * if accuracy == Accuracy::Binary {
+        1.0 / probs.size().get(1).copied().unwrap_or(1) as f64
+    } else {
+        1.0
+    }
+}
