@@ -157,6 +157,8 @@ if ((WITH_FIXTURES)); then
       --shared-data "$REPO/../shared/data" || die "scripts/keras_fixtures.py failed (see above)"
     touch "$FIXTURE_DIR.partial/.complete"
     rm -rf "$FIXTURE_DIR" && mv "$FIXTURE_DIR.partial" "$FIXTURE_DIR"
+    # Fixtures of older versions of the script are never used again (about 1 GB each).
+    find "$CACHE/fixtures" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} +
   fi
   ln -sfn "$FIXTURE_DIR" "$REPO/tests/keras-fixtures"
   say "Keras fixtures: $REPO/tests/keras-fixtures -> $FIXTURE_DIR"

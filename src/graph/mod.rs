@@ -83,6 +83,13 @@ pub struct Model {
     pub training_config: Option<serde_json::Value>,
 }
 
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (total, _, _) = self.param_counts();
+        write!(f, "Model {{ name: {:?}, layers: {}, params: {total} }}", self.name, self.nodes.len())
+    }
+}
+
 impl Model {
     pub fn layers(&self) -> &[Node] {
         &self.nodes

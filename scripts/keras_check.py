@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Check that a model file written by keras-tch loads in real Keras, and compute its outputs.
+
+Run inside the venv of scripts/requirements-keras.txt (the Rust tests call it):
+
+  keras_check.py --model FILE --input X.h5 --output Y.h5 [--loader tf_keras|keras3]
+
+Loads FILE without compiling it:
+  tf_keras  tf_keras.models.load_model (a legacy HDF5 .h5 full model); the default for .h5
+  keras3    keras.saving.load_model (a .keras archive, or a legacy .h5 through Keras 3's
+            legacy reader); the default for .keras, the only loader for it
+reads the dataset 'x' of X.h5, writes the dataset 'y' = model.predict(x) (float32) to Y.h5 and
+prints one line: 'ok <model.name> <len(model.layers)> <model.count_params()>'.
+On any failure it prints 'error: ...' with the exception message on stderr and exits with 1
+(2 for bad arguments).
+"""
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+LOADERS = ("tf_keras", "keras3")
+
+
+def load_model(path: str, loader: str):
+    if loader == "tf_keras":
+        if path.endswith(".keras"):
+            raise ValueError(".keras files are Keras 3 archives: use --loader keras3")
+        import tf_keras
+
+        return tf_keras.models.load_model(path, compile=False)
+    import keras
+
+    return keras.saving.load_model(path, compile=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="the model file (.h5 full model or .keras)")
+    parser.add_argument("--input", required=True, help="an HDF5 file with the input batch as dataset 'x'")
+    parser.add_argument("--output", required=True, help="the HDF5 file to write the outputs to (dataset 'y')")
+    parser.add_argument("--loader", choices=LOADERS,
+                        help="the Keras to load with (default: keras3 for .keras, tf_keras otherwise)")
+    args = parser.parse_args()
+    loader = args.loader or ("keras3" if args.model.endswith(".keras") else "tf_keras")
+
+    import h5py
+    import numpy as np
+
+    try:
+        model = load_model(args.model, loader)
+    except Exception as error:  # noqa: BLE001  (any failure to load is the answer)
+        print(f"error: {loader} cannot load {args.model}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    try:
+        with h5py.File(args.input, "r") as f:
+            x = np.array(f["x"])
+        y = model.predict(x, verbose=0)
+        if isinstance(y, (list, tuple, dict)):
+            raise ValueError(f"the model has {len(y)} outputs; only single-output models are supported")
+        with h5py.File(args.output, "w") as f:
+            f.create_dataset("y", data=np.asarray(y, dtype="float32"))
+    except Exception as error:  # noqa: BLE001
+        print(f"error: {args.model} loaded with {loader}, but: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"ok {model.name} {len(model.layers)} {model.count_params()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

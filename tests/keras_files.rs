@@ -1,0 +1,329 @@
+//! Keras files in and out, against real Keras (scripts/keras_fixtures.py wrote every file read
+//! here; scripts/keras_check.py loads what we write back into tf.keras and Keras 3): every format
+//! gives Keras's outputs, `evaluate` gives Keras's loss, written files reproduce the outputs in
+//! Keras, and every bad input is refused with a message that names what is wrong, leaving the
+//! model unchanged.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::parity::{assert_close, tensor};
+use common::{keras_fixture, read_f32, repo_root, scratch_dir, shared_data};
+use keras_tch::graph::Model;
+use keras_tch::io::safetensors::save_safetensors;
+use keras_tch::io::{load_model, load_weights, save_model_h5, save_weights_h5, LoadOptions};
+use keras_tch::models::applications::{self, Naming, Pooling};
+use keras_tch::models::happy::happy_model;
+use tch::{Device, Tensor};
+
+fn io(fixture: &Path, name: &str) -> Tensor {
+    let (values, shape) = read_f32(&fixture.join("io.h5"), name);
+    tensor(values, &shape)
+}
+
+fn resnet50(naming: Naming, include_top: bool, pooling: Pooling) -> Model {
+    let config = applications::Config { naming, include_top, pooling, classes: 1000, input_shape: [64, 64, 3] };
+    applications::resnet50(&config, Device::Cpu).unwrap()
+}
+
+fn assert_predicts(what: &str, model: &Model, fixture: &Path, output: &str) {
+    let y = model.predict(&io(fixture, "x")).unwrap();
+    assert_close(what, &y, &io(fixture, output));
+}
+
+#[test]
+fn full_model_h5_files_rebuild_and_give_keras_outputs() {
+    for (fixture_name, name, layers) in [("h5_course_resnet50", "ResNet50", 177), ("h5_happy", "HappyModel", 8)] {
+        let Some(fixture) = keras_fixture(fixture_name) else { return };
+        let model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+        assert_eq!(model.name, name);
+        assert_eq!(model.layers().len(), layers, "{fixture_name}: layers");
+        assert!(model.training_config.is_some(), "{fixture_name}: training_config restored");
+        assert_predicts(fixture_name, &model, &fixture, "y");
+    }
+}
+
+/// The ImageNet checkpoint layouts (tf.keras weights-only in both naming schemes, and the
+/// Keras 1 layout with `_W:0` / `_running_std:0`) load onto either ResNet50 graph.
+#[test]
+fn imagenet_checkpoints_load_onto_either_naming_scheme() {
+    for fixture_name in ["h5_weights_keras", "h5_weights_legacy", "h5_weights_keras1"] {
+        let Some(fixture) = keras_fixture(fixture_name) else { return };
+        for naming in [Naming::Keras, Naming::KerasApplications] {
+            let mut model = resnet50(naming, true, Pooling::None);
+            let report = load_weights(&mut model, &fixture.join("weights.h5"), &LoadOptions::default()).unwrap();
+            assert_eq!(report.loaded.len(), 107, "{fixture_name} onto {naming:?}");
+            let file_is_keras_scheme = fixture_name == "h5_weights_keras";
+            assert_eq!(report.scheme_mapping.is_some(), file_is_keras_scheme != (naming == Naming::Keras), "{fixture_name} onto {naming:?}");
+            assert_predicts(&format!("{fixture_name} onto {naming:?}"), &model, &fixture, "y");
+        }
+    }
+}
+
+#[test]
+fn notop_checkpoint_gives_keras_features() {
+    let Some(fixture) = keras_fixture("h5_weights_keras") else { return };
+    let mut model = resnet50(Naming::Keras, false, Pooling::Avg);
+    load_weights(&mut model, &fixture.join("weights_notop.h5"), &LoadOptions::default()).unwrap();
+    assert_predicts("features", &model, &fixture, "features");
+    // The full checkpoint onto the feature extractor: its classifier is reported, not loaded.
+    let mut model = resnet50(Naming::Keras, false, Pooling::Avg);
+    let options = LoadOptions { ignore_extra_layers: true, ..Default::default() };
+    let report = load_weights(&mut model, &fixture.join("weights.h5"), &options).unwrap();
+    assert_eq!(report.unused, ["predictions"]);
+    assert_predicts("features from the full checkpoint", &model, &fixture, "features");
+}
+
+#[test]
+fn keras3_archives_and_weights_give_keras_outputs() {
+    for fixture_name in ["keras3_resnet50", "keras3_happy"] {
+        let Some(fixture) = keras_fixture(fixture_name) else { return };
+        let model = load_model(&fixture.join("model.keras"), Device::Cpu).unwrap();
+        assert_predicts(&format!("{fixture_name}/model.keras"), &model, &fixture, "y");
+    }
+    let Some(fixture) = keras_fixture("keras3_resnet50") else { return };
+    let mut model = resnet50(Naming::Keras, true, Pooling::None);
+    load_weights(&mut model, &fixture.join("model.weights.h5"), &LoadOptions::default()).unwrap();
+    assert_predicts("keras3_resnet50/model.weights.h5", &model, &fixture, "y");
+}
+
+/// `keras-tch evaluate` prints what Keras's `model.evaluate` gave on the real SIGNS test set.
+#[test]
+fn evaluate_prints_keras_loss_and_accuracy() {
+    let (Some(fixture), Some(data)) = (keras_fixture("h5_course_resnet50_evaluate"), shared_data("test_signs.h5")) else {
+        return;
+    };
+    let expected = std::fs::read_to_string(fixture.join("evaluate.txt")).unwrap();
+    let value = |key: &str| -> f64 { expected.lines().find_map(|l| l.strip_prefix(key)).unwrap().trim().parse().unwrap() };
+    let model_file = fixture.parent().unwrap().join("h5_course_resnet50/model.h5");
+    let output = run_cli(&["evaluate", "--device", "cpu", "--json", "--model"], &[&model_file, Path::new("--data"), &data]);
+    let loss: f64 = json_field(&output, "loss");
+    let accuracy: f64 = json_field(&output, "accuracy");
+    assert!((loss - value("loss ")).abs() < 1e-4, "loss {loss} vs Keras {}", value("loss "));
+    assert!((accuracy - value("accuracy ")).abs() < 1e-6, "accuracy {accuracy} vs Keras {}", value("accuracy "));
+
+    let text = run_cli(&["evaluate", "--device", "cpu", "--model"], &[&model_file, Path::new("--data"), &data]);
+    assert!(text.starts_with("Loss = ") && text.contains("\nTest Accuracy = "), "{text}");
+}
+
+#[test]
+fn predict_command_writes_keras_outputs_as_npy() {
+    let Some(fixture) = keras_fixture("h5_weights_legacy") else { return };
+    let dir = scratch_dir("predict-cli");
+    let (x_path, y_path) = (dir.join("x.npy"), dir.join("y.npy"));
+    keras_tch::io::npy::write_npy(&x_path, &io(&fixture, "x")).unwrap();
+    run_cli(
+        &["predict", "--device", "cpu", "--arch", "resnet50", "--naming", "keras", "--model"],
+        &[&fixture.join("weights.h5"), Path::new("--input"), &x_path, Path::new("--output"), &y_path],
+    );
+    let y = keras_tch::io::npy::read_npy(&y_path).unwrap();
+    assert_close("predict --output", &y, &io(&fixture, "y"));
+}
+
+/// Files written here load in real Keras (tf.keras and Keras 3) and reproduce the outputs;
+/// safetensors checkpoints round-trip.
+#[test]
+fn written_files_load_in_keras_with_the_same_outputs() {
+    let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
+    let Some(python) = keras_python() else { return };
+    let model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    let dir = scratch_dir("written-files");
+    let written = dir.join("model.h5");
+    save_model_h5(&model, &written).unwrap();
+    for loader in ["tf_keras", "keras3"] {
+        let out = dir.join(format!("y_{loader}.h5"));
+        let check = Command::new(&python)
+            .arg(repo_root().join("scripts/keras_check.py"))
+            .args(["--loader", loader, "--model"])
+            .arg(&written)
+            .arg("--input")
+            .arg(fixture.join("io.h5"))
+            .arg("--output")
+            .arg(&out)
+            .env("TF_CPP_MIN_LOG_LEVEL", "3")
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{loader} could not load our file: {}", String::from_utf8_lossy(&check.stderr));
+        let (y, shape) = read_f32(&out, "y");
+        assert_close(&format!("our .h5 in {loader}"), &tensor(y, &shape), &io(&fixture, "y"));
+    }
+
+    let weights = dir.join("weights.h5");
+    save_weights_h5(&model, &weights).unwrap();
+    let checkpoint = dir.join("model.safetensors");
+    save_safetensors(&model, &checkpoint).unwrap();
+    for file in [&weights, &checkpoint] {
+        let mut fresh = keras_tch::models::course::resnet50([64, 64, 3], 6, None, Device::Cpu).unwrap();
+        load_weights(&mut fresh, file, &LoadOptions::default()).unwrap();
+        assert_predicts(&file.display().to_string(), &fresh, &fixture, "y");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: clear errors, nothing loaded.
+
+fn happy() -> Model {
+    happy_model([64, 64, 3], Device::Cpu).unwrap()
+}
+
+fn load_error(model: &mut Model, path: &Path) -> String {
+    let before = model.keras_weight("conv0", "kernel").ok();
+    let err = format!("{:#}", load_weights(model, path, &LoadOptions::default()).unwrap_err());
+    if let Some(before) = before {
+        assert!(before.equal(&model.keras_weight("conv0", "kernel").unwrap()), "a failed load changed the model: {err}");
+    }
+    err
+}
+
+#[test]
+fn mismatched_weights_are_refused_naming_file_layer_and_shapes() {
+    let Some(fixture) = keras_fixture("h5_happy") else { return };
+    let file = fixture.join("model.h5");
+    let file_name = file.display().to_string();
+
+    // Wrong shape: the same model at 32×32 has a smaller Dense kernel.
+    let mut small = happy_model([32, 32, 3], Device::Cpu).unwrap();
+    let err = load_error(&mut small, &file);
+    assert!(err.contains(&file_name) && err.contains("layer 'fc'"), "{err}");
+    assert!(err.contains("(8192, 1)") && err.contains("(32768, 1)"), "{err}");
+
+    // Missing and extra layers: the course ResNet50 against the HappyModel file.
+    let mut other = keras_tch::models::course::resnet50([64, 64, 3], 6, None, Device::Cpu).unwrap();
+    let before = other.keras_weight("conv1", "kernel").unwrap();
+    let err = format!("{:#}", load_weights(&mut other, &file, &LoadOptions::default()).unwrap_err());
+    assert!(err.contains("the file has no layer 'conv1'"), "{err}");
+    assert!(err.contains("the file's layer 'conv0' matches no layer"), "{err}");
+    assert!(err.contains("nothing was loaded"), "{err}");
+    assert!(before.equal(&other.keras_weight("conv1", "kernel").unwrap()));
+
+    // skip_mismatch loads what matches and reports the rest.
+    let options = LoadOptions { skip_mismatch: true, ..Default::default() };
+    let report = load_weights(&mut small, &file, &options).unwrap();
+    assert_eq!(report.loaded, ["conv0", "bn0"]);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].0, "fc");
+}
+
+#[test]
+fn broken_files_are_refused_with_what_they_are() {
+    let Some(fixture) = keras_fixture("h5_happy") else { return };
+    let dir = scratch_dir("broken-files");
+    let original = std::fs::read(fixture.join("model.h5")).unwrap();
+
+    let truncated = dir.join("truncated.h5");
+    std::fs::write(&truncated, &original[..original.len() / 3]).unwrap();
+    let err = load_error(&mut happy(), &truncated);
+    assert!(err.contains("truncated.h5") && err.contains("not a readable HDF5 file"), "{err}");
+
+    let text = dir.join("notes.h5");
+    std::fs::write(&text, "these are not weights").unwrap();
+    let err = load_error(&mut happy(), &text);
+    assert!(err.contains("notes.h5") && err.contains("neither HDF5"), "{err}");
+
+    let empty = dir.join("empty.h5");
+    std::fs::write(&empty, "").unwrap();
+    assert!(load_error(&mut happy(), &empty).contains("empty"));
+
+    let err = format!("{:#}", load_model(&dir.join("absent.h5"), Device::Cpu).unwrap_err());
+    assert!(err.contains("absent.h5"), "{err}");
+}
+
+#[test]
+fn integer_weights_are_refused() {
+    let dir = scratch_dir("int-weights");
+    let path = dir.join("weights.h5");
+    save_weights_h5(&happy(), &path).unwrap();
+    {
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let group = file.group("conv0").unwrap();
+        group.unlink("conv0/bias:0").unwrap();
+        group.new_dataset::<i32>().shape([32]).create("conv0/bias:0").unwrap().write_raw(&[1i32; 32]).unwrap();
+    }
+    let err = load_error(&mut happy(), &path);
+    assert!(err.contains("weights.h5") && err.contains("'conv0/bias:0' of layer 'conv0'") && err.contains("expected floats"), "{err}");
+}
+
+#[test]
+fn layer_names_split_over_several_attributes_are_read() {
+    let dir = scratch_dir("split-names");
+    let path = dir.join("weights.h5");
+    let source = happy();
+    save_weights_h5(&source, &path).unwrap();
+    {
+        // What Keras writes when layer_names exceeds HDF5's 64 KB attribute limit.
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let names: Vec<hdf5::types::VarLenUnicode> = file.attr("layer_names").unwrap().read_raw().unwrap();
+        file.delete_attr("layer_names").unwrap();
+        let (first, second) = names.split_at(3);
+        for (index, chunk) in [first, second].iter().enumerate() {
+            file.new_attr::<hdf5::types::VarLenUnicode>().shape([chunk.len()]).create(format!("layer_names{index}").as_str()).unwrap().write_raw(chunk).unwrap();
+        }
+    }
+    let mut target = happy();
+    load_weights(&mut target, &path, &LoadOptions::default()).unwrap();
+    assert!(target.keras_weight("fc", "kernel").unwrap().equal(&source.keras_weight("fc", "kernel").unwrap()));
+}
+
+#[test]
+fn archives_with_escaping_paths_are_refused() {
+    use std::io::Write;
+    let dir = scratch_dir("zip-slip");
+    let path = dir.join("evil.keras");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    zip.start_file("../../outside.txt", zip::write::FileOptions::default()).unwrap();
+    zip.write_all(b"x").unwrap();
+    zip.start_file("config.json", zip::write::FileOptions::default()).unwrap();
+    zip.write_all(b"{}").unwrap();
+    zip.finish().unwrap();
+    let err = format!("{:#}", load_model(&path, Device::Cpu).unwrap_err());
+    assert!(err.contains("evil.keras") && err.contains("'../../outside.txt' escapes the archive"), "{err}");
+}
+
+#[test]
+fn unsupported_layer_classes_are_named() {
+    let dir = scratch_dir("unsupported-layer");
+    let path = dir.join("model.h5");
+    save_model_h5(&happy(), &path).unwrap();
+    {
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let config: Vec<hdf5::types::VarLenUnicode> = file.attr("model_config").unwrap().read_raw().unwrap();
+        let edited = config[0].as_str().replace("\"class_name\": \"MaxPooling2D\"", "\"class_name\": \"MaxPooling3D\"").replace(
+            "\"class_name\":\"MaxPooling2D\"",
+            "\"class_name\":\"MaxPooling3D\"",
+        );
+        assert_ne!(edited, config[0].as_str(), "test setup: the class was not replaced");
+        file.delete_attr("model_config").unwrap();
+        let value: hdf5::types::VarLenUnicode = edited.parse().unwrap();
+        file.new_attr::<hdf5::types::VarLenUnicode>().shape(()).create("model_config").unwrap().write_scalar(&value).unwrap();
+    }
+    let err = format!("{:#}", load_model(&path, Device::Cpu).unwrap_err());
+    assert!(err.contains("'max_pool'") && err.contains("'MaxPooling3D' is not supported"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn run_cli(args: &[&str], paths: &[&Path]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_keras-tch")).args(args).args(paths).output().unwrap();
+    assert!(output.status.success(), "keras-tch {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn json_field(line: &str, key: &str) -> f64 {
+    let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    value[key].as_f64().unwrap_or_else(|| panic!("{key} in {line}"))
+}
+
+/// The Keras venv's Python (next to the fixtures in the cache), for the round-trip checks.
+fn keras_python() -> Option<PathBuf> {
+    let fixtures = std::fs::canonicalize(repo_root().join("tests/keras-fixtures")).ok()?;
+    let python = fixtures.parent()?.parent()?.join("venv/bin/python");
+    if python.exists() {
+        Some(python)
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("the Keras venv's python is missing at {} (run scripts/setup.sh --fixtures)", python.display());
+    } else {
+        None
+    }
+}
