@@ -89,6 +89,30 @@ fn keras3_archives_and_weights_give_keras_outputs() {
     assert_predicts("keras3_resnet50/model.weights.h5", &model, &fixture, "y");
 }
 
+/// Keras < 3.6 wrote no `name` attribute in `.weights.h5`: layers are found through Keras 3's
+/// class-and-counter group names (`conv2d`, `batch_normalization`, `dense`, …).
+#[test]
+fn keras3_weights_without_layer_names_are_matched_by_group() {
+    let Some(fixture) = keras_fixture("keras3_resnet50") else { return };
+    let dir = scratch_dir("keras3-no-names");
+    let path = dir.join("old.weights.h5");
+    std::fs::copy(fixture.join("model.weights.h5"), &path).unwrap();
+    {
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let layers = file.group("layers").unwrap();
+        for group in layers.member_names().unwrap() {
+            let vars = layers.group(&format!("{group}/vars")).unwrap();
+            if vars.attr("name").is_ok() {
+                vars.delete_attr("name").unwrap();
+            }
+        }
+    }
+    let mut model = resnet50(Naming::Keras, true, Pooling::None);
+    let report = load_weights(&mut model, &path, &LoadOptions::default()).unwrap();
+    assert_eq!(report.loaded.len(), 107);
+    assert_predicts("Keras 3 weights without names", &model, &fixture, "y");
+}
+
 /// `keras-tch evaluate` prints what Keras's `model.evaluate` gave on the real SIGNS test set.
 #[test]
 fn evaluate_prints_keras_loss_and_accuracy() {

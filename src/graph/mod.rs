@@ -14,7 +14,7 @@ use tch::{nn, no_grad, Device, Tensor};
 
 use crate::layers::{Layer, Shape, Weight};
 
-pub use builder::GraphBuilder;
+pub use builder::{snake_case, GraphBuilder};
 
 /// Index of a layer in its graph (layers are stored in an order where inputs come first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -170,7 +170,7 @@ pub fn saved_from_pairs(path: &Path, entries: Vec<(String, String, tch::Tensor)>
         let saved = SavedWeight { name: weight, dataset, value };
         match layers.iter_mut().find(|l| l.name == layer) {
             Some(existing) => existing.weights.push(saved),
-            None => layers.push(SavedLayer { name: layer, weights: vec![saved] }),
+            None => layers.push(SavedLayer { name: layer, weights: vec![saved], keras3_group: None }),
         }
     }
     SavedWeights { path: path.into(), layout: Layout::WeightsOnly, keras_version: None, layers }

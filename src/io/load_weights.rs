@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use tch::{no_grad, Kind, Tensor};
 
 use super::saved_weights::{Layout as FileLayout, SavedLayer, SavedWeights};
-use crate::graph::{keras_shape_of, tuple, Model};
+use crate::graph::{keras_shape_of, snake_case, tuple, Model};
 use crate::models::names::resnet50_name_pairs;
 
 /// Keras's epsilon for ResNet50's BatchNorm in each scheme.
@@ -136,9 +136,13 @@ fn match_layers<'a>(
     let by_name: HashMap<String, &SavedLayer> = saved.weighted_layers().map(|l| (l.name.clone(), l)).collect();
     let direct = names.iter().filter(|n| by_name.contains_key(**n)).count();
     if saved.layout == FileLayout::Keras3 && direct < names.len() {
-        let in_order: HashMap<String, &SavedLayer> =
-            names.iter().map(|n| n.to_string()).zip(saved.weighted_layers()).collect();
-        return (in_order, None);
+        // A Keras < 3.6 file: find each layer's group by Keras 3's class-and-counter naming.
+        let groups = keras3_group_names(model);
+        let by_group: HashMap<String, &SavedLayer> = saved
+            .weighted_layers()
+            .filter_map(|l| Some((groups.get(l.keras3_group.as_ref()?)?.clone(), l)))
+            .collect();
+        return (by_group, None);
     }
     let mut best = (by_name.clone(), None, direct);
     let pairs = resnet50_name_pairs();
@@ -157,6 +161,24 @@ fn match_layers<'a>(
         }
     }
     (best.0, best.1)
+}
+
+/// Keras 3's group name for each layer -> the layer's name: snake_case of the class with a
+/// per-class counter, in `model.layers` order (`conv2d`, `conv2d_1`, …; `input_layer`).
+fn keras3_group_names(model: &Model) -> HashMap<String, String> {
+    let mut counters: HashMap<String, usize> = HashMap::new();
+    model
+        .layers()
+        .iter()
+        .map(|node| {
+            let class = node.layer.class_name();
+            let base = if class == "InputLayer" { "input_layer".to_string() } else { snake_case(class) };
+            let count = counters.entry(base.clone()).or_insert(0);
+            let group = if *count == 0 { base } else { format!("{base}_{count}") };
+            *count += 1;
+            (group, node.name.clone())
+        })
+        .collect()
 }
 
 /// When names were mapped between ResNet50 schemes, the epsilon of the *file's* architecture.

@@ -46,6 +46,9 @@ pub struct SavedWeight {
 pub struct SavedLayer {
     pub name: String,
     pub weights: Vec<SavedWeight>,
+    /// Keras 3 `.weights.h5` only: the group the layer is stored under (`conv2d_1`), named after
+    /// the layer's class and position rather than the layer.
+    pub keras3_group: Option<String>,
 }
 
 /// Every layer of a file (weightless ones included, as the file lists them).
@@ -157,7 +160,7 @@ fn read_layer_groups(path: &Path, root: &Group) -> Result<Vec<SavedLayer>> {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(SavedLayer { name: layer, weights })
+            Ok(SavedLayer { name: layer, weights, keras3_group: None })
         })
         .collect()
 }
@@ -200,13 +203,14 @@ fn read_float_dataset(path: &Path, layer: &str, name: &str, dataset: &Dataset) -
     Ok(Tensor::from_slice(&values).reshape(&dims))
 }
 
-/// Keras 3 `.weights.h5`: `layers/<name>/vars/<i>` in the model's layer order; nested layers
-/// (e.g. a Sequential inside) nest `layers/` groups. The group names are Keras 3's
-/// per-class auto names, not necessarily the layers' names, so the loader matches them by order.
+/// Keras 3 `.weights.h5`: `layers/<group>/vars/<i>`, where the group is named after the layer's
+/// class with a per-class counter in `model.layers` order (`conv2d`, `conv2d_1`, …), not after
+/// the layer. From Keras 3.6 each `vars` group has a `name` attribute with the layer's real
+/// name; older files are matched through the group names (see `load_weights`).
 pub fn read_keras3_weights(path: &Path, file: &hdf5::File) -> Result<SavedWeights> {
     let layers_group = file.group("layers")?;
     let mut layers = Vec::new();
-    for name in ordered_member_names(&layers_group)? {
+    for name in layers_group.member_names()? {
         let group = layers_group.group(&name)?;
         let Ok(vars) = group.group("vars") else { continue };
         let mut weights = Vec::new();
@@ -220,24 +224,8 @@ pub fn read_keras3_weights(path: &Path, file: &hdf5::File) -> Result<SavedWeight
                 dataset: format!("/layers/{name}/vars/{index}"),
             });
         }
-        let real_name = string_attr(&vars, "name").unwrap_or(name);
-        layers.push(SavedLayer { name: real_name, weights });
+        let real_name = string_attr(&vars, "name").unwrap_or_else(|| name.clone());
+        layers.push(SavedLayer { name: real_name, weights, keras3_group: Some(name) });
     }
     Ok(SavedWeights { path: path.into(), layout: Layout::Keras3, keras_version: None, layers })
-}
-
-/// Member names in creation order when the file tracks it, else alphabetical with numeric
-/// suffixes in numeric order (`conv2d`, `conv2d_1`, `conv2d_2`, …, `conv2d_10`).
-fn ordered_member_names(group: &Group) -> Result<Vec<String>> {
-    let mut names = group.member_names()?;
-    names.sort_by_key(|n| {
-        let (base, number) = match n.rsplit_once('_') {
-            Some((base, digits)) if digits.chars().all(|c| c.is_ascii_digit()) && !digits.is_empty() => {
-                (base.to_string(), digits.parse::<u64>().unwrap_or(0))
-            }
-            _ => (n.clone(), 0),
-        };
-        (base, number)
-    });
-    Ok(names)
 }
