@@ -19,10 +19,19 @@ use keras_tch::layers::reshape::{Dropout, Flatten};
 use keras_tch::models::course;
 use tch::Device;
 
+/// libtorch's generator is global: tests of this file that create weights take turns, so the
+/// seeded-initialisation test sees no other test draw from it between seed and build.
+static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn generator() -> std::sync::MutexGuard<'static, ()> {
+    GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Single layers where TensorFlow and torch differ: asymmetric `same` padding at stride 2,
 /// dilation, `same` pooling, and the channels-last Flatten before a Dense.
 #[test]
 fn same_padding_pooling_and_flatten_give_keras_outputs() {
+    let _turn = generator();
     type Build = fn(&mut GraphBuilder, NodeId) -> NodeId;
     let cases: [(&str, [i64; 3], Build); 5] = [
         ("conv_same_stride2", [7, 8, 3], |g, x| g.conv2d(Some("conv"), conv2d(4, 3).strides(2).same(), x).unwrap()),
@@ -55,6 +64,7 @@ fn same_padding_pooling_and_flatten_give_keras_outputs() {
 
 #[test]
 fn the_rest_of_the_layer_set_gives_keras_outputs() {
+    let _turn = generator();
     let mut g = GraphBuilder::new("misc_layers", Device::Cpu);
     let input = g.input(None, &[6, 7, 4]).unwrap();
     let pad = g.add(Some("pad"), ZeroPadding2D { padding: [[1, 1], [0, 2]] }, &[input]).unwrap();
@@ -75,6 +85,7 @@ fn the_rest_of_the_layer_set_gives_keras_outputs() {
 /// statistics with Keras's momentum (torch's momentum is 1 − Keras's).
 #[test]
 fn batch_norm_in_training_mode_matches_keras() {
+    let _turn = generator();
     let Some(fixture) = keras_fixture("bn_training") else { return };
     let mut g = GraphBuilder::new("bn_training", Device::Cpu);
     let input = g.input(None, &[5, 5, 3]).unwrap();
@@ -101,6 +112,7 @@ fn batch_norm_in_training_mode_matches_keras() {
 /// The same seed gives the same weights; glorot_uniform stays within its limit.
 #[test]
 fn initialisation_is_seeded_and_glorot_bounded() {
+    let _turn = generator();
     let build = || {
         init::seed(7);
         course::block_model([4, 4, 6], true, Device::Cpu).unwrap()
