@@ -18,6 +18,7 @@ Each fixture is a folder under --out holding what Keras wrote or computed:
 Tests find them through the link tests/keras-fixtures (made by setup.sh).
 """
 import argparse
+import json
 import os
 import sys
 
@@ -874,6 +875,106 @@ def fixture_h5_course_resnet50_evaluate(folder: str, shared_data: str) -> None:
         f.write(f"loss {float(loss)!r}\naccuracy {float(accuracy)!r}\n")
 
 
+def training_fixture(folder: str, model, optimizer, loss: str, x_train, y_train, x_held, y_held) -> None:
+    """Training parity: the initial model (initial.h5, model.save before any step), the loss of
+    the first batch in training mode (first_batch_loss in io.h5), then fit(epochs=2,
+    batch_size=32, shuffle=False) as the notebooks call it; history.json holds Keras's per-epoch
+    loss/accuracy (train and validation), io.h5 the data and the trained model's predictions on
+    held-out images (y_held_pred)."""
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    model.save(os.path.join(folder, "initial.h5"))
+    # On a copy: a training-mode call moves BatchNorm's moving statistics.
+    import tensorflow as tf
+    start = tf_keras.models.load_model(os.path.join(folder, "initial.h5"))
+    first = start.compiled_loss(tf.constant(y_train[:32], tf.float32),
+                                start(tf.constant(x_train[:32], tf.float32), training=True))
+    history = model.fit(x_train, y_train, epochs=2, batch_size=32, shuffle=False, verbose=0,
+                        validation_data=(x_held, y_held))
+    with open(os.path.join(folder, "history.json"), "w") as f:
+        json.dump({k: [float(v) for v in values] for k, values in history.history.items()}, f)
+    write_io(folder, x_train=x_train.astype("float32"), y_train=y_train.astype("float32"),
+             x_held=x_held.astype("float32"), y_held=y_held.astype("float32"),
+             y_held_pred=inference(model, x_held.astype("float32")),
+             first_batch_loss=np.array(float(first), dtype="float32"))
+
+
+def keras_spread(folder: str, name: str, shared_data: str) -> None:
+    """Keras's own reproducibility for a training fixture: the same run with TensorFlow's oneDNN
+    kernels switched off (TF_ENABLE_ONEDNN_OPTS=0, another float summation order), written as
+    history_plain.json and io_plain.h5. A few Adam steps from a random start amplify rounding
+    (Adam moves a parameter by about the learning rate whatever the size of its gradient, so
+    gradients that are pure rounding noise - e.g. of a bias followed by BatchNorm - still move),
+    so two correct implementations differ by this much; the tests allow the larger of 1e-3 and
+    twice this spread."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", KERAS_FIXTURES_NO_SPREAD="1")
+        subprocess.run([sys.executable, __file__, "--out", scratch, "--shared-data", shared_data, "--only", name],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        os.replace(os.path.join(scratch, name, "history.json"), os.path.join(folder, "history_plain.json"))
+        os.replace(os.path.join(scratch, name, "io.h5"), os.path.join(folder, "io_plain.h5"))
+
+
+def fixture_train_course_resnet50(folder: str, shared_data: str) -> None:
+    """The course ResNet50 trained as the notebook does (adam, categorical_crossentropy,
+    accuracy, batch 32) for 2 epochs on the real SIGNS test set (/255, one-hot): the first 96
+    images train, the last 24 are held out."""
+    fresh_session()
+    with h5py.File(os.path.join(shared_data, "test_signs.h5"), "r") as f:
+        x = np.array(f["test_set_x"]) / 255.0
+        y = np.eye(6)[np.array(f["test_set_y"]).reshape(-1)]
+    model = course_resnet50(input_shape=(64, 64, 3), classes=6)
+    training_fixture(folder, model, "adam", "categorical_crossentropy", x[:96], y[:96], x[96:], y[96:])
+    if not os.environ.get("KERAS_FIXTURES_NO_SPREAD"):
+        keras_spread(folder, "train_course_resnet50", shared_data)
+
+
+def fixture_train_signs_cnn(folder: str, shared_data: str) -> None:
+    """categorical_crossentropy training parity on a well-conditioned model: the HappyModel
+    topology (conv0 without bias) with a 6-way softmax (`fc6`) trained with adam (Keras defaults) for 2 epochs on the
+    real SIGNS test set (first 96 images; the last 24 held out). The course ResNet50 from a random
+    start is not reproducible between two Keras runs beyond its first batch (see keras_spread),
+    so its strict checks stop there."""
+    fresh_session()
+    with h5py.File(os.path.join(shared_data, "test_signs.h5"), "r") as f:
+        x = np.array(f["test_set_x"]) / 255.0
+        y = np.eye(6)[np.array(f["test_set_y"]).reshape(-1)]
+    layers = tf_keras.layers
+    inputs = layers.Input((64, 64, 3))
+    h = layers.ZeroPadding2D((3, 3))(inputs)
+    # No bias before the BatchNorm: its true gradient is zero, so Adam would move it by rounding
+    # noise alone (differently in every implementation) and the held-out predictions with it.
+    h = layers.Conv2D(32, (7, 7), use_bias=False, name="conv0")(h)
+    h = layers.BatchNormalization(axis=3, name="bn0")(h)
+    h = layers.Activation("relu")(h)
+    h = layers.MaxPooling2D((2, 2), name="max_pool")(h)
+    h = layers.Flatten()(h)
+    outputs = layers.Dense(6, activation="softmax", name="fc6")(h)
+    model = tf_keras.Model(inputs, outputs, name="SignsCNN")
+    training_fixture(folder, model, "adam", "categorical_crossentropy", x[:96], y[:96], x[96:], y[96:])
+    if not os.environ.get("KERAS_FIXTURES_NO_SPREAD"):
+        keras_spread(folder, "train_signs_cnn", shared_data)
+
+
+def fixture_train_happy_catvnoncat(folder: str, shared_data: str) -> None:
+    """HappyModel trained as the Keras-tutorial notebook does (Adam(lr=0.001, epsilon=1e-08),
+    binary_crossentropy, accuracy, batch 32 here) for 2 epochs on the course's cat/non-cat
+    training set (209 images, /255); the cat/non-cat test set (50) is held out."""
+    fresh_session()
+    with h5py.File(os.path.join(shared_data, "train_catvnoncat.h5"), "r") as f:
+        x_train = np.array(f["train_set_x"]) / 255.0
+        y_train = np.array(f["train_set_y"]).reshape(-1, 1).astype("float32")
+    with h5py.File(os.path.join(shared_data, "test_catvnoncat.h5"), "r") as f:
+        x_held = np.array(f["test_set_x"]) / 255.0
+        y_held = np.array(f["test_set_y"]).reshape(-1, 1).astype("float32")
+    optimizer = tf_keras.optimizers.Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)
+    training_fixture(folder, happy_model(), optimizer, "binary_crossentropy", x_train, y_train, x_held, y_held)
+    if not os.environ.get("KERAS_FIXTURES_NO_SPREAD"):
+        keras_spread(folder, "train_happy_catvnoncat", shared_data)
+
+
 FIXTURES = {
     "conv2d_valid": fixture_conv2d_valid,
     "conv_same_stride2": fixture_conv_same_stride2,
@@ -901,6 +1002,9 @@ FIXTURES = {
     "keras3_happy": fixture_keras3_happy,
 }
 SHARED_DATA_FIXTURES = {
+    "train_course_resnet50": fixture_train_course_resnet50,
+    "train_happy_catvnoncat": fixture_train_happy_catvnoncat,
+    "train_signs_cnn": fixture_train_signs_cnn,
     "course_signs": fixture_course_signs,
     "h5_course_resnet50_evaluate": fixture_h5_course_resnet50_evaluate,  # after FIXTURES: reads its model.h5
 }
@@ -910,7 +1014,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder to write the fixtures into")
     parser.add_argument("--shared-data", required=True, help="the course data folder (../shared/data)")
+    parser.add_argument("--only", help="make just this fixture (used for the oneDNN-off reruns)")
     args = parser.parse_args()
+
+    if args.only:
+        folder = os.path.join(args.out, args.only)
+        os.makedirs(folder, exist_ok=True)
+        if args.only in FIXTURES:
+            FIXTURES[args.only](folder)
+        else:
+            SHARED_DATA_FIXTURES[args.only](folder, args.shared_data)
+        return 0
 
     for name, make in FIXTURES.items():
         folder = os.path.join(args.out, name)

@@ -169,15 +169,39 @@ impl Model {
         Ok(outputs.remove(0))
     }
 
-    /// For a single-output model ending in a softmax or sigmoid: the logits before it (what
-    /// tf.keras's cross-entropies read), else `None`.
-    pub fn forward_logits(&self, inputs: &[&Tensor], train: bool) -> Result<Option<Tensor>> {
-        let [output] = self.outputs[..] else { return Ok(None) };
+    /// One forward pass of a single-output model giving its output and, when it ends in a
+    /// softmax or sigmoid, the logits before it (what tf.keras's cross-entropies read) — from
+    /// the same pass, so BatchNorm's moving statistics move once per training step.
+    pub fn forward_with_logits(&self, inputs: &[&Tensor], train: bool) -> Result<(Tensor, Option<Tensor>)> {
+        let [output] = self.outputs[..] else {
+            bail!("model '{}' has {} outputs; training and evaluation need one", self.name, self.outputs.len());
+        };
         let node = &self.nodes[output.0];
         let args = self.run(inputs, train, &node.inbound)?;
-        let refs: Vec<Tensor> = args.iter().map(|t| if t.dim() == 4 { t.permute([0, 3, 1, 2]) } else { t.shallow_clone() }).collect();
-        let refs: Vec<&Tensor> = refs.iter().collect();
-        Ok(node.layer.forward_logits(&refs, train && node.trainable))
+        // Back to the internal layout for the last layer.
+        let args: Vec<Tensor> = args.iter().map(|t| if t.dim() == 4 { t.permute([0, 3, 1, 2]) } else { t.shallow_clone() }).collect();
+        let args: Vec<&Tensor> = args.iter().collect();
+        let train = train && node.trainable;
+        let probs = node.layer.forward(&args, train);
+        let probs = if probs.dim() == 4 { probs.permute([0, 2, 3, 1]).contiguous() } else { probs };
+        Ok((probs, node.layer.forward_logits(&args, train)))
+    }
+
+    /// The variables training updates, under their Keras names (`conv1/kernel`): the trainable
+    /// weights of trainable layers.
+    pub fn trainable_variables(&self) -> Vec<(String, Tensor)> {
+        self.nodes
+            .iter()
+            .filter(|n| n.trainable)
+            .flat_map(|n| {
+                n.layer
+                    .weights()
+                    .into_iter()
+                    .filter(|w| w.trainable)
+                    .map(|w| (format!("{}/{}", n.name, w.name), w.tensor.shallow_clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// The outputs of the named layers for these inputs (inference mode), NHWC like Keras —

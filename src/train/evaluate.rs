@@ -27,8 +27,7 @@ pub fn evaluate(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, 
             let len = batch_size.min(n - start);
             let xb = x.narrow(0, start, len);
             let yb = y.narrow(0, start, len).to_device(model.device()).to_kind(Kind::Float);
-            let probs = model.forward_t(&[&xb], false)?.remove(0);
-            let logits = model.forward_logits(&[&xb], false)?;
+            let (probs, logits) = model.forward_with_logits(&[&xb], false)?;
             loss_sum += compile.loss.per_sample(compile.style, &yb, &probs, logits.as_ref()).sum(Kind::Double).double_value(&[]);
             if let Some(accuracy) = compile.accuracy {
                 correct += count_correct(accuracy, &yb, &probs);
@@ -39,7 +38,7 @@ pub fn evaluate(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, 
     Ok(Evaluation { loss: loss_sum / n as f64, accuracy: compile.accuracy.map(|_| correct / n as f64) })
 }
 
-fn count_correct(accuracy: Accuracy, y: &Tensor, probs: &Tensor) -> f64 {
+pub fn count_correct(accuracy: Accuracy, y: &Tensor, probs: &Tensor) -> f64 {
     let hits = match accuracy {
         Accuracy::Categorical => y.argmax(-1, false).eq_tensor(&probs.argmax(-1, false)),
         Accuracy::SparseCategorical => y.flatten(0, -1).to_kind(Kind::Int64).eq_tensor(&probs.argmax(-1, false)),

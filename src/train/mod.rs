@@ -1,6 +1,11 @@
-//! Training and evaluation with Keras's semantics: losses and metrics as Keras computes them,
-//! and `evaluate`.
+//! Training and evaluation with Keras's semantics: optimizers with Keras's update rules, losses
+//! and metrics as Keras computes them, `fit` / `evaluate`, progress, history, checkpoints.
 
+pub mod checkpoint;
 pub mod compile;
 pub mod evaluate;
+pub mod fit;
+pub mod history;
 pub mod losses;
+pub mod optimizer;
+pub mod progress;

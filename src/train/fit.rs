@@ -1,0 +1,173 @@
+//! `model.fit(x, y, epochs, batch_size, shuffle, validation_split | validation_data, verbose)`
+//! with Keras's semantics: each batch runs in training mode (BatchNorm on batch statistics,
+//! Dropout on; frozen layers in inference), the reported loss and accuracy of an epoch are the
+//! sample-weighted means of the per-batch values computed before each update, validation runs in
+//! inference mode at the epoch's end, and `validation_split` takes the *last* fraction of the
+//! data before any shuffling.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{bail, Result};
+use tch::{Kind, Tensor};
+
+use super::checkpoint::{self, TrainingState};
+use super::compile::{Accuracy, CompileConfig};
+use super::evaluate::{count_correct, evaluate};
+use super::history::History;
+use super::optimizer::Optimizer;
+use super::progress::Progress;
+use crate::graph::Model;
+
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    pub epochs: usize,
+    pub batch_size: i64,
+    pub shuffle: bool,
+    /// Seed of the per-epoch shuffling.
+    pub seed: u64,
+    pub validation_split: f64,
+    pub verbose: u8,
+    /// Save a checkpoint after every epoch (and on interruption) here.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from `checkpoint_dir`'s checkpoint when there is one.
+    pub resume: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        Self { epochs: 1, batch_size: 32, shuffle: true, seed: 0, validation_split: 0.0, verbose: 1, checkpoint_dir: None, resume: false }
+    }
+}
+
+/// Why `fit` stopped early.
+#[derive(Debug)]
+pub enum Stopped {
+    Interrupted { checkpoint: Option<PathBuf> },
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stopped::Interrupted { checkpoint: Some(path) } => {
+                write!(f, "interrupted; progress saved to {} (continue with --resume)", path.display())
+            }
+            Stopped::Interrupted { checkpoint: None } => write!(f, "interrupted (no checkpoint directory was given)"),
+        }
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+pub fn fit(
+    model: &mut Model,
+    compile: &CompileConfig,
+    optimizer: &mut Optimizer,
+    x: &Tensor,
+    y: &Tensor,
+    validation_data: Option<(&Tensor, &Tensor)>,
+    options: &FitOptions,
+    interrupt: &AtomicBool,
+) -> Result<History> {
+    let n_all = x.size()[0];
+    if y.size()[0] != n_all {
+        bail!("fit: {} inputs but {} targets", n_all, y.size()[0]);
+    }
+    let split_at = if validation_split_used(options, validation_data) {
+        n_all - ((n_all as f64) * options.validation_split) as i64
+    } else {
+        n_all
+    };
+    let (x_train, y_train) = (x.narrow(0, 0, split_at), y.narrow(0, 0, split_at));
+    let split_validation = (split_at < n_all).then(|| (x.narrow(0, split_at, n_all - split_at), y.narrow(0, split_at, n_all - split_at)));
+    let validation = validation_data.or(split_validation.as_ref().map(|(a, b)| (a, b)));
+    let n = x_train.size()[0];
+    if n == 0 {
+        bail!("fit: no training samples");
+    }
+    let batches = ((n + options.batch_size - 1) / options.batch_size) as usize;
+
+    let mut state = TrainingState::default();
+    if let (true, Some(dir)) = (options.resume, &options.checkpoint_dir) {
+        if let Some(restored) = checkpoint::restore(dir, model, optimizer)? {
+            eprintln!("Resuming from {} at epoch {}, batch {}", dir.display(), restored.epoch + 1, restored.next_batch);
+            state = restored;
+        }
+    }
+
+    while state.epoch < options.epochs {
+        let order = epoch_order(n, options, state.epoch);
+        let mut progress = Progress::start_epoch(state.epoch + 1, options.epochs, n as usize, options.verbose);
+        for batch in state.next_batch..batches {
+            let start = batch as i64 * options.batch_size;
+            let index = order.narrow(0, start, options.batch_size.min(n - start));
+            let xb = x_train.index_select(0, &index);
+            let yb = y_train.index_select(0, &index).to_device(model.device()).to_kind(Kind::Float);
+            let (probs, logits) = model.forward_with_logits(&[&xb], true)?;
+            let loss = compile.loss.per_sample(compile.style, &yb, &probs, logits.as_ref()).mean(Kind::Float);
+            let loss_value = loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                bail!(
+                    "the loss became {loss_value} at epoch {}, batch {}: training stopped{}",
+                    state.epoch + 1,
+                    batch + 1,
+                    options.checkpoint_dir.as_ref().map_or(String::new(), |d| format!("; the last good checkpoint is in {}", d.display()))
+                );
+            }
+            loss.backward();
+            optimizer.step(&model.trainable_variables());
+            let size = index.size()[0] as usize;
+            state.loss_sum += loss_value * size as f64;
+            if let Some(accuracy) = compile.accuracy {
+                state.correct += tch::no_grad(|| count_correct(accuracy, &yb, &probs.detach()));
+            }
+            state.seen += size;
+            state.next_batch = batch + 1;
+            progress.update(state.seen, &running_logs(&state, compile.accuracy));
+            if interrupt.load(Ordering::SeqCst) {
+                let checkpoint = match &options.checkpoint_dir {
+                    Some(dir) => Some(checkpoint::save(dir, model, optimizer, &state)?),
+                    None => None,
+                };
+                return Err(Stopped::Interrupted { checkpoint }.into());
+            }
+        }
+        let mut logs = running_logs(&state, compile.accuracy);
+        if let Some((vx, vy)) = validation {
+            let result = evaluate(model, compile, vx, vy, options.batch_size)?;
+            logs.push(("val_loss", result.loss));
+            if let Some(accuracy) = result.accuracy {
+                logs.push(("val_accuracy", accuracy));
+            }
+        }
+        progress.finish(&logs);
+        state.history.push(&logs);
+        state = TrainingState { epoch: state.epoch + 1, history: state.history, ..Default::default() };
+        if let Some(dir) = &options.checkpoint_dir {
+            checkpoint::save(dir, model, optimizer, &state)?;
+        }
+    }
+    Ok(state.history)
+}
+
+fn validation_split_used(options: &FitOptions, validation_data: Option<(&Tensor, &Tensor)>) -> bool {
+    validation_data.is_none() && options.validation_split > 0.0
+}
+
+/// The epoch's sample order: shuffled from (seed, epoch) so a resumed run replays it exactly.
+fn epoch_order(n: i64, options: &FitOptions, epoch: usize) -> Tensor {
+    if !options.shuffle {
+        return Tensor::arange(n, (Kind::Int64, tch::Device::Cpu));
+    }
+    tch::manual_seed((options.seed as i64).wrapping_mul(1_000_003).wrapping_add(epoch as i64));
+    Tensor::randperm(n, (Kind::Int64, tch::Device::Cpu))
+}
+
+fn running_logs(state: &TrainingState, accuracy: Option<Accuracy>) -> Vec<(&'static str, f64)> {
+    let seen = state.seen.max(1) as f64;
+    let mut logs = vec![("loss", state.loss_sum / seen)];
+    if accuracy.is_some() {
+        logs.push(("accuracy", state.correct / seen));
+    }
+    logs
+}

@@ -1,0 +1,164 @@
+//! Training parity with real Keras: from the same initial weights (a Keras-written file), the
+//! same batches in the same order (no shuffle), batch size 32 and the optimizer the file was
+//! compiled with, two epochs on real course data give Keras's per-epoch loss and accuracy
+//! (training and validation) and Keras's predictions afterwards.
+//!
+//! Tolerance: 1e-3, or twice Keras's own spread when that is larger. The fixture trains twice in
+//! Keras, with TensorFlow's oneDNN kernels on and off; from a random start a few Adam steps
+//! amplify rounding (Adam moves each parameter by about the learning rate whatever its gradient's
+//! size, so noise-level gradients — a bias feeding a BatchNorm — still move), and the two Keras
+//! runs differ by up to 0.2 in the ResNet50's epoch loss. The first training batch, before any
+//! update, must agree to 1e-5.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use common::parity::{assert_close, tensor};
+use common::{keras_fixture, read_f32, scratch_dir};
+use keras_tch::io::load_model;
+use keras_tch::train::checkpoint;
+use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::fit::{fit, FitOptions};
+use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
+use tch::Device;
+
+fn train_like_keras(fixture_name: &str, epochs_compared: usize, keys: &[&str]) {
+    let Some(fixture) = keras_fixture(fixture_name) else { return };
+    let mut model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();
+    let training = model.training_config.clone().unwrap();
+    let compile = CompileConfig::from_keras(&training).unwrap();
+    let mut optimizer = Optimizer::new(OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap());
+    let io = fixture.join("io.h5");
+    let read = |name: &str| {
+        let (values, shape) = read_f32(&io, name);
+        tensor(values, &shape)
+    };
+    let (x_held, y_held) = (read("x_held"), read("y_held"));
+    let options = FitOptions { epochs: 2, batch_size: 32, shuffle: false, verbose: 0, ..Default::default() };
+    let history = fit(
+        &mut model,
+        &compile,
+        &mut optimizer,
+        &read("x_train"),
+        &read("y_train"),
+        Some((&x_held, &y_held)),
+        &options,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+
+    let history_of = |file: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(fixture.join(file)).unwrap()).unwrap()
+    };
+    let (keras, keras_plain) = (history_of("history.json"), history_of("history_plain.json"));
+    for &key in keys {
+        let ours = history.get(key).unwrap();
+        let values = |h: &serde_json::Value| -> Vec<f64> { h[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect() };
+        let (theirs, plain) = (values(&keras), values(&keras_plain));
+        for epoch in 0..epochs_compared {
+            let tolerance = (2.0 * (theirs[epoch] - plain[epoch]).abs()).max(1e-3);
+            let diff = (ours[epoch] - theirs[epoch]).abs();
+            assert!(diff <= tolerance, "{fixture_name}: {key} of epoch {} is {}, Keras {} (tolerance {tolerance})", epoch + 1, ours[epoch], theirs[epoch]);
+        }
+    }
+    if epochs_compared < 2 {
+        return;
+    }
+    let predictions = model.predict(&x_held).unwrap();
+    let expected = read("y_held_pred");
+    let (plain, plain_shape) = read_f32(&fixture.join("io_plain.h5"), "y_held_pred");
+    let spread = (&expected - tensor(plain, &plain_shape)).abs().max().double_value(&[]);
+    let diff = (&predictions - &expected).abs().max().double_value(&[]);
+    let tolerance = (2.0 * spread).max(1e-3);
+    assert!(diff <= tolerance, "{fixture_name}: predictions after training differ from Keras's by {diff} (tolerance {tolerance})");
+}
+
+/// Before any update, the first batch's loss in training mode (BatchNorm on batch statistics,
+/// the loss from the logits as tf.keras computes it) is Keras's.
+fn first_batch_like_keras(fixture_name: &str) {
+    let Some(fixture) = keras_fixture(fixture_name) else { return };
+    let model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();
+    let compile = CompileConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
+    let io = fixture.join("io.h5");
+    let read = |name: &str| {
+        let (values, shape) = read_f32(&io, name);
+        tensor(values, &shape)
+    };
+    let (x, y) = (read("x_train").narrow(0, 0, 32), read("y_train").narrow(0, 0, 32));
+    let (probs, logits) = tch::no_grad(|| model.forward_with_logits(&[&x], true)).unwrap();
+    let loss = compile.loss.per_sample(compile.style, &y, &probs, logits.as_ref()).mean(tch::Kind::Float).double_value(&[]);
+    let keras = read("first_batch_loss").double_value(&[]);
+    assert!((loss - keras).abs() <= 1e-5 * keras.abs().max(1.0), "{fixture_name}: first batch loss {loss}, Keras {keras}");
+}
+
+#[test]
+fn first_training_batches_match_keras() {
+    first_batch_like_keras("train_course_resnet50");
+    first_batch_like_keras("train_signs_cnn");
+    first_batch_like_keras("train_happy_catvnoncat");
+}
+
+/// categorical_crossentropy with Keras's default Adam, on real SIGNS images.
+#[test]
+fn softmax_cnn_trains_like_keras_with_categorical_crossentropy() {
+    train_like_keras("train_signs_cnn", 2, ALL_METRICS);
+}
+
+#[test]
+fn happy_model_trains_like_keras_with_binary_crossentropy() {
+    train_like_keras("train_happy_catvnoncat", 2, ALL_METRICS);
+}
+
+const ALL_METRICS: &[&str] = &["loss", "accuracy", "val_loss", "val_accuracy"];
+
+/// The course ResNet50 from its random start: two Keras runs (oneDNN on and off) already differ
+/// by 0.08 in the second batch's loss and by 0.2 in the first epoch's, and by more after, so
+/// beyond the first batch (checked to 1e-5 below) only the first epoch's training loss is compared,
+/// within twice that spread (one flipped prediction moves accuracy by 1/96).
+#[test]
+fn course_resnet50_first_epoch_is_within_keras_own_spread() {
+    train_like_keras("train_course_resnet50", 1, &["loss"]);
+}
+
+/// Stopping after one epoch and resuming from the checkpoint gives the same model as training
+/// straight through.
+#[test]
+fn resuming_from_a_checkpoint_continues_the_same_run() {
+    let Some(fixture) = keras_fixture("train_happy_catvnoncat") else { return };
+    let io = fixture.join("io.h5");
+    let read = |name: &str| {
+        let (values, shape) = read_f32(&io, name);
+        tensor(values, &shape)
+    };
+    let (x, y) = (read("x_train"), read("y_train"));
+    let run = |epochs: usize, dir: &std::path::Path, resume: bool| {
+        let mut model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();
+        let training = model.training_config.clone().unwrap();
+        let compile = CompileConfig::from_keras(&training).unwrap();
+        let mut optimizer = Optimizer::new(OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap());
+        let options = FitOptions {
+            epochs,
+            batch_size: 32,
+            shuffle: true,
+            seed: 3,
+            verbose: 0,
+            checkpoint_dir: Some(dir.to_path_buf()),
+            resume,
+            ..Default::default()
+        };
+        let history = fit(&mut model, &compile, &mut optimizer, &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
+        (model, history)
+    };
+    let straight = scratch_dir("resume-straight");
+    let (reference, reference_history) = run(2, &straight, false);
+    let split = scratch_dir("resume-split");
+    run(1, &split, false);
+    let (resumed, resumed_history) = run(2, &split, true);
+    assert_eq!(resumed_history.get("loss"), reference_history.get("loss"));
+    assert_close("weights after resuming", &resumed.keras_weight("fc", "kernel").unwrap(), &reference.keras_weight("fc", "kernel").unwrap());
+    // The directory holds one complete checkpoint and its state file.
+    let files: Vec<String> = std::fs::read_dir(&split).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let _ = checkpoint::TrainingState::default();
+}
