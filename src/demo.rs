@@ -1,34 +1,70 @@
 //! The main job behind the README's first command: the course notebook's flow ("Residual
-//! Networks"), on the course's SIGNS files when present, else on the default dataset.
-//!
-//! It runs what the library has so far and says plainly what it does not do yet.
+//! Networks"), on the course's SIGNS files when present, else on the default dataset — build the
+//! ResNet50, print its summary, compile, fit, evaluate, save `ResNet50.h5`, load it back and
+//! evaluate again — printing each step the way the notebook does.
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::data::course::{default_dataset_paths, load_dataset};
 use crate::device::{libtorch_flavour, parse_device};
 use crate::graph::summary::summary;
 use crate::graph::tuple;
+use crate::io::{load_model, save_model_h5};
 use crate::layers::init;
 use crate::models::course;
+use crate::train::compile::CompileConfig;
+use crate::train::evaluate::evaluate;
+use crate::train::fit::{fit, FitOptions};
+use crate::train::interrupt::ctrl_c_flag;
+use crate::train::losses::CrossEntropyStyle;
+use crate::train::optimizer::{Optimizer, OptimizerConfig};
+
+/// How much of the notebook's training to run (the notebook: 2 epochs, batch 32, all images).
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub epochs: usize,
+    pub batch_size: i64,
+    /// Train on the first N images only (a quick run).
+    pub limit: Option<usize>,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self { epochs: 2, batch_size: 32, limit: None }
+    }
+}
 
 /// Run the notebook's flow and print each step the way the notebook prints it.
-pub fn run(root: &Path, device: &str) -> Result<()> {
+pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
     let device = parse_device(device)?;
     println!("Device: {device:?} ({} libtorch)", libtorch_flavour());
 
     // model = ResNet50(input_shape = (64, 64, 3), classes = 6)
     init::seed(0);
+    let mut model = course::resnet50([64, 64, 3], 6, None, device)?;
+    // model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+    let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::Keras20)?;
+    let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
+    println!("Loss computed as Keras 2.0 did when the course ran (clipped probabilities), see README");
+
+    // X_train_orig, Y_train_orig, X_test_orig, Y_test_orig, classes = load_dataset()
     let (train_path, test_path, description) = default_dataset_paths(root)?;
     println!("Data: {description}");
-    let dataset = load_dataset(&train_path, &test_path)?;
-    let classes = dataset.classes.len();
+    let mut dataset = load_dataset(&train_path, &test_path)?;
+    if dataset.classes.len() != 6 {
+        bail!("the notebook's ResNet50 has 6 classes; {} has {}", train_path.display(), dataset.classes.len());
+    }
+    if let Some(limit) = options.limit {
+        let keep = limit.clamp(1, dataset.train.len());
+        dataset.train.x = dataset.train.x.slice_move(ndarray::s![..keep, .., .., ..]);
+        dataset.train.y = dataset.train.y.slice_move(ndarray::s![..keep]);
+    }
     let x_train = dataset.train.normalized_images();
-    let y_train = dataset.train.one_hot_labels(classes);
+    let y_train = compile.targets(&dataset.train, 6);
     let x_test = dataset.test.normalized_images();
-    let y_test = dataset.test.one_hot_labels(classes);
+    let y_test = compile.targets(&dataset.test, 6);
     println!("number of training examples = {}", dataset.train.len());
     println!("number of test examples = {}", dataset.test.len());
     println!("X_train shape: {}", tuple(&x_train.size()));
@@ -36,14 +72,31 @@ pub fn run(root: &Path, device: &str) -> Result<()> {
     println!("X_test shape: {}", tuple(&x_test.size()));
     println!("Y_test shape: {}", tuple(&y_test.size()));
 
-    let model = course::resnet50([64, 64, 3], classes as i64, None, device)?;
+    // model.fit(X_train, Y_train, epochs = 2, batch_size = 32)
+    let fit_options = FitOptions { epochs: options.epochs, batch_size: options.batch_size, ..Default::default() };
+    fit(&mut model, &compile, &mut optimizer, &x_train, &y_train, None, &fit_options, ctrl_c_flag())?;
+
+    // preds = model.evaluate(X_test, Y_test)
+    let before = evaluate(&model, &compile, &x_test, &y_test, 32)?;
+    println!("Loss = {}", before.loss);
+    println!("Test Accuracy = {}", before.accuracy.unwrap_or_default());
+
+    // model.summary()
     print!("{}", summary(&model));
-    let probabilities = model.predict(&x_test.narrow(0, 0, 4))?;
-    println!("Untrained predictions on 4 test images, shape {}", tuple(&probabilities.size()));
-    println!(
-        "Not in this build yet: compile/fit/evaluate with Keras's Adam and cross-entropy (issue 5); \
-         this command will train and evaluate when it lands."
-    );
+
+    // model.save('ResNet50.h5'); model = load_model('ResNet50.h5'); model.evaluate(...)
+    let saved = root.join("runs/demo/ResNet50.h5");
+    std::fs::create_dir_all(saved.parent().expect("a parent"))?;
+    model.training_config = Some(compile.training_config(&optimizer.config));
+    save_model_h5(&model, &saved)?;
+    let reloaded = load_model(&saved, device)?;
+    let after = evaluate(&reloaded, &compile, &x_test, &y_test, 32)?;
+    println!("Saved {} and loaded it back:", saved.display());
+    println!("Loss = {}", after.loss);
+    println!("Test Accuracy = {}", after.accuracy.unwrap_or_default());
+    if after.loss != before.loss || after.accuracy != before.accuracy {
+        bail!("the reloaded model evaluates differently ({} vs {})", after.loss, before.loss);
+    }
     Ok(())
 }
 

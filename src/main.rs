@@ -29,6 +29,8 @@ enum Command {
     Demo(DemoArgs),
     /// Print an architecture's Keras summary table (layers, output shapes, parameter counts)
     Summary(SummaryArgs),
+    /// Train an architecture (or a Keras model) on a course-layout dataset, as Keras's fit
+    Train(cli::train::TrainArgs),
     /// Run a Keras model (any supported file) on a float32 NHWC .npy and write its outputs
     Predict(cli::predict::PredictArgs),
     /// Evaluate a Keras model on a course-layout dataset: prints Loss = … / Test Accuracy = …
@@ -82,11 +84,23 @@ struct CommonArgs {
 struct DemoArgs {
     #[command(flatten)]
     common: CommonArgs,
+    /// Epochs of training (the notebook: 2)
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    /// Batch size (the notebook: 32)
+    #[arg(long, default_value_t = 32)]
+    batch_size: i64,
+    /// Train on the first N images only, for a quick run
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Demo(args) => keras_tch::demo::run(&args.common.root, &args.common.device),
+        Command::Demo(args) => {
+            let options = keras_tch::demo::DemoOptions { epochs: args.epochs, batch_size: args.batch_size, limit: args.limit };
+            keras_tch::demo::run(&args.common.root, &args.common.device, &options)
+        }
         Command::Summary(args) => {
             let options =
                 ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming, ..Default::default() };
@@ -94,6 +108,7 @@ fn main() -> Result<()> {
             print!("{}", summary(&model));
             Ok(())
         }
+        Command::Train(args) => cli::train::run(&args),
         Command::Predict(args) => cli::predict::run(&args),
         Command::Evaluate(args) => cli::evaluate::run(&args),
         Command::Convert(args) => cli::convert::run(&args),

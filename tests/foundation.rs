@@ -82,14 +82,23 @@ fn default_dataset_has_the_course_layout() {
 /// The README's main command, end to end on this checkout.
 #[test]
 fn demo_runs_to_the_end() {
+    // A quick run: one epoch on 64 images (the README's command trains 2 epochs on all).
+    let root = common::scratch_dir("demo");
+    std::os::unix::fs::symlink(repo_root().join("datasets"), root.join("datasets")).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_keras-tch"))
-        .args(["demo", "--device", "cpu", "--root"])
-        .arg(repo_root())
+        .args(["demo", "--device", "cpu", "--epochs", "1", "--limit", "64", "--root"])
+        .arg(&root)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("number of training examples = "), "{stdout}");
+    assert!(stdout.contains("number of training examples = 64"), "{stdout}");
+    assert!(stdout.contains("Epoch 1/1"), "{stdout}");
+    assert!(stdout.contains("Total params: 23,600,006"), "{stdout}");
+    assert_eq!(stdout.matches("\nLoss = ").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("\nTest Accuracy = ").count(), 2, "{stdout}");
+    assert!(stdout.contains("ResNet50.h5 and loaded it back"), "{stdout}");
+    assert!(root.join("runs/demo/ResNet50.h5").exists());
     assert!(stdout.contains("X_train shape: ("), "{stdout}");
     assert!(stdout.contains(", 64, 64, 3)"), "{stdout}");
     // Both the course's SIGNS and the default dataset hold 120 test images of 6 classes.

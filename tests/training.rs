@@ -160,5 +160,67 @@ fn resuming_from_a_checkpoint_continues_the_same_run() {
     // The directory holds one complete checkpoint and its state file.
     let files: Vec<String> = std::fs::read_dir(&split).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(files.len(), 2, "{files:?}");
-    let _ = checkpoint::TrainingState::default();
+}
+
+/// SIGKILL in the middle of training, then `--resume`: the run finishes, and at no moment does
+/// the checkpoint directory hold a file that fails to load.
+#[test]
+fn killed_training_resumes_and_checkpoints_always_load() {
+    let (Some(train), Some(test)) = (common::shared_data("train_catvnoncat.h5"), common::shared_data("test_catvnoncat.h5")) else {
+        return;
+    };
+    let root = scratch_dir("kill-resume");
+    let checkpoints = root.join("checkpoints");
+    let command = |resume: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keras-tch"));
+        command
+            .args(["train", "--arch", "happy", "--epochs", "40", "--verbose", "0", "--device", "cpu", "--data"])
+            .arg(&train)
+            .arg("--validation-data")
+            .arg(&test)
+            .arg("--checkpoint-dir")
+            .arg(&checkpoints)
+            .arg("--root")
+            .arg(&root);
+        if resume {
+            command.arg("--resume");
+        }
+        command
+    };
+    let mut child = command(false).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let state = checkpoints.join("checkpoint.json");
+    let started = std::time::Instant::now();
+    // Wait for a few epochs' checkpoints, checking each state we see loads, then kill.
+    loop {
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint after two minutes");
+        if let Ok(text) = std::fs::read_to_string(&state) {
+            let record: serde_json::Value = serde_json::from_str(&text).expect("checkpoint.json is always complete JSON");
+            assert!(checkpoints.join(record["weights"].as_str().unwrap()).exists(), "checkpoint.json names a missing file");
+            if record["epoch"].as_u64().unwrap() >= 3 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // Everything left behind loads.
+    let mut model = keras_tch::models::happy::happy_model([64, 64, 3], Device::Cpu).unwrap();
+    let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
+    let restored = checkpoint::restore(&checkpoints, &mut model, &mut optimizer).unwrap().expect("a checkpoint");
+    assert!(restored.epoch >= 3);
+    for entry in std::fs::read_dir(&checkpoints).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            keras_tch::io::safetensors::read_tensors(&path).unwrap();
+        }
+    }
+
+    let output = command(true).output().unwrap();
+    assert!(output.status.success(), "resume failed: {}", String::from_utf8_lossy(&output.stderr));
+    let history: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("runs/HappyModel/history.json")).unwrap()).unwrap();
+    assert_eq!(history["loss"].as_array().unwrap().len(), 40, "the resumed run ends with all 40 epochs");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Resuming from"));
 }

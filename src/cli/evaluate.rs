@@ -7,11 +7,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::model_source::ModelSource;
-use keras_tch::data::course::{convert_to_one_hot, load_split, Split};
+use keras_tch::data::course::load_split;
 use keras_tch::device::parse_device;
 use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::evaluate;
-use keras_tch::train::losses::Loss;
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
@@ -41,7 +40,7 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     })?;
     let compile = CompileConfig::from_keras(training)?;
     let x = split.normalized_images();
-    let y = targets(&split, classes.len(), compile.loss);
+    let y = compile.targets(&split, classes.len());
     let result = evaluate(&model, &compile, &x, &y, args.batch_size)?;
     if args.json {
         println!("{{\"loss\": {}, \"accuracy\": {}}}", result.loss, result.accuracy.map_or("null".into(), |a| a.to_string()));
@@ -52,14 +51,4 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Targets in the form the loss wants: one-hot rows, or the labels themselves.
-fn targets(split: &Split, classes: usize, loss: Loss) -> tch::Tensor {
-    match loss {
-        Loss::CategoricalCrossentropy => convert_to_one_hot(&split.y, classes),
-        Loss::BinaryCrossentropy | Loss::SparseCategoricalCrossentropy => {
-            tch::Tensor::from_slice(split.y.as_slice().expect("contiguous")).to_kind(tch::Kind::Float).reshape([-1, 1])
-        }
-    }
 }

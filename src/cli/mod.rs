@@ -5,3 +5,4 @@ pub mod evaluate;
 pub mod inspect;
 pub mod model_source;
 pub mod predict;
+pub mod train;

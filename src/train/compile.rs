@@ -1,10 +1,12 @@
 //! `model.compile(...)`'s choices as keras-tch keeps them, and reading them back from Keras's
 //! `training_config` (tf.keras HDF5) or `compile_config` (Keras 3 `.keras`).
 
-use anyhow::{Context, Result};
-use serde_json::Value;
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
 
 use super::losses::{CrossEntropyStyle, Loss};
+use super::optimizer::OptimizerConfig;
+use crate::graph::Model;
 
 /// The metric Keras's `"accuracy"` resolves to for a loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,45 @@ pub struct CompileConfig {
 }
 
 impl CompileConfig {
+    /// `compile(loss=…, metrics=['accuracy'])` for `model`: the loss given, or the one its output
+    /// calls for (one sigmoid unit: binary cross-entropy; otherwise categorical).
+    pub fn for_model(model: &Model, loss: Option<Loss>, style: CrossEntropyStyle) -> Result<Self> {
+        let loss = match loss {
+            Some(loss) => loss,
+            None => {
+                let [output] = model.outputs() else { bail!("model '{}' has several outputs", model.name) };
+                match model.node(*output).output_shape.as_slice() {
+                    [1] => Loss::BinaryCrossentropy,
+                    [_] => Loss::CategoricalCrossentropy,
+                    other => bail!("cannot pick a loss for an output of shape {other:?}"),
+                }
+            }
+        };
+        Ok(Self { loss, accuracy: Some(Accuracy::for_loss(loss)), style })
+    }
+
+    /// The targets this loss wants for a course split: one-hot rows for categorical
+    /// cross-entropy (`convert_to_one_hot(Y, C).T`), the labels as a column otherwise.
+    pub fn targets(&self, split: &crate::data::course::Split, classes: usize) -> tch::Tensor {
+        match self.loss {
+            Loss::CategoricalCrossentropy => split.one_hot_labels(classes),
+            Loss::BinaryCrossentropy | Loss::SparseCategoricalCrossentropy => {
+                tch::Tensor::from_slice(split.y.as_slice().expect("contiguous labels")).to_kind(tch::Kind::Float).reshape([-1, 1])
+            }
+        }
+    }
+
+    /// tf.keras's `training_config` for this compile and optimizer (saved in `.h5` files).
+    pub fn training_config(&self, optimizer: &OptimizerConfig) -> Value {
+        json!({
+            "loss": self.loss.keras_name(),
+            "metrics": if self.accuracy.is_some() { json!(["accuracy"]) } else { json!([]) },
+            "weighted_metrics": null,
+            "loss_weights": null,
+            "optimizer_config": optimizer.keras_config(),
+        })
+    }
+
     /// Read a tf.keras `training_config` or Keras 3 `compile_config`; files from either compute
     /// the loss the tf.keras way.
     pub fn from_keras(config: &Value) -> Result<Self> {

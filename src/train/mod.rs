@@ -6,6 +6,7 @@ pub mod compile;
 pub mod evaluate;
 pub mod fit;
 pub mod history;
+pub mod interrupt;
 pub mod losses;
 pub mod optimizer;
 pub mod progress;

@@ -1,0 +1,194 @@
+//! `keras-tch train`: build an architecture (or open a Keras model) and fit it on a course-layout
+//! dataset with Keras's semantics, with the progress bar, History files, crash-safe checkpoints
+//! (`--resume`), and the trained model saved as a Keras `.h5`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use keras_tch::data::course::{default_dataset_paths, load_split};
+use keras_tch::device::parse_device;
+use keras_tch::io::{load_model, save_model_h5};
+use keras_tch::layers::init;
+use keras_tch::models::{Arch, ArchOptions};
+use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::evaluate::evaluate;
+use keras_tch::train::fit::{fit, FitOptions};
+use keras_tch::train::interrupt::ctrl_c_flag;
+use keras_tch::train::losses::{CrossEntropyStyle, Loss};
+use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Architecture to build and train from scratch
+    #[arg(long, value_enum, conflicts_with = "model", required_unless_present = "model")]
+    pub arch: Option<Arch>,
+    /// A Keras model file (.h5 or .keras) to continue training (its compile settings are used)
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Training data, course layout (default: datasets/train_signs.h5, else the default dataset)
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Validation data, course layout (default: the test file next to the default training data)
+    #[arg(long)]
+    pub validation_data: Option<PathBuf>,
+    /// Hold out this fraction (the last samples, as Keras) for validation instead
+    #[arg(long, default_value_t = 0.0)]
+    pub validation_split: f64,
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: i64,
+    /// adam, sgd or rmsprop (Keras's update rules and defaults)
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// Learning rate (default: Keras's for the optimizer)
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Adam's epsilon (Keras today: 1e-7; Keras <= 2.1.2 and the course's Adam(epsilon=1e-08): 1e-8)
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// categorical_crossentropy, binary_crossentropy or sparse_categorical_crossentropy
+    /// (default: from the model's output)
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Compute cross-entropy as Keras 2.0/2.1 did (clipped probabilities, as the course ran)
+    /// instead of tf.keras 2.x's from-logits
+    #[arg(long)]
+    pub keras20_loss: bool,
+    /// Seed of weight initialisation and shuffling
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Keep the data in order (Keras's shuffle=False)
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Use only the first N training images
+    #[arg(long)]
+    pub limit: Option<i64>,
+    /// Where to save the trained model (Keras HDF5); default runs/<name>/model.h5
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Checkpoint directory (default runs/<name>/checkpoints)
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the checkpoint directory's last checkpoint
+    #[arg(long)]
+    pub resume: bool,
+    /// 0 silent, 1 progress bar, 2 one line per epoch
+    #[arg(long, default_value_t = 1)]
+    pub verbose: u8,
+    /// auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Repository root holding datasets/
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    let (train_path, validation_path) = data_paths(args)?;
+    let (mut train, classes) = load_split(&train_path, "train").or_else(|_| load_split(&train_path, "test"))?;
+    if let Some(limit) = args.limit {
+        let keep = (limit.max(1) as usize).min(train.len());
+        train.x = train.x.slice_move(ndarray::s![..keep, .., .., ..]);
+        train.y = train.y.slice_move(ndarray::s![..keep]);
+    }
+    let validation = match &validation_path {
+        Some(path) => Some(load_split(path, "test").or_else(|_| load_split(path, "train"))?.0),
+        None => None,
+    };
+
+    init::seed(args.seed);
+    let [_, h, w, c] = train.x.shape()[..] else { unreachable!("load_split checks rank 4") };
+    let mut model = match (&args.model, args.arch) {
+        (Some(path), _) => load_model(path, device)?,
+        (None, Some(arch)) => {
+            let options = ArchOptions {
+                input_shape: Some([h as i64, w as i64, c as i64]),
+                classes: Some(output_units(arch, classes.len())),
+                ..Default::default()
+            };
+            arch.build(&options, device)?
+        }
+        (None, None) => unreachable!("clap requires --arch or --model"),
+    };
+    let style = if args.keras20_loss { CrossEntropyStyle::Keras20 } else { CrossEntropyStyle::TfKeras };
+    let loss = args.loss.as_deref().map(Loss::from_keras_name).transpose()?;
+    let compile = match (&model.training_config, loss) {
+        (Some(config), None) => CompileConfig { style, ..CompileConfig::from_keras(config)? },
+        _ => CompileConfig::for_model(&model, loss, style)?,
+    };
+    let mut optimizer_config = match (&model.training_config, &args.lr) {
+        (Some(config), None) if args.optimizer == "adam" => OptimizerConfig::from_keras(&config["optimizer_config"])
+            .unwrap_or_else(|_| OptimizerConfig::adam(1e-3)),
+        _ => OptimizerConfig::by_name(&args.optimizer, args.lr)?,
+    };
+    if let (Some(eps), OptimizerConfig::Adam { epsilon, .. }) = (args.epsilon, &mut optimizer_config) {
+        *epsilon = eps;
+    }
+    let mut optimizer = Optimizer::new(optimizer_config);
+
+    let run_dir = args.root.join("runs").join(&model.name);
+    let options = FitOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        shuffle: !args.no_shuffle,
+        seed: args.seed,
+        validation_split: args.validation_split,
+        verbose: args.verbose,
+        checkpoint_dir: Some(args.checkpoint_dir.clone().unwrap_or_else(|| run_dir.join("checkpoints"))),
+        resume: args.resume,
+    };
+    let x = train.normalized_images();
+    let y = compile.targets(&train, classes.len());
+    let validation_tensors = validation.as_ref().map(|v| (v.normalized_images(), compile.targets(v, classes.len())));
+    let history = fit(
+        &mut model,
+        &compile,
+        &mut optimizer,
+        &x,
+        &y,
+        validation_tensors.as_ref().map(|(a, b)| (a, b)),
+        &options,
+        ctrl_c_flag(),
+    )?;
+
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    history.save_json(&run_dir.join("history.json"))?;
+    history.save_csv(&run_dir.join("history.csv"))?;
+    model.training_config = Some(compile.training_config(&optimizer.config));
+    let save = args.save.clone().unwrap_or_else(|| run_dir.join("model.h5"));
+    save_model_h5(&model, &save)?;
+    println!("Saved {} (history in {})", save.display(), run_dir.display());
+    if let Some((vx, vy)) = &validation_tensors {
+        let result = evaluate(&model, &compile, vx, vy, 32)?;
+        println!("Loss = {}", result.loss);
+        if let Some(accuracy) = result.accuracy {
+            println!("Test Accuracy = {accuracy}");
+        }
+    }
+    Ok(())
+}
+
+/// One sigmoid unit for two-class data on the Happy model, else one unit per class.
+fn output_units(arch: Arch, classes: usize) -> i64 {
+    if arch == Arch::Happy {
+        1
+    } else {
+        classes as i64
+    }
+}
+
+fn data_paths(args: &TrainArgs) -> Result<(PathBuf, Option<PathBuf>)> {
+    match &args.data {
+        Some(path) => Ok((path.clone(), args.validation_data.clone())),
+        None => {
+            let (train, test, description) = default_dataset_paths(&args.root)?;
+            println!("Data: {description}");
+            let validation = args.validation_data.clone().or((args.validation_split == 0.0).then_some(test));
+            Ok((train, validation))
+        }
+    }
+}
