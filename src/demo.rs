@@ -15,6 +15,7 @@ use crate::io::{load_model, save_model_h5};
 use crate::layers::init;
 use crate::models::course;
 use crate::train::compile::CompileConfig;
+use crate::train::curves::save_curves;
 use crate::train::evaluate::evaluate;
 use crate::train::fit::{fit, FitOptions};
 use crate::train::interrupt::ctrl_c_flag;
@@ -74,7 +75,11 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
 
     // model.fit(X_train, Y_train, epochs = 2, batch_size = 32)
     let fit_options = FitOptions { epochs: options.epochs, batch_size: options.batch_size, ..Default::default() };
-    fit(&mut model, &compile, &mut optimizer, &x_train, &y_train, None, &fit_options, ctrl_c_flag())?;
+    let history = fit(&mut model, &compile, &mut optimizer, &x_train, &y_train, None, &fit_options, ctrl_c_flag())?;
+    let run_dir = root.join("runs/demo");
+    std::fs::create_dir_all(&run_dir)?;
+    save_curves(&history, &run_dir.join("curves.png"))?;
+    history.save_json(&run_dir.join("history.json"))?;
 
     // preds = model.evaluate(X_test, Y_test)
     let before = evaluate(&model, &compile, &x_test, &y_test, 32)?;
@@ -85,12 +90,12 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
     print!("{}", summary(&model));
 
     // model.save('ResNet50.h5'); model = load_model('ResNet50.h5'); model.evaluate(...)
-    let saved = root.join("runs/demo/ResNet50.h5");
-    std::fs::create_dir_all(saved.parent().expect("a parent"))?;
+    let saved = run_dir.join("ResNet50.h5");
     model.training_config = Some(compile.training_config(&optimizer.config));
     save_model_h5(&model, &saved)?;
     let reloaded = load_model(&saved, device)?;
     let after = evaluate(&reloaded, &compile, &x_test, &y_test, 32)?;
+    println!("Training curves: {}", run_dir.join("curves.png").display());
     println!("Saved {} and loaded it back:", saved.display());
     println!("Loss = {}", after.loss);
     println!("Test Accuracy = {}", after.accuracy.unwrap_or_default());

@@ -99,6 +99,8 @@ fn demo_runs_to_the_end() {
     assert_eq!(stdout.matches("\nTest Accuracy = ").count(), 2, "{stdout}");
     assert!(stdout.contains("ResNet50.h5 and loaded it back"), "{stdout}");
     assert!(root.join("runs/demo/ResNet50.h5").exists());
+    let curves = image::open(root.join("runs/demo/curves.png")).expect("the training curves are a PNG");
+    assert_eq!((curves.width(), curves.height()), (1000, 400));
     assert!(stdout.contains("X_train shape: ("), "{stdout}");
     assert!(stdout.contains(", 64, 64, 3)"), "{stdout}");
     // Both the course's SIGNS and the default dataset hold 120 test images of 6 classes.

@@ -224,3 +224,35 @@ fn killed_training_resumes_and_checkpoints_always_load() {
     assert_eq!(history["loss"].as_array().unwrap().len(), 40, "the resumed run ends with all 40 epochs");
     assert!(String::from_utf8_lossy(&output.stderr).contains("Resuming from"));
 }
+
+/// `keras-tch train` leaves History as JSON and CSV, the curves as a PNG and the model as a
+/// Keras file that loads back with its training configuration.
+#[test]
+fn train_command_writes_history_curves_and_model() {
+    let (Some(train), Some(test)) = (common::shared_data("train_catvnoncat.h5"), common::shared_data("test_catvnoncat.h5")) else {
+        return;
+    };
+    let root = scratch_dir("train-outputs");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keras-tch"))
+        .args(["train", "--arch", "happy", "--epochs", "2", "--verbose", "2", "--device", "cpu", "--data"])
+        .arg(&train)
+        .arg("--validation-data")
+        .arg(&test)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("Epoch 2/2\n - ") && stdout.contains(" - val_accuracy: "), "{stdout}");
+    assert!(stdout.contains("Loss = ") && stdout.contains("Test Accuracy = "), "{stdout}");
+    let run = root.join("runs/HappyModel");
+    let csv = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert!(csv.starts_with("epoch,loss,accuracy,val_loss,val_accuracy\n0,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3);
+    let png = image::open(run.join("curves.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (1000, 400));
+    let model = load_model(&run.join("model.h5"), Device::Cpu).unwrap();
+    let compile = CompileConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
+    assert_eq!(compile.loss, keras_tch::train::losses::Loss::BinaryCrossentropy);
+}

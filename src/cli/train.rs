@@ -158,6 +158,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     history.save_json(&run_dir.join("history.json"))?;
     history.save_csv(&run_dir.join("history.csv"))?;
+    keras_tch::train::curves::save_curves(&history, &run_dir.join("curves.png"))?;
     model.training_config = Some(compile.training_config(&optimizer.config));
     let save = args.save.clone().unwrap_or_else(|| run_dir.join("model.h5"));
     save_model_h5(&model, &save)?;

@@ -14,7 +14,8 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
         _ => PathBuf::from("."),
     };
     let file_name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
-    let temp = dir.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
+    // The name keeps its extension last: some writers pick the format from it.
+    let temp = dir.join(format!(".tmp-{}-{}", std::process::id(), file_name.to_string_lossy()));
     let result = write(&temp).and_then(|()| {
         File::open(&temp)
             .and_then(|f| f.sync_all())

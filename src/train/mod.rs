@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod compile;
+pub mod curves;
 pub mod evaluate;
 pub mod fit;
 pub mod history;
