@@ -96,7 +96,17 @@ struct DemoArgs {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let result = run(Cli::parse());
+    // Ctrl-C during training is a clean stop, not a failure to report with a backtrace.
+    if let Some(stopped) = result.as_ref().err().and_then(|e| e.downcast_ref::<keras_tch::train::fit::Stopped>()) {
+        eprintln!("{stopped}");
+        std::process::exit(130);
+    }
+    result
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Demo(args) => {
             let options = keras_tch::demo::DemoOptions { epochs: args.epochs, batch_size: args.batch_size, limit: args.limit };
             keras_tch::demo::run(&args.common.root, &args.common.device, &options)

@@ -256,3 +256,79 @@ fn train_command_writes_history_curves_and_model() {
     let compile = CompileConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
     assert_eq!(compile.loss, keras_tch::train::losses::Loss::BinaryCrossentropy);
 }
+
+/// A diverging run stops with a clear message naming the epoch, batch and checkpoint directory.
+#[test]
+fn a_non_finite_loss_stops_training_with_a_clear_message() {
+    let Some(train) = common::shared_data("train_catvnoncat.h5") else { return };
+    let root = scratch_dir("nan-loss");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keras-tch"))
+        .args(["train", "--arch", "happy", "--epochs", "3", "--verbose", "0", "--device", "cpu"])
+        .args(["--optimizer", "sgd", "--lr", "1e30", "--data"])
+        .arg(&train)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("the loss became") && stderr.contains("training stopped"), "{stderr}");
+    assert!(stderr.contains("checkpoints"), "{stderr}");
+}
+
+/// Ctrl-C (SIGINT) saves a checkpoint and exits with 130; `--resume` finishes the run.
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
+    let Some(train) = common::shared_data("train_catvnoncat.h5") else { return };
+    let root = scratch_dir("ctrl-c");
+    let command = |resume: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keras-tch"));
+        command.args(["train", "--arch", "happy", "--epochs", "30", "--verbose", "0", "--device", "cpu", "--data"]).arg(&train).arg("--root").arg(&root);
+        if resume {
+            command.arg("--resume");
+        }
+        command
+    };
+    let child = command(false).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let state = root.join("runs/HappyModel/checkpoints/checkpoint.json");
+    let started = std::time::Instant::now();
+    while !state.exists() {
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint after two minutes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("progress saved to") && stderr.contains("--resume"), "{stderr}");
+    let output = command(true).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Frozen layers (Keras's `trainable = False`) keep their weights, and a frozen BatchNorm runs in
+/// inference mode, so its moving statistics stay unchanged.
+#[test]
+fn frozen_layers_are_not_updated() {
+    let Some(fixture) = keras_fixture("train_happy_catvnoncat") else { return };
+    let mut model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();
+    model.set_trainable("conv0", false).unwrap();
+    model.set_trainable("bn0", false).unwrap();
+    let before: Vec<tch::Tensor> = ["kernel", "bias"].iter().map(|w| model.keras_weight("conv0", w).unwrap()).collect();
+    let moving = model.keras_weight("bn0", "moving_mean").unwrap();
+    let fc = model.keras_weight("fc", "kernel").unwrap();
+    let training = model.training_config.clone().unwrap();
+    let compile = CompileConfig::from_keras(&training).unwrap();
+    let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
+    let io = fixture.join("io.h5");
+    let (x, xs) = read_f32(&io, "x_train");
+    let (y, ys) = read_f32(&io, "y_train");
+    let options = FitOptions { epochs: 1, verbose: 0, ..Default::default() };
+    fit(&mut model, &compile, &mut optimizer, &tensor(x, &xs), &tensor(y, &ys), None, &options, &AtomicBool::new(false)).unwrap();
+    for (weight, old) in ["kernel", "bias"].iter().zip(&before) {
+        assert!(model.keras_weight("conv0", weight).unwrap().equal(old), "frozen conv0/{weight} changed");
+    }
+    assert!(model.keras_weight("bn0", "moving_mean").unwrap().equal(&moving), "a frozen BatchNorm moved its statistics");
+    assert!(!model.keras_weight("fc", "kernel").unwrap().equal(&fc), "the trainable head did not train");
+    let (total, trainable, _) = model.param_counts();
+    assert_eq!(total - trainable, 37_633 - 32_769, "summary counts the frozen layers as non-trainable");
+}

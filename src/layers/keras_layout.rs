@@ -37,14 +37,22 @@ impl Layout {
         .contiguous()
     }
 
-    /// A torch-layout tensor in Keras's layout (contiguous).
+    /// A torch-layout tensor in Keras's layout: a new tensor, detached from the variable.
     pub fn to_keras(self, torch: &Tensor) -> Tensor {
-        match self {
-            Layout::Same => torch.shallow_clone(),
-            Layout::ConvKernel => torch.permute([2, 3, 1, 0]),
-            Layout::DenseKernel => torch.tr(),
-        }
-        .contiguous()
+        tch::no_grad(|| {
+            let keras = match self {
+                Layout::Same => torch.shallow_clone(),
+                Layout::ConvKernel => torch.permute([2, 3, 1, 0]).contiguous(),
+                Layout::DenseKernel => torch.tr().contiguous(),
+            };
+            // A permutation that moves only size-1 axes is already contiguous and would alias.
+            if keras.data_ptr() == torch.data_ptr() {
+                keras.copy()
+            } else {
+                keras
+            }
+        })
+        .detach()
     }
 }
 
@@ -79,5 +87,15 @@ mod tests {
         assert_eq!(torch.double_value(&[1, 0]), 2.0);
         assert!(Layout::DenseKernel.to_keras(&torch).equal(&keras));
         assert_eq!(Layout::Same.keras_shape(&[7]), [7]);
+    }
+
+    #[test]
+    fn keras_copies_never_alias_the_variable() {
+        // (out=1, in=3): its transpose is contiguous as it is.
+        for (layout, torch) in [(Layout::DenseKernel, Tensor::ones([1, 3], tch::kind::FLOAT_CPU)), (Layout::Same, Tensor::ones([3], tch::kind::FLOAT_CPU))] {
+            let keras = layout.to_keras(&torch);
+            let _ = torch.shallow_clone().fill_(5.0);
+            assert_eq!(keras.double_value(&[0]), 1.0, "{layout:?} aliased the variable");
+        }
     }
 }
