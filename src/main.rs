@@ -35,7 +35,7 @@ enum Command {
     Predict(cli::predict::PredictArgs),
     /// Evaluate a Keras model on a course-layout dataset: prints Loss = … / Test Accuracy = …
     Evaluate(cli::evaluate::EvaluateArgs),
-    /// Convert between Keras HDF5 (full model / weights only) and safetensors
+    /// Convert between Keras HDF5 (full model / weights only), Keras 3 .keras and safetensors
     Convert(cli::convert::ConvertArgs),
     /// Describe a Keras file (format, version, layers, shapes, parameters) without building it
     Inspect(cli::inspect::InspectArgs),

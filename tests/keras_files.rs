@@ -13,7 +13,7 @@ use common::parity::{assert_close, tensor};
 use common::{keras_fixture, read_f32, repo_root, scratch_dir, shared_data};
 use keras_tch::graph::Model;
 use keras_tch::io::safetensors::save_safetensors;
-use keras_tch::io::{load_model, load_weights, save_model_h5, save_weights_h5, LoadOptions};
+use keras_tch::io::{load_model, load_weights, save_model_h5, save_model_keras, save_weights_h5, LoadOptions};
 use keras_tch::models::applications::{self, Naming, Pooling};
 use keras_tch::models::happy::happy_model;
 use tch::{Device, Tensor};
@@ -156,7 +156,9 @@ fn written_files_load_in_keras_with_the_same_outputs() {
     let dir = scratch_dir("written-files");
     let written = dir.join("model.h5");
     save_model_h5(&model, &written).unwrap();
-    for loader in ["tf_keras", "keras3"] {
+    let archive = dir.join("model.keras");
+    save_model_keras(&model, &archive).unwrap();
+    for (loader, written) in [("tf_keras", &written), ("keras3", &written), ("keras3", &archive)] {
         let out = dir.join(format!("y_{loader}.h5"));
         let check = Command::new(&python)
             .arg(repo_root().join("scripts/keras_check.py"))
@@ -169,10 +171,13 @@ fn written_files_load_in_keras_with_the_same_outputs() {
             .env("TF_CPP_MIN_LOG_LEVEL", "3")
             .output()
             .unwrap();
-        assert!(check.status.success(), "{loader} could not load our file: {}", String::from_utf8_lossy(&check.stderr));
+        assert!(check.status.success(), "{loader} could not load {}: {}", written.display(), String::from_utf8_lossy(&check.stderr));
         let (y, shape) = read_f32(&out, "y");
-        assert_close(&format!("our .h5 in {loader}"), &tensor(y, &shape), &io(&fixture, "y"));
+        assert_close(&format!("our {} in {loader}", written.display()), &tensor(y, &shape), &io(&fixture, "y"));
     }
+    let reopened = load_model(&archive, Device::Cpu).unwrap();
+    assert!(reopened.training_config.is_some(), "compile_config kept in the .keras");
+    assert_predicts("our .keras read back here", &reopened, &fixture, "y");
 
     let weights = dir.join("weights.h5");
     save_weights_h5(&model, &weights).unwrap();

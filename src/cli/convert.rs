@@ -1,4 +1,4 @@
-//! `keras-tch convert IN OUT`: between Keras HDF5 (full model or weights only), `.keras` (read),
+//! `keras-tch convert IN OUT`: between Keras HDF5 (full model or weights only), Keras 3 `.keras`
 //! and safetensors, chosen by OUT's extension.
 
 use std::path::PathBuf;
@@ -8,13 +8,13 @@ use clap::Args;
 
 use super::model_source::ModelSource;
 use keras_tch::io::safetensors::save_safetensors;
-use keras_tch::io::{save_model_h5, save_weights_h5};
+use keras_tch::io::{save_model_h5, save_model_keras, save_weights_h5};
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
     #[command(flatten)]
     pub source: ModelSource,
-    /// Output: .h5 (Keras 2 full model, or weights only with --weights-only) or .safetensors
+    /// Output: .h5 (Keras 2 full model, or weights only with --weights-only), .keras (Keras 3), or .safetensors
     pub output: PathBuf,
     /// Write only the weights (Keras's save_weights layout) to the .h5
     #[arg(long)]
@@ -34,7 +34,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     } else if name.ends_with(".h5") || name.ends_with(".hdf5") {
         save_model_h5(&model, &args.output)?;
     } else if name.ends_with(".keras") {
-        bail!("writing .keras archives is not supported yet; write .h5 (Keras 3 loads it with keras.models.load_model)");
+        save_model_keras(&model, &args.output)?;
     } else {
         bail!("{}: unknown output format; use .h5, .weights.h5 or .safetensors", args.output.display());
     }

@@ -165,7 +165,7 @@ fn match_layers<'a>(
 
 /// Keras 3's group name for each layer -> the layer's name: snake_case of the class with a
 /// per-class counter, in `model.layers` order (`conv2d`, `conv2d_1`, …; `input_layer`).
-fn keras3_group_names(model: &Model) -> HashMap<String, String> {
+pub(crate) fn keras3_group_names(model: &Model) -> HashMap<String, String> {
     let mut counters: HashMap<String, usize> = HashMap::new();
     model
         .layers()

@@ -9,8 +9,10 @@ pub mod model_config;
 pub mod npy;
 pub mod safetensors;
 pub mod save_h5;
+pub mod save_keras;
 pub mod saved_weights;
 
 pub use load_model::{load_model, load_weights, read_weights};
 pub use load_weights::{LoadOptions, LoadReport};
 pub use save_h5::{save_model_h5, save_weights_h5};
+pub use save_keras::save_model_keras;
