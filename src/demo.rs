@@ -83,8 +83,7 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
 
     // preds = model.evaluate(X_test, Y_test)
     let before = evaluate(&model, &compile, &x_test, &y_test, 32)?;
-    println!("Loss = {}", before.loss);
-    println!("Test Accuracy = {}", before.accuracy.unwrap_or_default());
+    before.print_notebook_lines();
 
     // model.summary()
     print!("{}", summary(&model));
@@ -97,8 +96,7 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
     let after = evaluate(&reloaded, &compile, &x_test, &y_test, 32)?;
     println!("Training curves: {}", run_dir.join("curves.png").display());
     println!("Saved {} and loaded it back:", saved.display());
-    println!("Loss = {}", after.loss);
-    println!("Test Accuracy = {}", after.accuracy.unwrap_or_default());
+    after.print_notebook_lines();
     if after.loss != before.loss || after.accuracy != before.accuracy {
         bail!("the reloaded model evaluates differently ({} vs {})", after.loss, before.loss);
     }

@@ -45,10 +45,7 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     if args.json {
         println!("{{\"loss\": {}, \"accuracy\": {}}}", result.loss, result.accuracy.map_or("null".into(), |a| a.to_string()));
     } else {
-        println!("Loss = {}", result.loss);
-        if let Some(accuracy) = result.accuracy {
-            println!("Test Accuracy = {accuracy}");
-        }
+        result.print_notebook_lines();
     }
     Ok(())
 }

@@ -164,11 +164,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     save_model_h5(&model, &save)?;
     println!("Saved {} (history in {})", save.display(), run_dir.display());
     if let Some((vx, vy)) = &validation_tensors {
-        let result = evaluate(&model, &compile, vx, vy, 32)?;
-        println!("Loss = {}", result.loss);
-        if let Some(accuracy) = result.accuracy {
-            println!("Test Accuracy = {accuracy}");
-        }
+        evaluate(&model, &compile, vx, vy, 32)?.print_notebook_lines();
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use tch::{Kind, Tensor};
 
 use super::atomic::write_atomically;
+use crate::graph::tuple;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -54,11 +55,7 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
 pub fn write_npy(path: &Path, tensor: &Tensor) -> Result<()> {
     let tensor = tensor.to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous();
     let shape = tensor.size();
-    let shape_text = match shape.as_slice() {
-        [single] => format!("({single},)"),
-        dims => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {}, }}", tuple(&shape));
     // Pad so the data starts on a 64-byte boundary, header ending in '\n' (as numpy does).
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));

@@ -8,7 +8,7 @@ use tch::{nn, Tensor};
 
 use super::activation::Activation;
 use super::init::glorot_uniform;
-use super::padding::{axis_output, same_pads, Padding};
+use super::padding::{same_pads, window_output, Padding};
 use super::{image_input, Layer, Layout, Shape, Weight};
 
 /// Configuration of a Keras `Conv2D`; [`Conv2DConfig::build`] makes the layer.
@@ -120,13 +120,9 @@ impl Layer for Conv2D {
         if c != c_in {
             bail!("Conv2D expects {c_in} input channels, got input shape {:?}", [h, w, c]);
         }
-        let k = self.config.effective_kernel();
-        let s = self.config.strides;
-        let out = [axis_output(self.config.padding, h, k[0], s[0]), axis_output(self.config.padding, w, k[1], s[1])];
-        if out.iter().any(|&d| d <= 0) {
-            bail!("Conv2D: input {h}x{w} is smaller than the {}x{} window ({:?} padding)", k[0], k[1], self.config.padding);
-        }
-        Ok(vec![out[0], out[1], self.config.filters])
+        let c = &self.config;
+        let [oh, ow] = window_output("Conv2D", c.padding, [h, w], c.effective_kernel(), c.strides)?;
+        Ok(vec![oh, ow, c.filters])
     }
 
     fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {

@@ -48,6 +48,15 @@ pub fn axis_output(padding: Padding, size: i64, k: i64, stride: i64) -> i64 {
     }
 }
 
+/// Output (H, W) of a 2-D window, or an error when the input is smaller than the window.
+pub fn window_output(class: &str, padding: Padding, hw: [i64; 2], k: [i64; 2], stride: [i64; 2]) -> Result<[i64; 2]> {
+    let out = [axis_output(padding, hw[0], k[0], stride[0]), axis_output(padding, hw[1], k[1], stride[1])];
+    if out.iter().any(|&d| d <= 0) {
+        bail!("{class}: input {}x{} is smaller than the {}x{} window ({} padding)", hw[0], hw[1], k[0], k[1], padding.keras_name());
+    }
+    Ok(out)
+}
+
 /// Pads of an NCHW tensor as torch's `constant_pad_nd` wants them: [left, right, top, bottom].
 pub type Pads = [i64; 4];
 

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tch::Tensor;
 
-use super::padding::{axis_output, same_pads, Padding};
+use super::padding::{same_pads, window_output, Padding};
 use super::{image_input, Layer, Shape};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,12 +72,8 @@ impl Layer for Pool2D {
         if self.pool_size.iter().chain(&self.strides).any(|&v| v <= 0) {
             bail!("{}: pool_size and strides must be positive, got {self:?}", self.class_name());
         }
-        let (k, s) = (self.pool_size, self.strides);
-        let out = [axis_output(self.padding, h, k[0], s[0]), axis_output(self.padding, w, k[1], s[1])];
-        if out.iter().any(|&d| d <= 0) {
-            bail!("{}: input {h}x{w} is smaller than the {}x{} window", self.class_name(), k[0], k[1]);
-        }
-        Ok(vec![out[0], out[1], c])
+        let [oh, ow] = window_output(self.class_name(), self.padding, [h, w], self.pool_size, self.strides)?;
+        Ok(vec![oh, ow, c])
     }
 
     fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {

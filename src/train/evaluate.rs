@@ -13,6 +13,16 @@ pub struct Evaluation {
     pub accuracy: Option<f64>,
 }
 
+impl Evaluation {
+    /// The notebook's `print("Loss = " + str(preds[0]))` / `print("Test Accuracy = " + …)`.
+    pub fn print_notebook_lines(&self) {
+        println!("Loss = {}", self.loss);
+        if let Some(accuracy) = self.accuracy {
+            println!("Test Accuracy = {accuracy}");
+        }
+    }
+}
+
 pub fn evaluate(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, batch_size: i64) -> Result<Evaluation> {
     let n = x.size()[0];
     if y.size()[0] != n {
