@@ -96,6 +96,11 @@ struct DemoArgs {
 }
 
 fn main() -> Result<()> {
+    // Rust ignores SIGPIPE, so printing into a closed pipe would panic; a CLI should just stop.
+    // SAFETY: setting a signal's disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let result = run(Cli::parse());
     // Ctrl-C during training is a clean stop, not a failure to report with a backtrace.
     if let Some(stopped) = result.as_ref().err().and_then(|e| e.downcast_ref::<keras_tch::train::fit::Stopped>()) {
