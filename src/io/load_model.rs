@@ -55,8 +55,8 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
             let file = open_h5(path)?;
             let Ok(attr) = file.attr("model_config") else {
                 bail!(
-                    "{} holds weights only (no model_config): build the architecture and load them onto it, \
-                     e.g. `--arch resnet50 --weights {}`",
+                    "{} holds weights only (no model_config): name the architecture to load them onto, \
+                     e.g. `--arch resnet50 --model {}`",
                     path.display(),
                     path.display()
                 );
@@ -81,7 +81,9 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
             Ok(model)
         }
         FileKind::Safetensors => bail!(
-            "{} is a safetensors checkpoint (weights only): build the architecture and load it onto it",
+            "{} is a safetensors checkpoint (weights only): name the architecture to load it onto, \
+             e.g. `--arch resnet50-course --model {}`",
+            path.display(),
             path.display()
         ),
     }

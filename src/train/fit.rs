@@ -73,7 +73,8 @@ pub fn fit(
     if y.size()[0] != n_all {
         bail!("fit: {} inputs but {} targets", n_all, y.size()[0]);
     }
-    let split_at = if validation_split_used(options, validation_data) {
+    // Keras holds out the *last* fraction of the data, before any shuffling.
+    let split_at = if validation_data.is_none() && options.validation_split > 0.0 {
         n_all - ((n_all as f64) * options.validation_split) as i64
     } else {
         n_all
@@ -148,10 +149,6 @@ pub fn fit(
         }
     }
     Ok(state.history)
-}
-
-fn validation_split_used(options: &FitOptions, validation_data: Option<(&Tensor, &Tensor)>) -> bool {
-    validation_data.is_none() && options.validation_split > 0.0
 }
 
 /// The epoch's sample order: shuffled from (seed, epoch) so a resumed run replays it exactly.
