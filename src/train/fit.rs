@@ -69,6 +69,9 @@ pub fn fit(
     options: &FitOptions,
     interrupt: &AtomicBool,
 ) -> Result<History> {
+    if options.batch_size < 1 {
+        bail!("fit: batch_size must be at least 1, got {}", options.batch_size);
+    }
     let n_all = x.size()[0];
     if y.size()[0] != n_all {
         bail!("fit: {} inputs but {} targets", n_all, y.size()[0]);
