@@ -31,7 +31,7 @@ for arg in "$@"; do
   case "$arg" in
     --fixtures) WITH_FIXTURES=1 ;;
     --cuda) WITH_CUDA=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
