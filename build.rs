@@ -27,6 +27,14 @@ fn main() {
     println!("cargo:rerun-if-changed={}", lib_dir.join("libtorch_cpu.so").display());
     // RPATH (not RUNPATH) so it also applies to libtorch's own dependencies (libc10, libgomp).
     println!("cargo:rustc-link-arg=-Wl,--disable-new-dtags,-rpath,{}", lib_dir.display());
+    // A CUDA libtorch: nothing references libtorch_cuda.so directly, so the linker's default
+    // --as-needed would drop it and CUDA would never load; keep it as a dependency.
+    if lib_dir.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-L{}", lib_dir.display());
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
 
     check_hdf5();
 }

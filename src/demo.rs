@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::data::course::{default_dataset_paths, load_dataset};
-use crate::device::{libtorch_flavour, parse_device};
+use crate::device::{cuda_status, parse_device};
 use crate::graph::summary::summary;
 use crate::graph::tuple;
 use crate::io::{load_model, save_model_h5};
@@ -40,7 +40,7 @@ impl Default for DemoOptions {
 /// Run the notebook's flow and print each step the way the notebook prints it.
 pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
     let device = parse_device(device)?;
-    println!("Device: {device:?} ({} libtorch)", libtorch_flavour());
+    println!("Device: {device:?} ({})", cuda_status());
 
     // model = ResNet50(input_shape = (64, 64, 3), classes = 6)
     init::seed(0);
@@ -106,7 +106,7 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
 /// Environment report for `keras-tch info`.
 pub fn info(root: &Path, device: &str) -> Result<()> {
     let device = parse_device(device)?;
-    println!("libtorch: {} (tch 0.26, libtorch 2.13.0)", libtorch_flavour());
+    println!("libtorch: 2.13.0 through tch 0.26, {}", cuda_status());
     println!("CUDA devices: {}", tch::Cuda::device_count());
     println!("selected device: {device:?}");
     println!("CPU threads: {}", tch::get_num_threads());

@@ -13,7 +13,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" | "gpu" => {
             if cuda_count() == 0 {
-                bail!("--device cuda: libtorch sees no CUDA device (this libtorch is {}); use --device cpu or auto", libtorch_flavour());
+                bail!("--device cuda: libtorch sees no CUDA device (no GPU here, or a CPU-only libtorch); use --device cpu or auto");
             }
             Ok(Device::Cuda(0))
         }
@@ -25,19 +25,20 @@ pub fn parse_device(spec: &str) -> Result<Device> {
                 index.parse().with_context(|| format!("device '{other}': '{index}' is not a GPU index"))?;
             let count = cuda_count() as usize;
             if index >= count {
-                bail!("--device {other}: libtorch sees {count} CUDA device(s) (this libtorch is {})", libtorch_flavour());
+                bail!("--device {other}: libtorch sees {count} CUDA device(s); use --device cpu, auto, or cuda:0..{}", count.max(1) - 1);
             }
             Ok(Device::Cuda(index))
         }
     }
 }
 
-/// "CPU-only" or "CUDA-enabled", for messages.
-pub fn libtorch_flavour() -> &'static str {
+/// Whether libtorch can use CUDA here, for messages. libtorch answers "no" both for a CPU-only
+/// build and for a CUDA build on a machine without a GPU, so the text says just that.
+pub fn cuda_status() -> &'static str {
     if tch::utils::has_cuda() {
-        "CUDA-enabled"
+        "CUDA available"
     } else {
-        "CPU-only"
+        "no CUDA device"
     }
 }
 
