@@ -47,7 +47,9 @@ impl BatchNormConfig {
         if !(0.0..1.0).contains(&self.momentum) || self.epsilon <= 0.0 {
             bail!("BatchNormalization: need 0 <= momentum < 1 and epsilon > 0, got {self:?}");
         }
-        let channels = *shape.last().unwrap();
+        let Some(&channels) = shape.last() else {
+            bail!("BatchNormalization needs an input with a channel axis, got shape {shape:?}");
+        };
         Ok(BatchNorm {
             gamma: path.var("gamma", &[channels], nn::Init::Const(1.0)),
             beta: path.var("beta", &[channels], nn::Init::Const(0.0)),
