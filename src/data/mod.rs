@@ -1,3 +1,4 @@
 //! Data the notebooks use: the course's HDF5 datasets.
 
 pub mod course;
+pub mod imagenet;
