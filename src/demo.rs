@@ -58,9 +58,7 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
         bail!("the notebook's ResNet50 has 6 classes; {} has {}", train_path.display(), dataset.classes.len());
     }
     if let Some(limit) = options.limit {
-        let keep = limit.clamp(1, dataset.train.len());
-        dataset.train.x = dataset.train.x.slice_move(ndarray::s![..keep, .., .., ..]);
-        dataset.train.y = dataset.train.y.slice_move(ndarray::s![..keep]);
+        dataset.train.truncate(limit);
     }
     let x_train = dataset.train.normalized_images();
     let y_train = compile.targets(&dataset.train, 6);

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::parity::{assert_close, tensor};
+use common::parity::{assert_close, read_tensor, tensor};
 use common::{keras_fixture, read_f32, repo_root, scratch_dir, shared_data};
 use keras_tch::graph::Model;
 use keras_tch::io::safetensors::save_safetensors;
@@ -19,8 +19,7 @@ use keras_tch::models::happy::happy_model;
 use tch::{Device, Tensor};
 
 fn io(fixture: &Path, name: &str) -> Tensor {
-    let (values, shape) = read_f32(&fixture.join("io.h5"), name);
-    tensor(values, &shape)
+    read_tensor(&fixture.join("io.h5"), name)
 }
 
 fn resnet50(naming: Naming, include_top: bool, pooling: Pooling) -> Model {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::parity::{assert_close, assert_same_outputs, assert_same_table, load_keras_weights, tensor};
+use common::parity::{assert_close, assert_same_outputs, assert_same_table, load_keras_weights, read_tensor, tensor};
 use common::{keras_fixture, read_f32};
 use keras_tch::graph::{GraphBuilder, NodeId};
 use keras_tch::layers::activation::Activation;
@@ -94,10 +94,7 @@ fn batch_norm_in_training_mode_matches_keras() {
     let model = g.finish(&[out]).unwrap();
     load_keras_weights(&model, &fixture.join("weights.h5"));
     let io = fixture.join("io.h5");
-    let read = |name: &str| {
-        let (values, shape) = read_f32(&io, name);
-        tensor(values, &shape)
-    };
+    let read = |name: &str| read_tensor(&io, name);
     let x = read("x");
     let y_train = tch::no_grad(|| model.forward_t(&[&x], true)).unwrap().remove(0);
     assert_close("output in training mode", &y_train, &read("y_train"));

@@ -14,7 +14,7 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use common::parity::{assert_close, tensor};
+use common::parity::{assert_close, read_tensor, tensor};
 use common::{keras_fixture, read_f32, scratch_dir};
 use keras_tch::io::load_model;
 use keras_tch::train::checkpoint;
@@ -30,10 +30,7 @@ fn train_like_keras(fixture_name: &str, epochs_compared: usize, keys: &[&str]) {
     let compile = CompileConfig::from_keras(&training).unwrap();
     let mut optimizer = Optimizer::new(OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap());
     let io = fixture.join("io.h5");
-    let read = |name: &str| {
-        let (values, shape) = read_f32(&io, name);
-        tensor(values, &shape)
-    };
+    let read = |name: &str| read_tensor(&io, name);
     let (x_held, y_held) = (read("x_held"), read("y_held"));
     let options = FitOptions { epochs: 2, batch_size: 32, shuffle: false, verbose: 0, ..Default::default() };
     let history = fit(
@@ -81,10 +78,7 @@ fn first_batch_like_keras(fixture_name: &str) {
     let model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();
     let compile = CompileConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
     let io = fixture.join("io.h5");
-    let read = |name: &str| {
-        let (values, shape) = read_f32(&io, name);
-        tensor(values, &shape)
-    };
+    let read = |name: &str| read_tensor(&io, name);
     let (x, y) = (read("x_train").narrow(0, 0, 32), read("y_train").narrow(0, 0, 32));
     let (probs, logits) = tch::no_grad(|| model.forward_with_logits(&[&x], true)).unwrap();
     let loss = compile.loss.per_sample(compile.style, &y, &probs, logits.as_ref()).mean(tch::Kind::Float).double_value(&[]);
@@ -127,10 +121,7 @@ fn course_resnet50_first_epoch_is_within_keras_own_spread() {
 fn resuming_from_a_checkpoint_continues_the_same_run() {
     let Some(fixture) = keras_fixture("train_happy_catvnoncat") else { return };
     let io = fixture.join("io.h5");
-    let read = |name: &str| {
-        let (values, shape) = read_f32(&io, name);
-        tensor(values, &shape)
-    };
+    let read = |name: &str| read_tensor(&io, name);
     let (x, y) = (read("x_train"), read("y_train"));
     let run = |epochs: usize, dir: &std::path::Path, resume: bool| {
         let mut model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::model_source::ModelSource;
-use keras_tch::data::course::load_split;
+use keras_tch::data::course::load_any_split;
 use keras_tch::device::parse_device;
 use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::evaluate;
@@ -32,7 +32,7 @@ pub struct EvaluateArgs {
 
 pub fn run(args: &EvaluateArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let (split, classes) = load_split(&args.data, "test").or_else(|_| load_split(&args.data, "train"))?;
+    let (split, classes) = load_any_split(&args.data, "test")?;
     let [_, h, w, c] = split.x.shape()[..] else { unreachable!("load_split checks rank 4") };
     let model = args.source.load(Some([h as i64, w as i64, c as i64]), device)?;
     let training = model.training_config.as_ref().with_context(|| {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use keras_tch::data::course::{default_dataset_paths, load_split};
+use keras_tch::data::course::{default_dataset_paths, load_any_split};
 use keras_tch::device::parse_device;
 use keras_tch::io::{load_model, save_model_h5};
 use keras_tch::layers::init;
@@ -89,14 +89,12 @@ pub struct TrainArgs {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let (train_path, validation_path) = data_paths(args)?;
-    let (mut train, classes) = load_split(&train_path, "train").or_else(|_| load_split(&train_path, "test"))?;
+    let (mut train, classes) = load_any_split(&train_path, "train")?;
     if let Some(limit) = args.limit {
-        let keep = (limit.max(1) as usize).min(train.len());
-        train.x = train.x.slice_move(ndarray::s![..keep, .., .., ..]);
-        train.y = train.y.slice_move(ndarray::s![..keep]);
+        train.truncate(limit.max(1) as usize);
     }
     let validation = match &validation_path {
-        Some(path) => Some(load_split(path, "test").or_else(|_| load_split(path, "train"))?.0),
+        Some(path) => Some(load_any_split(path, "test")?.0),
         None => None,
     };
 

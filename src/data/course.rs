@@ -38,6 +38,13 @@ impl Split {
         self.len() == 0
     }
 
+    /// Keep only the first `n` examples (at least one), for quick runs.
+    pub fn truncate(&mut self, n: usize) {
+        let keep = n.clamp(1, self.len().max(1));
+        self.x.slice_collapse(ndarray::s![..keep, .., .., ..]);
+        self.y.slice_collapse(ndarray::s![..keep]);
+    }
+
     /// The notebook's `X = X_orig / 255.`: float32 N×H×W×C in [0, 1].
     pub fn normalized_images(&self) -> Tensor {
         let shape: Vec<i64> = self.x.shape().iter().map(|&d| d as i64).collect();
@@ -81,6 +88,17 @@ pub fn load_dataset(train_path: &Path, test_path: &Path) -> Result<CourseDataset
         );
     }
     Ok(CourseDataset { train, test, classes: train_classes })
+}
+
+/// Read whichever split a course file holds, `preferred` (`"train"` or `"test"`) when it has
+/// both; errors are about the split actually read.
+pub fn load_any_split(path: &Path, preferred: &str) -> Result<(Split, Vec<String>)> {
+    let other = if preferred == "train" { "test" } else { "train" };
+    let file = hdf5::File::open(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
+    let has = |prefix: &str| file.dataset(&format!("{prefix}_set_x")).is_ok();
+    let prefix = if has(preferred) || !has(other) { preferred } else { other };
+    drop(file);
+    load_split(path, prefix)
 }
 
 /// Read `{prefix}_set_x`, `{prefix}_set_y` and `list_classes` from one course file, checking

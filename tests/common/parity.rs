@@ -89,6 +89,12 @@ pub fn load_keras_weights(model: &Model, file: &Path) {
     assert_eq!(loaded, expected, "weights in {} vs weights of the model", file.display());
 }
 
+/// A float32 dataset of a fixture file as a tensor of its shape.
+pub fn read_tensor(file: &Path, dataset: &str) -> Tensor {
+    let (values, shape) = read_f32(file, dataset);
+    tensor(values, &shape)
+}
+
 pub fn tensor(values: Vec<f32>, shape: &[usize]) -> Tensor {
     let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
     Tensor::from_slice(&values).reshape(&dims)
