@@ -28,6 +28,8 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import tf_keras  # noqa: E402  (the Keras 2 API the notebooks were written against)
 
+import keras_fixtures_imagenet  # noqa: E402  (the ImageNet pipeline fixture, in its own file)
+
 SEED = 1
 
 
@@ -911,7 +913,8 @@ def keras_spread(folder: str, name: str, shared_data: str) -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", KERAS_FIXTURES_NO_SPREAD="1")
-        subprocess.run([sys.executable, __file__, "--out", scratch, "--shared-data", shared_data, "--only", name],
+        subprocess.run([sys.executable, __file__, "--out", scratch, "--shared-data", shared_data, "--only", name,
+                        "--class-index", CLASS_INDEX],
                        check=True, env=env, stdout=subprocess.DEVNULL)
         os.replace(os.path.join(scratch, name, "history.json"), os.path.join(folder, "history_plain.json"))
         os.replace(os.path.join(scratch, name, "io.h5"), os.path.join(folder, "io_plain.h5"))
@@ -1007,7 +1010,10 @@ SHARED_DATA_FIXTURES = {
     "train_signs_cnn": fixture_train_signs_cnn,
     "course_signs": fixture_course_signs,
     "h5_course_resnet50_evaluate": fixture_h5_course_resnet50_evaluate,  # after FIXTURES: reads its model.h5
+    "imagenet_pipeline": lambda folder, shared_data: keras_fixtures_imagenet.fixture_imagenet_pipeline(
+        folder, shared_data, CLASS_INDEX, sys.modules[__name__]),
 }
+CLASS_INDEX = None  # --class-index: Keras's imagenet_class_index.json (made by setup.sh)
 
 
 def main() -> int:
@@ -1015,7 +1021,10 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="folder to write the fixtures into")
     parser.add_argument("--shared-data", required=True, help="the course data folder (../shared/data)")
     parser.add_argument("--only", help="make just this fixture (used for the oneDNN-off reruns)")
+    parser.add_argument("--class-index", required=True, help="Keras's imagenet_class_index.json")
     args = parser.parse_args()
+    global CLASS_INDEX
+    CLASS_INDEX = args.class_index
 
     if args.only:
         folder = os.path.join(args.out, args.only)

@@ -163,13 +163,13 @@ say "ImageNet classes: $REPO/weights/imagenet_class_index.json -> $INDEX_FILE"
 if ((WITH_FIXTURES)); then
   venv_install "$REQ_KERAS"
   FIXTURE_SCRIPT="$REPO/scripts/keras_fixtures.py"
-  key="$(cat "$FIXTURE_SCRIPT" "$REQ_KERAS" | sha256sum | cut -c1-16)"
+  key="$(cat "$REPO"/scripts/keras_fixtures*.py "$REQ_KERAS" "$INDEX_FILE" | sha256sum | cut -c1-16)"
   FIXTURE_DIR="$CACHE/fixtures/$key"
   if [ ! -f "$FIXTURE_DIR/.complete" ]; then
     say "generating Keras fixtures in $FIXTURE_DIR"
     rm -rf "$FIXTURE_DIR.partial" && mkdir -p "$FIXTURE_DIR.partial"
     TF_CPP_MIN_LOG_LEVEL=2 "$VENV/bin/python" "$FIXTURE_SCRIPT" --out "$FIXTURE_DIR.partial" \
-      --shared-data "$REPO/../shared/data" || die "scripts/keras_fixtures.py failed (see above)"
+      --shared-data "$REPO/../shared/data" --class-index "$INDEX_FILE" || die "scripts/keras_fixtures.py failed (see above)"
     touch "$FIXTURE_DIR.partial/.complete"
     rm -rf "$FIXTURE_DIR" && mv "$FIXTURE_DIR.partial" "$FIXTURE_DIR"
     # Fixtures of older versions of the script are never used again (about 1 GB each).

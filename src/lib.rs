@@ -5,6 +5,7 @@ pub mod data;
 pub mod demo;
 pub mod device;
 pub mod graph;
+pub mod imaging;
 pub mod io;
 pub mod layers;
 pub mod models;
