@@ -33,6 +33,10 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Run a Keras model (any supported file) on a float32 NHWC .npy and write its outputs
     Predict(cli::predict::PredictArgs),
+    /// Classify photos with an ImageNet ResNet50 file: Keras's top-5 `Predicted: [...]` per image
+    Classify(cli::classify::ClassifyArgs),
+    /// ResNet50 features of photos (include_top=False, pooling none/avg/max) into a .npy
+    Features(cli::features::FeaturesArgs),
     /// Evaluate a Keras model on a course-layout dataset: prints Loss = … / Test Accuracy = …
     Evaluate(cli::evaluate::EvaluateArgs),
     /// Convert between Keras HDF5 (full model / weights only), Keras 3 .keras and safetensors
@@ -125,6 +129,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(args) => cli::train::run(&args),
         Command::Predict(args) => cli::predict::run(&args),
+        Command::Classify(args) => cli::classify::run(&args),
+        Command::Features(args) => cli::features::run(&args),
         Command::Evaluate(args) => cli::evaluate::run(&args),
         Command::Convert(args) => cli::convert::run(&args),
         Command::Inspect(args) => cli::inspect::run(&args),

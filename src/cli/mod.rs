@@ -1,8 +1,12 @@
 //! The subcommands' arguments and their thin glue over the library.
 
+pub mod classify;
 pub mod convert;
 pub mod evaluate;
+pub mod features;
+pub mod image_inputs;
 pub mod inspect;
 pub mod model_source;
 pub mod predict;
+pub mod pretrained_source;
 pub mod train;

@@ -29,6 +29,21 @@ impl ClassIndex {
         root.join("weights/imagenet_class_index.json")
     }
 
+    /// The file setup made: `weights/imagenet_class_index.json` under the current folder, else
+    /// under the checkout this binary was built from.
+    pub fn find() -> Result<Self> {
+        let candidates = [Self::default_path(Path::new(".")), Self::default_path(Path::new(env!("CARGO_MANIFEST_DIR")))];
+        match candidates.iter().find(|p| p.exists()) {
+            Some(path) => Self::load(path),
+            None => bail!(
+                "Keras's ImageNet class index is not at {} or {}: run scripts/setup.sh (it builds the file offline), \
+                 or pass --class-index FILE",
+                candidates[0].display(),
+                candidates[1].display()
+            ),
+        }
+    }
+
     /// Read Keras's `{"0": ["n01440764", "tench"], ...}`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -85,9 +100,23 @@ impl ClassIndex {
 pub fn format_predictions(predictions: &[Prediction]) -> String {
     let items: Vec<String> = predictions
         .iter()
-        .map(|p| format!("({}, {}, {})", python_str(&p.wnid), python_str(&p.label), p.probability))
+        .map(|p| format!("({}, {}, {})", python_str(&p.wnid), python_str(&p.label), python_float32(p.probability)))
         .collect();
     format!("[{}]", items.join(", "))
+}
+
+/// numpy's `repr()` of a float32: the shortest digits that round-trip, positional from 1e-4 up,
+/// scientific with a two-digit exponent below (`1.2345e-05`).
+fn python_float32(value: f32) -> String {
+    if value == 0.0 || value.abs() >= 1e-4 {
+        let text = format!("{value}");
+        if text.contains('.') { text } else { format!("{text}.0") }
+    } else {
+        let text = format!("{value:e}");
+        let (mantissa, exponent) = text.split_once('e').expect("{:e} has an exponent");
+        let exponent: i32 = exponent.parse().expect("integer exponent");
+        format!("{mantissa}e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs())
+    }
 }
 
 /// `repr()` of a Python string: single quotes unless the text contains one (`"jack-o'-lantern"`).
@@ -110,5 +139,8 @@ mod tests {
             format_predictions(&[p("n02504013", "Indian_elephant", 0.82658225), p("n03590841", "jack-o'-lantern", 0.25)]),
             "[('n02504013', 'Indian_elephant', 0.82658225), ('n03590841', \"jack-o'-lantern\", 0.25)]"
         );
+        assert_eq!(python_float32(1.2345e-5), "1.2345e-05");
+        assert_eq!(python_float32(1.0), "1.0");
+        assert_eq!(python_float32(0.00012), "0.00012");
     }
 }

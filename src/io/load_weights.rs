@@ -133,7 +133,7 @@ fn match_layers<'a>(
     saved: &'a SavedWeights,
 ) -> (HashMap<String, &'a SavedLayer>, Option<&'static str>) {
     let names: Vec<&str> = weighted.iter().map(|&i| model.layers()[i].name.as_str()).collect();
-    let by_name: HashMap<String, &SavedLayer> = saved.weighted_layers().map(|l| (l.name.clone(), l)).collect();
+    let by_name: HashMap<String, &SavedLayer> = saved.weighted_layers().map(|l| (canonical(&l.name).to_string(), l)).collect();
     let direct = names.iter().filter(|n| by_name.contains_key(**n)).count();
     if saved.layout == FileLayout::Keras3 && direct < names.len() {
         // A Keras < 3.6 file: find each layer's group by Keras 3's class-and-counter naming.
@@ -153,7 +153,7 @@ fn match_layers<'a>(
             .collect();
         let renamed: HashMap<String, &SavedLayer> = saved
             .weighted_layers()
-            .map(|l| (map.get(l.name.as_str()).map_or(l.name.clone(), |n| n.to_string()), l))
+            .map(|l| (map.get(canonical(&l.name)).map_or(canonical(&l.name).to_string(), |n| n.to_string()), l))
             .collect();
         let hits = names.iter().filter(|n| renamed.contains_key(**n)).count();
         if hits > best.2 {
@@ -161,6 +161,17 @@ fn match_layers<'a>(
         }
     }
     (best.0, best.1)
+}
+
+/// keras-applications 1.0.8 (`resnet_common.py`, the first home of the ImageNet files in the
+/// current naming) called ResNet50's classifier `probs`; Keras loads those files by layer order,
+/// so the name never mattered there. Here it is read as `predictions`.
+fn canonical(saved_name: &str) -> &str {
+    if saved_name == "probs" {
+        "predictions"
+    } else {
+        saved_name
+    }
 }
 
 /// Keras 3's group name for each layer -> the layer's name: snake_case of the class with a

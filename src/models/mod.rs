@@ -5,6 +5,7 @@ pub mod applications;
 pub mod course;
 pub mod happy;
 pub mod names;
+pub mod pretrained;
 pub mod resnet_basic;
 
 use anyhow::Result;

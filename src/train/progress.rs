@@ -13,6 +13,8 @@ pub struct Progress {
     target: usize,
     verbose: u8,
     interactive: bool,
+    /// Draw on stderr (for commands whose stdout carries results, e.g. `classify`).
+    on_stderr: bool,
     start: Instant,
     last_draw: Option<Instant>,
 }
@@ -24,7 +26,25 @@ impl Progress {
         if verbose > 0 {
             println!("Epoch {epoch}/{epochs}");
         }
-        Self { target, verbose, interactive, start: Instant::now(), last_draw: None }
+        Self { target, verbose, interactive, on_stderr: false, start: Instant::now(), last_draw: None }
+    }
+
+    /// A bar over `target` steps drawn on stderr, only when stderr is a terminal (Keras's
+    /// `predict` bar: `3/12 [======>.......] - ETA: 4s`), so piped results stay clean.
+    pub fn on_stderr(target: usize) -> Self {
+        let interactive = std::io::stderr().is_terminal();
+        let verbose = if interactive { 1 } else { 0 };
+        Self { target, verbose, interactive, on_stderr: true, start: Instant::now(), last_draw: None }
+    }
+
+    fn emit(&self, text: &str) {
+        if self.on_stderr {
+            eprint!("{text}");
+            let _ = std::io::stderr().flush();
+        } else {
+            print!("{text}");
+            let _ = std::io::stdout().flush();
+        }
     }
 
     /// Redraw the bar after `seen` samples (verbose 1 on a terminal, at most ~20 times a second).
@@ -39,9 +59,7 @@ impl Progress {
         self.last_draw = Some(now);
         let elapsed = now.duration_since(self.start).as_secs_f64();
         let eta = elapsed / seen.max(1) as f64 * (self.target - seen) as f64;
-        let line = format!("{} - ETA: {}{}", bar(seen, self.target), eta_text(eta), values(logs));
-        print!("\r{line}");
-        let _ = std::io::stdout().flush();
+        self.emit(&format!("\r{} - ETA: {}{}", bar(seen, self.target), eta_text(eta), values(logs)));
     }
 
     /// The epoch's final line, with the epoch-end values (validation included).
@@ -51,9 +69,9 @@ impl Progress {
             0 => {}
             1 if self.interactive => {
                 let per_step = elapsed / self.target.max(1) as f64;
-                println!("\r{} - {elapsed:.0}s {}{}", bar(self.target, self.target), step_time(per_step), values(logs));
+                self.emit(&format!("\r{} - {elapsed:.0}s {}{}\n", bar(self.target, self.target), step_time(per_step), values(logs)));
             }
-            _ => println!(" - {elapsed:.0}s{}", values(logs)),
+            _ => self.emit(&format!(" - {elapsed:.0}s{}\n", values(logs))),
         }
     }
 }

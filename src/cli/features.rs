@@ -1,0 +1,84 @@
+//! `keras-tch features`: ResNet50's convolutional features for photos (`include_top=False`,
+//! `pooling=None|avg|max`), written as float32 .npy with the image names beside them.
+//!
+//! Today's Keras returns the last block's map without pooling: (N, 7, 7, 2048) at 224×224. The
+//! Keras 2.0-era `ResNet50` (keras-applications ≤ 1.0.8) always applied `AveragePooling2D(7)`,
+//! so its `include_top=False` output was (N, 1, 1, 2048); this port follows today's Keras —
+//! `--pooling avg` gives those same numbers as (N, 2048).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use tch::Tensor;
+
+use super::image_inputs::ImageInputArgs;
+use super::pretrained_source::PretrainedSource;
+use keras_tch::device::parse_device;
+use keras_tch::graph::tuple;
+use keras_tch::io::atomic::write_atomically;
+use keras_tch::io::npy::write_npy;
+use keras_tch::models::applications::Pooling;
+use keras_tch::models::pretrained::Head;
+use keras_tch::train::progress::Progress;
+
+#[derive(Args, Debug)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub source: PretrainedSource,
+    /// Keras's pooling: none keeps (N, 7, 7, 2048) at 224×224; avg or max give (N, 2048)
+    #[arg(long, value_parser = ["none", "avg", "max"], default_value = "none")]
+    pub pooling: String,
+    /// Where to write the features (float32 .npy, one row per image that loaded)
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Where to write the image names, one per line in row order (default: OUTPUT with .txt)
+    #[arg(long)]
+    pub names: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: ImageInputArgs,
+}
+
+pub fn run(args: &FeaturesArgs) -> Result<()> {
+    let device = parse_device(&args.images.device)?;
+    let pooling = match args.pooling.as_str() {
+        "avg" => Pooling::Avg,
+        "max" => Pooling::Max,
+        _ => Pooling::None,
+    };
+    let files = args.images.files()?;
+    let model = args.source.load(Head::Features(pooling), args.images.input_size(), device)?.model;
+    let batch_size = args.images.batch_size.max(1);
+    let mut progress = Progress::on_stderr(files.len().div_ceil(batch_size));
+    let (mut rows, mut names, mut failures) = (Vec::new(), Vec::new(), 0);
+    for (step, chunk) in files.chunks(batch_size).enumerate() {
+        let batch = args.images.load_batch(chunk, device);
+        for (_, error) in &batch.failed {
+            failures += 1;
+            eprintln!("error: {error:#}");
+        }
+        if let Some(x) = &batch.x {
+            rows.push(model.predict(x)?.to_device(tch::Device::Cpu));
+            names.extend(batch.loaded.iter().map(|p| p.display().to_string()));
+        }
+        progress.update(step + 1, &[]);
+    }
+    progress.finish(&[]);
+    if rows.is_empty() {
+        bail!("none of the {} image(s) could be loaded; nothing written", files.len());
+    }
+    let features = Tensor::cat(&rows, 0);
+    let names_path = args.names.clone().unwrap_or_else(|| args.output.with_extension("txt"));
+    write_npy(&args.output, &features)?;
+    write_atomically(&names_path, |temp| Ok(std::fs::write(temp, names.join("\n") + "\n")?))?;
+    eprintln!(
+        "features {} -> {}; image names -> {}",
+        tuple(&features.size()),
+        args.output.display(),
+        names_path.display()
+    );
+    if failures > 0 {
+        bail!("{failures} of {} image(s) could not be loaded and are not in the output (see above)", files.len());
+    }
+    Ok(())
+}

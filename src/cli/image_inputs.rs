@@ -1,0 +1,122 @@
+//! The images a command reads: files and folders on the command line, loaded in batches the way
+//! Keras's `load_img` → `img_to_array` → `preprocess_input` does, with per-file errors that do
+//! not stop the other files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use tch::{Device, Tensor};
+
+use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode, DEFAULT_MAX_PIXELS};
+
+/// Extensions a folder walk picks up (files named on the command line are always tried).
+const IMAGE_EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff", "jfif"];
+
+#[derive(Args, Debug)]
+pub struct ImageInputArgs {
+    /// Image files, or folders to walk (recursively, in sorted order) for .jpg .png .bmp .gif .webp .tiff
+    #[arg(required = true, value_name = "IMAGE|DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Resize filter of load_img (Keras's default: nearest)
+    #[arg(long, value_enum, default_value = "nearest")]
+    pub interpolation: Interpolation,
+    /// preprocess_input mode (ResNet50's: caffe = RGB→BGR minus the ImageNet mean)
+    #[arg(long, value_enum, default_value = "caffe")]
+    pub preprocess: PreprocessMode,
+    /// load_img's target_size as H,W
+    #[arg(long, value_parser = parse_size, default_value = "224,224", value_name = "H,W")]
+    pub target_size: [u32; 2],
+    /// Rotate/flip by the EXIF orientation tag (Keras does not, so neither does the default)
+    #[arg(long)]
+    pub exif: bool,
+    /// Refuse images with more pixels than this (Pillow's decompression-bomb limit)
+    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Images per forward pass
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+fn parse_size(text: &str) -> Result<[u32; 2], String> {
+    match text.split(',').map(|d| d.trim().parse::<u32>()).collect::<Result<Vec<_>, _>>().as_deref() {
+        Ok(&[h, w]) if h > 0 && w > 0 => Ok([h, w]),
+        _ => Err(format!("expected H,W with two positive numbers, e.g. 224,224; got '{text}'")),
+    }
+}
+
+/// One batch: the images that loaded (in order) as a preprocessed (N, H, W, 3) tensor, and the
+/// files that did not, with why.
+pub struct Batch {
+    pub loaded: Vec<PathBuf>,
+    pub x: Option<Tensor>,
+    pub failed: Vec<(PathBuf, anyhow::Error)>,
+}
+
+impl ImageInputArgs {
+    /// The files to read, in order. A folder without images is an error before anything runs;
+    /// missing or unreadable files are reported one by one as they are loaded.
+    pub fn files(&self) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for input in &self.inputs {
+            if input.is_dir() {
+                let before = files.len();
+                walk(input, &mut files)?;
+                if files.len() == before {
+                    bail!("{}: no images in this folder (looked for {})", input.display(), IMAGE_EXTENSIONS.join(", "));
+                }
+            } else {
+                files.push(input.clone());
+            }
+        }
+        Ok(files)
+    }
+
+    pub fn input_size(&self) -> [i64; 2] {
+        self.target_size.map(i64::from)
+    }
+
+    /// Load, convert and preprocess `paths` as one batch on `device`.
+    pub fn load_batch(&self, paths: &[PathBuf], device: Device) -> Batch {
+        let options = DecodeOptions { max_pixels: self.max_pixels, apply_exif_orientation: self.exif };
+        let [h, w] = self.target_size;
+        let mut arrays = Vec::new();
+        let mut batch = Batch { loaded: Vec::new(), x: None, failed: Vec::new() };
+        for path in paths {
+            match load_img(path, Some((h, w)), self.interpolation, &options) {
+                Ok(image) => {
+                    arrays.push(img_to_array(&image));
+                    batch.loaded.push(path.clone());
+                }
+                Err(error) => batch.failed.push((path.clone(), error)),
+            }
+        }
+        if !arrays.is_empty() {
+            batch.x = Some(preprocess_input(&Tensor::stack(&arrays, 0), self.preprocess).to_device(device));
+        }
+        batch
+    }
+}
+
+fn walk(folder: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| anyhow::anyhow!("{}: cannot list the folder: {e}", folder.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
+        {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
