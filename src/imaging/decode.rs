@@ -56,7 +56,7 @@ pub fn decode_rgb(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage> {
     let rgb = if format == ImageFormat::Jpeg {
         decode_jpeg(bytes, width, height)?
     } else {
-        let image = reader(bytes, format, options.max_pixels).decode().map_err(|e| anyhow!("cannot decode the {format:?} data: {e}"))?;
+        let image = reader(bytes, format, options.max_pixels).decode().map_err(|e| anyhow!("cannot decode the {} data: {e}", format_name(format)))?;
         pillow_rgb(image)?
     };
     if !options.apply_exif_orientation {
@@ -92,13 +92,18 @@ fn header_size(bytes: &[u8], format: ImageFormat) -> Result<(u64, u64)> {
     }
     let (w, h) = reader(bytes, format, u64::MAX)
         .into_dimensions()
-        .map_err(|e| anyhow!("not a readable {format:?} image: {e}"))?;
+        .map_err(|e| anyhow!("not a readable {} image: {e}", format_name(format)))?;
     Ok((w.into(), h.into()))
+}
+
+/// "PNG", "JPEG", "WEBP", … for messages.
+fn format_name(format: ImageFormat) -> String {
+    format!("{format:?}").to_uppercase()
 }
 
 fn check_size(width: u64, height: u64, max_pixels: u64) -> Result<()> {
     if width == 0 || height == 0 {
-        bail!("the image is {width}×{height} pixels: there is nothing to classify");
+        bail!("the image is {width}×{height} pixels (empty)");
     }
     let pixels = width * height;
     if pixels > max_pixels {
