@@ -11,6 +11,7 @@ Folder imagenet_pipeline/:
   images/            the photos: my_image.jpg's derivatives in each format and pixel mode
   load_img.h5        '<file>/<interpolation>': img_to_array(load_img(file, target_size=(224, 224),
                      interpolation=…)) as uint8; '<file>/full': without target_size (small files);
+                     'exif_rotated.jpg/exif_nearest': Pillow's exif_transpose, then the same;
                      '<file>/bilinear_200x300': target_size=(200, 300); 'preprocess/<mode>':
                      preprocess_input(my_image nearest, mode=…) float32
   classify.txt       the images classified, one per line (my_image.jpg = ../shared/data's)
@@ -64,6 +65,7 @@ def write_images(folder: str, photo_path: str) -> dict:
         "grey.jpg": lambda p: grey.save(p, quality=90),
         "cmyk.jpg": lambda p: medium.convert("CMYK").save(p, quality=95),
         "tiny.png": lambda p: medium.resize((3, 2), Image.Resampling.BOX).save(p),
+        "exif_rotated.jpg": lambda p: medium.save(p, quality=90, exif=exif_orientation(6)),
     }
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     paths = {"my_image.jpg": photo_path}
@@ -71,6 +73,12 @@ def write_images(folder: str, photo_path: str) -> dict:
         paths[name] = os.path.join(folder, "images", name)
         save(paths[name])
     return paths
+
+
+def exif_orientation(value: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = value  # Orientation: 6 = rotate 90° clockwise to display
+    return exif.tobytes()
 
 
 def load_array(path: str, interpolation: str = "nearest", target_size=SIZE) -> np.ndarray:
@@ -88,6 +96,12 @@ def write_load_img(folder: str, paths: dict) -> None:
             f.create_dataset(f"{name}/bilinear_200x300", data=load_array(path, "bilinear", (200, 300)).astype(np.uint8))
             if name != "my_image.jpg":
                 f.create_dataset(f"{name}/full", data=load_array(path, target_size=None).astype(np.uint8))
+        # What --exif gives: Pillow's exif_transpose before Keras's steps (Keras itself ignores it).
+        from PIL import ImageOps
+
+        upright = ImageOps.exif_transpose(Image.open(paths["exif_rotated.jpg"])).convert("RGB")
+        f.create_dataset("exif_rotated.jpg/exif_nearest",
+                         data=np.asarray(upright.resize((SIZE[1], SIZE[0]), Image.Resampling.NEAREST)))
         x = load_array(paths["my_image.jpg"])[None]
         for mode in PREPROCESS_MODES:
             f.create_dataset(f"preprocess/{mode}", data=imagenet_utils.preprocess_input(x.copy(), mode=mode))

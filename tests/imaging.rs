@@ -24,6 +24,22 @@ fn keras_pixels(fixture: &Path, dataset: &str) -> (Vec<u8>, Vec<usize>) {
     (ds.read_raw::<u8>().unwrap(), ds.shape())
 }
 
+/// Keras ignores the EXIF orientation (checked above: exif_rotated.jpg loads as stored); with
+/// `apply_exif_orientation` the image is turned upright first, as Pillow's `exif_transpose`.
+#[test]
+fn exif_orientation_is_applied_only_when_asked() {
+    let Some(fixture) = keras_fixture("imagenet_pipeline") else { return };
+    let path = fixture.join("images/exif_rotated.jpg");
+    let options = DecodeOptions { apply_exif_orientation: true, ..Default::default() };
+    let ours = load_img(&path, Some((224, 224)), Interpolation::Nearest, &options).unwrap();
+    let (pillow, _) = keras_pixels(&fixture, "exif_rotated.jpg/exif_nearest");
+    assert_eq!(ours.into_raw(), pillow);
+    let stored = load_img(&path, None, Interpolation::Nearest, &DecodeOptions::default()).unwrap();
+    let upright = load_img(&path, None, Interpolation::Nearest, &options).unwrap();
+    assert_eq!((stored.width(), stored.height()), (500, 375));
+    assert_eq!((upright.width(), upright.height()), (375, 500));
+}
+
 fn image_names(fixture: &Path) -> Vec<String> {
     let file = hdf5::File::open(fixture.join("load_img.h5")).unwrap();
     file.member_names().unwrap().into_iter().filter(|n| n != "preprocess").collect()
