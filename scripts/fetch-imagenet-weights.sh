@@ -2,14 +2,14 @@
 # Download Keras's ResNet50 ImageNet weight files into weights/ and check the md5 that Keras's
 # get_file checks. Idempotent: files already there with the right md5 are kept. See weights/README.md.
 #
-#   scripts/fetch-imagenet-weights.sh [--scheme fchollet|keras-applications|all] [--top-only |
+#   scripts/fetch-imagenet-weights.sh [--source fchollet|googleapis|all] [--top-only |
 #                                      --notop-only] [--dest DIR] [--from DIR]
 #
-#   --scheme fchollet            fchollet/deep-learning-models v0.2 (keras_applications ≤ 1.0.8 resnet50.py):
+#   --source fchollet            fchollet/deep-learning-models v0.2 (keras_applications ≤ 1.0.8 resnet50.py):
 #                                layers res2a_branch2a, bn_conv1, fc1000  (keras-tch --naming keras-applications)
-#   --scheme keras-applications  storage.googleapis.com/tensorflow/keras-applications (tf.keras, Keras 3):
+#   --source googleapis          storage.googleapis.com/tensorflow/keras-applications (tf.keras, Keras 3):
 #                                layers conv2_block1_1_conv, conv1_bn  (keras-tch --naming keras)
-#   --scheme all                 both (default)
+#   --source all                 both (default)
 #   --top-only / --notop-only    only the files with / without the 1000-class classifier
 #   --dest DIR                   where to put the files (default: weights/ of this checkout)
 #   --from DIR                   copy from a local mirror (a directory laid out like weights/) instead
@@ -17,33 +17,33 @@
 #
 # Both sources publish the same file names, so the fchollet files are stored with a `fchollet_`
 # prefix. Other base URLs (mirrors): KERAS_TCH_WEIGHTS_BASE_URL_FCHOLLET and
-# KERAS_TCH_WEIGHTS_BASE_URL_KERAS_APPLICATIONS (ending in '/', file names as upstream).
+# KERAS_TCH_WEIGHTS_BASE_URL_GOOGLEAPIS (ending in '/', file names as upstream).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FCHOLLET_BASE="${KERAS_TCH_WEIGHTS_BASE_URL_FCHOLLET:-https://github.com/fchollet/deep-learning-models/releases/download/v0.2/}"
-KERAS_APPLICATIONS_BASE="${KERAS_TCH_WEIGHTS_BASE_URL_KERAS_APPLICATIONS:-https://storage.googleapis.com/tensorflow/keras-applications/resnet/}"
+GOOGLEAPIS_BASE="${KERAS_TCH_WEIGHTS_BASE_URL_GOOGLEAPIS:-https://storage.googleapis.com/tensorflow/keras-applications/resnet/}"
 
-# scheme  top|notop  local name  upstream name  md5
+# source  top|notop  local name  upstream name  md5
 # md5s: keras_applications/resnet50.py (≤ 1.0.8) and fchollet/deep-learning-models resnet50.py for
 # fchollet; WEIGHTS_HASHES["resnet50"] in tf_keras/keras src/applications/resnet.py for the other.
 FILES=(
   "fchollet top fchollet_resnet50_weights_tf_dim_ordering_tf_kernels.h5 resnet50_weights_tf_dim_ordering_tf_kernels.h5 a7b3fe01876f51b976af0dea6bc144eb"
   "fchollet notop fchollet_resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 a268eb855778b3df3c7506639542a6af"
-  "keras-applications top resnet50_weights_tf_dim_ordering_tf_kernels.h5 resnet50_weights_tf_dim_ordering_tf_kernels.h5 2cb95161c43110f7111970584f804107"
-  "keras-applications notop resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 4d473c1dd8becc155b73f8504c6f6626"
+  "googleapis top resnet50_weights_tf_dim_ordering_tf_kernels.h5 resnet50_weights_tf_dim_ordering_tf_kernels.h5 2cb95161c43110f7111970584f804107"
+  "googleapis notop resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 4d473c1dd8becc155b73f8504c6f6626"
 )
 
-SCHEME=all
+SOURCE=all
 TOP=all
 DEST="$REPO/weights"
 FROM=""
 while (($#)); do
   case "$1" in
-    --scheme)
-      (($# >= 2)) || { echo "fetch-imagenet-weights.sh: --scheme needs a value" >&2; exit 2; }
-      SCHEME="$2"; shift ;;
-    --scheme=*) SCHEME="${1#*=}" ;;
+    --source)
+      (($# >= 2)) || { echo "fetch-imagenet-weights.sh: --source needs a value" >&2; exit 2; }
+      SOURCE="$2"; shift ;;
+    --source=*) SOURCE="${1#*=}" ;;
     --top-only) TOP=top ;;
     --notop-only) TOP=notop ;;
     --dest)
@@ -59,9 +59,9 @@ while (($#)); do
   esac
   shift
 done
-case "$SCHEME" in
-  fchollet|keras-applications|all) ;;
-  *) echo "fetch-imagenet-weights.sh: --scheme must be fchollet, keras-applications or all, not '$SCHEME'" >&2; exit 2 ;;
+case "$SOURCE" in
+  fchollet|googleapis|all) ;;
+  *) echo "fetch-imagenet-weights.sh: --source must be fchollet, googleapis or all, not '$SOURCE'" >&2; exit 2 ;;
 esac
 
 say() { echo "[weights] $*"; }
@@ -114,10 +114,10 @@ failed_downloads=()
 failed_hashes=()
 unreachable=""
 for entry in "${FILES[@]}"; do
-  read -r scheme kind name upstream md5 <<<"$entry"
-  if [ "$SCHEME" != all ] && [ "$SCHEME" != "$scheme" ]; then continue; fi
+  read -r source kind name upstream md5 <<<"$entry"
+  if [ "$SOURCE" != all ] && [ "$SOURCE" != "$source" ]; then continue; fi
   if [ "$TOP" != all ] && [ "$TOP" != "$kind" ]; then continue; fi
-  if [ "$scheme" = fchollet ]; then base="$FCHOLLET_BASE"; else base="$KERAS_APPLICATIONS_BASE"; fi
+  if [ "$source" = fchollet ]; then base="$FCHOLLET_BASE"; else base="$GOOGLEAPIS_BASE"; fi
   if [ -n "$FROM" ]; then src="$FROM/$name"; else src="$base$upstream"; fi
   target="$DEST/$name"
 
