@@ -45,6 +45,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     let mut failures = 0;
     for (step, chunk) in files.chunks(batch_size).enumerate() {
         let batch = args.images.load_batch(chunk, device);
+        progress.clear();
         for (path, error) in &batch.failed {
             failures += 1;
             report_failure(path, error, args.json);

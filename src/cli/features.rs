@@ -53,6 +53,7 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     let (mut rows, mut names, mut failures) = (Vec::new(), Vec::new(), 0);
     for (step, chunk) in files.chunks(batch_size).enumerate() {
         let batch = args.images.load_batch(chunk, device);
+        progress.clear();
         for (_, error) in &batch.failed {
             failures += 1;
             eprintln!("error: {error:#}");

@@ -37,6 +37,14 @@ impl Progress {
         Self { target, verbose, interactive, on_stderr: true, start: Instant::now(), last_draw: None }
     }
 
+    /// Erase a drawn bar, so lines printed next (e.g. results on the same terminal) start clean;
+    /// the next `update` draws it again below them.
+    pub fn clear(&self) {
+        if self.last_draw.is_some() && self.interactive && self.verbose == 1 {
+            self.emit("\r\x1b[2K");
+        }
+    }
+
     fn emit(&self, text: &str) {
         if self.on_stderr {
             eprint!("{text}");
