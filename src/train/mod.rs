@@ -6,6 +6,7 @@ pub mod compile;
 pub mod curves;
 pub mod evaluate;
 pub mod fit;
+pub mod freeze;
 pub mod history;
 pub mod interrupt;
 pub mod losses;
