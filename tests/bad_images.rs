@@ -108,7 +108,9 @@ fn classify_reports_bad_files_and_classifies_the_rest() {
     assert!(stderr.contains(&format!("{} of {} image(s) could not be classified", bad.len(), inputs.len())), "{stderr}");
     let lines: Vec<serde_json::Value> =
         String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), inputs.len(), "one line per input");
+    let order: Vec<&str> = lines.iter().map(|l| l["image"].as_str().unwrap()).collect();
+    let given: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(order, given, "one line per input, in the order given");
     for (path, expected) in &bad {
         let line = lines.iter().find(|l| l["image"] == path.display().to_string()).expect("a line for each bad file");
         assert!(line["error"].as_str().unwrap().contains(expected), "{line}");

@@ -45,15 +45,19 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     let mut failures = 0;
     for (step, chunk) in files.chunks(batch_size).enumerate() {
         let batch = args.images.load_batch(chunk, device);
+        let decoded = match &batch.x {
+            Some(x) => classes.decode_predictions(&model.predict(x)?, args.top)?,
+            None => Vec::new(),
+        };
         progress.clear();
-        for (path, error) in &batch.failed {
-            failures += 1;
-            report_failure(path, error, args.json);
-        }
-        if let Some(x) = &batch.x {
-            let decoded = classes.decode_predictions(&model.predict(x)?, args.top)?;
-            for (path, predictions) in batch.loaded.iter().zip(&decoded) {
+        // Results in the order the files were given, failures in their place.
+        let (mut loaded, mut failed) = (batch.loaded.iter().zip(&decoded).peekable(), batch.failed.iter().peekable());
+        for path in chunk {
+            if let Some((_, predictions)) = loaded.next_if(|(p, _)| *p == path) {
                 print_predictions(path, predictions, args.json, name_each);
+            } else if let Some((_, error)) = failed.next_if(|(p, _)| p == path) {
+                failures += 1;
+                report_failure(path, error, args.json);
             }
         }
         progress.update(step + 1, &[]);
