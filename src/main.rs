@@ -31,6 +31,8 @@ enum Command {
     Summary(SummaryArgs),
     /// Train an architecture (or a Keras model) on a course-layout dataset, as Keras's fit
     Train(cli::train::TrainArgs),
+    /// Transfer learning: a pretrained base, a new head for your classes, frozen base (cached features), optional fine-tuning
+    Transfer(cli::transfer::TransferArgs),
     /// Run a Keras model (any supported file) on a float32 NHWC .npy and write its outputs
     Predict(cli::predict::PredictArgs),
     /// Classify photos with an ImageNet ResNet50 file: Keras's top-5 `Predicted: [...]` per image
@@ -128,6 +130,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(args) => cli::train::run(&args),
+        Command::Transfer(args) => cli::transfer::run(&args),
         Command::Predict(args) => cli::predict::run(&args),
         Command::Classify(args) => cli::classify::run(&args),
         Command::Features(args) => cli::features::run(&args),

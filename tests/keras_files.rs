@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::parity::{assert_close, read_tensor, tensor};
-use common::{keras_fixture, read_f32, repo_root, scratch_dir, shared_data};
+use common::{keras_fixture, keras_python, read_f32, repo_root, scratch_dir, shared_data};
 use keras_tch::graph::Model;
 use keras_tch::io::safetensors::save_safetensors;
 use keras_tch::io::{load_model, load_weights, save_model_h5, save_model_keras, save_weights_h5, LoadOptions};
@@ -344,14 +344,3 @@ fn json_field(line: &str, key: &str) -> f64 {
 }
 
 /// The Keras venv's Python (next to the fixtures in the cache), for the round-trip checks.
-fn keras_python() -> Option<PathBuf> {
-    let fixtures = std::fs::canonicalize(repo_root().join("tests/keras-fixtures")).ok()?;
-    let python = fixtures.parent()?.parent()?.join("venv/bin/python");
-    if python.exists() {
-        Some(python)
-    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("the Keras venv's python is missing at {} (run scripts/setup.sh --fixtures)", python.display());
-    } else {
-        None
-    }
-}

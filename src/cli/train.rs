@@ -14,9 +14,7 @@ use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
 use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::evaluate;
-use keras_tch::graph::summary::thousands;
 use keras_tch::train::fit::{fit, FitOptions};
-use keras_tch::train::freeze::{freeze, FreezeSpec};
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::losses::{CrossEntropyStyle, Loss};
 use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
@@ -87,35 +85,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = ".")]
     pub root: PathBuf,
     #[command(flatten)]
-    pub freeze: FreezeArgs,
-}
-
-/// Which layers keep their weights (`layer.trainable = False`); the options add up.
-#[derive(Args, Debug)]
-pub struct FreezeArgs {
-    /// Freeze every layer up to and including LAYER (model.layers order, as `summary` lists them)
-    #[arg(long, value_name = "LAYER")]
-    pub freeze_until: Option<String>,
-    /// Freeze the layers whose names match (glob like 'res2*' or 'conv4_block*'; no wildcard = prefix); repeatable
-    #[arg(long, value_name = "PATTERN")]
-    pub freeze: Vec<String>,
-    /// Freeze every layer before LAYER; LAYER and the layers after it train
-    #[arg(long, value_name = "LAYER")]
-    pub trainable_from: Option<String>,
-    /// ResNets: freeze the stem (stage 1) and stages 2..=N
-    #[arg(long, value_name = "N")]
-    pub freeze_stages: Option<usize>,
-}
-
-impl FreezeArgs {
-    fn spec(&self) -> FreezeSpec {
-        FreezeSpec {
-            until: self.freeze_until.clone(),
-            trainable_from: self.trainable_from.clone(),
-            patterns: self.freeze.clone(),
-            stages: self.freeze_stages,
-        }
-    }
+    pub freeze: super::freeze_args::FreezeArgs,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -146,16 +116,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let spec = args.freeze.spec();
     if !spec.is_empty() {
-        let frozen = freeze(&mut model, &spec)?;
-        let (_, trainable, non_trainable) = model.param_counts();
-        println!(
-            "Frozen {} layer(s), '{}' … '{}': trainable params {}, non-trainable params {}",
-            frozen.len(),
-            frozen.first().map_or("", String::as_str),
-            frozen.last().map_or("", String::as_str),
-            thousands(trainable),
-            thousands(non_trainable)
-        );
+        super::freeze_args::apply(&mut model, &spec)?;
     }
     let style = if args.keras20_loss { CrossEntropyStyle::Keras20 } else { CrossEntropyStyle::TfKeras };
     let loss = args.loss.as_deref().map(Loss::from_keras_name).transpose()?;

@@ -47,12 +47,14 @@ impl Split {
 
     /// The notebook's `X = X_orig / 255.`: float32 N×H×W×C in [0, 1].
     pub fn normalized_images(&self) -> Tensor {
+        self.pixel_values() / 255.0
+    }
+
+    /// The images as float32 N×H×W×C, 0-255 (what `img_to_array` gives).
+    pub fn pixel_values(&self) -> Tensor {
         let shape: Vec<i64> = self.x.shape().iter().map(|&d| d as i64).collect();
         let data = self.x.as_standard_layout();
-        Tensor::from_slice(data.as_slice().expect("standard layout"))
-            .reshape(&shape)
-            .to_kind(Kind::Float)
-            / 255.0
+        Tensor::from_slice(data.as_slice().expect("standard layout")).reshape(&shape).to_kind(Kind::Float)
     }
 
     /// The notebook's `convert_to_one_hot(Y, C).T`: float32 N×C.

@@ -1,4 +1,5 @@
 //! Data the notebooks use: the course's HDF5 datasets.
 
 pub mod course;
+pub mod folders;
 pub mod imagenet;

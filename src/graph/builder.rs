@@ -34,6 +34,35 @@ impl GraphBuilder {
         }
     }
 
+    /// Keras's `Model(base.input, base.get_layer(output).output)` as a builder to add a new head
+    /// on: keeps `output` and the layers it depends on (with their weights, names and
+    /// `trainable` flags), drops the rest. Returns the builder, `output`'s id in it, and the
+    /// names of the dropped layers.
+    pub fn from_model(model: Model, output: &str) -> Result<(Self, NodeId, Vec<String>)> {
+        let output = model.layer_id(output)?;
+        let mut keep = vec![false; model.nodes.len()];
+        let mut stack = vec![output.0];
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut keep[i], true) {
+                stack.extend(model.nodes[i].inbound.iter().map(|id| id.0));
+            }
+        }
+        let mut new_index = vec![usize::MAX; model.nodes.len()];
+        let (mut nodes, mut dropped) = (Vec::new(), Vec::new());
+        for (i, mut node) in model.nodes.into_iter().enumerate() {
+            if keep[i] {
+                new_index[i] = nodes.len();
+                node.inbound = node.inbound.iter().map(|id| NodeId(new_index[id.0])).collect();
+                nodes.push(node);
+            } else {
+                dropped.push(node.name);
+            }
+        }
+        let names = nodes.iter().map(|n| n.name.clone()).collect();
+        let builder = Self { name: model.name, vs: model.vs, nodes, names, auto_counts: HashMap::new() };
+        Ok((builder, NodeId(new_index[output.0]), dropped))
+    }
+
     /// `Input(shape)`: shape without the batch axis, e.g. `[64, 64, 3]`.
     pub fn input(&mut self, name: Option<&str>, shape: &[i64]) -> Result<NodeId> {
         if shape.iter().any(|&d| d <= 0) {
@@ -100,6 +129,10 @@ impl GraphBuilder {
             }
         }
         Ok(Model { name: self.name, vs: self.vs, nodes, inputs, outputs, last_use, training_config: None })
+    }
+
+    pub fn name_of(&self, id: NodeId) -> &str {
+        &self.nodes[id.0].name
     }
 
     pub fn shape(&self, id: NodeId) -> &Shape {

@@ -47,6 +47,16 @@ pub fn detect(path: &Path) -> Result<FileKind> {
     )
 }
 
+/// Whether `path` describes its own architecture (a full-model `.h5` with `model_config`, or a
+/// `.keras` archive), so `load_model` can open it; weights-only files need a built model.
+pub fn describes_architecture(path: &Path) -> Result<bool> {
+    Ok(match detect(path)? {
+        FileKind::Hdf5 => open_h5(path)?.attr("model_config").is_ok(),
+        FileKind::KerasArchive => true,
+        FileKind::Safetensors => false,
+    })
+}
+
 /// Keras's `load_model`: rebuild the graph from the file's config, load its weights, and keep
 /// its training configuration (so `evaluate` works as after Keras's `load_model`).
 pub fn load_model(path: &Path, device: Device) -> Result<Model> {

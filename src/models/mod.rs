@@ -6,6 +6,7 @@ pub mod course;
 pub mod happy;
 pub mod names;
 pub mod pretrained;
+pub mod transfer;
 pub mod resnet_basic;
 
 use anyhow::Result;

@@ -1,6 +1,7 @@
 //! Training and evaluation with Keras's semantics: optimizers with Keras's update rules, losses
 //! and metrics as Keras computes them, `fit` / `evaluate`, progress, history, checkpoints.
 
+pub mod bottleneck;
 pub mod checkpoint;
 pub mod compile;
 pub mod curves;
@@ -12,3 +13,4 @@ pub mod interrupt;
 pub mod losses;
 pub mod optimizer;
 pub mod progress;
+pub mod transfer;

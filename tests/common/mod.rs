@@ -64,4 +64,17 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+/// The Keras venv's python (next to the fixtures in the cache), to run scripts/keras_check.py.
+pub fn keras_python() -> Option<PathBuf> {
+    let fixtures = std::fs::canonicalize(repo_root().join("tests/keras-fixtures")).ok()?;
+    let python = fixtures.parent()?.parent()?.join("venv/bin/python");
+    if python.exists() {
+        Some(python)
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("the Keras venv's python is missing at {} (run scripts/setup.sh --fixtures)", python.display());
+    } else {
+        None
+    }
+}
+
 pub mod parity;

@@ -1,0 +1,207 @@
+//! `keras-tch transfer`: a pretrained base from any Keras file, its top replaced by a new
+//! classifier for the user's classes, trained with the base frozen (on cached bottleneck
+//! features), optionally fine-tuned, and saved as a Keras HDF5 with its class names.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::freeze_args::FreezeArgs;
+use keras_tch::data::folders::{load_course_file, ImageFolder, LabeledImages};
+use keras_tch::device::parse_device;
+use keras_tch::imaging::{preprocess_input, Interpolation, PreprocessMode};
+use keras_tch::io::atomic::write_atomically;
+use keras_tch::io::save_model_h5;
+use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
+use keras_tch::layers::pooling::PoolKind;
+use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::evaluate::evaluate;
+use keras_tch::train::freeze::FreezeSpec;
+use keras_tch::train::losses::CrossEntropyStyle;
+use keras_tch::train::optimizer::OptimizerConfig;
+use keras_tch::train::transfer::{train_transfer, HeadLayers, TransferData, TransferOptions};
+
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// The pretrained base: an ImageNet ResNet50 checkpoint (either naming), a model.save .h5
+    /// (e.g. the course's ResNet50.h5) or a Keras 3 .keras; its top is replaced
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Training images: a folder with one sub-folder per class, or a course-layout .h5
+    #[arg(long, value_name = "DIR|FILE.h5")]
+    pub data: PathBuf,
+    /// Validation images (same kinds); default: --validation-split of --data, or, for a course
+    /// file, the test split of the file next to it when it exists
+    #[arg(long, value_name = "DIR|FILE.h5")]
+    pub validation_data: Option<PathBuf>,
+    /// Hold out this seeded random fraction of a folder dataset for validation
+    #[arg(long, default_value_t = 0.2)]
+    pub validation_split: f64,
+    /// Where the trained model goes (Keras HDF5; the class names go next to it, OUT.classes.txt)
+    #[arg(long, value_name = "OUT.h5")]
+    pub save: PathBuf,
+    /// Layer whose output the new head reads (default: the base's last image-shaped output)
+    #[arg(long, value_name = "LAYER")]
+    pub base_output: Option<String>,
+    /// Global pooling of the new head
+    #[arg(long, value_parser = ["avg", "max"], default_value = "avg")]
+    pub pooling: String,
+    /// Dropout rate before the new Dense layer (0 = no Dropout layer)
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// Which base layers stay frozen (default: all of them, which enables the feature cache)
+    #[command(flatten)]
+    pub freeze: FreezeArgs,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: i64,
+    /// Adam's learning rate for the head
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Then fine-tune the top N ResNet stages (their BatchNorm stays frozen)...
+    #[arg(long, default_value_t = 0)]
+    pub fine_tune_stages: usize,
+    /// ... for this many epochs ...
+    #[arg(long, default_value_t = 0)]
+    pub fine_tune_epochs: usize,
+    /// ... at this learning rate
+    #[arg(long, default_value_t = 1e-5)]
+    pub fine_tune_lr: f64,
+    /// Input size H,W for folder images (default: the base's input size; 224,224 for checkpoints)
+    #[arg(long, value_parser = parse_size, value_name = "H,W")]
+    pub target_size: Option<[u32; 2]>,
+    /// preprocess_input mode (default: caffe for ImageNet checkpoints, scale255 for model files)
+    #[arg(long, value_enum)]
+    pub preprocess: Option<PreprocessMode>,
+    /// Feature cache folder (default: runs/<model>/feature-cache)
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Train the head on the images every epoch instead of on cached features
+    #[arg(long)]
+    pub no_cache: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// 0 silent, 1 progress bar, 2 one line per epoch
+    #[arg(long, default_value_t = 1)]
+    pub verbose: u8,
+    /// auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+fn parse_size(text: &str) -> Result<[u32; 2], String> {
+    match text.split(',').map(|d| d.trim().parse::<u32>()).collect::<Result<Vec<_>, _>>().as_deref() {
+        Ok(&[h, w]) if h > 0 && w > 0 => Ok([h, w]),
+        _ => Err(format!("expected H,W with two positive numbers, e.g. 224,224; got '{text}'")),
+    }
+}
+
+pub fn run(args: &TransferArgs) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    // Course files fix the image size, and the base is built for it; folders are read at the
+    // base's input size (224×224 for ImageNet checkpoints) unless --target-size says otherwise.
+    let (base, train, validation) = if args.data.is_dir() {
+        let base = load_base(&args.base, args.target_size.unwrap_or([224, 224]).map(i64::from), device)?;
+        let shape = &base.model.node(base.model.inputs()[0]).output_shape;
+        let size = args.target_size.map_or((shape[0] as u32, shape[1] as u32), |[h, w]| (h, w));
+        let (train, validation) = load_folder_data(args, size)?;
+        (base, train, validation)
+    } else {
+        let (train, validation) = load_course_data(args)?;
+        let base = load_base(&args.base, [train.x.size()[1], train.x.size()[2]], device)?;
+        (base, train, validation)
+    };
+    if let Some(report) = &base.report {
+        println!("Base {}: {report}", args.base.display());
+    }
+    let mode = args.preprocess.unwrap_or(if base.imagenet_checkpoint { PreprocessMode::Caffe } else { PreprocessMode::Scale255 });
+    println!(
+        "Data: {} training image(s){}, classes {:?}; preprocess_input mode '{}'",
+        train.len(),
+        validation.as_ref().map_or(String::new(), |v| format!(", {} validation", v.len())),
+        train.classes,
+        mode.name()
+    );
+
+    let pooling = if args.pooling == "max" { PoolKind::Max } else { PoolKind::Average };
+    let head = NewHead { pooling, dropout: args.dropout, classes: train.classes.len() as i64 };
+    let (mut model, head_names, dropped) = with_new_head(base.model, args.base_output.as_deref(), &head)?;
+    if !dropped.is_empty() {
+        println!("Replaced the top: dropped {}; new head {}", dropped.join(", "), head_names.join(", "));
+    }
+    let base_output = model.node(model.layer(&head_names[0])?.inbound[0]).name.clone();
+    let spec = args.freeze.spec();
+    let spec = if spec.is_empty() { FreezeSpec { until: Some(base_output), ..Default::default() } } else { spec };
+    super::freeze_args::apply(&mut model, &spec)?;
+
+    let one_hot = |labels: &LabeledImages| labels.y.one_hot(labels.classes.len() as i64).to_kind(tch::Kind::Float);
+    let data = TransferData {
+        x: preprocess_input(&train.x, mode),
+        y: one_hot(&train),
+        validation: validation.as_ref().map(|v| (preprocess_input(&v.x, mode), one_hot(v))),
+        identity: format!("{}\n{}\n{}", mode.name(), train.identity, validation.as_ref().map_or("", |v| v.identity.as_str())),
+    };
+    let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names.last().expect("a Dense").clone(), dropout: args.dropout };
+    let options = TransferOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        seed: args.seed,
+        verbose: args.verbose,
+        cache_dir: (!args.no_cache).then(|| args.cache_dir.clone().unwrap_or_else(|| Path::new("runs").join(&model.name).join("feature-cache"))),
+        fine_tune_stages: args.fine_tune_stages,
+        fine_tune_epochs: args.fine_tune_epochs,
+        fine_tune_learning_rate: args.fine_tune_lr,
+    };
+    let report = train_transfer(&mut model, &head_layers, &data, &options)?;
+    match &report.cache {
+        Some((path, true)) => println!("Reused cached bottleneck features {}", path.display()),
+        Some((path, false)) => println!("Computed bottleneck features once, cached in {}", path.display()),
+        None => println!("Trained on the images (the base is not entirely frozen, or --no-cache)"),
+    }
+
+    let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
+    let optimizer = OptimizerConfig::adam(if report.fine_tune_history.is_some() { args.fine_tune_lr } else { args.lr });
+    model.training_config = Some(compile.training_config(&optimizer));
+    save_model_h5(&model, &args.save)?;
+    let classes_path = args.save.with_extension("classes.txt");
+    write_atomically(&classes_path, |temp| Ok(std::fs::write(temp, train.classes.join("\n") + "\n")?))?;
+    println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
+    if let Some((x, y)) = &data.validation {
+        evaluate(&model, &compile, x, y, args.batch_size)?.print_notebook_lines();
+    }
+    Ok(())
+}
+
+/// Folder datasets: --validation-data, or a seeded --validation-split of --data.
+fn load_folder_data(args: &TransferArgs, size: (u32, u32)) -> Result<(LabeledImages, Option<LabeledImages>)> {
+    let folder = ImageFolder::scan(&args.data)?;
+    if let Some(path) = &args.validation_data {
+        let validation = ImageFolder::scan(path)?;
+        return Ok((folder.load(&folder.files, size, Interpolation::Nearest)?, Some(validation.load(&validation.files, size, Interpolation::Nearest)?)));
+    }
+    let (train, validation) = folder.split(args.validation_split, args.seed);
+    if train.is_empty() {
+        bail!("{}: --validation-split {} leaves no training images", args.data.display(), args.validation_split);
+    }
+    let validation = if validation.is_empty() { None } else { Some(folder.load(&validation, size, Interpolation::Nearest)?) };
+    Ok((folder.load(&train, size, Interpolation::Nearest)?, validation))
+}
+
+/// Course files: the training split of --data, and the test split of --validation-data or of
+/// the sibling test_*.h5 when it exists.
+fn load_course_data(args: &TransferArgs) -> Result<(LabeledImages, Option<LabeledImages>)> {
+    let train = load_course_file(&args.data, "train").with_context(|| format!("reading {}", args.data.display()))?;
+    let validation_path = args.validation_data.clone().or_else(|| sibling_test_file(&args.data).filter(|p| p.exists()));
+    let validation = validation_path.map(|path| load_course_file(&path, "test")).transpose()?;
+    Ok((train, validation))
+}
+
+/// `train_x.h5` -> `test_x.h5` (the course's pairs: train_signs/test_signs, train_catvnoncat/…).
+fn sibling_test_file(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let rest = name.strip_prefix("train_")?;
+    Some(path.with_file_name(format!("test_{rest}")))
+}

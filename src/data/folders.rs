@@ -1,0 +1,131 @@
+//! Labelled images for transfer learning, from the two places users keep them:
+//! - an image folder with one sub-folder per class, as Keras's `image_dataset_from_directory`
+//!   reads it: class names sorted, files sorted within a class, `validation_split` taking a
+//!   seeded random fraction (the shuffle is this port's own, so the chosen files differ from
+//!   TensorFlow's for the same seed); images are read with `load_img` (Pillow's semantics, as
+//!   `ImageDataGenerator.flow_from_directory` reads them);
+//! - a course-layout HDF5 file (`train_set_x` / `train_set_y` / `list_classes`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tch::{Kind, Tensor};
+
+use super::course::load_any_split;
+use crate::imaging::{img_to_array, load_img, DecodeOptions, Interpolation};
+
+/// Images (N, H, W, 3) float32 0-255, integer labels (N) and the class names.
+pub struct LabeledImages {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub classes: Vec<String>,
+    /// What the images came from (paths, sizes, modification times), for cache keys.
+    pub identity: String,
+}
+
+impl LabeledImages {
+    pub fn len(&self) -> i64 {
+        self.x.size()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The files of a class-per-folder dataset.
+pub struct ImageFolder {
+    pub root: PathBuf,
+    pub classes: Vec<String>,
+    /// (file, class index), classes in order, files sorted within each class.
+    pub files: Vec<(PathBuf, i64)>,
+}
+
+const EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
+
+impl ImageFolder {
+    pub fn scan(root: &Path) -> Result<Self> {
+        let mut classes: Vec<String> = std::fs::read_dir(root)
+            .with_context(|| format!("{}: cannot list the dataset folder", root.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        classes.sort();
+        if classes.len() < 2 {
+            bail!("{}: expected one sub-folder per class (at least two), found {}", root.display(), classes.len());
+        }
+        let mut files = Vec::new();
+        for (index, class) in classes.iter().enumerate() {
+            let mut images: Vec<PathBuf> = std::fs::read_dir(root.join(class))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())))
+                .collect();
+            if images.is_empty() {
+                bail!("{}: class folder '{class}' holds no images ({})", root.display(), EXTENSIONS.join(", "));
+            }
+            images.sort();
+            files.extend(images.into_iter().map(|p| (p, index as i64)));
+        }
+        Ok(Self { root: root.to_path_buf(), classes, files })
+    }
+
+    /// (training, validation) files: a seeded shuffle, the last `fraction` for validation.
+    pub fn split(&self, fraction: f64, seed: u64) -> (Vec<(PathBuf, i64)>, Vec<(PathBuf, i64)>) {
+        let mut files = self.files.clone();
+        shuffle(&mut files, seed);
+        let count = ((files.len() as f64) * fraction.clamp(0.0, 1.0)) as usize;
+        let validation = files.split_off(files.len() - count);
+        (files, validation)
+    }
+
+    /// Load `files` at `size` (H, W); any unreadable image is an error naming it.
+    pub fn load(&self, files: &[(PathBuf, i64)], size: (u32, u32), interpolation: Interpolation) -> Result<LabeledImages> {
+        let options = DecodeOptions::default();
+        let arrays = files
+            .iter()
+            .map(|(path, _)| Ok(img_to_array(&load_img(path, Some(size), interpolation, &options)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let labels: Vec<i64> = files.iter().map(|(_, label)| *label).collect();
+        let mut identity = format!("folder {} {size:?} {interpolation:?}", self.root.display());
+        for (path, label) in files {
+            identity.push_str(&format!("\n{} {label} {}", path.display(), file_stamp(path)));
+        }
+        Ok(LabeledImages { x: Tensor::stack(&arrays, 0), y: Tensor::from_slice(&labels), classes: self.classes.clone(), identity })
+    }
+}
+
+/// A course-layout HDF5 file's split as `LabeledImages` (no resizing: the file's own size).
+pub fn load_course_file(path: &Path, preferred_split: &str) -> Result<LabeledImages> {
+    let (split, classes) = load_any_split(path, preferred_split)?;
+    let y = Tensor::from_slice(split.y.as_slice().context("labels in standard layout")?).to_kind(Kind::Int64);
+    let identity = format!("course {} {preferred_split} {}", path.display(), file_stamp(path));
+    Ok(LabeledImages { x: split.pixel_values(), y, classes, identity })
+}
+
+/// Size and modification time, so an edited file changes cache keys.
+fn file_stamp(path: &Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            format!("{} {modified}", meta.len())
+        }
+        Err(_) => "missing".into(),
+    }
+}
+
+/// Fisher-Yates with SplitMix64: the same order for the same seed on every machine.
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for i in (1..items.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}

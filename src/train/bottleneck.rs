@@ -1,0 +1,118 @@
+//! Bottleneck features (the lecture's "precompute the frozen network's activations once and save
+//! them to disk"): when everything below the new head is frozen and nothing is augmented, the
+//! base gives the same features for an image in every epoch, so they are computed once, cached
+//! in a file whose name is a fingerprint of the base's weights, the preprocessing and the data,
+//! and the head alone is trained on them — many epochs in seconds.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tch::{Device, Tensor};
+
+use crate::graph::{GraphBuilder, Model};
+use crate::io::npy::{read_npy, write_npy};
+use crate::layers::activation::Activation;
+use crate::layers::dense::dense;
+use crate::layers::reshape::Dropout;
+
+/// 64-bit FNV-1a, stable across runs and Rust versions (unlike std's hasher).
+#[derive(Debug, Clone, Copy)]
+pub struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fingerprint {
+    pub fn add(&mut self, bytes: &[u8]) -> &mut Self {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        self
+    }
+
+    pub fn add_str(&mut self, text: &str) -> &mut Self {
+        self.add(text.as_bytes()).add(&[0])
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// Fingerprint of the layers `pool_layer` depends on: names, classes, configurations and every
+/// weight's values — a base that changes in any of these gets a different cache file.
+pub fn base_fingerprint(model: &Model, pool_layer: &str) -> Result<Fingerprint> {
+    let wanted = model.layer_id(pool_layer)?;
+    let mut needed = vec![false; model.layers().len()];
+    let mut stack = vec![wanted];
+    while let Some(id) = stack.pop() {
+        if !std::mem::replace(&mut needed[id.0], true) {
+            stack.extend(model.node(id).inbound.iter().copied());
+        }
+    }
+    let mut fingerprint = Fingerprint::default();
+    for (node, _) in model.layers().iter().zip(&needed).filter(|(_, &needed)| needed) {
+        fingerprint.add_str(&node.name).add_str(node.layer.class_name()).add_str(&node.layer.keras_config().to_string());
+        for weight in node.layer.weights() {
+            let values = weight.tensor.to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous().flatten(0, -1);
+            let floats = Vec::<f32>::try_from(&values).context("reading a weight for the fingerprint")?;
+            let bytes: Vec<u8> = floats.iter().flat_map(|v| v.to_le_bytes()).collect();
+            fingerprint.add_str(weight.name).add(&bytes);
+        }
+    }
+    Ok(fingerprint)
+}
+
+/// `pool_layer`'s output for `x` (preprocessed NHWC), in inference mode, batch by batch, on CPU.
+pub fn compute_features(model: &Model, pool_layer: &str, x: &Tensor, batch_size: i64) -> Result<Tensor> {
+    let n = x.size()[0];
+    let batches = (0..n)
+        .step_by(batch_size.max(1) as usize)
+        .map(|start| {
+            let batch = x.narrow(0, start, batch_size.min(n - start));
+            Ok(model.activations(&[&batch], &[pool_layer])?.remove(0).to_device(Device::Cpu))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&batches, 0))
+}
+
+/// The features in `cache_dir/features-<key>.npy`, computed and written (atomically) when the
+/// file does not exist. Returns the features, the file and whether it was reused.
+pub fn cached_features(cache_dir: &Path, key: &str, compute: impl FnOnce() -> Result<Tensor>) -> Result<(Tensor, PathBuf, bool)> {
+    let path = cache_dir.join(format!("features-{key}.npy"));
+    if path.exists() {
+        return Ok((read_npy(&path)?, path, true));
+    }
+    let features = compute()?;
+    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
+    write_npy(&path, &features)?;
+    Ok((features, path, false))
+}
+
+/// The head alone, on features: `Input(features) -> [Dropout] -> Dense(softmax)`, with the Dense
+/// named and initialised as `model`'s `dense_layer`, so training it trains that layer.
+pub fn head_model(model: &Model, dense_layer: &str, dropout: f64, device: Device) -> Result<Model> {
+    let node = model.layer(dense_layer)?;
+    let features = model.node(node.inbound[0]).output_shape.clone();
+    let classes = node.output_shape[0];
+    let mut g = GraphBuilder::new(&format!("{}_head", model.name), device);
+    let mut x = g.input(Some("features"), &features)?;
+    if dropout > 0.0 {
+        x = g.add(None, Dropout { rate: dropout }, &[x])?;
+    }
+    let x = g.dense(Some(dense_layer), dense(classes).activation(Activation::Softmax), x)?;
+    let head = g.finish(&[x])?;
+    copy_dense(model, &head, dense_layer)?;
+    Ok(head)
+}
+
+/// Copy a Dense layer's kernel and bias between two models that both have it.
+pub fn copy_dense(from: &Model, to: &Model, layer: &str) -> Result<()> {
+    for weight in ["kernel", "bias"] {
+        to.set_keras_weight(layer, weight, &from.keras_weight(layer, weight)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Transfer learning's training side, in the lecture's order: train the new head with the base
+//! frozen — on cached bottleneck features when the whole base is frozen (the default), else on
+//! the images — then optionally unfreeze the top stages and fine-tune at a lower learning rate.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+use tch::Tensor;
+
+use super::bottleneck::{base_fingerprint, cached_features, compute_features, copy_dense, head_model};
+use super::compile::CompileConfig;
+use super::fit::{fit, FitOptions};
+use super::freeze::resnet_stage;
+use super::history::History;
+use super::losses::CrossEntropyStyle;
+use super::optimizer::{Optimizer, OptimizerConfig};
+use crate::graph::Model;
+
+/// The head's layers in the model (see `models::transfer::with_new_head`).
+#[derive(Debug, Clone)]
+pub struct HeadLayers {
+    /// The global pooling layer: its output is the bottleneck feature.
+    pub pool: String,
+    pub dense: String,
+    pub dropout: f64,
+}
+
+/// Preprocessed training (and validation) images with one-hot labels.
+pub struct TransferData {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub validation: Option<(Tensor, Tensor)>,
+    /// Identifies the images and their preprocessing, for the feature cache's key.
+    pub identity: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransferOptions {
+    pub epochs: usize,
+    pub batch_size: i64,
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub verbose: u8,
+    /// Train the head on cached features when the whole base is frozen.
+    pub cache_dir: Option<PathBuf>,
+    /// Then unfreeze this many top ResNet stages (BatchNorm stays frozen)...
+    pub fine_tune_stages: usize,
+    /// ... and train them this many epochs at this learning rate.
+    pub fine_tune_epochs: usize,
+    pub fine_tune_learning_rate: f64,
+}
+
+/// What a transfer run did.
+pub struct TransferReport {
+    pub head_history: History,
+    pub fine_tune_history: Option<History>,
+    /// The feature cache file, and whether an earlier run's was reused.
+    pub cache: Option<(PathBuf, bool)>,
+}
+
+/// Whether every layer below the head is frozen (so its features never change).
+pub fn base_is_frozen(model: &Model, head: &HeadLayers) -> bool {
+    let head_names = [head.pool.as_str(), head.dense.as_str()];
+    model
+        .layers()
+        .iter()
+        .filter(|n| !head_names.contains(&n.name.as_str()) && n.layer.class_name() != "Dropout")
+        .all(|n| !n.trainable || n.layer.weights().is_empty())
+}
+
+pub fn train_transfer(model: &mut Model, head: &HeadLayers, data: &TransferData, options: &TransferOptions) -> Result<TransferReport> {
+    let compile = CompileConfig::for_model(model, None, CrossEntropyStyle::TfKeras)?;
+    let fit_options = |epochs| FitOptions {
+        epochs,
+        batch_size: options.batch_size,
+        seed: options.seed,
+        verbose: options.verbose,
+        ..Default::default()
+    };
+    let never = AtomicBool::new(false);
+    let validation = data.validation.as_ref().map(|(x, y)| (x, y));
+
+    let (head_history, cache) = match &options.cache_dir {
+        Some(dir) if base_is_frozen(model, head) => {
+            let fingerprint = base_fingerprint(model, &head.pool)?;
+            let key = |part: &str| fingerprint.clone().add_str(&data.identity).add_str(part).hex();
+            let features = |x: &Tensor| compute_features(model, &head.pool, x, options.batch_size);
+            let (train_features, path, reused) = cached_features(dir, &key("train"), || features(&data.x))?;
+            let validation_features = match &data.validation {
+                Some((x, y)) => Some((cached_features(dir, &key("validation"), || features(x))?.0, y)),
+                None => None,
+            };
+            let mut head_only = head_model(model, &head.dense, head.dropout, model.device())?;
+            let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.learning_rate));
+            let history = fit(
+                &mut head_only,
+                &compile,
+                &mut optimizer,
+                &train_features.to_device(model.device()),
+                &data.y,
+                validation_features.as_ref().map(|(x, y)| (x, *y)),
+                &fit_options(options.epochs),
+                &never,
+            )?;
+            copy_dense(&head_only, model, &head.dense)?;
+            (history, Some((path, reused)))
+        }
+        _ => {
+            let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.learning_rate));
+            let history = fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.epochs), &never)?;
+            (history, None)
+        }
+    };
+
+    let fine_tune_history = if options.fine_tune_stages > 0 && options.fine_tune_epochs > 0 {
+        unfreeze_top_stages(model, options.fine_tune_stages)?;
+        // Keras recompiles after changing `trainable`: a fresh optimizer at the lower rate.
+        let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.fine_tune_learning_rate));
+        Some(fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.fine_tune_epochs), &never)?)
+    } else {
+        None
+    };
+    Ok(TransferReport { head_history, fine_tune_history, cache })
+}
+
+/// Make the last `stages` ResNet stages trainable (5 = conv5_x, 4 = conv4_x, …), keeping their
+/// BatchNorm layers frozen in inference mode, as Keras's fine-tuning guide advises.
+pub fn unfreeze_top_stages(model: &mut Model, stages: usize) -> Result<Vec<String>> {
+    let first = 6usize.saturating_sub(stages).max(1);
+    let names: Vec<String> = model
+        .layers()
+        .iter()
+        .filter(|n| resnet_stage(&n.name).is_some_and(|s| s >= first) && n.layer.class_name() != "BatchNormalization")
+        .map(|n| n.name.clone())
+        .collect();
+    for name in &names {
+        model.set_trainable(name, true)?;
+    }
+    Ok(names)
+}

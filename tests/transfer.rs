@@ -1,0 +1,124 @@
+//! Transfer learning: a Keras-made base with its top replaced, the head trained on cached
+//! bottleneck features that equal the live model's, a cache reused by a second run and not by a
+//! changed base, and the result saved as a Keras HDF5 that real Keras loads.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::parity::{assert_close, tensor};
+use common::{keras_fixture, keras_python, read_f32, repo_root, scratch_dir, shared_data};
+use keras_tch::data::folders::load_course_file;
+use keras_tch::graph::Model;
+use keras_tch::imaging::{preprocess_input, PreprocessMode};
+use keras_tch::layers::pooling::PoolKind;
+use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
+use keras_tch::train::bottleneck::{base_fingerprint, cached_features, compute_features, head_model};
+use keras_tch::train::freeze::{freeze, FreezeSpec};
+use tch::{Device, Tensor};
+
+/// The course ResNet50 that Keras saved, with a new two-class head, its base frozen.
+fn cat_model(fixture: &Path) -> (Model, Vec<String>) {
+    let base = load_base(&fixture.join("model.h5"), [64, 64], Device::Cpu).unwrap();
+    assert!(!base.imagenet_checkpoint);
+    let head = NewHead { pooling: PoolKind::Average, dropout: 0.2, classes: 2 };
+    let (mut model, head_names, dropped) = with_new_head(base.model, None, &head).unwrap();
+    assert_eq!(dropped, vec!["flatten".to_string(), "fc6".to_string()]);
+    assert_eq!(head_names, vec!["global_average_pooling2d", "dropout", "dense"]);
+    freeze(&mut model, &FreezeSpec { until: Some("avg_pool".into()), ..Default::default() }).unwrap();
+    (model, head_names)
+}
+
+fn cat_images(count: i64) -> Option<Tensor> {
+    let path = shared_data("train_catvnoncat.h5")?;
+    let images = load_course_file(&path, "train").unwrap();
+    Some(preprocess_input(&images.x.narrow(0, 0, count), PreprocessMode::Scale255))
+}
+
+#[test]
+fn the_head_on_cached_features_computes_what_the_full_model_does() {
+    let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
+    let Some(x) = cat_images(24) else { return };
+    let (model, head) = cat_model(&fixture);
+    let dir = scratch_dir("bottleneck-equal");
+    let (features, _, reused) = cached_features(&dir, "k", || compute_features(&model, &head[0], &x, 8)).unwrap();
+    assert!(!reused);
+    let (read_back, _, reused) = cached_features(&dir, "k", || unreachable!("the cache exists")).unwrap();
+    assert!(reused);
+    assert!(read_back.equal(&features), "the cache file holds the computed features exactly");
+    let head_only = head_model(&model, &head[2], 0.2, Device::Cpu).unwrap();
+    let on_features = head_only.predict(&read_back).unwrap();
+    let live = model.predict(&x).unwrap();
+    let scale = live.abs().max().double_value(&[]);
+    let diff = (on_features - &live).abs().max().double_value(&[]);
+    assert!(diff <= 1e-5 * scale, "head on cached features vs full model: {diff:e} (scale {scale})");
+}
+
+#[test]
+fn a_changed_base_gets_a_different_fingerprint() {
+    let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
+    let (model, head) = cat_model(&fixture);
+    let before = base_fingerprint(&model, &head[0]).unwrap().hex();
+    assert_eq!(before, base_fingerprint(&model, &head[0]).unwrap().hex(), "stable");
+    let kernel = model.keras_weight("res5c_branch2c", "kernel").unwrap();
+    model.set_keras_weight("res5c_branch2c", "kernel", &(kernel * 1.0001)).unwrap();
+    assert_ne!(before, base_fingerprint(&model, &head[0]).unwrap().hex());
+}
+
+fn transfer(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_keras-tch")).arg("transfer").args(args).current_dir(repo_root()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// The command end to end on the course's cat/non-cat set: the second run reuses the cached
+/// features; the saved model loads in tf.keras and gives our predictions.
+#[test]
+fn transfer_command_caches_features_and_saves_a_keras_model() {
+    let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
+    let Some(data) = shared_data("train_catvnoncat.h5") else { return };
+    let Some(python) = keras_python() else { return };
+    let dir = scratch_dir("transfer-command");
+    let save = dir.join("cat.h5");
+    let base = fixture.join("model.h5");
+    let cache = dir.join("cache");
+    let args = [
+        "--base", base.to_str().unwrap(),
+        "--data", data.to_str().unwrap(),
+        "--epochs", "3", "--verbose", "2", "--device", "cpu",
+        "--cache-dir", cache.to_str().unwrap(),
+        "--save", save.to_str().unwrap(),
+    ];
+    let first = transfer(&args);
+    assert!(first.contains("Computed bottleneck features once"), "{first}");
+    assert!(first.contains("Test Accuracy = "), "{first}");
+    let second = transfer(&args);
+    assert!(second.contains("Reused cached bottleneck features"), "{second}");
+    assert_eq!(std::fs::read_to_string(dir.join("cat.classes.txt")).unwrap(), "non-cat\ncat\n");
+
+    // tf.keras loads the saved model and computes what we compute.
+    let model = keras_tch::io::load_model(&save, Device::Cpu).unwrap();
+    let x = cat_images(8).unwrap();
+    let io = dir.join("io.h5");
+    let file = hdf5::File::create(&io).unwrap();
+    let values: Vec<f32> = Vec::try_from(x.flatten(0, -1)).unwrap();
+    file.new_dataset::<f32>().shape([8, 64, 64, 3]).create("x").unwrap().write_raw(&values).unwrap();
+    drop(file);
+    let out = dir.join("y.h5");
+    let check = Command::new(python)
+        .arg(repo_root().join("scripts/keras_check.py"))
+        .args(["--loader", "tf_keras", "--model"])
+        .arg(&save)
+        .arg("--input")
+        .arg(&io)
+        .arg("--output")
+        .arg(&out)
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let (y, shape) = read_f32(&out, "y");
+    assert_close("the transferred model in tf.keras", &model.predict(&x).unwrap(), &tensor(y, &shape));
+}
