@@ -9,4 +9,5 @@ pub mod imaging;
 pub mod io;
 pub mod layers;
 pub mod models;
+pub mod rng;
 pub mod train;

@@ -122,3 +122,41 @@ fn transfer_command_caches_features_and_saves_a_keras_model() {
     let (y, shape) = read_f32(&out, "y");
     assert_close("the transferred model in tf.keras", &model.predict(&x).unwrap(), &tensor(y, &shape));
 }
+
+/// The lecture's third regime: after the head, unfreeze the top stage and fine-tune at a lower
+/// rate. Stage 5's convolutions move; its BatchNorm (kept in inference mode) and stages 1-4 do
+/// not; augmentation turns the feature cache off.
+#[test]
+fn fine_tuning_moves_only_the_unfrozen_stage() {
+    use keras_tch::train::augment::Augmentation;
+    use keras_tch::train::transfer::{train_transfer, HeadLayers, TransferData, TransferOptions};
+
+    let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
+    let Some(x) = cat_images(32) else { return };
+    let (mut model, head) = cat_model(&fixture);
+    let labels = Tensor::from_slice(&[0i64, 1].repeat(16)).one_hot(2).to_kind(tch::Kind::Float);
+    let watched = [("res5c_branch2c", "kernel"), ("bn5c_branch2c", "moving_mean"), ("bn5c_branch2c", "gamma"), ("res4f_branch2c", "kernel")];
+    let before: Vec<Tensor> = watched.iter().map(|(l, w)| model.keras_weight(l, w).unwrap()).collect();
+    let data = TransferData { x, y: labels, validation: None, identity: "test".into() };
+    let dir = scratch_dir("fine-tune");
+    let options = TransferOptions {
+        epochs: 1,
+        batch_size: 16,
+        learning_rate: 1e-3,
+        seed: 0,
+        verbose: 0,
+        cache_dir: Some(dir),
+        fine_tune_stages: 1,
+        fine_tune_epochs: 1,
+        fine_tune_learning_rate: 1e-4,
+        augmentation: Augmentation { flip: true, crop: 0.1, seed: 1, ..Default::default() },
+    };
+    let head_layers = HeadLayers { pool: head[0].clone(), dense: head[2].clone(), dropout: 0.2 };
+    let report = train_transfer(&mut model, &head_layers, &data, &options).unwrap();
+    assert!(report.cache.is_none(), "augmentation means no feature cache");
+    assert!(report.fine_tune_history.is_some());
+    let after: Vec<Tensor> = watched.iter().map(|(l, w)| model.keras_weight(l, w).unwrap()).collect();
+    assert!(!before[0].equal(&after[0]), "stage 5 convolution fine-tuned");
+    assert!(before[1].equal(&after[1]) && before[2].equal(&after[2]), "stage 5 BatchNorm stays frozen");
+    assert!(before[3].equal(&after[3]), "stage 4 stays frozen");
+}

@@ -144,6 +144,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         verbose: args.verbose,
         checkpoint_dir: Some(args.checkpoint_dir.clone().unwrap_or_else(|| run_dir.join("checkpoints"))),
         resume: args.resume,
+        augmentation: None,
     };
     let x = train.normalized_images();
     let y = compile.targets(&train, classes.len());

@@ -15,6 +15,7 @@ use keras_tch::io::atomic::write_atomically;
 use keras_tch::io::save_model_h5;
 use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
 use keras_tch::layers::pooling::PoolKind;
+use keras_tch::train::augment::Augmentation;
 use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::freeze::FreezeSpec;
@@ -81,6 +82,18 @@ pub struct TransferArgs {
     /// Train the head on the images every epoch instead of on cached features
     #[arg(long)]
     pub no_cache: bool,
+    /// Augment: mirror left-right at random (turns the feature cache off)
+    #[arg(long)]
+    pub flip: bool,
+    /// Augment: random crops of (1 - F) to 1 of each side, resized back (e.g. 0.1)
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    pub crop: f64,
+    /// Augment: random rotations of up to ± DEG degrees
+    #[arg(long, default_value_t = 0.0, value_name = "DEG")]
+    pub rotation: f64,
+    /// Augment: random per-channel colour shifts of up to ± L pixel levels (Keras's channel_shift_range)
+    #[arg(long, default_value_t = 0.0, value_name = "L")]
+    pub channel_shift: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// 0 silent, 1 progress bar, 2 one line per epoch
@@ -154,12 +167,19 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         fine_tune_stages: args.fine_tune_stages,
         fine_tune_epochs: args.fine_tune_epochs,
         fine_tune_learning_rate: args.fine_tune_lr,
+        augmentation: Augmentation {
+            flip: args.flip,
+            crop: args.crop,
+            rotation_degrees: args.rotation,
+            channel_shift: args.channel_shift * mode.pixel_scale(),
+            seed: args.seed,
+        },
     };
     let report = train_transfer(&mut model, &head_layers, &data, &options)?;
     match &report.cache {
         Some((path, true)) => println!("Reused cached bottleneck features {}", path.display()),
         Some((path, false)) => println!("Computed bottleneck features once, cached in {}", path.display()),
-        None => println!("Trained on the images (the base is not entirely frozen, or --no-cache)"),
+        None => println!("Trained on the images (the base is not entirely frozen, augmentation is on, or --no-cache)"),
     }
 
     let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;

@@ -13,6 +13,7 @@ use tch::{Kind, Tensor};
 
 use super::course::load_any_split;
 use crate::imaging::{img_to_array, load_img, DecodeOptions, Interpolation};
+use crate::rng::SplitMix64;
 
 /// Images (N, H, W, 3) float32 0-255, integer labels (N) and the class names.
 pub struct LabeledImages {
@@ -73,7 +74,7 @@ impl ImageFolder {
     /// (training, validation) files: a seeded shuffle, the last `fraction` for validation.
     pub fn split(&self, fraction: f64, seed: u64) -> (Vec<(PathBuf, i64)>, Vec<(PathBuf, i64)>) {
         let mut files = self.files.clone();
-        shuffle(&mut files, seed);
+        SplitMix64::new(seed).shuffle(&mut files);
         let count = ((files.len() as f64) * fraction.clamp(0.0, 1.0)) as usize;
         let validation = files.split_off(files.len() - count);
         (files, validation)
@@ -111,21 +112,5 @@ fn file_stamp(path: &Path) -> String {
             format!("{} {modified}", meta.len())
         }
         Err(_) => "missing".into(),
-    }
-}
-
-/// Fisher-Yates with SplitMix64: the same order for the same seed on every machine.
-fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut state = seed;
-    let mut next = || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    for i in (1..items.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
     }
 }

@@ -32,6 +32,19 @@ impl PreprocessMode {
     }
 }
 
+impl PreprocessMode {
+    /// How much one pixel level (of 0-255) moves the preprocessed value (torch: the mean of its
+    /// per-channel scales), to express augmentation shifts in pixel levels.
+    pub fn pixel_scale(self) -> f64 {
+        match self {
+            Self::Caffe | Self::None => 1.0,
+            Self::Tf => 1.0 / 127.5,
+            Self::Torch => 1.0 / (255.0 * 0.226),
+            Self::Scale255 => 1.0 / 255.0,
+        }
+    }
+}
+
 /// Keras's `img_to_array`: float32 (H, W, 3), values 0-255.
 pub fn img_to_array(image: &RgbImage) -> Tensor {
     let (w, h) = image.dimensions();

@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
 use super::checkpoint::{self, TrainingState};
+use super::augment::Augmentation;
 use super::compile::{Accuracy, CompileConfig};
 use super::evaluate::{count_correct, evaluate};
 use super::history::History;
@@ -32,11 +33,13 @@ pub struct FitOptions {
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from `checkpoint_dir`'s checkpoint when there is one.
     pub resume: bool,
+    /// Augment each training batch (never the validation data).
+    pub augmentation: Option<Augmentation>,
 }
 
 impl Default for FitOptions {
     fn default() -> Self {
-        Self { epochs: 1, batch_size: 32, shuffle: true, seed: 0, validation_split: 0.0, verbose: 1, checkpoint_dir: None, resume: false }
+        Self { epochs: 1, batch_size: 32, shuffle: true, seed: 0, validation_split: 0.0, verbose: 1, checkpoint_dir: None, resume: false, augmentation: None }
     }
 }
 
@@ -106,6 +109,10 @@ pub fn fit(
             let start = batch as i64 * options.batch_size;
             let index = order.narrow(0, start, options.batch_size.min(n - start));
             let xb = x_train.index_select(0, &index);
+            let xb = match &options.augmentation {
+                Some(augmentation) => augmentation.apply(&xb.to_device(model.device()), state.epoch, batch),
+                None => xb,
+            };
             let yb = y_train.index_select(0, &index).to_device(model.device()).to_kind(Kind::Float);
             let (probs, logits) = model.forward_with_logits(&[&xb], true)?;
             let loss = compile.loss.per_sample(compile.style, &yb, &probs, logits.as_ref()).mean(Kind::Float);

@@ -1,6 +1,7 @@
 //! Training and evaluation with Keras's semantics: optimizers with Keras's update rules, losses
 //! and metrics as Keras computes them, `fit` / `evaluate`, progress, history, checkpoints.
 
+pub mod augment;
 pub mod bottleneck;
 pub mod checkpoint;
 pub mod compile;

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Result;
 use tch::Tensor;
 
+use super::augment::Augmentation;
 use super::bottleneck::{base_fingerprint, cached_features, compute_features, copy_dense, head_model};
 use super::compile::CompileConfig;
 use super::fit::{fit, FitOptions};
@@ -49,6 +50,8 @@ pub struct TransferOptions {
     /// ... and train them this many epochs at this learning rate.
     pub fine_tune_epochs: usize,
     pub fine_tune_learning_rate: f64,
+    /// Augment the training images (turns the feature cache off: features change every epoch).
+    pub augmentation: Augmentation,
 }
 
 /// What a transfer run did.
@@ -76,13 +79,14 @@ pub fn train_transfer(model: &mut Model, head: &HeadLayers, data: &TransferData,
         batch_size: options.batch_size,
         seed: options.seed,
         verbose: options.verbose,
+        augmentation: options.augmentation.is_active().then(|| options.augmentation.clone()),
         ..Default::default()
     };
     let never = AtomicBool::new(false);
     let validation = data.validation.as_ref().map(|(x, y)| (x, y));
 
     let (head_history, cache) = match &options.cache_dir {
-        Some(dir) if base_is_frozen(model, head) => {
+        Some(dir) if base_is_frozen(model, head) && !options.augmentation.is_active() => {
             let fingerprint = base_fingerprint(model, &head.pool)?;
             let key = |part: &str| fingerprint.clone().add_str(&data.identity).add_str(part).hex();
             let features = |x: &Tensor| compute_features(model, &head.pool, x, options.batch_size);
