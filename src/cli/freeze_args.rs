@@ -23,6 +23,10 @@ pub struct FreezeArgs {
     /// ResNets: freeze the stem (stage 1) and stages 2..=N
     #[arg(long, value_name = "N")]
     pub freeze_stages: Option<usize>,
+    /// Freeze every BatchNormalization layer: it keeps its pretrained statistics (inference mode)
+    /// while the layers around it train, as Keras's fine-tuning guide advises
+    #[arg(long)]
+    pub freeze_batch_norm: bool,
 }
 
 impl FreezeArgs {
@@ -32,6 +36,7 @@ impl FreezeArgs {
             trainable_from: self.trainable_from.clone(),
             patterns: self.freeze.clone(),
             stages: self.freeze_stages,
+            batch_norm: self.freeze_batch_norm,
         }
     }
 }

@@ -32,6 +32,30 @@ impl LabeledImages {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The images of some classes only (relabelled 0.. in the order given), at most `per_class`
+    /// of each (the first ones) — e.g. a small-data task carved out of a larger set.
+    pub fn select_classes(&self, keep: &[i64], per_class: Option<usize>) -> LabeledImages {
+        let labels: Vec<i64> = Vec::try_from(&self.y).expect("integer labels");
+        let mut counts = vec![0usize; keep.len()];
+        let (mut indices, mut new_labels) = (Vec::new(), Vec::new());
+        for (i, label) in labels.iter().enumerate() {
+            if let Some(k) = keep.iter().position(|c| c == label) {
+                if per_class.is_none_or(|limit| counts[k] < limit) {
+                    counts[k] += 1;
+                    indices.push(i as i64);
+                    new_labels.push(k as i64);
+                }
+            }
+        }
+        let classes = keep.iter().map(|&c| self.classes[c as usize].clone()).collect();
+        LabeledImages {
+            x: self.x.index_select(0, &Tensor::from_slice(&indices)),
+            y: Tensor::from_slice(&new_labels),
+            classes,
+            identity: format!("{}\nclasses {keep:?} per class {per_class:?}", self.identity),
+        }
+    }
 }
 
 /// The files of a class-per-folder dataset.

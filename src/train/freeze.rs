@@ -18,11 +18,14 @@ pub struct FreezeSpec {
     pub patterns: Vec<String>,
     /// The stem (stage 1) and stages 2..=N of a ResNet, in any of its naming schemes.
     pub stages: Option<usize>,
+    /// Every BatchNormalization layer, so it runs in inference mode on its pretrained statistics
+    /// while the layers around it train (Keras's fine-tuning advice).
+    pub batch_norm: bool,
 }
 
 impl FreezeSpec {
     pub fn is_empty(&self) -> bool {
-        self.until.is_none() && self.trainable_from.is_none() && self.patterns.is_empty() && self.stages.is_none()
+        self.until.is_none() && self.trainable_from.is_none() && self.patterns.is_empty() && self.stages.is_none() && !self.batch_norm
     }
 }
 
@@ -59,6 +62,13 @@ pub fn freeze(model: &mut Model, spec: &FreezeSpec) -> Result<Vec<String>> {
         }
         for (i, stage) in staged.iter().enumerate() {
             if stage.is_some_and(|s| s <= stages) {
+                selected[i] = true;
+            }
+        }
+    }
+    if spec.batch_norm {
+        for (i, node) in model.layers().iter().enumerate() {
+            if node.layer.class_name() == "BatchNormalization" {
                 selected[i] = true;
             }
         }

@@ -1,0 +1,194 @@
+//! The course's transfer-learning lecture (fourth seed, "Transfer Learning"), as a program:
+//!
+//! > With little data, freeze the pretrained network and train only a new softmax layer — and
+//! > precompute the frozen network's activations once and save them to disk. With more data,
+//! > freeze fewer layers and train the later ones. With a lot of data, use the pretrained
+//! > weights as the initialisation and train everything.
+//!
+//! ImageNet weights cannot be downloaded here, so the "pretrained network" is the course's
+//! ResNet50 trained on a source task carved from the data this checkout has (the default
+//! dataset: digits 0, 1, 2; or the SIGNS set when `datasets/*_signs.h5` exist), and the target
+//! task is the other classes (3, 4, 5), which the base never saw. Give `--base FILE` to start from
+//! your own Keras file instead (e.g. an ImageNet checkpoint; then use images of 224×224).
+//!
+//!     cargo run --release --example transfer_learning
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use tch::{Device, Kind};
+
+use keras_tch::data::course::default_dataset_paths;
+use keras_tch::data::folders::{load_course_file, LabeledImages};
+use keras_tch::graph::summary::thousands;
+use keras_tch::imaging::{preprocess_input, PreprocessMode};
+use keras_tch::io::save_model_h5;
+use keras_tch::layers::{init, pooling::PoolKind};
+use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
+use keras_tch::models::{Arch, ArchOptions};
+use keras_tch::train::augment::Augmentation;
+use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::evaluate::evaluate;
+use keras_tch::train::fit::{fit, FitOptions};
+use keras_tch::train::freeze::{freeze, FreezeSpec};
+use keras_tch::train::losses::CrossEntropyStyle;
+use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
+use keras_tch::train::transfer::{train_transfer, HeadLayers, TransferData, TransferOptions};
+
+const SOURCE_CLASSES: [i64; 3] = [0, 1, 2];
+const TARGET_CLASSES: [i64; 3] = [3, 4, 5];
+const MODE: PreprocessMode = PreprocessMode::Scale255;
+// Enough steps for BatchNorm's moving statistics (momentum 0.99) to catch up with the weights.
+const PRETRAIN_EPOCHS: usize = 12;
+
+fn main() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run_dir = root.join("runs/transfer_learning");
+    std::fs::create_dir_all(&run_dir)?;
+    init::seed(1);
+
+    // ## The data: a source task for pretraining, and a target task the base never saw.
+    let (train_path, test_path, description) = default_dataset_paths(root)?;
+    println!("Data: {description}");
+    let train = load_course_file(&train_path, "train")?;
+    let test = load_course_file(&test_path, "test")?;
+    let target_validation = test.select_classes(&TARGET_CLASSES, None);
+    println!(
+        "Source task: classes {:?} ({} images); target task: classes {:?} (validation: {} images)",
+        SOURCE_CLASSES.map(|c| train.classes[c as usize].clone()),
+        train.select_classes(&SOURCE_CLASSES, None).len(),
+        TARGET_CLASSES.map(|c| train.classes[c as usize].clone()),
+        target_validation.len()
+    );
+
+    // ## The pretrained network.
+    let base_path = match std::env::args().skip_while(|a| a != "--base").nth(1) {
+        Some(path) => PathBuf::from(path),
+        None => pretrain_base(&train.select_classes(&SOURCE_CLASSES, None), &run_dir)?,
+    };
+
+    // ## The three regimes, and training from scratch for comparison.
+    let little = train.select_classes(&TARGET_CLASSES, Some(10));
+    let all = train.select_classes(&TARGET_CLASSES, None);
+    let regimes = [
+        Regime { name: "little data: frozen base, new softmax on cached features", data: &little, freeze: Freeze::All, epochs: 60, lr: 1e-3 },
+        Regime { name: "little data, from scratch (no transfer)", data: &little, freeze: Freeze::Scratch, epochs: 60, lr: 1e-3 },
+        Regime { name: "more data: stages 1-3 frozen, stages 4-5 + head trained (BN frozen)", data: &all, freeze: Freeze::Stages(3), epochs: 4, lr: 1e-4 },
+        Regime { name: "a lot of data: all convolutions fine-tuned (BN frozen)", data: &all, freeze: Freeze::None, epochs: 4, lr: 1e-4 },
+    ];
+    let mut rows = Vec::new();
+    for regime in &regimes {
+        println!("\n### {}", regime.name);
+        rows.push(run_regime(regime, &base_path, &target_validation, &run_dir)?);
+    }
+
+    println!("\n{:<66} {:>6} {:>12} {:>6} {:>9}", "regime", "images", "trainable", "epochs", "val acc");
+    for (regime, (trainable, accuracy)) in regimes.iter().zip(&rows) {
+        println!("{:<66} {:>6} {:>12} {:>6} {:>9.4}", regime.name, regime.data.len(), thousands(*trainable), regime.epochs, accuracy);
+    }
+    Ok(())
+}
+
+enum Freeze {
+    All,
+    Stages(usize),
+    None,
+    Scratch,
+}
+
+struct Regime<'a> {
+    name: &'a str,
+    data: &'a LabeledImages,
+    freeze: Freeze,
+    epochs: usize,
+    lr: f64,
+}
+
+fn one_hot(images: &LabeledImages) -> tch::Tensor {
+    images.y.one_hot(images.classes.len() as i64).to_kind(Kind::Float)
+}
+
+/// The course ResNet50 trained on the source classes (kept in runs/ and reused).
+fn pretrain_base(source: &LabeledImages, run_dir: &Path) -> Result<PathBuf> {
+    let path = run_dir.join("base.h5");
+    if path.exists() {
+        println!("Reusing the pretrained base {}", path.display());
+        return Ok(path);
+    }
+    println!("Pretraining the course ResNet50 on the source task ({PRETRAIN_EPOCHS} epochs)...");
+    let options = ArchOptions { input_shape: Some([64, 64, 3]), classes: Some(SOURCE_CLASSES.len() as i64), ..Default::default() };
+    let mut model = Arch::Resnet50Course.build(&options, Device::cuda_if_available())?;
+    let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
+    let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
+    let fit_options = FitOptions { epochs: PRETRAIN_EPOCHS, batch_size: 32, verbose: 2, ..Default::default() };
+    let x = preprocess_input(&source.x, MODE);
+    fit(&mut model, &compile, &mut optimizer, &x, &one_hot(source), None, &fit_options, &std::sync::atomic::AtomicBool::new(false))?;
+    model.training_config = Some(compile.training_config(&optimizer.config));
+    save_model_h5(&model, &path)?;
+    Ok(path)
+}
+
+/// One regime: (trainable parameters, validation accuracy).
+fn run_regime(regime: &Regime, base_path: &Path, validation: &LabeledImages, run_dir: &Path) -> Result<(i64, f64)> {
+    let device = Device::cuda_if_available();
+    let base = load_base(base_path, [64, 64], device)?;
+    let head = NewHead { pooling: PoolKind::Average, dropout: 0.0, classes: TARGET_CLASSES.len() as i64 };
+    let (mut model, head_names, _) = with_new_head(base.model, None, &head)?;
+    let base_output = model.node(model.layer(&head_names[0])?.inbound[0]).name.clone();
+    match regime.freeze {
+        Freeze::All => {
+            freeze(&mut model, &FreezeSpec { until: Some(base_output), ..Default::default() })?;
+        }
+        // Keras's fine-tuning advice: BatchNorm keeps its pretrained statistics (inference mode).
+        Freeze::Stages(n) => {
+            freeze(&mut model, &FreezeSpec { stages: Some(n), batch_norm: true, ..Default::default() })?;
+        }
+        Freeze::None => {
+            freeze(&mut model, &FreezeSpec { batch_norm: true, ..Default::default() })?;
+        }
+        Freeze::Scratch => reinitialise(&model),
+    }
+    let (_, trainable, _) = model.param_counts();
+    let data = TransferData {
+        x: preprocess_input(&regime.data.x, MODE),
+        y: one_hot(regime.data),
+        validation: Some((preprocess_input(&validation.x, MODE), one_hot(validation))),
+        identity: regime.data.identity.clone(),
+    };
+    let options = TransferOptions {
+        epochs: regime.epochs,
+        batch_size: 32,
+        learning_rate: regime.lr,
+        seed: 0,
+        verbose: 2,
+        cache_dir: Some(run_dir.join("feature-cache")),
+        fine_tune_stages: 0,
+        fine_tune_epochs: 0,
+        fine_tune_learning_rate: 0.0,
+        augmentation: Augmentation::default(),
+    };
+    let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names[1].clone(), dropout: 0.0 };
+    let report = train_transfer(&mut model, &head_layers, &data, &options)?;
+    if let Some((path, reused)) = &report.cache {
+        println!("bottleneck features {} {}", if *reused { "reused from" } else { "cached in" }, path.display());
+    }
+    let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
+    let (vx, vy) = data.validation.as_ref().expect("set above");
+    let result = evaluate(&model, &compile, vx, vy, 32)?;
+    result.print_notebook_lines();
+    Ok((trainable, result.accuracy.unwrap_or(f64::NAN)))
+}
+
+/// Fresh Glorot/zero initialisation of every weight, as a model built from scratch has.
+fn reinitialise(model: &keras_tch::graph::Model) {
+    let options = ArchOptions { input_shape: Some([64, 64, 3]), classes: Some(TARGET_CLASSES.len() as i64), ..Default::default() };
+    let fresh = Arch::Resnet50Course.build(&options, model.device()).expect("the course ResNet50 builds");
+    for node in fresh.layers() {
+        for weight in node.layer.weights() {
+            // Same names in the base; the new head keeps its own fresh initialisation.
+            if let Ok(value) = model.keras_weight(&node.name, weight.name) {
+                let _ = model.set_keras_weight(&node.name, weight.name, &fresh.keras_weight(&node.name, weight.name).unwrap_or(value));
+            }
+        }
+    }
+}
