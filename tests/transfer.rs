@@ -160,3 +160,47 @@ fn fine_tuning_moves_only_the_unfrozen_stage() {
     assert!(before[1].equal(&after[1]) && before[2].equal(&after[2]), "stage 5 BatchNorm stays frozen");
     assert!(before[3].equal(&after[3]), "stage 4 stays frozen");
 }
+
+/// The head trained on cached features with the whole base frozen: every base tensor (weights
+/// and BatchNorm statistics) bit-identical afterwards, the new Dense changed.
+#[test]
+fn training_the_head_leaves_the_frozen_base_bit_identical() {
+    use keras_tch::train::augment::Augmentation;
+    use keras_tch::train::transfer::{train_transfer, HeadLayers, TransferData, TransferOptions};
+
+    let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
+    let Some(x) = cat_images(32) else { return };
+    let (mut model, head) = cat_model(&fixture);
+    let snapshot = |model: &Model| -> Vec<(String, String, Tensor)> {
+        model
+            .layers()
+            .iter()
+            .flat_map(|n| n.layer.weights().into_iter().map(|w| (n.name.clone(), w.name.to_string(), w.tensor.copy())))
+            .collect()
+    };
+    let before = snapshot(&model);
+    let labels = Tensor::from_slice(&[0i64, 1].repeat(16)).one_hot(2).to_kind(tch::Kind::Float);
+    let data = TransferData { x, y: labels, validation: None, identity: "frozen-base test".into() };
+    let options = TransferOptions {
+        epochs: 3,
+        batch_size: 16,
+        learning_rate: 1e-2,
+        seed: 0,
+        verbose: 0,
+        cache_dir: Some(scratch_dir("frozen-base")),
+        fine_tune_stages: 0,
+        fine_tune_epochs: 0,
+        fine_tune_learning_rate: 0.0,
+        augmentation: Augmentation::default(),
+    };
+    let head_layers = HeadLayers { pool: head[0].clone(), dense: head[2].clone(), dropout: 0.2 };
+    let report = train_transfer(&mut model, &head_layers, &data, &options).unwrap();
+    assert!(report.cache.is_some(), "a frozen base trains the head on cached features");
+    for ((layer, weight, old), (_, _, new)) in before.iter().zip(snapshot(&model)) {
+        if *layer == head[2] {
+            assert!(!old.equal(&new), "the head's {weight} changed");
+        } else {
+            assert!(old.equal(&new), "base {layer}/{weight} changed");
+        }
+    }
+}
