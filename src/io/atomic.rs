@@ -14,6 +14,8 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) ->
         _ => PathBuf::from("."),
     };
     let file_name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
+    // Like `mkdir -p` before writing: `--save runs/new/model.h5` should just work.
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating the folder {}", dir.display()))?;
     // The name keeps its extension last: some writers pick the format from it.
     let temp = dir.join(format!(".tmp-{}-{}", std::process::id(), file_name.to_string_lossy()));
     let result = write(&temp).and_then(|()| {
