@@ -166,9 +166,10 @@ fn run_regime(regime: &Regime, base_path: &Path, validation: &LabeledImages, run
         fine_tune_epochs: 0,
         fine_tune_learning_rate: 0.0,
         augmentation: Augmentation::default(),
+        run_dir: None,
     };
     let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names[1].clone(), dropout: 0.0 };
-    let report = train_transfer(&mut model, &head_layers, &data, &options)?;
+    let report = train_transfer(&mut model, &head_layers, &data, &options, keras_tch::train::interrupt::ctrl_c_flag())?;
     if let Some((path, reused)) = &report.cache {
         println!("bottleneck features {} {}", if *reused { "reused from" } else { "cached in" }, path.display());
     }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::parity::{assert_close, read_tensor, tensor};
@@ -342,5 +342,3 @@ fn json_field(line: &str, key: &str) -> f64 {
     let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     value[key].as_f64().unwrap_or_else(|| panic!("{key} in {line}"))
 }
-
-/// The Keras venv's Python (next to the fixtures in the cache), for the round-trip checks.

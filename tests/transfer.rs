@@ -150,9 +150,10 @@ fn fine_tuning_moves_only_the_unfrozen_stage() {
         fine_tune_epochs: 1,
         fine_tune_learning_rate: 1e-4,
         augmentation: Augmentation { flip: true, crop: 0.1, seed: 1, ..Default::default() },
+        run_dir: None,
     };
     let head_layers = HeadLayers { pool: head[0].clone(), dense: head[2].clone(), dropout: 0.2 };
-    let report = train_transfer(&mut model, &head_layers, &data, &options).unwrap();
+    let report = train_transfer(&mut model, &head_layers, &data, &options, &std::sync::atomic::AtomicBool::new(false)).unwrap();
     assert!(report.cache.is_none(), "augmentation means no feature cache");
     assert!(report.fine_tune_history.is_some());
     let after: Vec<Tensor> = watched.iter().map(|(l, w)| model.keras_weight(l, w).unwrap()).collect();
@@ -192,9 +193,10 @@ fn training_the_head_leaves_the_frozen_base_bit_identical() {
         fine_tune_epochs: 0,
         fine_tune_learning_rate: 0.0,
         augmentation: Augmentation::default(),
+        run_dir: None,
     };
     let head_layers = HeadLayers { pool: head[0].clone(), dense: head[2].clone(), dropout: 0.2 };
-    let report = train_transfer(&mut model, &head_layers, &data, &options).unwrap();
+    let report = train_transfer(&mut model, &head_layers, &data, &options, &std::sync::atomic::AtomicBool::new(false)).unwrap();
     assert!(report.cache.is_some(), "a frozen base trains the head on cached features");
     for ((layer, weight, old), (_, _, new)) in before.iter().zip(snapshot(&model)) {
         if *layer == head[2] {

@@ -16,6 +16,7 @@ use keras_tch::io::save_model_h5;
 use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
 use keras_tch::layers::pooling::PoolKind;
 use keras_tch::train::augment::Augmentation;
+use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::freeze::FreezeSpec;
@@ -76,7 +77,10 @@ pub struct TransferArgs {
     /// preprocess_input mode (default: caffe for ImageNet checkpoints, scale255 for model files)
     #[arg(long, value_enum)]
     pub preprocess: Option<PreprocessMode>,
-    /// Feature cache folder (default: runs/<model>/feature-cache)
+    /// Where histories, curves and checkpoints go (default: runs/<model>)
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Feature cache folder (default: RUN_DIR/feature-cache)
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     /// Train the head on the images every epoch instead of on cached features
@@ -157,13 +161,14 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         identity: format!("{}\n{}\n{}", mode.name(), train.identity, validation.as_ref().map_or("", |v| v.identity.as_str())),
     };
     let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names.last().expect("a Dense").clone(), dropout: args.dropout };
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| Path::new("runs").join(&model.name));
     let options = TransferOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.lr,
         seed: args.seed,
         verbose: args.verbose,
-        cache_dir: (!args.no_cache).then(|| args.cache_dir.clone().unwrap_or_else(|| Path::new("runs").join(&model.name).join("feature-cache"))),
+        cache_dir: (!args.no_cache).then(|| args.cache_dir.clone().unwrap_or_else(|| run_dir.join("feature-cache"))),
         fine_tune_stages: args.fine_tune_stages,
         fine_tune_epochs: args.fine_tune_epochs,
         fine_tune_learning_rate: args.fine_tune_lr,
@@ -174,8 +179,9 @@ pub fn run(args: &TransferArgs) -> Result<()> {
             channel_shift: args.channel_shift * mode.pixel_scale(),
             seed: args.seed,
         },
+        run_dir: Some(run_dir.clone()),
     };
-    let report = train_transfer(&mut model, &head_layers, &data, &options)?;
+    let report = train_transfer(&mut model, &head_layers, &data, &options, ctrl_c_flag())?;
     match &report.cache {
         Some((path, true)) => println!("Reused cached bottleneck features {}", path.display()),
         Some((path, false)) => println!("Computed bottleneck features once, cached in {}", path.display()),

@@ -2,7 +2,7 @@
 //! frozen — on cached bottleneck features when the whole base is frozen (the default), else on
 //! the images — then optionally unfreeze the top stages and fine-tune at a lower learning rate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
@@ -11,6 +11,7 @@ use tch::Tensor;
 use super::augment::Augmentation;
 use super::bottleneck::{base_fingerprint, cached_features, compute_features, copy_dense, head_model};
 use super::compile::CompileConfig;
+use super::curves::save_curves;
 use super::fit::{fit, FitOptions};
 use super::freeze::resnet_stage;
 use super::history::History;
@@ -52,6 +53,10 @@ pub struct TransferOptions {
     pub fine_tune_learning_rate: f64,
     /// Augment the training images (turns the feature cache off: features change every epoch).
     pub augmentation: Augmentation,
+    /// Where each phase's History (`head_history.{json,csv}`, `fine_tune_history.*`), curves
+    /// (`*_curves.png`) and crash-safe checkpoints (`checkpoints-head/`, `checkpoints-fine-tune/`)
+    /// go, as `fit` writes them for `train`; None writes nothing.
+    pub run_dir: Option<PathBuf>,
 }
 
 /// What a transfer run did.
@@ -72,17 +77,24 @@ pub fn base_is_frozen(model: &Model, head: &HeadLayers) -> bool {
         .all(|n| !n.trainable || n.layer.weights().is_empty())
 }
 
-pub fn train_transfer(model: &mut Model, head: &HeadLayers, data: &TransferData, options: &TransferOptions) -> Result<TransferReport> {
+/// Train the head (then fine-tune), stopping cleanly with a checkpoint when `interrupt` is set.
+pub fn train_transfer(
+    model: &mut Model,
+    head: &HeadLayers,
+    data: &TransferData,
+    options: &TransferOptions,
+    interrupt: &AtomicBool,
+) -> Result<TransferReport> {
     let compile = CompileConfig::for_model(model, None, CrossEntropyStyle::TfKeras)?;
-    let fit_options = |epochs| FitOptions {
+    let fit_options = |epochs, phase: &str| FitOptions {
         epochs,
         batch_size: options.batch_size,
         seed: options.seed,
         verbose: options.verbose,
         augmentation: options.augmentation.is_active().then(|| options.augmentation.clone()),
+        checkpoint_dir: options.run_dir.as_ref().map(|dir| dir.join(format!("checkpoints-{phase}"))),
         ..Default::default()
     };
-    let never = AtomicBool::new(false);
     let validation = data.validation.as_ref().map(|(x, y)| (x, y));
 
     let (head_history, cache) = match &options.cache_dir {
@@ -104,15 +116,16 @@ pub fn train_transfer(model: &mut Model, head: &HeadLayers, data: &TransferData,
                 &train_features.to_device(model.device()),
                 &data.y,
                 validation_features.as_ref().map(|(x, y)| (x, *y)),
-                &fit_options(options.epochs),
-                &never,
+                // Epochs over cached features take seconds: no checkpoints needed.
+                &FitOptions { checkpoint_dir: None, ..fit_options(options.epochs, "head") },
+                interrupt,
             )?;
             copy_dense(&head_only, model, &head.dense)?;
             (history, Some((path, reused)))
         }
         _ => {
             let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.learning_rate));
-            let history = fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.epochs), &never)?;
+            let history = fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.epochs, "head"), interrupt)?;
             (history, None)
         }
     };
@@ -121,11 +134,23 @@ pub fn train_transfer(model: &mut Model, head: &HeadLayers, data: &TransferData,
         unfreeze_top_stages(model, options.fine_tune_stages)?;
         // Keras recompiles after changing `trainable`: a fresh optimizer at the lower rate.
         let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.fine_tune_learning_rate));
-        Some(fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.fine_tune_epochs), &never)?)
+        Some(fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.fine_tune_epochs, "fine-tune"), interrupt)?)
     } else {
         None
     };
+    if let Some(dir) = &options.run_dir {
+        save_history(&head_history, dir, "head")?;
+        if let Some(history) = &fine_tune_history {
+            save_history(history, dir, "fine_tune")?;
+        }
+    }
     Ok(TransferReport { head_history, fine_tune_history, cache })
+}
+
+fn save_history(history: &History, dir: &Path, phase: &str) -> Result<()> {
+    history.save_json(&dir.join(format!("{phase}_history.json")))?;
+    history.save_csv(&dir.join(format!("{phase}_history.csv")))?;
+    save_curves(history, &dir.join(format!("{phase}_curves.png")))
 }
 
 /// Make the last `stages` ResNet stages trainable (5 = conv5_x, 4 = conv4_x, …), keeping their
