@@ -83,12 +83,13 @@ fn transfer_command_caches_features_and_saves_a_keras_model() {
     let dir = scratch_dir("transfer-command");
     let save = dir.join("cat.h5");
     let base = fixture.join("model.h5");
-    let cache = dir.join("cache");
+    let (cache, run) = (dir.join("cache"), dir.join("run"));
     let args = [
         "--base", base.to_str().unwrap(),
         "--data", data.to_str().unwrap(),
         "--epochs", "3", "--verbose", "2", "--device", "cpu",
         "--cache-dir", cache.to_str().unwrap(),
+        "--run-dir", run.to_str().unwrap(),
         "--save", save.to_str().unwrap(),
     ];
     let first = transfer(&args);
@@ -204,5 +205,47 @@ fn training_the_head_leaves_the_frozen_base_bit_identical() {
         } else {
             assert!(old.equal(&new), "base {layer}/{weight} changed");
         }
+    }
+}
+
+/// A class-per-folder dataset (like `image_dataset_from_directory`): sorted class names, a
+/// seeded validation split, images read at the base's input size; the run folder gets the
+/// History and curves.
+#[test]
+fn transfer_reads_image_folders() {
+    use keras_tch::data::folders::ImageFolder;
+
+    let Some(course) = keras_fixture("h5_course_resnet50") else { return };
+    let Some(images) = keras_fixture("imagenet_pipeline") else { return };
+    let dir = scratch_dir("transfer-folders");
+    let data = dir.join("data");
+    let classes = [("tabby", ["photo.png", "photo.bmp", "photo.tiff", "rgba.png"]), ("alley", ["grey.png", "grey.jpg", "small_420.jpg", "progressive.jpg"])];
+    for (class, files) in classes {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for file in files {
+            std::fs::copy(images.join("images").join(file), data.join(class).join(file)).unwrap();
+        }
+    }
+    let folder = ImageFolder::scan(&data).unwrap();
+    assert_eq!(folder.classes, vec!["alley", "tabby"], "sorted class names");
+    let (train, validation) = folder.split(0.25, 3);
+    assert_eq!((train.len(), validation.len()), (6, 2));
+    assert_eq!(folder.split(0.25, 3).1, validation, "the same seed gives the same split");
+    assert!(validation.iter().all(|v| !train.contains(v)));
+
+    let run = dir.join("run");
+    let save = dir.join("out.h5");
+    let base = course.join("model.h5");
+    let stdout = transfer(&[
+        "--base", base.to_str().unwrap(),
+        "--data", data.to_str().unwrap(),
+        "--validation-split", "0.25", "--seed", "3", "--epochs", "2", "--verbose", "0", "--device", "cpu",
+        "--run-dir", run.to_str().unwrap(),
+        "--save", save.to_str().unwrap(),
+    ]);
+    assert!(stdout.contains("Data: 6 training image(s), 2 validation, classes [\"alley\", \"tabby\"]"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(dir.join("out.classes.txt")).unwrap(), "alley\ntabby\n");
+    for file in ["head_history.json", "head_history.csv", "head_curves.png"] {
+        assert!(run.join(file).exists(), "{file} written");
     }
 }
