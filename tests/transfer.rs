@@ -249,3 +249,19 @@ fn transfer_reads_image_folders() {
         assert!(run.join(file).exists(), "{file} written");
     }
 }
+
+/// An ImageNet checkpoint (weights only) as the base: built as ResNet50 without top at the
+/// data's size, its classifier reported unused, the new head on conv5_block3_out.
+#[test]
+fn an_imagenet_checkpoint_is_a_base() {
+    let Some(fixture) = keras_fixture("imagenet_pipeline") else { return };
+    let base = load_base(&fixture.join("keras_top.h5"), [64, 64], Device::Cpu).unwrap();
+    assert!(base.imagenet_checkpoint);
+    let report = base.report.as_ref().unwrap().to_string();
+    assert!(report.contains("not used from the file: predictions"), "{report}");
+    let head = NewHead { pooling: PoolKind::Max, dropout: 0.0, classes: 4 };
+    let (model, head_names, dropped) = with_new_head(base.model, None, &head).unwrap();
+    assert!(dropped.is_empty(), "include_top=False has nothing to drop: {dropped:?}");
+    assert_eq!(model.node(model.layer(&head_names[0]).unwrap().inbound[0]).name, "conv5_block3_out");
+    assert_eq!(model.predict(&Tensor::zeros([2, 64, 64, 3], (tch::Kind::Float, Device::Cpu))).unwrap().size(), vec![2, 4]);
+}

@@ -11,6 +11,7 @@ use super::freeze_args::FreezeArgs;
 use keras_tch::data::folders::{load_course_file, ImageFolder, LabeledImages};
 use keras_tch::device::parse_device;
 use keras_tch::imaging::{preprocess_input, Interpolation, PreprocessMode};
+use keras_tch::graph::summary::summary;
 use keras_tch::io::atomic::write_atomically;
 use keras_tch::io::save_model_h5;
 use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
@@ -100,6 +101,9 @@ pub struct TransferArgs {
     pub channel_shift: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Print the new model's Keras summary table (after freezing: trainable / non-trainable)
+    #[arg(long)]
+    pub summary: bool,
     /// 0 silent, 1 progress bar, 2 one line per epoch
     #[arg(long, default_value_t = 1)]
     pub verbose: u8,
@@ -152,6 +156,9 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     let spec = args.freeze.spec();
     let spec = if spec.is_empty() { FreezeSpec { until: Some(base_output), ..Default::default() } } else { spec };
     super::freeze_args::apply(&mut model, &spec)?;
+    if args.summary {
+        print!("{}", summary(&model));
+    }
 
     let one_hot = |labels: &LabeledImages| labels.y.one_hot(labels.classes.len() as i64).to_kind(tch::Kind::Float);
     let data = TransferData {
