@@ -41,7 +41,7 @@ pub struct ImageInputArgs {
     pub device: String,
 }
 
-fn parse_size(text: &str) -> Result<[u32; 2], String> {
+pub fn parse_size(text: &str) -> Result<[u32; 2], String> {
     match text.split(',').map(|d| d.trim().parse::<u32>()).collect::<Result<Vec<_>, _>>().as_deref() {
         Ok(&[h, w]) if h > 0 && w > 0 => Ok([h, w]),
         _ => Err(format!("expected H,W with two positive numbers, e.g. 224,224; got '{text}'")),

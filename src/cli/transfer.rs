@@ -73,7 +73,7 @@ pub struct TransferArgs {
     #[arg(long, default_value_t = 1e-5)]
     pub fine_tune_lr: f64,
     /// Input size H,W for folder images (default: the base's input size; 224,224 for checkpoints)
-    #[arg(long, value_parser = parse_size, value_name = "H,W")]
+    #[arg(long, value_parser = super::image_inputs::parse_size, value_name = "H,W")]
     pub target_size: Option<[u32; 2]>,
     /// preprocess_input mode (default: caffe for ImageNet checkpoints, scale255 for model files)
     #[arg(long, value_enum)]
@@ -110,13 +110,6 @@ pub struct TransferArgs {
     /// auto, cpu, cuda or cuda:N
     #[arg(long, default_value = "auto")]
     pub device: String,
-}
-
-fn parse_size(text: &str) -> Result<[u32; 2], String> {
-    match text.split(',').map(|d| d.trim().parse::<u32>()).collect::<Result<Vec<_>, _>>().as_deref() {
-        Ok(&[h, w]) if h > 0 && w > 0 => Ok([h, w]),
-        _ => Err(format!("expected H,W with two positive numbers, e.g. 224,224; got '{text}'")),
-    }
 }
 
 pub fn run(args: &TransferArgs) -> Result<()> {
