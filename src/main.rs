@@ -43,6 +43,8 @@ enum Command {
     Evaluate(cli::evaluate::EvaluateArgs),
     /// Convert between Keras HDF5 (full model / weights only), Keras 3 .keras and safetensors
     Convert(cli::convert::ConvertArgs),
+    /// Draw a model's graph like Keras's plot_model: .svg/.png via Graphviz, or .dot
+    Plot(cli::plot::PlotArgs),
     /// Describe a Keras file (format, version, layers, shapes, parameters) without building it
     Inspect(cli::inspect::InspectArgs),
     /// Show the libtorch build, the devices it sees and the datasets this checkout finds
@@ -137,6 +139,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => cli::evaluate::run(&args),
         Command::Convert(args) => cli::convert::run(&args),
         Command::Inspect(args) => cli::inspect::run(&args),
+        Command::Plot(args) => cli::plot::run(&args),
         Command::Info(args) => keras_tch::demo::info(&args.root, &args.device),
     }
 }

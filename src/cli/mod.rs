@@ -8,6 +8,7 @@ pub mod freeze_args;
 pub mod image_inputs;
 pub mod inspect;
 pub mod model_source;
+pub mod plot;
 pub mod predict;
 pub mod pretrained_source;
 pub mod train;

@@ -6,6 +6,7 @@
 //! viewed through a permutation, i.e. torch's channels-last memory format).
 
 mod builder;
+pub mod plot;
 pub mod summary;
 
 use anyhow::{bail, Context, Result};

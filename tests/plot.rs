@@ -1,0 +1,39 @@
+//! `plot_model`: the DOT graph has a record per layer and an edge per connection (so a residual
+//! block's branch and merge show), and Graphviz renders it.
+
+mod common;
+
+use common::scratch_dir;
+use keras_tch::graph::plot::{model_to_dot, plot_model};
+use keras_tch::models::course::block_model;
+use tch::Device;
+
+#[test]
+fn dot_has_every_layer_and_connection() {
+    let model = block_model([4, 4, 6], true, Device::Cpu).unwrap();
+    let dot = model_to_dot(&model, true);
+    let edges: usize = model.layers().iter().map(|n| n.inbound.len()).sum();
+    assert_eq!(dot.matches(" -> ").count(), edges);
+    assert_eq!(dot.matches("[label=").count(), model.layers().len());
+    let add = model.layers().iter().position(|n| n.layer.class_name() == "Add").expect("the block's merge");
+    assert_eq!(dot.matches(&format!(" -> n{add};")).count(), 2, "the shortcut and the main path meet at the Add");
+    assert!(dot.contains("{input:|output:}"), "show_shapes rows");
+    assert!(dot.contains("(None, 4, 4, 6)"));
+}
+
+#[test]
+fn graphviz_renders_svg_and_png() {
+    let model = block_model([4, 4, 6], false, Device::Cpu).unwrap();
+    let dir = scratch_dir("plot");
+    plot_model(&model, &dir.join("block.svg"), false).unwrap();
+    let svg = std::fs::read_to_string(dir.join("block.svg")).unwrap();
+    assert!(svg.contains("<svg"), "an SVG document");
+    let first_conv = model.layers().iter().find(|n| n.layer.class_name() == "Conv2D").unwrap();
+    assert!(svg.contains(&first_conv.name), "layer names drawn");
+    plot_model(&model, &dir.join("block.png"), true).unwrap();
+    assert!(std::fs::read(dir.join("block.png")).unwrap().starts_with(b"\x89PNG"));
+    plot_model(&model, &dir.join("block.dot"), true).unwrap();
+    assert!(std::fs::read_to_string(dir.join("block.dot")).unwrap().starts_with("digraph G {"));
+    let message = format!("{:#}", plot_model(&model, &dir.join("block"), true).unwrap_err());
+    assert!(message.contains("give the file an extension"), "{message}");
+}
