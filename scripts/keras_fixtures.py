@@ -978,6 +978,43 @@ def fixture_train_happy_catvnoncat(folder: str, shared_data: str) -> None:
         keras_spread(folder, "train_happy_catvnoncat", shared_data)
 
 
+# --- The lecture's case studies ------------------------------------------------------------------
+
+
+def fixture_vgg16(folder: str) -> None:
+    """tf_keras.applications.VGG16(weights=None): the layer table and counts (no outputs: the
+    138M-parameter model adds nothing the layer tests do not cover)."""
+    fresh_session()
+    model = tf_keras.applications.VGG16(weights=None)
+    write_layers(folder, model)
+    expect_counts(write_counts(folder, model), 138_357_544, 138_357_544, 0)
+
+
+def fixture_inception_module(folder: str) -> None:
+    """The lecture's Inception module on 28x28x192 (1x1 64; 1x1 96 -> 3x3 128; 1x1 16 -> 5x5 32;
+    3x3/1 'same' max pool -> 1x1 32; Concatenate -> 256 channels), with random biases, and its
+    outputs for a random input."""
+    from tf_keras import layers
+
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    x_in = layers.Input(shape=(28, 28, 192))
+
+    def conv(filters, size, name, x):
+        return layers.Conv2D(filters, size, padding="same", activation="relu", name=f"inception_{name}")(x)
+
+    b1 = conv(64, 1, "1x1", x_in)
+    b3 = conv(128, 3, "3x3", conv(96, 1, "3x3_reduce", x_in))
+    b5 = conv(32, 5, "5x5", conv(16, 1, "5x5_reduce", x_in))
+    bp = layers.MaxPooling2D(3, strides=1, padding="same", name="inception_pool")(x_in)
+    bp = conv(32, 1, "pool_proj", bp)
+    out = layers.Concatenate(axis=-1, name="inception_output")([b1, b3, b5, bp])
+    model = tf_keras.Model(x_in, out, name="inception_module")
+    randomize_bn_and_bias(model, rng)
+    x = rng.normal(0.0, 1.0, (2, 28, 28, 192)).astype("float32")
+    expect_counts(write_model(folder, model, x), 163_696, 163_696, 0)
+
+
 FIXTURES = {
     "conv2d_valid": fixture_conv2d_valid,
     "conv_same_stride2": fixture_conv_same_stride2,
@@ -1003,6 +1040,8 @@ FIXTURES = {
     "h5_weights_keras1": fixture_h5_weights_keras1,
     "keras3_resnet50": fixture_keras3_resnet50,
     "keras3_happy": fixture_keras3_happy,
+    "vgg16": fixture_vgg16,
+    "inception_module": fixture_inception_module,
 }
 SHARED_DATA_FIXTURES = {
     "train_course_resnet50": fixture_train_course_resnet50,

@@ -2,6 +2,7 @@
 //! Variants come from spec tables and one builder each.
 
 pub mod applications;
+pub mod classic;
 pub mod course;
 pub mod happy;
 pub mod names;
@@ -35,6 +36,21 @@ pub enum Arch {
     /// The Happy House HappyModel
     #[value(name = "happy")]
     Happy,
+    /// Case study: LeNet-5 (32×32×1, tanh, average pooling)
+    #[value(name = "lenet5")]
+    Lenet5,
+    /// Case study: AlexNet (227×227×3)
+    #[value(name = "alexnet")]
+    Alexnet,
+    /// Case study: Keras's VGG16 with top (138,357,544 parameters)
+    #[value(name = "vgg16")]
+    Vgg16,
+    /// Case study: the lecture's Inception module on 28×28×192
+    #[value(name = "inception-module")]
+    InceptionModule,
+    /// Case study: GoogLeNet built from Inception modules
+    #[value(name = "googlenet")]
+    Googlenet,
 }
 
 /// What a user may override when building an architecture by name.
@@ -91,6 +107,18 @@ impl Arch {
                 device,
             ),
             Arch::Happy => happy::happy_model(shape.unwrap_or([64, 64, 3]), device),
+            Arch::Lenet5 | Arch::Alexnet | Arch::Vgg16 | Arch::InceptionModule | Arch::Googlenet => {
+                if shape.is_some() || options.classes.is_some() {
+                    anyhow::bail!("the case-study networks have the lecture's fixed input shape and classes");
+                }
+                match self {
+                    Arch::Lenet5 => classic::lenet5(device),
+                    Arch::Alexnet => classic::alexnet(device),
+                    Arch::Vgg16 => classic::vgg16(device),
+                    Arch::InceptionModule => classic::inception_module_model(device),
+                    _ => classic::googlenet(device),
+                }
+            }
         }
     }
 }
