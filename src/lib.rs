@@ -9,5 +9,6 @@ pub mod imaging;
 pub mod io;
 pub mod layers;
 pub mod models;
+pub mod pyfmt;
 pub mod rng;
 pub mod train;

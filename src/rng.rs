@@ -42,3 +42,68 @@ impl SplitMix64 {
         }
     }
 }
+
+/// numpy's legacy `RandomState` (MT19937 with `np.random.seed(n)`, `randn` by the polar
+/// method), so the notebooks' `np.random.seed(1); X = np.random.randn(3, 4, 4, 6)` gives the
+/// same X here.
+pub struct NumpyRandomState {
+    key: [u32; 624],
+    pos: usize,
+    gauss: Option<f64>,
+}
+
+impl NumpyRandomState {
+    /// `np.random.seed(seed)`.
+    pub fn new(seed: u32) -> Self {
+        let mut key = [0u32; 624];
+        key[0] = seed;
+        for i in 1..624 {
+            key[i] = 1_812_433_253u32.wrapping_mul(key[i - 1] ^ (key[i - 1] >> 30)).wrapping_add(i as u32);
+        }
+        Self { key, pos: 624, gauss: None }
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        if self.pos == 624 {
+            for i in 0..624 {
+                let y = (self.key[i] & 0x8000_0000) | (self.key[(i + 1) % 624] & 0x7fff_ffff);
+                self.key[i] = self.key[(i + 397) % 624] ^ (y >> 1) ^ if y & 1 == 1 { 0x9908_b0df } else { 0 };
+            }
+            self.pos = 0;
+        }
+        let mut y = self.key[self.pos];
+        self.pos += 1;
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c_5680;
+        y ^= (y << 15) & 0xefc6_0000;
+        y ^ (y >> 18)
+    }
+
+    /// `random_sample()`: 53 random bits in [0, 1).
+    pub fn random_double(&mut self) -> f64 {
+        let (a, b) = ((self.next_u32() >> 5) as f64, (self.next_u32() >> 6) as f64);
+        (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
+    }
+
+    /// One standard normal draw (numpy's `legacy_gauss`).
+    pub fn gauss(&mut self) -> f64 {
+        if let Some(value) = self.gauss.take() {
+            return value;
+        }
+        loop {
+            let x1 = 2.0 * self.random_double() - 1.0;
+            let x2 = 2.0 * self.random_double() - 1.0;
+            let r2 = x1 * x1 + x2 * x2;
+            if r2 < 1.0 && r2 != 0.0 {
+                let f = (-2.0 * r2.ln() / r2).sqrt();
+                self.gauss = Some(f * x1);
+                return f * x2;
+            }
+        }
+    }
+
+    /// `np.random.randn(*shape)`, in C order.
+    pub fn randn(&mut self, count: usize) -> Vec<f64> {
+        (0..count).map(|_| self.gauss()).collect()
+    }
+}

@@ -106,3 +106,14 @@ fn demo_runs_to_the_end() {
     // Both the course's SIGNS and the default dataset hold 120 test images of 6 classes.
     assert!(stdout.contains("Y_test shape: (120, 6)"), "{stdout}");
 }
+
+/// numpy's `np.random.seed(1); np.random.randn(3, 4, 4, 6)` (the notebook's block-test input,
+/// as Keras's fixture stored it in float32) comes out the same here.
+#[test]
+fn numpy_randn_matches_numpy() {
+    let Some(fixture) = common::keras_fixture("course_identity_block") else { return };
+    let (numpy, shape) = common::read_f32(&fixture.join("io.h5"), "x");
+    assert_eq!(shape, vec![3, 4, 4, 6]);
+    let ours: Vec<f32> = keras_tch::rng::NumpyRandomState::new(1).randn(3 * 4 * 4 * 6).iter().map(|&v| v as f32).collect();
+    assert_eq!(ours, numpy);
+}

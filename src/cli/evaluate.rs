@@ -10,7 +10,7 @@ use super::model_source::ModelSource;
 use keras_tch::data::course::load_any_split;
 use keras_tch::device::parse_device;
 use keras_tch::train::compile::CompileConfig;
-use keras_tch::train::evaluate::evaluate;
+use keras_tch::train::evaluate::{evaluate, evaluate_learning_phase_1};
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
@@ -28,6 +28,11 @@ pub struct EvaluateArgs {
     /// auto, cpu, cuda or cuda:N
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Keras's learning phase: 0 = inference (BatchNorm on its moving statistics); 1 = as the
+    /// course notebook ran after K.set_learning_phase(1) (BatchNorm on each batch's statistics),
+    /// which is how its published "Test Accuracy = 0.8667" for the pretrained ResNet50.h5 came out
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub learning_phase: u8,
 }
 
 pub fn run(args: &EvaluateArgs) -> Result<()> {
@@ -41,7 +46,11 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     let compile = CompileConfig::from_keras(training)?;
     let x = split.normalized_images();
     let y = compile.targets(&split, classes.len());
-    let result = evaluate(&model, &compile, &x, &y, args.batch_size)?;
+    let result = if args.learning_phase == 1 {
+        evaluate_learning_phase_1(&model, &compile, &x, &y, args.batch_size)?
+    } else {
+        evaluate(&model, &compile, &x, &y, args.batch_size)?
+    };
     if args.json {
         println!("{{\"loss\": {}, \"accuracy\": {}}}", result.loss, result.accuracy.map_or("null".into(), |a| a.to_string()));
     } else {

@@ -24,6 +24,29 @@ impl Evaluation {
 }
 
 pub fn evaluate(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, batch_size: i64) -> Result<Evaluation> {
+    evaluate_in_phase(model, compile, x, y, batch_size, false)
+}
+
+/// `evaluate` after Keras's `K.set_learning_phase(1)`, as the course notebook ran it before
+/// loading its pretrained `ResNet50.h5`: BatchNorm normalises each batch by the batch's own
+/// statistics (and Dropout drops). The moving statistics are left as they were, as Keras's
+/// `evaluate` runs no updates.
+pub fn evaluate_learning_phase_1(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, batch_size: i64) -> Result<Evaluation> {
+    let saved: Vec<(Tensor, Tensor)> = model
+        .layers()
+        .iter()
+        .flat_map(|n| n.layer.weights().into_iter().filter(|w| !w.trainable).map(|w| (w.tensor.shallow_clone(), w.tensor.copy())))
+        .collect();
+    let result = evaluate_in_phase(model, compile, x, y, batch_size, true);
+    no_grad(|| {
+        for (variable, value) in &saved {
+            variable.shallow_clone().copy_(value);
+        }
+    });
+    result
+}
+
+fn evaluate_in_phase(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, batch_size: i64, train: bool) -> Result<Evaluation> {
     let n = x.size()[0];
     if y.size()[0] != n {
         bail!("evaluate: {} inputs but {} targets", n, y.size()[0]);
@@ -37,7 +60,7 @@ pub fn evaluate(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, 
             let len = batch_size.min(n - start);
             let xb = x.narrow(0, start, len);
             let yb = y.narrow(0, start, len).to_device(model.device()).to_kind(Kind::Float);
-            let (probs, logits) = model.forward_with_logits(&[&xb], false)?;
+            let (probs, logits) = model.forward_with_logits(&[&xb], train)?;
             loss_sum += compile.loss.per_sample(compile.style, &yb, &probs, logits.as_ref()).sum(Kind::Double).double_value(&[]);
             if let Some(accuracy) = compile.accuracy {
                 correct += count_correct(accuracy, &yb, &probs);

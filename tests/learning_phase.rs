@@ -1,0 +1,36 @@
+//! `evaluate` in Keras's learning phase 1 (the course notebook's `K.set_learning_phase(1)`):
+//! BatchNorm normalises by each batch's statistics — so the result differs from inference — and
+//! the moving statistics are left exactly as they were.
+
+mod common;
+
+use common::keras_fixture;
+use common::parity::read_tensor;
+use keras_tch::io::load_model;
+use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::evaluate::{evaluate, evaluate_learning_phase_1};
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn learning_phase_1_uses_batch_statistics_and_changes_nothing() {
+    let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
+    let model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    let compile = CompileConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
+    let x = read_tensor(&fixture.join("io.h5"), "x");
+    let n = x.size()[0];
+    let y = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(6).one_hot(6).to_kind(Kind::Float);
+    let before = model.keras_weight("bn_conv1", "moving_mean").unwrap();
+
+    let inference = evaluate(&model, &compile, &x, &y, 32).unwrap();
+    let phase_1 = evaluate_learning_phase_1(&model, &compile, &x, &y, 32).unwrap();
+    assert_ne!(inference.loss, phase_1.loss, "batch statistics give another loss");
+    assert!(before.equal(&model.keras_weight("bn_conv1", "moving_mean").unwrap()), "moving statistics restored");
+    assert_eq!(evaluate(&model, &compile, &x, &y, 32).unwrap().loss, inference.loss, "inference unchanged afterwards");
+
+    // Phase 1 is the training-mode forward pass, batch by batch.
+    let (probs, _) = model.forward_with_logits(&[&x], true).unwrap();
+    let loss = compile.loss.per_sample(compile.style, &y, &probs, None).mean(Kind::Double).double_value(&[]);
+    let model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    let fresh = evaluate_learning_phase_1(&model, &compile, &x, &y, n).unwrap();
+    assert!((fresh.loss - loss).abs() < 1e-4 * loss.abs().max(1.0), "{} vs {loss}", fresh.loss);
+}
