@@ -1012,7 +1012,97 @@ def fixture_inception_module(folder: str) -> None:
     model = tf_keras.Model(x_in, out, name="inception_module")
     randomize_bn_and_bias(model, rng)
     x = rng.normal(0.0, 1.0, (2, 28, 28, 192)).astype("float32")
-    expect_counts(write_model(folder, model, x), 163_696, 163_696, 0)
+    write_model(folder, model, x)
+
+
+def table_fixture(folder: str, model) -> None:
+    """layers.tsv and counts.txt of a model built in tf_keras (a case study's definition)."""
+    write_layers(folder, model)
+    write_counts(folder, model)
+
+
+def fixture_lenet5(folder: str) -> None:
+    """LeNet-5 as the lecture draws it (tanh, 2x2 average pooling, 120 -> 84 -> 10 softmax)."""
+    from tf_keras import layers
+
+    fresh_session()
+    x_in = layers.Input(shape=(32, 32, 1))
+    x = layers.Conv2D(6, 5, activation="tanh", name="c1")(x_in)
+    x = layers.AveragePooling2D(2, name="s2")(x)
+    x = layers.Conv2D(16, 5, activation="tanh", name="c3")(x)
+    x = layers.AveragePooling2D(2, name="s4")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(120, activation="tanh", name="c5")(x)
+    x = layers.Dense(84, activation="tanh", name="f6")(x)
+    x = layers.Dense(10, activation="softmax", name="output")(x)
+    table_fixture(folder, tf_keras.Model(x_in, x, name="lenet5"))
+
+
+def fixture_alexnet(folder: str) -> None:
+    """AlexNet as the lecture draws it, on one device (227x227x3)."""
+    from tf_keras import layers
+
+    fresh_session()
+    x_in = layers.Input(shape=(227, 227, 3))
+    x = layers.Conv2D(96, 11, strides=4, activation="relu", name="conv1")(x_in)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+    x = layers.Conv2D(256, 5, padding="same", activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
+    x = layers.Conv2D(384, 3, padding="same", activation="relu", name="conv3")(x)
+    x = layers.Conv2D(384, 3, padding="same", activation="relu", name="conv4")(x)
+    x = layers.Conv2D(256, 3, padding="same", activation="relu", name="conv5")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(4096, activation="relu", name="fc6")(x)
+    x = layers.Dropout(0.5, name="drop6")(x)
+    x = layers.Dense(4096, activation="relu", name="fc7")(x)
+    x = layers.Dropout(0.5, name="drop7")(x)
+    x = layers.Dense(1000, activation="softmax", name="predictions")(x)
+    table_fixture(folder, tf_keras.Model(x_in, x, name="alexnet"))
+
+
+def keras_inception_module(x, filters, name):
+    """An Inception module in tf_keras: 1x1; 1x1 -> 3x3; 1x1 -> 5x5; 3x3/1 max pool -> 1x1."""
+    from tf_keras import layers
+
+    conv1, reduce3, conv3, reduce5, conv5, pool_proj = filters
+
+    def conv(n, size, part, y):
+        return layers.Conv2D(n, size, padding="same", activation="relu", name=f"{name}_{part}")(y)
+
+    b1 = conv(conv1, 1, "1x1", x)
+    b3 = conv(conv3, 3, "3x3", conv(reduce3, 1, "3x3_reduce", x))
+    b5 = conv(conv5, 5, "5x5", conv(reduce5, 1, "5x5_reduce", x))
+    bp = conv(pool_proj, 1, "pool_proj", layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x))
+    return layers.Concatenate(axis=-1, name=f"{name}_output")([b1, b3, b5, bp])
+
+
+def fixture_googlenet(folder: str) -> None:
+    """GoogLeNet (Szegedy et al. 2014, Table 1) without auxiliary classifiers and LRN."""
+    from tf_keras import layers
+
+    fresh_session()
+    x_in = layers.Input(shape=(224, 224, 3))
+    x = layers.Conv2D(64, 7, strides=2, padding="same", activation="relu", name="conv1_7x7")(x_in)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    x = layers.Conv2D(64, 1, activation="relu", name="conv2_3x3_reduce")(x)
+    x = layers.Conv2D(192, 3, padding="same", activation="relu", name="conv2_3x3")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    stages = [
+        [("3a", (64, 96, 128, 16, 32, 32)), ("3b", (128, 128, 192, 32, 96, 64))],
+        [("4a", (192, 96, 208, 16, 48, 64)), ("4b", (160, 112, 224, 24, 64, 64)), ("4c", (128, 128, 256, 24, 64, 64)),
+         ("4d", (112, 144, 288, 32, 64, 64)), ("4e", (256, 160, 320, 32, 128, 128))],
+        [("5a", (256, 160, 320, 32, 128, 128)), ("5b", (384, 192, 384, 48, 128, 128))],
+    ]
+    for stage, modules in zip((3, 4, 5), stages):
+        for name, filters in modules:
+            x = keras_inception_module(x, filters, f"inception_{name}")
+        if stage != 5:
+            x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{stage}")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(0.4, name="dropout")(x)
+    x = layers.Dense(1000, activation="softmax", name="predictions")(x)
+    table_fixture(folder, tf_keras.Model(x_in, x, name="googlenet"))
 
 
 FIXTURES = {
@@ -1042,6 +1132,9 @@ FIXTURES = {
     "keras3_happy": fixture_keras3_happy,
     "vgg16": fixture_vgg16,
     "inception_module": fixture_inception_module,
+    "lenet5": fixture_lenet5,
+    "alexnet": fixture_alexnet,
+    "googlenet": fixture_googlenet,
 }
 SHARED_DATA_FIXTURES = {
     "train_course_resnet50": fixture_train_course_resnet50,
