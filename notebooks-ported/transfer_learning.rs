@@ -11,7 +11,10 @@
 //! task is the other classes (3, 4, 5), which the base never saw. Give `--base FILE` to start from
 //! your own Keras file instead (e.g. an ImageNet checkpoint; then use images of 224×224).
 //!
-//!     cargo run --release --example transfer_learning
+//!     cargo run --release --example transfer_learning [-- --quick] [-- --base FILE]
+//!
+//! `--quick` (for the tests) pretrains for one epoch on 20 images per class and trains each
+//! regime for one epoch (five on cached features), in runs/transfer_learning-quick.
 
 use std::path::{Path, PathBuf};
 
@@ -43,7 +46,8 @@ const PRETRAIN_EPOCHS: usize = 12;
 
 fn main() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let run_dir = root.join("runs/transfer_learning");
+    let quick = std::env::args().any(|a| a == "--quick");
+    let run_dir = root.join(if quick { "runs/transfer_learning-quick" } else { "runs/transfer_learning" });
     std::fs::create_dir_all(&run_dir)?;
     init::seed(1);
 
@@ -64,17 +68,19 @@ fn main() -> Result<()> {
     // ## The pretrained network.
     let base_path = match std::env::args().skip_while(|a| a != "--base").nth(1) {
         Some(path) => PathBuf::from(path),
-        None => pretrain_base(&train.select_classes(&SOURCE_CLASSES, None), &run_dir)?,
+        None if quick => pretrain_base(&train.select_classes(&SOURCE_CLASSES, Some(20)), 1, &run_dir)?,
+        None => pretrain_base(&train.select_classes(&SOURCE_CLASSES, None), PRETRAIN_EPOCHS, &run_dir)?,
     };
 
     // ## The three regimes, and training from scratch for comparison.
     let little = train.select_classes(&TARGET_CLASSES, Some(10));
-    let all = train.select_classes(&TARGET_CLASSES, None);
+    let all = train.select_classes(&TARGET_CLASSES, if quick { Some(20) } else { None });
+    let (few, many) = if quick { (5, 1) } else { (60, 4) };
     let regimes = [
-        Regime { name: "little data: frozen base, new softmax on cached features", data: &little, freeze: Freeze::All, epochs: 60, lr: 1e-3 },
-        Regime { name: "little data, from scratch (no transfer)", data: &little, freeze: Freeze::Scratch, epochs: 60, lr: 1e-3 },
-        Regime { name: "more data: stages 1-3 frozen, stages 4-5 + head trained (BN frozen)", data: &all, freeze: Freeze::Stages(3), epochs: 4, lr: 1e-4 },
-        Regime { name: "a lot of data: all convolutions fine-tuned (BN frozen)", data: &all, freeze: Freeze::None, epochs: 4, lr: 1e-4 },
+        Regime { name: "little data: frozen base, new softmax on cached features", data: &little, freeze: Freeze::All, epochs: few, lr: 1e-3 },
+        Regime { name: "little data, from scratch (no transfer)", data: &little, freeze: Freeze::Scratch, epochs: few, lr: 1e-3 },
+        Regime { name: "more data: stages 1-3 frozen, stages 4-5 + head trained (BN frozen)", data: &all, freeze: Freeze::Stages(3), epochs: many, lr: 1e-4 },
+        Regime { name: "a lot of data: all convolutions fine-tuned (BN frozen)", data: &all, freeze: Freeze::None, epochs: many, lr: 1e-4 },
     ];
     let mut rows = Vec::new();
     for regime in &regimes {
@@ -109,18 +115,18 @@ fn one_hot(images: &LabeledImages) -> tch::Tensor {
 }
 
 /// The course ResNet50 trained on the source classes (kept in runs/ and reused).
-fn pretrain_base(source: &LabeledImages, run_dir: &Path) -> Result<PathBuf> {
+fn pretrain_base(source: &LabeledImages, epochs: usize, run_dir: &Path) -> Result<PathBuf> {
     let path = run_dir.join("base.h5");
     if path.exists() {
         println!("Reusing the pretrained base {}", path.display());
         return Ok(path);
     }
-    println!("Pretraining the course ResNet50 on the source task ({PRETRAIN_EPOCHS} epochs)...");
+    println!("Pretraining the course ResNet50 on the source task ({epochs} epochs)...");
     let options = ArchOptions { input_shape: Some([64, 64, 3]), classes: Some(SOURCE_CLASSES.len() as i64), ..Default::default() };
     let mut model = Arch::Resnet50Course.build(&options, Device::cuda_if_available())?;
     let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
-    let fit_options = FitOptions { epochs: PRETRAIN_EPOCHS, batch_size: 32, verbose: 2, ..Default::default() };
+    let fit_options = FitOptions { epochs, batch_size: 32, verbose: 2, ..Default::default() };
     let x = preprocess_input(&source.x, MODE);
     fit(&mut model, &compile, &mut optimizer, &x, &one_hot(source), None, &fit_options, &std::sync::atomic::AtomicBool::new(false))?;
     model.training_config = Some(compile.training_config(&optimizer.config));

@@ -37,3 +37,31 @@ fn graphviz_renders_svg_and_png() {
     let message = format!("{:#}", plot_model(&model, &dir.join("block"), true).unwrap_err());
     assert!(message.contains("give the file an extension"), "{message}");
 }
+
+/// `keras-tch plot --arch resnet50-course --to model.svg`: all 177 layers drawn; without
+/// Graphviz on the PATH, the DOT source instead and an error saying how to install it.
+#[test]
+fn plot_command_draws_the_course_resnet50() {
+    let dir = scratch_dir("plot-command");
+    let svg = dir.join("model.svg");
+    let plot = |path: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keras-tch"))
+            .args(["plot", "--arch", "resnet50-course", "--to"])
+            .arg(&svg)
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    let output = plot(&std::env::var("PATH").unwrap());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(text.matches("class=\"node\"").count(), 177, "one node per layer");
+
+    std::fs::remove_file(&svg).unwrap();
+    let output = plot("/nonexistent");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Graphviz's `dot` is not installed"), "{stderr}");
+    assert!(std::fs::read_to_string(dir.join("model.dot")).unwrap().starts_with("digraph G {"));
+    assert!(!svg.exists());
+}
