@@ -1,6 +1,7 @@
 //! keras-tch: the Keras residual-network notebooks on libtorch, with Keras's semantics carried
 //! explicitly (names, padding, BatchNorm, channels-last, optimizers, losses).
 
+pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod device;

@@ -47,6 +47,8 @@ enum Command {
     Plot(cli::plot::PlotArgs),
     /// Describe a Keras file (format, version, layers, shapes, parameters) without building it
     Inspect(cli::inspect::InspectArgs),
+    /// Benchmark: training step, predict, ImageNet inference, loading, classify; medians, GFLOP/s, peak memory
+    Bench(cli::bench::BenchArgs),
     /// Show the libtorch build, the devices it sees and the datasets this checkout finds
     Info(CommonArgs),
 }
@@ -140,6 +142,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Convert(args) => cli::convert::run(&args),
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Plot(args) => cli::plot::run(&args),
+        Command::Bench(args) => cli::bench::run(&args),
         Command::Info(args) => keras_tch::demo::info(&args.root, &args.device),
     }
 }

@@ -1,5 +1,6 @@
 //! The subcommands' arguments and their thin glue over the library.
 
+pub mod bench;
 pub mod classify;
 pub mod convert;
 pub mod evaluate;

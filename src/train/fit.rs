@@ -114,9 +114,7 @@ pub fn fit(
                 None => xb,
             };
             let yb = y_train.index_select(0, &index).to_device(model.device()).to_kind(Kind::Float);
-            let (probs, logits) = model.forward_with_logits(&[&xb], true)?;
-            let loss = compile.loss.per_sample(compile.style, &yb, &probs, logits.as_ref()).mean(Kind::Float);
-            let loss_value = loss.double_value(&[]);
+            let (loss_value, probs) = train_step(model, compile, optimizer, &xb, &yb)?;
             if !loss_value.is_finite() {
                 bail!(
                     "the loss became {loss_value} at epoch {}, batch {}: training stopped{}",
@@ -125,8 +123,6 @@ pub fn fit(
                     options.checkpoint_dir.as_ref().map_or(String::new(), |d| format!("; the last good checkpoint is in {}", d.display()))
                 );
             }
-            loss.backward();
-            optimizer.step(&model.trainable_variables());
             let size = index.size()[0] as usize;
             state.loss_sum += loss_value * size as f64;
             if let Some(accuracy) = compile.accuracy {
@@ -159,6 +155,20 @@ pub fn fit(
         }
     }
     Ok(state.history)
+}
+
+/// One optimisation step on a batch (BatchNorm in training mode): forward, Keras's loss,
+/// backward, optimizer update. Returns the batch's mean loss and the predicted probabilities.
+/// A non-finite loss is returned without updating the weights.
+pub fn train_step(model: &Model, compile: &CompileConfig, optimizer: &mut Optimizer, xb: &Tensor, yb: &Tensor) -> Result<(f64, Tensor)> {
+    let (probs, logits) = model.forward_with_logits(&[xb], true)?;
+    let loss = compile.loss.per_sample(compile.style, yb, &probs, logits.as_ref()).mean(Kind::Float);
+    let loss_value = loss.double_value(&[]);
+    if loss_value.is_finite() {
+        loss.backward();
+        optimizer.step(&model.trainable_variables());
+    }
+    Ok((loss_value, probs))
 }
 
 /// The epoch's sample order: shuffled from (seed, epoch) so a resumed run replays it exactly.

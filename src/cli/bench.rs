@@ -1,0 +1,95 @@
+//! `keras-tch bench`: the benchmark workloads, each in its own process (so peak memory is its
+//! own), reported as a table with achieved GFLOP/s beside the machine's fp32 peak, or as one
+//! JSON object. Speed is measured here, never asserted in tests.
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+
+use keras_tch::bench::machine::{matmul_gflops, Machine};
+use keras_tch::bench::{run_workload, WORKLOADS};
+use keras_tch::device::parse_device;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Timed repetitions per workload (after warm-up); the median is reported
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Run just this workload, in this process (what the parent runs in each child)
+    #[arg(long, value_parser = WORKLOADS)]
+    pub only: Option<String>,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let scratch = std::env::temp_dir().join("keras-tch-bench");
+    std::fs::create_dir_all(&scratch)?;
+    if let Some(name) = &args.only {
+        let report = run_workload(name, parse_device(&args.device)?, args.repeats, &scratch)?;
+        println!("{report}");
+        return Ok(());
+    }
+    let machine = Machine::detect();
+    let mut report = json!({
+        "machine": machine.describe(),
+        "device": args.device,
+        "threads": tch::get_num_threads(),
+        "fp32_peak_gflops": machine.fp32_peak_gflops(),
+        "matmul_4096_gflops": matmul_gflops(4096, 3),
+    });
+    let exe = std::env::current_exe()?;
+    for name in WORKLOADS {
+        if !args.json {
+            eprintln!("running {name} ...");
+        }
+        let output = Command::new(&exe)
+            .args(["bench", "--only", name, "--device", &args.device, "--repeats", &args.repeats.to_string()])
+            .output()
+            .with_context(|| format!("starting the {name} workload"))?;
+        if !output.status.success() {
+            bail!("workload {name} failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let child: Value = serde_json::from_slice(&output.stdout).with_context(|| format!("reading {name}'s report"))?;
+        for (key, value) in child.as_object().context("a JSON object")? {
+            report[key] = value.clone();
+        }
+    }
+    if args.json {
+        println!("{report}");
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn print_table(r: &Value) {
+    let number = |key: &str| r[key].as_f64().unwrap_or(f64::NAN);
+    println!("{} ({} threads, device {})", r["machine"].as_str().unwrap_or(""), r["threads"], r["device"].as_str().unwrap_or(""));
+    println!(
+        "fp32 peak {:.0} GFLOP/s (cores × clock × SIMD lanes × 2 × 2 FMA units); a 4096³ matmul reaches {:.0} GFLOP/s\n",
+        number("fp32_peak_gflops"),
+        number("matmul_4096_gflops")
+    );
+    println!("{:<52} {:>12} {:>10} {:>12}", "workload (median)", "result", "GFLOP/s", "peak RSS MB");
+    let rows = [
+        ("course ResNet50 train step, batch 32, 64×64", "course_train_step_b32_s", "s", "course_train_step_gflops", "course_train_step_peak_rss_mb"),
+        ("course ResNet50 predict, batch 32", "course_predict_b32_s", "s", "course_predict_gflops", "course_predict_peak_rss_mb"),
+        ("ImageNet ResNet50 predict, batch 1, 224×224", "imagenet_predict_b1_img_per_s", "img/s", "imagenet_predict_b1_gflops", "imagenet_predict_peak_rss_mb"),
+        ("ImageNet ResNet50 predict, batch 8, 224×224", "imagenet_predict_b8_img_per_s", "img/s", "imagenet_predict_b8_gflops", "imagenet_predict_peak_rss_mb"),
+        ("HappyModel epoch, 600 images, batch 16", "happy_epoch_600_b16_s", "s", "", "happy_epoch_peak_rss_mb"),
+        ("load a Keras HDF5 (ImageNet ResNet50 layout)", "load_h5_s", "s", "", "load_h5_peak_rss_mb"),
+        ("classify one image, process start to result", "classify_one_image_s", "s", "", ""),
+    ];
+    for (label, key, unit, gflops, rss) in rows {
+        let gflops = if gflops.is_empty() { String::new() } else { format!("{:.0}", number(gflops)) };
+        let rss = if rss.is_empty() { String::new() } else { format!("{:.0}", number(rss)) };
+        println!("{label:<52} {:>8.3} {unit:<5} {gflops:>8} {rss:>12}", number(key));
+    }
+}
