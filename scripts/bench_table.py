@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Summarise scripts/bench-compare.sh's rounds: the median over rounds of each framework's
+per-round medians, the ratios keras-tch / Keras and keras-tch / PyTorch (in time: below 1 means
+keras-tch is faster; for img/s rows the ratio is inverted so that holds too), printed and written
+as BENCHMARKS.md with the machine and the date."""
+import argparse
+import datetime
+import glob
+import json
+import os
+import statistics
+
+ROWS = [
+    ("course ResNet50 train step, batch 32, 64×64", "course_train_step_b32_s", "s"),
+    ("course ResNet50 predict, batch 32", "course_predict_b32_s", "s"),
+    ("ImageNet ResNet50 predict, batch 1, 224×224", "imagenet_predict_b1_img_per_s", "img/s"),
+    ("ImageNet ResNet50 predict, batch 8, 224×224", "imagenet_predict_b8_img_per_s", "img/s"),
+    ("HappyModel epoch, 600 images, batch 16", "happy_epoch_600_b16_s", "s"),
+]
+
+
+def load(folder, framework):
+    rounds = [json.load(open(path)) for path in sorted(glob.glob(os.path.join(folder, f"{framework}-*.json")))]
+    return rounds
+
+
+def median_of(rounds, key):
+    values = [r[key] for r in rounds if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(ours, theirs, unit):
+    if ours is None or theirs is None:
+        return "—"
+    # As a time ratio: < 1 means keras-tch takes less time.
+    return f"{(theirs / ours) if unit == 'img/s' else (ours / theirs):.2f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder")
+    parser.add_argument("--write", help="write the table to this Markdown file")
+    args = parser.parse_args()
+    ours, keras, torch = (load(args.folder, f) for f in ("keras-tch", "keras", "torch"))
+    fmt = lambda v, unit: "—" if v is None else (f"{v:.3f} s" if unit == "s" else f"{v:.1f} img/s")
+    lines = [
+        "| workload | keras-tch | Keras 2.21 | PyTorch 2.13 eager | keras-tch / Keras | keras-tch / PyTorch |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, key, unit in ROWS:
+        o, k, t = (median_of(r, key) for r in (ours, keras, torch))
+        lines.append(f"| {label} | {fmt(o, unit)} | {fmt(k, unit)} | {fmt(t, unit)} | {ratio(o, k, unit)} | {ratio(o, t, unit)} |")
+    extra = ours[0] if ours else {}
+    header = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.date.today().isoformat()} by `scripts/bench-compare.sh` ({len(ours)} interleaved rounds, "
+        "each the median of its repeats after warm-up; the table shows the median over rounds).",
+        f"Machine: {extra.get('machine', '?')}, {extra.get('threads', '?')} threads, device {extra.get('device', '?')}; "
+        f"fp32 peak {extra.get('fp32_peak_gflops', float('nan')):.0f} GFLOP/s (cores × clock × 16 lanes × 2 × 2 FMA units, "
+        f"assumed), a 4096³ matmul reaches {extra.get('matmul_4096_gflops', float('nan')):.0f} GFLOP/s.",
+        "Ratios are time ratios: below 1.00 means keras-tch takes less time (for img/s rows, the inverse of the throughput ratio).",
+        "",
+    ]
+    text = "\n".join(header + lines) + "\n"
+    print(text)
+    if args.write:
+        with open(args.write, "w") as f:
+            f.write(text)
+            f.write("\nkeras-tch's own numbers (achieved GFLOP/s, peak memory, loading, classify): `keras-tch bench`.\n")
+
+
+if __name__ == "__main__":
+    main()
