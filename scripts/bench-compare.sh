@@ -27,8 +27,10 @@ done
 say() { echo "[bench] $*" >&2; }
 
 KERAS_PY="$CACHE/venv/bin/python"
-[ -x "$KERAS_PY" ] && "$KERAS_PY" -c "import tf_keras" 2>/dev/null ||
-  { echo "[bench] error: the Keras venv is missing: run scripts/setup.sh --fixtures first" >&2; exit 1; }
+if ! { [ -x "$KERAS_PY" ] && "$KERAS_PY" -c "import tf_keras" 2>/dev/null; }; then
+  echo "[bench] error: the Keras venv is missing: run scripts/setup.sh --fixtures first" >&2
+  exit 1
+fi
 if ((WITH_TORCH)); then
   TORCH_PY="$CACHE/venv-bench/bin/python"
   if ! [ -x "$TORCH_PY" ] || ! "$TORCH_PY" -c "import torch" 2>/dev/null; then
