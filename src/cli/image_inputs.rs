@@ -8,10 +8,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use tch::{Device, Tensor};
 
+use keras_tch::data::folders::{has_image_extension, IMAGE_EXTENSIONS};
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode, DEFAULT_MAX_PIXELS};
-
-/// Extensions a folder walk picks up (files named on the command line are always tried).
-const IMAGE_EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff", "jfif"];
 
 #[derive(Args, Debug)]
 pub struct ImageInputArgs {
@@ -111,10 +109,7 @@ fn walk(folder: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     for path in entries {
         if path.is_dir() {
             walk(&path, files)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
-        {
+        } else if has_image_extension(&path) {
             files.push(path);
         }
     }

@@ -66,7 +66,13 @@ pub struct ImageFolder {
     pub files: Vec<(PathBuf, i64)>,
 }
 
-const EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
+/// File extensions taken as images when walking folders (files named explicitly are always tried).
+pub const IMAGE_EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "jfif", "png", "bmp", "gif", "webp", "tif", "tiff"];
+
+/// Whether a path has one of [`IMAGE_EXTENSIONS`] (any case).
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension().is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
+}
 
 impl ImageFolder {
     pub fn scan(root: &Path) -> Result<Self> {
@@ -84,10 +90,10 @@ impl ImageFolder {
         for (index, class) in classes.iter().enumerate() {
             let mut images: Vec<PathBuf> = std::fs::read_dir(root.join(class))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())))
+                .filter(|p| has_image_extension(p))
                 .collect();
             if images.is_empty() {
-                bail!("{}: class folder '{class}' holds no images ({})", root.display(), EXTENSIONS.join(", "));
+                bail!("{}: class folder '{class}' holds no images ({})", root.display(), IMAGE_EXTENSIONS.join(", "));
             }
             images.sort();
             files.extend(images.into_iter().map(|p| (p, index as i64)));
