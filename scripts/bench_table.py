@@ -65,9 +65,14 @@ def main():
     text = "\n".join(header + lines) + "\n"
     print(text)
     if args.write:
+        # Hand-written sections after the marker (analysis, history) survive a new table.
+        marker = "<!-- end of the generated table -->\n"
+        kept = ""
+        if os.path.exists(args.write):
+            old = open(args.write).read()
+            kept = old.split(marker, 1)[1] if marker in old else ""
         with open(args.write, "w") as f:
-            f.write(text)
-            f.write("\nkeras-tch's own numbers (achieved GFLOP/s, peak memory, loading, classify): `keras-tch bench`.\n")
+            f.write(text + "\n" + marker + kept)
 
 
 if __name__ == "__main__":
