@@ -20,6 +20,7 @@ use keras_tch::graph::summary::summary;
 use keras_tch::graph::tuple;
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
 use keras_tch::models::happy::happy_model;
+use keras_tch::pyfmt::numpy_array_str;
 use keras_tch::train::compile::{Accuracy, CompileConfig};
 use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::fit::{fit, FitOptions};
@@ -92,6 +93,5 @@ fn main() -> Result<()> {
 
 /// numpy's printing of a (1, 1) float32 array: `[[0.12345678]]`, `[[1.]]`.
 fn python_array(y: &Tensor) -> String {
-    let text = (y.to_kind(Kind::Float).double_value(&[0, 0]) as f32).to_string();
-    format!("[[{text}{}]]", if text.contains(['.', 'e']) { "" } else { "." })
+    format!("[{}]", numpy_array_str(&[y.to_kind(Kind::Float).double_value(&[0, 0]) as f32]))
 }

@@ -1,5 +1,12 @@
 //! Python's and numpy's printed forms, for output that matches the notebooks' cells.
 
+/// Rust's scientific form (`1.2340e-4`) in Python's (`1.2340e-04`: signed, two-digit exponent).
+pub fn python_exponent(rust_scientific: &str) -> String {
+    let (mantissa, exponent) = rust_scientific.split_once('e').expect("scientific notation has an exponent");
+    let exponent: i32 = exponent.parse().expect("integer exponent");
+    format!("{mantissa}e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs())
+}
+
 /// numpy's `str()` of a 1-D float32 array (default print options: at most 8 fraction digits,
 /// every element padded to a common width, zeros as `0.`): `[0.94822985 0.         1.1610144 ]`.
 pub fn numpy_array_str(values: &[f32]) -> String {
@@ -27,6 +34,12 @@ pub fn numpy_array_str(values: &[f32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exponents_like_python() {
+        assert_eq!(python_exponent(&format!("{:.4e}", 0.00012345)), "1.2345e-04");
+        assert_eq!(python_exponent("3e7"), "3e+07");
+    }
 
     #[test]
     fn pads_like_numpy() {

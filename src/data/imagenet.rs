@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use tch::{Kind, Tensor};
 
+use crate::pyfmt::python_exponent;
+
 /// One decoded class: (WordNet id, Keras label, probability), as Keras's tuples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -112,10 +114,7 @@ fn python_float32(value: f32) -> String {
         let text = format!("{value}");
         if text.contains('.') { text } else { format!("{text}.0") }
     } else {
-        let text = format!("{value:e}");
-        let (mantissa, exponent) = text.split_once('e').expect("{:e} has an exponent");
-        let exponent: i32 = exponent.parse().expect("integer exponent");
-        format!("{mantissa}e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs())
+        python_exponent(&format!("{value:e}"))
     }
 }
 

@@ -7,6 +7,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
+use crate::pyfmt::python_exponent;
+
 const WIDTH: usize = 30;
 
 pub struct Progress {
@@ -126,18 +128,10 @@ pub fn values(logs: &[(&str, f64)]) -> String {
             if value.abs() > 1e-3 || *value == 0.0 {
                 format!(" - {name}: {value:.4}")
             } else {
-                format!(" - {name}: {}", python_exponent(*value))
+                format!(" - {name}: {}", python_exponent(&format!("{value:.4e}")))
             }
         })
         .collect()
-}
-
-/// Python's `%.4e`: `1.2340e-04` (Rust writes `1.2340e-4`).
-fn python_exponent(value: f64) -> String {
-    let text = format!("{value:.4e}");
-    let (mantissa, exponent) = text.split_once('e').expect("{:e} has an exponent");
-    let exponent: i32 = exponent.parse().expect("integer exponent");
-    format!("{mantissa}e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs())
 }
 
 #[cfg(test)]
