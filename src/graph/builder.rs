@@ -40,13 +40,7 @@ impl GraphBuilder {
     /// names of the dropped layers.
     pub fn from_model(model: Model, output: &str) -> Result<(Self, NodeId, Vec<String>)> {
         let output = model.layer_id(output)?;
-        let mut keep = vec![false; model.nodes.len()];
-        let mut stack = vec![output.0];
-        while let Some(i) = stack.pop() {
-            if !std::mem::replace(&mut keep[i], true) {
-                stack.extend(model.nodes[i].inbound.iter().map(|id| id.0));
-            }
-        }
+        let keep = model.feeds(output);
         let mut new_index = vec![usize::MAX; model.nodes.len()];
         let (mut nodes, mut dropped) = (Vec::new(), Vec::new());
         for (i, mut node) in model.nodes.into_iter().enumerate() {

@@ -131,6 +131,19 @@ impl Model {
         Ok(self.node(self.layer_id(name)?))
     }
 
+    /// For each layer, whether `output` is computed from it (`output` itself included): the
+    /// layers of Keras's `Model(inputs, output)`.
+    pub fn feeds(&self, output: NodeId) -> Vec<bool> {
+        let mut needed = vec![false; self.nodes.len()];
+        let mut stack = vec![output.0];
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut needed[i], true) {
+                stack.extend(self.nodes[i].inbound.iter().map(|id| id.0));
+            }
+        }
+        needed
+    }
+
     pub fn layers_mut(&mut self) -> &mut [Node] {
         &mut self.nodes
     }

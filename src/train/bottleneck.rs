@@ -45,14 +45,7 @@ impl Fingerprint {
 /// Fingerprint of the layers `pool_layer` depends on: names, classes, configurations and every
 /// weight's values — a base that changes in any of these gets a different cache file.
 pub fn base_fingerprint(model: &Model, pool_layer: &str) -> Result<Fingerprint> {
-    let wanted = model.layer_id(pool_layer)?;
-    let mut needed = vec![false; model.layers().len()];
-    let mut stack = vec![wanted];
-    while let Some(id) = stack.pop() {
-        if !std::mem::replace(&mut needed[id.0], true) {
-            stack.extend(model.node(id).inbound.iter().copied());
-        }
-    }
+    let needed = model.feeds(model.layer_id(pool_layer)?);
     let mut fingerprint = Fingerprint::default();
     for (node, _) in model.layers().iter().zip(&needed).filter(|(_, &needed)| needed) {
         fingerprint.add_str(&node.name).add_str(node.layer.class_name()).add_str(&node.layer.keras_config().to_string());
