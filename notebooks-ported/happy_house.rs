@@ -14,10 +14,9 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
-use keras_tch::data::course::{load_dataset, Split};
+use keras_tch::data::course::{load_dataset, print_notebook_shapes, Split};
 use keras_tch::graph::plot::plot_model;
 use keras_tch::graph::summary::summary;
-use keras_tch::graph::tuple;
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
 use keras_tch::models::happy::happy_model;
 use keras_tch::pyfmt::numpy_array_str;
@@ -54,12 +53,7 @@ fn main() -> Result<()> {
     };
     let (x_train, y_train) = (train.normalized_images(), labels(&train));
     let (x_test, y_test) = (test.normalized_images(), labels(&test));
-    println!("number of training examples = {}", x_train.size()[0]);
-    println!("number of test examples = {}", x_test.size()[0]);
-    println!("X_train shape: {}", tuple(&x_train.size()));
-    println!("Y_train shape: {}", tuple(&y_train.size()));
-    println!("X_test shape: {}", tuple(&x_test.size()));
-    println!("Y_test shape: {}", tuple(&y_test.size()));
+    print_notebook_shapes(&x_train, &y_train, &x_test, &y_test);
 
     // happyModel = HappyModel(X_train.shape[1:]); happyModel.compile(...); happyModel.fit(...)
     let size = x_train.size();

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use tch::{Device, Tensor};
 
-use keras_tch::data::course::{default_dataset_paths, load_dataset};
+use keras_tch::data::course::{default_dataset_paths, load_dataset, print_notebook_shapes};
 use keras_tch::graph::plot::plot_model;
 use keras_tch::graph::summary::summary;
 use keras_tch::graph::tuple;
@@ -105,12 +105,7 @@ fn main() -> Result<()> {
     }
     let (x_train, y_train) = (data.train.normalized_images(), compile.targets(&data.train, 6));
     let (x_test, y_test) = (data.test.normalized_images(), compile.targets(&data.test, 6));
-    println!("number of training examples = {}", x_train.size()[0]);
-    println!("number of test examples = {}", x_test.size()[0]);
-    println!("X_train shape: {}", tuple(&x_train.size()));
-    println!("Y_train shape: {}", tuple(&y_train.size()));
-    println!("X_test shape: {}", tuple(&x_test.size()));
-    println!("Y_test shape: {}", tuple(&y_test.size()));
+    print_notebook_shapes(&x_train, &y_train, &x_test, &y_test);
 
     //   model.fit(X_train, Y_train, epochs = 2, batch_size = 32)
     let fit_options = FitOptions { epochs: options.epochs, batch_size: 32, ..Default::default() };

@@ -7,10 +7,9 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::data::course::{default_dataset_paths, load_dataset};
+use crate::data::course::{default_dataset_paths, load_dataset, print_notebook_shapes};
 use crate::device::{cuda_status, parse_device};
 use crate::graph::summary::summary;
-use crate::graph::tuple;
 use crate::io::{load_model, save_model_h5};
 use crate::layers::init;
 use crate::models::course;
@@ -64,12 +63,7 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
     let y_train = compile.targets(&dataset.train, 6);
     let x_test = dataset.test.normalized_images();
     let y_test = compile.targets(&dataset.test, 6);
-    println!("number of training examples = {}", dataset.train.len());
-    println!("number of test examples = {}", dataset.test.len());
-    println!("X_train shape: {}", tuple(&x_train.size()));
-    println!("Y_train shape: {}", tuple(&y_train.size()));
-    println!("X_test shape: {}", tuple(&x_test.size()));
-    println!("Y_test shape: {}", tuple(&y_test.size()));
+    print_notebook_shapes(&x_train, &y_train, &x_test, &y_test);
 
     // model.fit(X_train, Y_train, epochs = 2, batch_size = 32)
     let fit_options = FitOptions { epochs: options.epochs, batch_size: options.batch_size, ..Default::default() };

@@ -12,6 +12,7 @@ use hdf5::types::TypeDescriptor;
 use ndarray::{Array1, Array4, Ix4};
 use tch::{Kind, Tensor};
 
+use crate::graph::tuple;
 use crate::io::hdf5_text::read_labels;
 
 /// One split of a course file: images (N×H×W×C, uint8, channels-last like Keras) and labels.
@@ -19,6 +20,17 @@ use crate::io::hdf5_text::read_labels;
 pub struct Split {
     pub x: Array4<u8>,
     pub y: Array1<i64>,
+}
+
+/// The notebooks' data cell: `number of training examples = …`, then the four `… shape: (…)`
+/// lines, from the tensors as the model will see them.
+pub fn print_notebook_shapes(x_train: &Tensor, y_train: &Tensor, x_test: &Tensor, y_test: &Tensor) {
+    println!("number of training examples = {}", x_train.size()[0]);
+    println!("number of test examples = {}", x_test.size()[0]);
+    println!("X_train shape: {}", tuple(&x_train.size()));
+    println!("Y_train shape: {}", tuple(&y_train.size()));
+    println!("X_test shape: {}", tuple(&x_test.size()));
+    println!("Y_test shape: {}", tuple(&y_test.size()));
 }
 
 /// What the notebooks' `load_dataset()` returns: both splits and the class names.
