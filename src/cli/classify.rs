@@ -11,7 +11,6 @@ use super::pretrained_source::PretrainedSource;
 use keras_tch::data::imagenet::{format_predictions, ClassIndex, Prediction};
 use keras_tch::device::parse_device;
 use keras_tch::models::pretrained::Head;
-use keras_tch::train::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
@@ -38,13 +37,10 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     };
     let files = args.images.files()?;
     let model = args.source.load(Head::Classifier, args.images.input_size(), device)?.model;
-    let batch_size = args.images.batch_size.max(1);
     // With a single file the output is exactly Keras's line; with several, each names its image.
     let name_each = files.len() > 1;
-    let mut progress = Progress::on_stderr(files.len().div_ceil(batch_size));
     let mut failures = 0;
-    for (step, chunk) in files.chunks(batch_size).enumerate() {
-        let batch = args.images.load_batch(chunk, device);
+    args.images.for_each_batch(&files, device, |chunk, batch, progress| {
         let decoded = match &batch.x {
             Some(x) => classes.decode_predictions(&model.predict(x)?, args.top)?,
             None => Vec::new(),
@@ -60,9 +56,8 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
                 report_failure(path, error, args.json);
             }
         }
-        progress.update(step + 1, &[]);
-    }
-    progress.finish(&[]);
+        Ok(())
+    })?;
     if failures > 0 {
         bail!("{failures} of {} image(s) could not be classified (see above)", files.len());
     }

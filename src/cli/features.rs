@@ -20,7 +20,6 @@ use keras_tch::io::atomic::write_atomically;
 use keras_tch::io::npy::write_npy;
 use keras_tch::models::applications::Pooling;
 use keras_tch::models::pretrained::Head;
-use keras_tch::train::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct FeaturesArgs {
@@ -48,11 +47,8 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     };
     let files = args.images.files()?;
     let model = args.source.load(Head::Features(pooling), args.images.input_size(), device)?.model;
-    let batch_size = args.images.batch_size.max(1);
-    let mut progress = Progress::on_stderr(files.len().div_ceil(batch_size));
     let (mut rows, mut names, mut failures) = (Vec::new(), Vec::new(), 0);
-    for (step, chunk) in files.chunks(batch_size).enumerate() {
-        let batch = args.images.load_batch(chunk, device);
+    args.images.for_each_batch(&files, device, |_, batch, progress| {
         progress.clear();
         for (_, error) in &batch.failed {
             failures += 1;
@@ -62,9 +58,8 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
             rows.push(model.predict(x)?.to_device(tch::Device::Cpu));
             names.extend(batch.loaded.iter().map(|p| p.display().to_string()));
         }
-        progress.update(step + 1, &[]);
-    }
-    progress.finish(&[]);
+        Ok(())
+    })?;
     if rows.is_empty() {
         bail!("none of the {} image(s) could be loaded; nothing written", files.len());
     }

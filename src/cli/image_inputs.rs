@@ -10,6 +10,7 @@ use tch::{Device, Tensor};
 
 use keras_tch::data::folders::{has_image_extension, IMAGE_EXTENSIONS};
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode, DEFAULT_MAX_PIXELS};
+use keras_tch::train::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct ImageInputArgs {
@@ -75,6 +76,24 @@ impl ImageInputArgs {
 
     pub fn input_size(&self) -> [i64; 2] {
         self.target_size.map(i64::from)
+    }
+
+    /// Go through `files` batch by batch with a progress bar on stderr: each batch is loaded,
+    /// then handed to `each` with its file names and the bar (to `clear` before printing).
+    pub fn for_each_batch(
+        &self,
+        files: &[PathBuf],
+        device: Device,
+        mut each: impl FnMut(&[PathBuf], Batch, &Progress) -> Result<()>,
+    ) -> Result<()> {
+        let batch_size = self.batch_size.max(1);
+        let mut progress = Progress::on_stderr(files.len().div_ceil(batch_size));
+        for (step, chunk) in files.chunks(batch_size).enumerate() {
+            each(chunk, self.load_batch(chunk, device), &progress)?;
+            progress.update(step + 1, &[]);
+        }
+        progress.finish(&[]);
+        Ok(())
     }
 
     /// Load, convert and preprocess `paths` as one batch on `device`.
