@@ -51,11 +51,13 @@ pub fn decode_rgb(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage> {
     let format = image::guess_format(bytes).map_err(|_| {
         anyhow!("not an image this port reads (JPEG, PNG, BMP, GIF, WebP, TIFF, …): unknown file signature {}", signature(bytes))
     })?;
-    let (width, height) = header_size(bytes, format)?;
-    check_size(width, height, options.max_pixels)?;
     let rgb = if format == ImageFormat::Jpeg {
-        decode_jpeg(bytes, width, height)?
+        let header = turbojpeg::read_header(bytes).map_err(|e| anyhow!("not a readable JPEG: {e}"))?;
+        check_size(header.width as u64, header.height as u64, options.max_pixels)?;
+        decode_jpeg(bytes, &header)?
     } else {
+        let (width, height) = header_size(bytes, format)?;
+        check_size(width, height, options.max_pixels)?;
         let image = reader(bytes, format, options.max_pixels).decode().map_err(|e| anyhow!("cannot decode the {} data: {e}", format_name(format)))?;
         pillow_rgb(image)?
     };
@@ -85,11 +87,8 @@ fn reader(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> ImageReader<Cur
     reader
 }
 
+/// Width and height from a non-JPEG header, without decoding the pixels.
 fn header_size(bytes: &[u8], format: ImageFormat) -> Result<(u64, u64)> {
-    if format == ImageFormat::Jpeg {
-        let header = turbojpeg::read_header(bytes).map_err(|e| anyhow!("not a readable JPEG: {e}"))?;
-        return Ok((header.width as u64, header.height as u64));
-    }
     let (w, h) = reader(bytes, format, u64::MAX)
         .into_dimensions()
         .map_err(|e| anyhow!("not a readable {} image: {e}", format_name(format)))?;
@@ -115,10 +114,9 @@ fn check_size(width: u64, height: u64, max_pixels: u64) -> Result<()> {
     Ok(())
 }
 
-fn decode_jpeg(bytes: &[u8], width: u64, height: u64) -> Result<RgbImage> {
-    let header = turbojpeg::read_header(bytes).map_err(|e| anyhow!("not a readable JPEG: {e}"))?;
+fn decode_jpeg(bytes: &[u8], header: &turbojpeg::DecompressHeader) -> Result<RgbImage> {
     let cmyk = matches!(header.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK);
-    let (width, height) = (width as usize, height as usize);
+    let (width, height) = (header.width, header.height);
     let format = if cmyk { turbojpeg::PixelFormat::CMYK } else { turbojpeg::PixelFormat::RGB };
     let channels = format.size();
     let mut image = turbojpeg::Image { pixels: vec![0u8; channels * width * height], width, pitch: channels * width, height, format };
