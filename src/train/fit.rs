@@ -165,8 +165,11 @@ pub fn train_step(model: &Model, compile: &CompileConfig, optimizer: &mut Optimi
     let loss = compile.loss.per_sample(compile.style, yb, &probs, logits.as_ref()).mean(Kind::Float);
     let loss_value = loss.double_value(&[]);
     if loss_value.is_finite() {
-        loss.backward();
-        optimizer.step(&model.trainable_variables());
+        // Gradients are returned rather than accumulated into `.grad`: nothing to zero, and no
+        // extra pass adding each new gradient to a zeroed one.
+        let variables = model.trainable_variables();
+        let grads = Tensor::run_backward(&[&loss], &variables.iter().map(|(_, v)| v).collect::<Vec<_>>(), false, false);
+        optimizer.apply(&variables, &grads);
     }
     Ok((loss_value, probs))
 }
