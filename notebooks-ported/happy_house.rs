@@ -27,6 +27,7 @@ use keras_tch::train::losses::{CrossEntropyStyle, Loss};
 use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
 
 fn main() -> Result<()> {
+    keras_tch::runtime::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let epochs = args.iter().position(|a| a == "--epochs").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(40);

@@ -22,6 +22,7 @@ use keras_tch::models::pretrained::{imagenet_resnet50, Head};
 use keras_tch::models::{Arch, ArchOptions};
 
 fn main() -> Result<()> {
+    keras_tch::runtime::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(PathBuf::from);

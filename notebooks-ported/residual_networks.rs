@@ -66,6 +66,7 @@ fn options() -> Options {
 }
 
 fn main() -> Result<()> {
+    keras_tch::runtime::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let options = options();
     let device = Device::cuda_if_available();

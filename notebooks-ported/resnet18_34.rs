@@ -16,6 +16,7 @@ use keras_tch::graph::tuple;
 use keras_tch::models::{Arch, ArchOptions};
 
 fn main() -> Result<()> {
+    keras_tch::runtime::keep_freed_memory();
     for (title, arch) in [("resnet18()", Arch::Resnet18), ("resnet34()", Arch::Resnet34)] {
         // model = resnet18(); model.build(input_shape=(None, 224, 224, 3)); model.summary()
         println!("# {title}");

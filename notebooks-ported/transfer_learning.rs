@@ -45,6 +45,7 @@ const MODE: PreprocessMode = PreprocessMode::Scale255;
 const PRETRAIN_EPOCHS: usize = 12;
 
 fn main() -> Result<()> {
+    keras_tch::runtime::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let quick = std::env::args().any(|a| a == "--quick");
     let run_dir = root.join(if quick { "runs/transfer_learning-quick" } else { "runs/transfer_learning" });

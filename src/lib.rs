@@ -12,4 +12,5 @@ pub mod layers;
 pub mod models;
 pub mod pyfmt;
 pub mod rng;
+pub mod runtime;
 pub mod train;

@@ -106,6 +106,7 @@ struct DemoArgs {
 }
 
 fn main() -> Result<()> {
+    keras_tch::runtime::keep_freed_memory();
     // Rust ignores SIGPIPE, so printing into a closed pipe would panic; a CLI should just stop.
     // SAFETY: setting a signal's disposition to its default before any thread starts.
     unsafe {
