@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
 use crate::graph::Model;
+use crate::layers::autocast::{autocast, Precision};
 use crate::io::{load_weights, save_weights_h5, LoadOptions};
 use crate::models::applications::{resnet50, Config, Naming, Pooling};
 use crate::models::{course, happy};
@@ -56,17 +57,22 @@ pub fn peak_rss_mb() -> Option<f64> {
 }
 
 /// Run one workload here and report its numbers as JSON (keys as `keras-tch bench --json`).
-pub fn run_workload(name: &str, device: Device, repeats: usize, scratch: &Path) -> Result<Value> {
+/// In bf16 every key gets a `_bf16` suffix, so fp32 and bf16 reports merge side by side.
+pub fn run_workload(name: &str, device: Device, precision: Precision, repeats: usize, scratch: &Path) -> Result<Value> {
     let mut report = match name {
-        "course-train-step" => course_train_step(device, repeats)?,
-        "course-predict" => course_predict(device, repeats)?,
-        "imagenet-predict" => imagenet_predict(device, repeats)?,
-        "happy-epoch" => happy_epoch(device, repeats)?,
+        "course-train-step" => course_train_step(device, precision, repeats)?,
+        "course-predict" => course_predict(device, precision, repeats)?,
+        "imagenet-predict" => imagenet_predict(device, precision, repeats)?,
+        "happy-epoch" => happy_epoch(device, precision, repeats)?,
         "load-h5" => load_h5(device, repeats, scratch)?,
-        "classify" => classify_end_to_end(repeats, scratch)?,
+        "classify" => classify_end_to_end(precision, repeats, scratch)?,
         other => bail!("unknown workload '{other}' (one of {})", WORKLOADS.join(", ")),
     };
     report[format!("{}_peak_rss_mb", name.replace('-', "_"))] = json!(peak_rss_mb());
+    if precision == Precision::Bf16 {
+        let fields = report.as_object().context("a JSON object")?.clone();
+        report = fields.into_iter().map(|(key, value)| (format!("{key}_bf16"), value)).collect();
+    }
     Ok(report)
 }
 
@@ -78,21 +84,22 @@ fn one_hot(n: i64, classes: i64, device: Device) -> Tensor {
     Tensor::randint(classes, [n], (Kind::Int64, device)).one_hot(classes).to_kind(Kind::Float)
 }
 
-fn course_train_step(device: Device, repeats: usize) -> Result<Value> {
+fn course_train_step(device: Device, precision: Precision, repeats: usize) -> Result<Value> {
     let model = course::resnet50([64, 64, 3], 6, None, device)?;
     let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
     let (x, y) = (random_images(32, 64, device), one_hot(32, 6, device));
-    let samples = timings(2, repeats, || train_step(&model, &compile, &mut optimizer, &x, &y).map(|_| ()))?;
+    let samples = timings(2, repeats, || autocast(precision, || train_step(&model, &compile, &mut optimizer, &x, &y)).map(|_| ()))?;
     let s = median(&samples);
     Ok(json!({ "course_train_step_b32_s": s, "course_train_step_gflops": training_flops(&model) * 32.0 / s / 1e9 }))
 }
 
-fn course_predict(device: Device, repeats: usize) -> Result<Value> {
+fn course_predict(device: Device, precision: Precision, repeats: usize) -> Result<Value> {
     let model = course::resnet50([64, 64, 3], 6, None, device)?;
+    let model = model.for_inference(precision);
     let x = random_images(32, 64, device);
     let s = median(&timings(2, repeats, || model.predict(&x).map(|_| ()))?);
-    Ok(json!({ "course_predict_b32_s": s, "course_predict_gflops": forward_flops(&model) * 32.0 / s / 1e9 }))
+    Ok(json!({ "course_predict_b32_s": s, "course_predict_gflops": forward_flops(model.model()) * 32.0 / s / 1e9 }))
 }
 
 fn imagenet_model(device: Device) -> Result<Model> {
@@ -100,25 +107,26 @@ fn imagenet_model(device: Device) -> Result<Model> {
     resnet50(&config, device)
 }
 
-fn imagenet_predict(device: Device, repeats: usize) -> Result<Value> {
-    let model = imagenet_model(device)?;
+fn imagenet_predict(device: Device, precision: Precision, repeats: usize) -> Result<Value> {
+    let unprepared = imagenet_model(device)?;
+    let model = unprepared.for_inference(precision);
     let mut report = json!({});
     for batch in [1i64, 8] {
         let x = random_images(batch, 224, device);
         let s = median(&timings(1, repeats, || model.predict(&x).map(|_| ()))?);
         report[format!("imagenet_predict_b{batch}_img_per_s")] = json!(batch as f64 / s);
-        report[format!("imagenet_predict_b{batch}_gflops")] = json!(forward_flops(&model) * batch as f64 / s / 1e9);
+        report[format!("imagenet_predict_b{batch}_gflops")] = json!(forward_flops(&unprepared) * batch as f64 / s / 1e9);
     }
     Ok(report)
 }
 
-fn happy_epoch(device: Device, repeats: usize) -> Result<Value> {
+fn happy_epoch(device: Device, precision: Precision, repeats: usize) -> Result<Value> {
     let mut model = happy::happy_model([64, 64, 3], device)?;
     let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
     let x = random_images(600, 64, device);
     let y = Tensor::randint(2, [600, 1], (Kind::Float, device));
-    let options = FitOptions { epochs: 1, batch_size: 16, verbose: 0, ..Default::default() };
+    let options = FitOptions { epochs: 1, batch_size: 16, verbose: 0, precision, ..Default::default() };
     let never = std::sync::atomic::AtomicBool::new(false);
     let s = median(&timings(1, repeats, || fit(&mut model, &compile, &mut optimizer, &x, &y, None, &options, &never).map(|_| ()))?);
     Ok(json!({ "happy_epoch_600_b16_s": s }))
@@ -142,7 +150,7 @@ fn load_h5(device: Device, repeats: usize, scratch: &Path) -> Result<Value> {
 }
 
 /// `keras-tch classify` of one photo, from process start to the printed line.
-fn classify_end_to_end(repeats: usize, scratch: &Path) -> Result<Value> {
+fn classify_end_to_end(precision: Precision, repeats: usize, scratch: &Path) -> Result<Value> {
     let weights = imagenet_weights_file(Device::Cpu, scratch)?;
     let photo = scratch.join("photo.png");
     if !photo.exists() {
@@ -151,7 +159,11 @@ fn classify_end_to_end(repeats: usize, scratch: &Path) -> Result<Value> {
     }
     let exe = std::env::current_exe()?;
     let s = median(&timings(1, repeats, || {
-        let output = Command::new(&exe).args(["classify", "--device", "cpu", "--weights"]).arg(&weights).arg(&photo).output()?;
+        let output = Command::new(&exe)
+            .args(["classify", "--device", "cpu", "--precision", precision.name(), "--weights"])
+            .arg(&weights)
+            .arg(&photo)
+            .output()?;
         if !output.status.success() || !String::from_utf8_lossy(&output.stdout).starts_with("Predicted: [") {
             bail!("classify failed: {}", String::from_utf8_lossy(&output.stderr));
         }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use keras_tch::bench::machine::{matmul_gflops, Machine};
 use keras_tch::bench::{run_workload, WORKLOADS};
 use keras_tch::device::parse_device;
+use keras_tch::layers::autocast::Precision;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -26,13 +27,17 @@ pub struct BenchArgs {
     /// Run just this workload, in this process (what the parent runs in each child)
     #[arg(long, value_parser = WORKLOADS)]
     pub only: Option<String>,
+    /// Precision of convolutions and matrix multiplies (bf16: mixed precision as torch's
+    /// autocast; the JSON keys then end in `_bf16`)
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let scratch = std::env::temp_dir().join("keras-tch-bench");
     std::fs::create_dir_all(&scratch)?;
     if let Some(name) = &args.only {
-        let report = run_workload(name, parse_device(&args.device)?, args.repeats, &scratch)?;
+        let report = run_workload(name, parse_device(&args.device)?, args.precision, args.repeats, &scratch)?;
         println!("{report}");
         return Ok(());
     }
@@ -41,6 +46,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "machine": machine.describe(),
         "device": args.device,
         "threads": tch::get_num_threads(),
+        "precision": args.precision.name(),
         "fp32_peak_gflops": machine.fp32_peak_gflops(),
         "matmul_4096_gflops": matmul_gflops(4096, 3),
     });
@@ -51,6 +57,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         let output = Command::new(&exe)
             .args(["bench", "--only", name, "--device", &args.device, "--repeats", &args.repeats.to_string()])
+            .args(["--precision", args.precision.name()])
             .output()
             .with_context(|| format!("starting the {name} workload"))?;
         if !output.status.success() {
@@ -70,8 +77,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn print_table(r: &Value) {
-    let number = |key: &str| r[key].as_f64().unwrap_or(f64::NAN);
-    println!("{} ({} threads, device {})", r["machine"].as_str().unwrap_or(""), r["threads"], r["device"].as_str().unwrap_or(""));
+    let suffix = if r["precision"] == "bf16" { "_bf16" } else { "" };
+    let number = |key: &str| r[format!("{key}{suffix}")].as_f64().or(r[key].as_f64()).unwrap_or(f64::NAN);
+    println!(
+        "{} ({} threads, device {}, precision {})",
+        r["machine"].as_str().unwrap_or(""),
+        r["threads"],
+        r["device"].as_str().unwrap_or(""),
+        r["precision"].as_str().unwrap_or("")
+    );
     println!(
         "fp32 peak {:.0} GFLOP/s (cores × clock × SIMD lanes × 2 × 2 FMA units); a 4096³ matmul reaches {:.0} GFLOP/s\n",
         number("fp32_peak_gflops"),

@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::image_inputs::ImageInputArgs;
+use super::precision_arg::PrecisionArg;
 use super::pretrained_source::PretrainedSource;
 use keras_tch::data::imagenet::{format_predictions, ClassIndex, Prediction};
 use keras_tch::device::parse_device;
@@ -26,6 +27,8 @@ pub struct ClassifyArgs {
     #[arg(long)]
     pub class_index: Option<PathBuf>,
     #[command(flatten)]
+    pub precision: PrecisionArg,
+    #[command(flatten)]
     pub images: ImageInputArgs,
 }
 
@@ -36,7 +39,8 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         None => ClassIndex::find()?,
     };
     let files = args.images.files()?;
-    let model = args.source.load(Head::Classifier, args.images.input_size(), device)?.model;
+    let loaded = args.source.load(Head::Classifier, args.images.input_size(), device)?.model;
+    let model = args.precision.prepare(&loaded);
     // With a single file the output is exactly Keras's line; with several, each names its image.
     let name_each = files.len() > 1;
     let mut failures = 0;

@@ -13,6 +13,7 @@ use clap::Args;
 use tch::Tensor;
 
 use super::image_inputs::ImageInputArgs;
+use super::precision_arg::PrecisionArg;
 use super::pretrained_source::PretrainedSource;
 use keras_tch::device::parse_device;
 use keras_tch::graph::tuple;
@@ -35,6 +36,8 @@ pub struct FeaturesArgs {
     #[arg(long)]
     pub names: Option<PathBuf>,
     #[command(flatten)]
+    pub precision: PrecisionArg,
+    #[command(flatten)]
     pub images: ImageInputArgs,
 }
 
@@ -46,7 +49,8 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
         _ => Pooling::None,
     };
     let files = args.images.files()?;
-    let model = args.source.load(Head::Features(pooling), args.images.input_size(), device)?.model;
+    let loaded = args.source.load(Head::Features(pooling), args.images.input_size(), device)?.model;
+    let model = args.precision.prepare(&loaded);
     let (mut rows, mut names, mut failures) = (Vec::new(), Vec::new(), 0);
     args.images.for_each_batch(&files, device, |_, batch, progress| {
         progress.clear();

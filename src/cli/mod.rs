@@ -10,6 +10,7 @@ pub mod image_inputs;
 pub mod inspect;
 pub mod model_source;
 pub mod plot;
+pub mod precision_arg;
 pub mod predict;
 pub mod pretrained_source;
 pub mod train;

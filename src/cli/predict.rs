@@ -7,6 +7,7 @@ use clap::Args;
 use tch::Tensor;
 
 use super::model_source::ModelSource;
+use super::precision_arg::PrecisionArg;
 use keras_tch::device::parse_device;
 use keras_tch::io::npy::{read_npy, write_npy};
 
@@ -26,6 +27,8 @@ pub struct PredictArgs {
     /// Images per forward pass (Keras's predict default is 32)
     #[arg(long, default_value_t = 32)]
     pub batch_size: i64,
+    #[command(flatten)]
+    pub precision: PrecisionArg,
 }
 
 pub fn run(args: &PredictArgs) -> Result<()> {
@@ -35,7 +38,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let [_, h, w, c] = size[..] else {
         bail!("{}: expected images of shape (N, H, W, C), got {:?}", args.input.display(), size);
     };
-    let model = args.source.load(Some([h, w, c]), device)?;
+    let loaded = args.source.load(Some([h, w, c]), device)?;
+    let model = args.precision.prepare(&loaded);
     let batch = args.batch_size.max(1);
     let outputs = (0..size[0])
         .step_by(batch as usize)

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use keras_tch::layers::autocast::Precision;
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -78,6 +79,11 @@ pub struct TrainArgs {
     /// 0 silent, 1 progress bar, 2 one line per epoch
     #[arg(long, default_value_t = 1)]
     pub verbose: u8,
+    /// Precision of convolutions and matrix multiplies in training steps: fp32 (Keras's
+    /// default) or bf16 (torch-autocast-style mixed precision: float32 weights, optimizer,
+    /// softmax and loss; faster on CPUs with AVX-512-BF16 or AMX, and on CUDA)
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
     /// auto, cpu, cuda or cuda:N
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -145,6 +151,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         checkpoint_dir: Some(args.checkpoint_dir.clone().unwrap_or_else(|| run_dir.join("checkpoints"))),
         resume: args.resume,
         augmentation: None,
+        precision: args.precision,
     };
     let x = train.normalized_images();
     let y = compile.targets(&train, classes.len());

@@ -6,6 +6,7 @@
 //! viewed through a permutation, i.e. torch's channels-last memory format).
 
 mod builder;
+pub mod inference;
 pub mod plot;
 pub mod summary;
 
@@ -196,7 +197,7 @@ impl Model {
         let args: Vec<Tensor> = args.iter().map(|t| if t.dim() == 4 { t.permute([0, 3, 1, 2]) } else { t.shallow_clone() }).collect();
         let args: Vec<&Tensor> = args.iter().collect();
         let train = train && node.trainable;
-        let probs = node.layer.forward(&args, train);
+        let probs = crate::layers::autocast::to_float(node.layer.forward(&args, train));
         let probs = if probs.dim() == 4 { probs.permute([0, 2, 3, 1]).contiguous() } else { probs };
         Ok((probs, node.layer.forward_logits(&args, train)))
     }
@@ -226,6 +227,17 @@ impl Model {
     }
 
     fn run(&self, inputs: &[&Tensor], train: bool, wanted: &[NodeId]) -> Result<Vec<Tensor>> {
+        self.run_with(inputs, train, wanted, None)
+    }
+
+    /// `run`, with some layers replaced by index (the inference rewrites of `inference`).
+    fn run_with(
+        &self,
+        inputs: &[&Tensor],
+        train: bool,
+        wanted: &[NodeId],
+        replaced: Option<&std::collections::HashMap<usize, Box<dyn Layer>>>,
+    ) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs.len() {
             bail!("model '{}' takes {} input(s), got {}", self.name, self.inputs.len(), inputs.len());
         }
@@ -256,7 +268,8 @@ impl Model {
                 .map(|id| values[id.0].as_ref().expect("inputs come before their users"))
                 .collect();
             // A frozen layer behaves as in inference (Keras >= 2.1.3 for BatchNorm).
-            let out = node.layer.forward(&args, train && node.trainable);
+            let layer = replaced.and_then(|r| r.get(&i)).unwrap_or(&node.layer);
+            let out = layer.forward(&args, train && node.trainable);
             values[i] = Some(out);
             // Free what no later layer reads.
             for id in &node.inbound {
@@ -269,7 +282,8 @@ impl Model {
             .iter()
             .map(|id| {
                 let value = values[id.0].as_ref().context("value was freed")?;
-                Ok(if value.dim() == 4 { value.permute([0, 2, 3, 1]).contiguous() } else { value.shallow_clone() })
+                let value = crate::layers::autocast::to_float(value.shallow_clone());
+                Ok(if value.dim() == 4 { value.permute([0, 2, 3, 1]).contiguous() } else { value })
             })
             .collect()
     }

@@ -69,6 +69,10 @@ pub struct BatchNorm {
 }
 
 impl Layer for BatchNorm {
+    fn as_batch_norm(&self) -> Option<&BatchNorm> {
+        Some(self)
+    }
+
     fn class_name(&self) -> &'static str {
         "BatchNormalization"
     }

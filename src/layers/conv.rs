@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use tch::{nn, Tensor};
 
 use super::activation::Activation;
+use super::autocast::for_compute;
 use super::init::glorot_uniform;
 use super::padding::{same_pads, window_output, Padding};
 use super::{image_input, Layer, Layout, Shape, Weight};
@@ -95,6 +96,10 @@ pub struct Conv2D {
 }
 
 impl Layer for Conv2D {
+    fn as_conv2d(&self) -> Option<&Conv2D> {
+        Some(self)
+    }
+
     fn class_name(&self) -> &'static str {
         "Conv2D"
     }
@@ -136,7 +141,8 @@ impl Layer for Conv2D {
         } else {
             (xs.constant_pad_nd(pads), [0, 0])
         };
-        let ys = xs.conv2d(&self.kernel, self.bias.as_ref(), self.config.strides, conv_pad, self.config.dilation, 1);
+        let (xs, kernel, bias) = (for_compute(&xs), for_compute(&self.kernel), self.bias.as_ref().map(for_compute));
+        let ys = xs.conv2d(&kernel, bias.as_ref(), self.config.strides, conv_pad, self.config.dilation, 1);
         self.config.activation.apply(&ys)
     }
 

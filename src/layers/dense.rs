@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use tch::{nn, Tensor};
 
 use super::activation::Activation;
+use super::autocast::{for_compute, to_float};
 use super::init::glorot_uniform;
 use super::{single_input, Layer, Layout, Shape, Weight};
 
@@ -51,7 +52,18 @@ pub struct Dense {
     pub bias: Option<Tensor>,
 }
 
+impl Dense {
+    /// `x·Wᵀ + b` in the compute precision, returned as float32 (see `autocast`).
+    fn linear(&self, xs: &Tensor) -> Tensor {
+        to_float(for_compute(xs).linear(&for_compute(&self.kernel), self.bias.as_ref().map(for_compute).as_ref()))
+    }
+}
+
 impl Layer for Dense {
+    fn as_dense(&self) -> Option<&Dense> {
+        Some(self)
+    }
+
     fn class_name(&self) -> &'static str {
         "Dense"
     }
@@ -73,12 +85,11 @@ impl Layer for Dense {
     }
 
     fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
-        self.config.activation.apply(&inputs[0].linear(&self.kernel, self.bias.as_ref()))
+        self.config.activation.apply(&self.linear(inputs[0]))
     }
 
     fn forward_logits(&self, inputs: &[&Tensor], _train: bool) -> Option<Tensor> {
-        matches!(self.config.activation, Activation::Softmax | Activation::Sigmoid)
-            .then(|| inputs[0].linear(&self.kernel, self.bias.as_ref()))
+        matches!(self.config.activation, Activation::Softmax | Activation::Sigmoid).then(|| self.linear(inputs[0]))
     }
 
     fn weights(&self) -> Vec<Weight<'_>> {

@@ -3,6 +3,7 @@
 //! tensors run as NCHW, which the graph converts at its inputs and outputs.
 
 pub mod activation;
+pub mod autocast;
 pub mod batch_norm;
 pub mod conv;
 pub mod dense;
@@ -56,6 +57,17 @@ pub trait Layer: Send {
     /// The BatchNorm configuration, for layers that are BatchNorms (the importer sets the
     /// epsilon a checkpoint was trained with).
     fn batch_norm_config(&mut self) -> Option<&mut batch_norm::BatchNormConfig> {
+        None
+    }
+    /// The layer as a `Conv2D`, `BatchNormalization` or `Dense`, for the inference rewrites
+    /// (BatchNorm folding, bfloat16 weights) that need their weights.
+    fn as_conv2d(&self) -> Option<&conv::Conv2D> {
+        None
+    }
+    fn as_batch_norm(&self) -> Option<&batch_norm::BatchNorm> {
+        None
+    }
+    fn as_dense(&self) -> Option<&dense::Dense> {
         None
     }
 }

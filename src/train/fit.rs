@@ -19,6 +19,7 @@ use super::history::History;
 use super::optimizer::Optimizer;
 use super::progress::Progress;
 use crate::graph::Model;
+use crate::layers::autocast::{autocast, Precision};
 
 #[derive(Debug, Clone)]
 pub struct FitOptions {
@@ -35,11 +36,14 @@ pub struct FitOptions {
     pub resume: bool,
     /// Augment each training batch (never the validation data).
     pub augmentation: Option<Augmentation>,
+    /// Precision of the convolutions and matrix multiplies in training steps (`autocast`);
+    /// validation runs in float32.
+    pub precision: Precision,
 }
 
 impl Default for FitOptions {
     fn default() -> Self {
-        Self { epochs: 1, batch_size: 32, shuffle: true, seed: 0, validation_split: 0.0, verbose: 1, checkpoint_dir: None, resume: false, augmentation: None }
+        Self { epochs: 1, batch_size: 32, shuffle: true, seed: 0, validation_split: 0.0, verbose: 1, checkpoint_dir: None, resume: false, augmentation: None, precision: Precision::Fp32 }
     }
 }
 
@@ -114,7 +118,7 @@ pub fn fit(
                 None => xb,
             };
             let yb = y_train.index_select(0, &index).to_device(model.device()).to_kind(Kind::Float);
-            let (loss_value, probs) = train_step(model, compile, optimizer, &xb, &yb)?;
+            let (loss_value, probs) = autocast(options.precision, || train_step(model, compile, optimizer, &xb, &yb))?;
             if !loss_value.is_finite() {
                 bail!(
                     "the loss became {loss_value} at epoch {}, batch {}: training stopped{}",
@@ -158,7 +162,7 @@ pub fn fit(
 }
 
 /// One optimisation step on a batch (BatchNorm in training mode): forward, Keras's loss,
-/// backward, optimizer update. Returns the batch's mean loss and the predicted probabilities.
+/// backward, optimizer update (in bfloat16 when run inside `autocast(Precision::Bf16, ..)`). Returns the batch's mean loss and the predicted probabilities.
 /// A non-finite loss is returned without updating the weights.
 pub fn train_step(model: &Model, compile: &CompileConfig, optimizer: &mut Optimizer, xb: &Tensor, yb: &Tensor) -> Result<(f64, Tensor)> {
     let (probs, logits) = model.forward_with_logits(&[xb], true)?;
