@@ -13,6 +13,7 @@ use common::{keras_fixture, scratch_dir, shared_data};
 use common::parity::{assert_close, read_tensor};
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
 use keras_tch::io::npy::read_npy;
+use keras_tch::layers::autocast::Precision;
 use keras_tch::models::applications::Pooling;
 use keras_tch::models::pretrained::{imagenet_resnet50, Head};
 use serde_json::Value;
@@ -108,6 +109,43 @@ fn probabilities_match_keras_for_both_schemes() {
         let pretrained = imagenet_resnet50(&fixture.join(file), None, Head::Classifier, [224, 224], Device::Cpu).unwrap();
         let keras = read_tensor(&fixture.join("outputs.h5"), &format!("probabilities/{stem}"));
         assert_close(file, &pretrained.model.predict(&x).unwrap(), &keras);
+        // What predict/classify/features run: BatchNorm folded into the convolutions.
+        let folded = pretrained.model.for_inference(Precision::Fp32);
+        assert_eq!(folded.folded_batch_norms(), 53, "{file}");
+        assert_close(&format!("{file}, BatchNorm folded"), &folded.predict(&x).unwrap(), &keras);
+    }
+}
+
+/// `--precision bf16`: its accuracy cost against Keras's float32, measured on the fixture's
+/// photos (printed; BENCHMARKS.md reports it). The fixture's network has random weights and a
+/// flat softmax (top-1 ≈ 0.1), where neighbouring classes are near-ties, so the checks are:
+/// no probability moves by more than 0.03, and a top-1 class only changes where Keras's own
+/// top two were within twice the largest change of each other.
+#[test]
+fn bf16_moves_probabilities_little_and_reorders_only_near_ties() {
+    let Some(fixture) = keras_fixture("imagenet_pipeline") else { return };
+    let Some(images) = classified_images(&fixture) else { return };
+    let x = preprocessed(&images);
+    let pretrained = imagenet_resnet50(&fixture.join("keras_top.h5"), None, Head::Classifier, [224, 224], Device::Cpu).unwrap();
+    let keras = read_tensor(&fixture.join("outputs.h5"), "probabilities/keras_top");
+    let ours = pretrained.model.for_inference(Precision::Bf16).predict(&x).unwrap();
+    assert_eq!(ours.kind(), tch::Kind::Float);
+    let max_change = (&ours - &keras).abs().max().double_value(&[]);
+    let top1_same = ours.argmax(1, false).eq_tensor(&keras.argmax(1, false));
+    eprintln!(
+        "bf16 vs Keras fp32 on {} photos: max |Δp| = {max_change:.2e} (largest p {:.3}), same top-1 for {}",
+        keras.size()[0],
+        keras.max().double_value(&[]),
+        top1_same.sum(tch::Kind::Int64).int64_value(&[])
+    );
+    assert!(max_change < 0.03, "bf16 moved a probability by {max_change}");
+    let (keras_top2, _) = keras.topk(2, 1, true, true);
+    for image in 0..keras.size()[0] {
+        if top1_same.int64_value(&[image]) != 0 {
+            continue;
+        }
+        let margin = keras_top2.double_value(&[image, 0]) - keras_top2.double_value(&[image, 1]);
+        assert!(margin < 2.0 * max_change, "image {image}: bf16 changed a top-1 class {margin} ahead of the next");
     }
 }
 
@@ -125,7 +163,7 @@ fn features_match_keras_for_every_pooling() {
         let keras = read_tensor(&outputs, &format!("features/keras_notop_{name}"));
         for file in ["keras_notop.h5", "keras_top.h5"] {
             let pretrained = imagenet_resnet50(&fixture.join(file), None, Head::Features(pooling), [224, 224], Device::Cpu).unwrap();
-            let ours = pretrained.model.predict(&x).unwrap();
+            let ours = pretrained.model.for_inference(Precision::Fp32).predict(&x).unwrap();
             assert_eq!(ours.size(), shape, "{file} pooling {name}");
             assert_close(&format!("{file} pooling {name}"), &ours, &keras);
         }
