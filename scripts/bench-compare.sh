@@ -47,6 +47,11 @@ trap 'rm -rf "$OUT"' EXIT
 for round in $(seq "$ROUNDS"); do
   say "round $round/$ROUNDS: keras-tch"
   "$REPO/target/release/keras-tch" bench --json --repeats "$REPEATS" > "$OUT/keras-tch-$round.json"
+  say "round $round/$ROUNDS: keras-tch --precision bf16"
+  for workload in course-train-step course-predict imagenet-predict; do
+    "$REPO/target/release/keras-tch" bench --only "$workload" --precision bf16 --repeats "$REPEATS"
+  done | python3 -c 'import json, sys; merged = {}; [merged.update(json.loads(line)) for line in sys.stdin]; print(json.dumps(merged))' \
+    > "$OUT/keras-tch-$round-bf16.json"
   say "round $round/$ROUNDS: Keras"
   TF_CPP_MIN_LOG_LEVEL=3 "$KERAS_PY" "$REPO/scripts/bench_peers.py" --framework keras --repeats "$REPEATS" > "$OUT/keras-$round.json"
   if ((WITH_TORCH)); then

@@ -5,9 +5,9 @@ keras-tch is faster; for img/s rows the ratio is inverted so that holds too), pr
 as BENCHMARKS.md with the machine and the date."""
 import argparse
 import datetime
-import glob
 import json
 import os
+import re
 import statistics
 
 ROWS = [
@@ -16,12 +16,24 @@ ROWS = [
     ("ImageNet ResNet50 predict, batch 1, 224×224", "imagenet_predict_b1_img_per_s", "img/s"),
     ("ImageNet ResNet50 predict, batch 8, 224×224", "imagenet_predict_b8_img_per_s", "img/s"),
     ("HappyModel epoch, 600 images, batch 16", "happy_epoch_600_b16_s", "s"),
+    ("bf16: course ResNet50 train step, batch 32", "course_train_step_b32_s_bf16", "s"),
+    ("bf16: course ResNet50 predict, batch 32", "course_predict_b32_s_bf16", "s"),
+    ("bf16: ImageNet ResNet50 predict, batch 1", "imagenet_predict_b1_img_per_s_bf16", "img/s"),
+    ("bf16: ImageNet ResNet50 predict, batch 8", "imagenet_predict_b8_img_per_s_bf16", "img/s"),
 ]
 
 
 def load(folder, framework):
-    rounds = [json.load(open(path)) for path in sorted(glob.glob(os.path.join(folder, f"{framework}-*.json")))]
-    return rounds
+    """One dict per round; a round may be split over several files (`keras-tch-1.json`,
+    `keras-tch-1-bf16.json`), merged here. The name must be the framework then the round
+    number, so `keras-…` never picks up `keras-tch-…`."""
+    pattern = re.compile(re.escape(framework) + r"-(\d+)(-[a-z0-9]+)?\.json")
+    rounds = {}
+    for name in sorted(os.listdir(folder)):
+        match = pattern.fullmatch(name)
+        if match:
+            rounds.setdefault(int(match.group(1)), {}).update(json.load(open(os.path.join(folder, name))))
+    return [rounds[r] for r in sorted(rounds)]
 
 
 def median_of(rounds, key):
@@ -60,6 +72,8 @@ def main():
         f"fp32 peak {extra.get('fp32_peak_gflops', float('nan')):.0f} GFLOP/s (cores × clock × 16 lanes × 2 × 2 FMA units, "
         f"assumed), a 4096³ matmul reaches {extra.get('matmul_4096_gflops', float('nan')):.0f} GFLOP/s.",
         "Ratios are time ratios: below 1.00 means keras-tch takes less time (for img/s rows, the inverse of the throughput ratio).",
+        "bf16 rows: keras-tch `--precision bf16` against PyTorch's `torch.autocast(\"cpu\", torch.bfloat16)` (inference channels_last, "
+        "PyTorch's faster layout for it here); Keras has no bf16 row (tf_keras's mixed_bfloat16 policy was not measured).",
         "",
     ]
     text = "\n".join(header + lines) + "\n"
