@@ -329,16 +329,19 @@ fn find_weight<'a>(weights: &'a [Weight<'a>], layer: &str, weight: &str) -> Resu
 }
 
 /// An NHWC image batch in the graph's NCHW order. Viewed through a permutation its memory stays
-/// channels-last, which libtorch's oneDNN kernels ran fastest on here for training and for large
-/// inference batches; small inference batches ran faster contiguous (measured with `keras-tch
-/// bench`, medians of 3 runs: course predict batch 32 at 64×64 0.166 → 0.129 s, ImageNet batch 1
-/// 12.6 → 18.8 img/s, but ImageNet batch 8 18.7 → 15.0 img/s and the HappyModel epoch
-/// 0.88 → 1.31 s). Hence contiguous NCHW for inference on fewer than 2^18 batch × pixels.
+/// channels-last, which libtorch's oneDNN kernels ran fastest on here for training, for bfloat16
+/// and for all but the smallest float32 inference batches; those ran faster contiguous. Measured
+/// with `keras-tch bench` (two runs each, after `runtime::keep_freed_memory`), channels-last vs
+/// contiguous: float32 course predict batch 32 at 64×64 0.122 vs 0.127–0.140 s, ImageNet batch 8
+/// 22.5–23.3 vs 20.6–20.7 img/s, but ImageNet batch 1 16.0–16.5 vs 17.1–18.5 img/s; bfloat16
+/// ImageNet batch 1 31.5–32.5 vs 26.3–29.4 img/s and batch 8 45.4–46.0 vs 35.4–37.4 img/s.
+/// Hence contiguous NCHW only for float32 inference on fewer than 2^16 batch × pixels.
 fn internal_layout(nhwc: &Tensor, train: bool) -> Tensor {
-    const CONTIGUOUS_BELOW: i64 = 1 << 18;
+    const CONTIGUOUS_BELOW: i64 = 1 << 16;
     let nchw = nhwc.permute([0, 3, 1, 2]);
     let size = nhwc.size();
-    if !train && size[0] * size[1] * size[2] < CONTIGUOUS_BELOW {
+    let float32 = crate::layers::autocast::compute_kind() == tch::Kind::Float;
+    if !train && float32 && size[0] * size[1] * size[2] < CONTIGUOUS_BELOW {
         nchw.contiguous()
     } else {
         nchw
