@@ -174,6 +174,7 @@ fn run_regime(regime: &Regime, base_path: &Path, validation: &LabeledImages, run
         fine_tune_learning_rate: 0.0,
         augmentation: Augmentation::default(),
         run_dir: None,
+        precision: Default::default(),
     };
     let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names[1].clone(), dropout: 0.0 };
     let report = train_transfer(&mut model, &head_layers, &data, &options, keras_tch::train::interrupt::ctrl_c_flag())?;

@@ -152,6 +152,7 @@ fn fine_tuning_moves_only_the_unfrozen_stage() {
         fine_tune_learning_rate: 1e-4,
         augmentation: Augmentation { flip: true, crop: 0.1, seed: 1, ..Default::default() },
         run_dir: None,
+        precision: Default::default(),
     };
     let head_layers = HeadLayers { pool: head[0].clone(), dense: head[2].clone(), dropout: 0.2 };
     let report = train_transfer(&mut model, &head_layers, &data, &options, &std::sync::atomic::AtomicBool::new(false)).unwrap();
@@ -195,6 +196,7 @@ fn training_the_head_leaves_the_frozen_base_bit_identical() {
         fine_tune_learning_rate: 0.0,
         augmentation: Augmentation::default(),
         run_dir: None,
+        precision: Default::default(),
     };
     let head_layers = HeadLayers { pool: head[0].clone(), dense: head[2].clone(), dropout: 0.2 };
     let report = train_transfer(&mut model, &head_layers, &data, &options, &std::sync::atomic::AtomicBool::new(false)).unwrap();

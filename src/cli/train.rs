@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use keras_tch::layers::autocast::Precision;
 use anyhow::{Context, Result};
 use clap::Args;
 
 use keras_tch::data::course::{default_dataset_paths, load_any_split};
 use keras_tch::device::parse_device;
 use keras_tch::io::{load_model, save_model_h5};
+use keras_tch::layers::autocast::Precision;
 use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
 use keras_tch::train::compile::CompileConfig;

@@ -16,6 +16,7 @@ use keras_tch::io::atomic::write_atomically;
 use keras_tch::io::save_model_h5;
 use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
 use keras_tch::layers::pooling::PoolKind;
+use keras_tch::layers::autocast::Precision;
 use keras_tch::train::augment::Augmentation;
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::compile::CompileConfig;
@@ -107,6 +108,10 @@ pub struct TransferArgs {
     /// 0 silent, 1 progress bar, 2 one line per epoch
     #[arg(long, default_value_t = 1)]
     pub verbose: u8,
+    /// Precision of the training steps: fp32 (Keras's) or bf16 (mixed precision as torch's
+    /// autocast; the cached bottleneck features stay float32)
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
     /// auto, cpu, cuda or cuda:N
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -180,6 +185,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
             seed: args.seed,
         },
         run_dir: Some(run_dir.clone()),
+        precision: args.precision,
     };
     let report = train_transfer(&mut model, &head_layers, &data, &options, ctrl_c_flag())?;
     match &report.cache {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Result};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::checkpoint::{self, TrainingState};
 use super::augment::Augmentation;
@@ -112,12 +112,12 @@ pub fn fit(
         for batch in state.next_batch..batches {
             let start = batch as i64 * options.batch_size;
             let index = order.narrow(0, start, options.batch_size.min(n - start));
-            let xb = x_train.index_select(0, &index);
+            let xb = to_device_for_step(&x_train.index_select(0, &index), model.device());
             let xb = match &options.augmentation {
-                Some(augmentation) => augmentation.apply(&xb.to_device(model.device()), state.epoch, batch),
+                Some(augmentation) => augmentation.apply(&xb, state.epoch, batch),
                 None => xb,
             };
-            let yb = y_train.index_select(0, &index).to_device(model.device()).to_kind(Kind::Float);
+            let yb = to_device_for_step(&y_train.index_select(0, &index), model.device()).to_kind(Kind::Float);
             let (loss_value, probs) = autocast(options.precision, || train_step(model, compile, optimizer, &xb, &yb))?;
             if !loss_value.is_finite() {
                 bail!(
@@ -176,6 +176,19 @@ pub fn train_step(model: &Model, compile: &CompileConfig, optimizer: &mut Optimi
         optimizer.apply(&variables, &grads);
     }
     Ok((loss_value, probs))
+}
+
+/// A batch on the model's device. Host batches bound for CUDA go through pinned memory so the
+/// copy is asynchronous (the step's kernels queue behind it instead of waiting for it); pinning
+/// needs a CUDA build, so where it fails the batch is copied the ordinary way.
+fn to_device_for_step(batch: &Tensor, device: Device) -> Tensor {
+    if !device.is_cuda() || batch.device() == device {
+        return batch.to_device(device);
+    }
+    match batch.f_pin_memory(device) {
+        Ok(pinned) => pinned.to_device_(device, pinned.kind(), true, false),
+        Err(_) => batch.to_device(device),
+    }
 }
 
 /// The epoch's sample order: shuffled from (seed, epoch) so a resumed run replays it exactly.

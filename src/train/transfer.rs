@@ -18,6 +18,7 @@ use super::history::History;
 use super::losses::CrossEntropyStyle;
 use super::optimizer::{Optimizer, OptimizerConfig};
 use crate::graph::Model;
+use crate::layers::autocast::Precision;
 
 /// The head's layers in the model (see `models::transfer::with_new_head`).
 #[derive(Debug, Clone)]
@@ -57,6 +58,9 @@ pub struct TransferOptions {
     /// (`*_curves.png`) and crash-safe checkpoints (`checkpoints-head/`, `checkpoints-fine-tune/`)
     /// go, as `fit` writes them for `train`; None writes nothing.
     pub run_dir: Option<PathBuf>,
+    /// Precision of the training steps (head and fine-tuning); the cached bottleneck features
+    /// are always computed in float32, so one cache serves both precisions.
+    pub precision: Precision,
 }
 
 /// What a transfer run did.
@@ -93,6 +97,7 @@ pub fn train_transfer(
         verbose: options.verbose,
         augmentation: options.augmentation.is_active().then(|| options.augmentation.clone()),
         checkpoint_dir: options.run_dir.as_ref().map(|dir| dir.join(format!("checkpoints-{phase}"))),
+        precision: options.precision,
         ..Default::default()
     };
     let validation = data.validation.as_ref().map(|(x, y)| (x, y));
