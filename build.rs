@@ -37,6 +37,30 @@ fn main() {
     }
 
     check_hdf5();
+    compile_fused_adam(&lib_dir);
+}
+
+/// `src/train/fused_adam.cpp`: a call into libtorch's fused Adam kernel, which tch does not
+/// expose. Compiled with the flags torch-sys compiles its own C++ with.
+fn compile_fused_adam(lib_dir: &Path) {
+    let source = "src/train/fused_adam.cpp";
+    println!("cargo:rerun-if-changed={source}");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let include = lib_dir.parent().map(|root| root.join("include")).unwrap_or_default();
+    if !include.join("ATen/ATen.h").exists() {
+        fail(&format!("libtorch's headers were not found: {} has no ATen/ATen.h; {SETUP_HINT}", include.display()));
+    }
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(&include)
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .file(source)
+        .compile("keras_tch_fused_adam");
 }
 
 fn libtorch_lib_dir() -> PathBuf {

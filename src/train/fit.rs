@@ -173,7 +173,7 @@ pub fn train_step(model: &Model, compile: &CompileConfig, optimizer: &mut Optimi
         // extra pass adding each new gradient to a zeroed one.
         let variables = model.trainable_variables();
         let grads = Tensor::run_backward(&[&loss], &variables.iter().map(|(_, v)| v).collect::<Vec<_>>(), false, false);
-        optimizer.apply(&variables, &grads);
+        optimizer.apply(&variables, &grads)?;
     }
     Ok((loss_value, probs))
 }

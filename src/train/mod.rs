@@ -9,6 +9,7 @@ pub mod curves;
 pub mod evaluate;
 pub mod fit;
 pub mod freeze;
+pub mod fused_adam;
 pub mod history;
 pub mod interrupt;
 pub mod losses;

@@ -1,0 +1,50 @@
+// One call into libtorch's fused Adam kernel (`at::_fused_adam_`, the kernel behind
+// `torch.optim.Adam(fused=True)`), which tch does not expose. It updates every parameter,
+// moment and second moment in a single pass per tensor instead of one pass per elementwise op.
+// The tensors arrive as tch's handles (`at::Tensor*`); errors come back as text, never as a C++
+// exception crossing into Rust.
+
+#include <ATen/ATen.h>
+#include <ATen/ops/_fused_adam.h>
+
+#include <cstddef>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+namespace {
+
+std::vector<at::Tensor> tensors(void* const* handles, size_t count) {
+    std::vector<at::Tensor> list;
+    list.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
+        list.push_back(*static_cast<at::Tensor*>(handles[i]));
+    }
+    return list;
+}
+
+}  // namespace
+
+extern "C" int keras_tch_fused_adam(void* const* params, void* const* grads, void* const* exp_avgs,
+                                    void* const* exp_avg_sqs, size_t count, double step, double lr,
+                                    double beta1, double beta2, double eps, char* error,
+                                    size_t error_len) {
+    try {
+        std::vector<at::Tensor> p = tensors(params, count);
+        std::vector<at::Tensor> steps;
+        steps.reserve(count);
+        for (const at::Tensor& param : p) {
+            steps.push_back(at::full({}, step, param.options().dtype(at::kFloat)));
+        }
+        at::_fused_adam_(p, tensors(grads, count), tensors(exp_avgs, count), tensors(exp_avg_sqs, count),
+                         /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, /*weight_decay=*/0.0, eps,
+                         /*amsgrad=*/false, /*maximize=*/false);
+        return 0;
+    } catch (const std::exception& e) {
+        if (error_len > 0) {
+            std::strncpy(error, e.what(), error_len - 1);
+            error[error_len - 1] = '\0';
+        }
+        return 1;
+    }
+}
