@@ -7,7 +7,7 @@ import sys
 KINDS = [
     ("oneDNN convolution kernels (JIT code)", r"\[JIT\]"),
     ("oneDNN reorders and drivers", r"dnnl::"),
-    ("optimizer update (lerp, addcdiv, sqrt, square, div)", r"lerp|addcdiv|[sS]qrt|pow_tensor|div_true"),
+    ("optimizer update (fused Adam; elementwise SGD, RMSprop)", r"adam|lerp|addcdiv|[sS]qrt|pow_tensor|div_true"),
     ("BatchNorm forward and backward", r"batch_norm"),
     ("copies (layout changes, casts)", r"direct_copy|copy_kernel|_to_copy"),
     ("residual adds and gradient sums", r"add_kernel"),

@@ -19,6 +19,7 @@ use tch::{no_grad, Kind, Tensor};
 use super::Model;
 use crate::layers::activation::Activation;
 use crate::layers::autocast::{autocast, Precision};
+use crate::layers::batch_norm::BatchNorm;
 use crate::layers::conv::Conv2D;
 use crate::layers::dense::Dense;
 use crate::layers::{Layer, Shape};
@@ -51,30 +52,14 @@ impl Model {
                 if conv.config.activation != Activation::Linear || readers[conv_id.0] != 1 || self.outputs.contains(&conv_id) {
                     continue;
                 }
-                let scale = bn.gamma.to_kind(Kind::Double) / (bn.moving_variance.to_kind(Kind::Double) + bn.config.epsilon).sqrt();
-                let kernel = conv.kernel.to_kind(Kind::Double) * scale.view([-1, 1, 1, 1]);
-                let bias = match &conv.bias {
-                    Some(bias) => bias.to_kind(Kind::Double),
-                    None => scale.zeros_like(),
-                };
-                let bias = (bias - bn.moving_mean.to_kind(Kind::Double)) * &scale + bn.beta.to_kind(Kind::Double);
-                let config = conv.config.clone().use_bias(true);
-                replaced.insert(conv_id.0, Box::new(Conv2D { config, kernel: kernel.to_kind(Kind::Float), bias: Some(bias.to_kind(Kind::Float)) }));
+                replaced.insert(conv_id.0, Box::new(fold_batch_norm(conv, bn)));
                 replaced.insert(i, Box::new(FoldedBatchNorm));
                 folded_batch_norms += 1;
             }
             if precision == Precision::Bf16 {
                 for (i, node) in self.nodes.iter().enumerate() {
                     let layer = replaced.get(&i).map_or(&node.layer, |l| l);
-                    let bf16 = |t: &Tensor| t.to_kind(Kind::BFloat16);
-                    let cast: Option<Box<dyn Layer>> = if let Some(conv) = layer.as_conv2d() {
-                        Some(Box::new(Conv2D { config: conv.config.clone(), kernel: bf16(&conv.kernel), bias: conv.bias.as_ref().map(bf16) }))
-                    } else {
-                        layer.as_dense().map(|dense| {
-                            Box::new(Dense { config: dense.config.clone(), kernel: bf16(&dense.kernel), bias: dense.bias.as_ref().map(bf16) }) as Box<dyn Layer>
-                        })
-                    };
-                    if let Some(cast) = cast {
+                    if let Some(cast) = with_bf16_weights(layer.as_ref()) {
                         replaced.insert(i, cast);
                     }
                 }
@@ -108,6 +93,26 @@ impl InferenceModel<'_> {
     pub fn precision(&self) -> Precision {
         self.precision
     }
+}
+
+/// The convolution that computes `conv` then `bn` (inference mode), in float64 rounded once.
+fn fold_batch_norm(conv: &Conv2D, bn: &BatchNorm) -> Conv2D {
+    let double = |t: &Tensor| t.to_kind(Kind::Double);
+    let scale = double(&bn.gamma) / (double(&bn.moving_variance) + bn.config.epsilon).sqrt();
+    let kernel = double(&conv.kernel) * scale.view([-1, 1, 1, 1]);
+    let bias = conv.bias.as_ref().map_or_else(|| scale.zeros_like(), double);
+    let bias = (bias - double(&bn.moving_mean)) * &scale + double(&bn.beta);
+    Conv2D { config: conv.config.clone().use_bias(true), kernel: kernel.to_kind(Kind::Float), bias: Some(bias.to_kind(Kind::Float)) }
+}
+
+/// A `Conv2D` or `Dense` with its weights in bfloat16 (cast once here instead of on every call).
+fn with_bf16_weights(layer: &dyn Layer) -> Option<Box<dyn Layer>> {
+    let bf16 = |t: &Tensor| t.to_kind(Kind::BFloat16);
+    if let Some(conv) = layer.as_conv2d() {
+        return Some(Box::new(Conv2D { config: conv.config.clone(), kernel: bf16(&conv.kernel), bias: conv.bias.as_ref().map(bf16) }));
+    }
+    let dense = layer.as_dense()?;
+    Some(Box::new(Dense { config: dense.config.clone(), kernel: bf16(&dense.kernel), bias: dense.bias.as_ref().map(bf16) }))
 }
 
 /// What a folded BatchNormalization leaves behind: its input, unchanged.
