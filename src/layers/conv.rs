@@ -83,12 +83,23 @@ impl Conv2DConfig {
             &[self.filters, c_in, kh, kw],
             glorot_uniform(c_in * receptive, self.filters * receptive),
         );
+        store_channels_last(&kernel);
         let bias = self.use_bias.then(|| path.var("bias", &[self.filters], nn::Init::Const(0.0)));
         Ok(Conv2D { config: self, kernel, bias })
     }
 }
 
-/// A built `Conv2D`: kernel in torch's OIHW layout, optional bias.
+/// Keep a kernel variable in channels-last memory (OIHW indexing, OHWI storage), the layout
+/// oneDNN's convolutions use with the graph's channels-last activations: otherwise every call
+/// reorders the kernel, and its gradient comes back channels-last and must be copied to the
+/// kernel's layout for the optimizer. Measured on the course ResNet50 training step (medians of
+/// 3 bench runs each): 0.428 → 0.413 s in float32, 0.265 → 0.259 s in bf16.
+fn store_channels_last(kernel: &Tensor) {
+    let channels_last = tch::no_grad(|| kernel.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]));
+    kernel.shallow_clone().set_data(&channels_last);
+}
+
+/// A built `Conv2D`: kernel in torch's OIHW layout (stored channels-last), optional bias.
 pub struct Conv2D {
     pub config: Conv2DConfig,
     pub kernel: Tensor,

@@ -180,7 +180,8 @@ impl Optimizer {
             .slots
             .iter()
             .flat_map(|(name, slots)| {
-                slots.iter().enumerate().map(move |(i, t)| (format!("optimizer/{name}/{i}"), t.to_device(tch::Device::Cpu)))
+                // Contiguous for the checkpoint file (slots share their variable's layout).
+                slots.iter().enumerate().map(move |(i, t)| (format!("optimizer/{name}/{i}"), t.to_device(tch::Device::Cpu).contiguous()))
             })
             .collect();
         state.sort_by(|a, b| a.0.cmp(&b.0));
