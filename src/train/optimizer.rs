@@ -3,9 +3,10 @@
 //!
 //! Adam, as Keras (every version) applies it: with t the step number,
 //! `α = lr·sqrt(1 − β2^t)/(1 − β1^t)`, `m ← m + (g − m)(1 − β1)`, `v ← v + (g² − v)(1 − β2)`,
-//! `p ← p − α·m/(sqrt(v) + ε)` — ε is added to the *uncorrected* sqrt(v), which torch's Adam
-//! (ε added to the bias-corrected one) cannot reproduce. Keras's default ε is 1e-7; Keras ≤ 2.1.2
-//! used 1e-8, as does the course's explicit `Adam(epsilon=1e-08)`.
+//! `p ← p − α·m/(sqrt(v) + ε)` — ε is added to the *uncorrected* sqrt(v). torch's Adam adds a
+//! constant ε to the bias-corrected one, so its fused kernel runs here with ε/sqrt(1 − β2^t),
+//! a per-step value that makes the two updates the same (see `fused_adam`). Keras's default ε is
+//! 1e-7; Keras ≤ 2.1.2 used 1e-8, as does the course's explicit `Adam(epsilon=1e-08)`.
 
 use std::collections::HashMap;
 
