@@ -89,10 +89,6 @@ impl InferenceModel<'_> {
     pub fn folded_batch_norms(&self) -> usize {
         self.folded_batch_norms
     }
-
-    pub fn precision(&self) -> Precision {
-        self.precision
-    }
 }
 
 /// The convolution that computes `conv` then `bn` (inference mode), in float64 rounded once.

@@ -162,7 +162,8 @@ pub fn fit(
 }
 
 /// One optimisation step on a batch (BatchNorm in training mode): forward, Keras's loss,
-/// backward, optimizer update (in bfloat16 when run inside `autocast(Precision::Bf16, ..)`). Returns the batch's mean loss and the predicted probabilities.
+/// backward, optimizer update (in bfloat16 when run inside `autocast(Precision::Bf16, ..)`).
+/// Returns the batch's mean loss and the predicted probabilities.
 /// A non-finite loss is returned without updating the weights.
 pub fn train_step(model: &Model, compile: &CompileConfig, optimizer: &mut Optimizer, xb: &Tensor, yb: &Tensor) -> Result<(f64, Tensor)> {
     let (probs, logits) = model.forward_with_logits(&[xb], true)?;
