@@ -16,10 +16,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use tch::{Device, Tensor};
 
-use keras_tch::data::course::{default_dataset_paths, load_dataset, print_notebook_shapes};
+use keras_tch::data::course::{load_six_class_dataset, print_notebook_shapes};
 use keras_tch::graph::plot::plot_model;
 use keras_tch::graph::summary::summary;
 use keras_tch::graph::tuple;
@@ -95,15 +95,7 @@ fn main() -> Result<()> {
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
 
     //   X_train_orig, Y_train_orig, X_test_orig, Y_test_orig, classes = load_dataset()
-    let (train_path, test_path, description) = default_dataset_paths(root)?;
-    println!("Data: {description}");
-    let mut data = load_dataset(&train_path, &test_path)?;
-    if data.classes.len() != 6 {
-        bail!("the notebook's ResNet50 has 6 classes; {} has {}", train_path.display(), data.classes.len());
-    }
-    if let Some(limit) = options.limit {
-        data.train.truncate(limit);
-    }
+    let data = load_six_class_dataset(root, options.limit)?;
     let (x_train, y_train) = (data.train.normalized_images(), compile.targets(&data.train, 6));
     let (x_test, y_test) = (data.test.normalized_images(), compile.targets(&data.test, 6));
     print_notebook_shapes(&x_train, &y_train, &x_test, &y_test);

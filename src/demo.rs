@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::data::course::{default_dataset_paths, load_dataset, print_notebook_shapes};
+use crate::data::course::{default_dataset_paths, load_six_class_dataset, print_notebook_shapes};
 use crate::device::{cuda_status, parse_device};
 use crate::graph::summary::summary;
 use crate::io::{load_model, save_model_h5};
@@ -50,15 +50,7 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
     println!("Loss computed as Keras 2.0 did when the course ran (clipped probabilities), see README");
 
     // X_train_orig, Y_train_orig, X_test_orig, Y_test_orig, classes = load_dataset()
-    let (train_path, test_path, description) = default_dataset_paths(root)?;
-    println!("Data: {description}");
-    let mut dataset = load_dataset(&train_path, &test_path)?;
-    if dataset.classes.len() != 6 {
-        bail!("the notebook's ResNet50 has 6 classes; {} has {}", train_path.display(), dataset.classes.len());
-    }
-    if let Some(limit) = options.limit {
-        dataset.train.truncate(limit);
-    }
+    let dataset = load_six_class_dataset(root, options.limit)?;
     let x_train = dataset.train.normalized_images();
     let y_train = compile.targets(&dataset.train, 6);
     let x_test = dataset.test.normalized_images();

@@ -171,6 +171,23 @@ pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
     Ok((Split { x, y }, classes))
 }
 
+/// The notebooks' `load_dataset()` cell for the 6-class ResNet50: the course's SIGNS files when
+/// `repo_root/datasets` has them, else the default dataset (see [`default_dataset_paths`]; which
+/// one is printed as `Data: …`), refused unless it has 6 classes, with the training split cut to
+/// its first `limit` images when given.
+pub fn load_six_class_dataset(repo_root: &Path, limit: Option<usize>) -> Result<CourseDataset> {
+    let (train_path, test_path, description) = default_dataset_paths(repo_root)?;
+    println!("Data: {description}");
+    let mut dataset = load_dataset(&train_path, &test_path)?;
+    if dataset.classes.len() != 6 {
+        bail!("the notebook's ResNet50 has 6 classes; {} has {}", train_path.display(), dataset.classes.len());
+    }
+    if let Some(limit) = limit {
+        dataset.train.truncate(limit);
+    }
+    Ok(dataset)
+}
+
 /// Where the course files are looked for: `datasets/train_signs.h5` + `datasets/test_signs.h5`
 /// (the notebook's layout) when present, else the default dataset built by `scripts/setup.sh`.
 pub fn default_dataset_paths(repo_root: &Path) -> Result<(PathBuf, PathBuf, &'static str)> {
