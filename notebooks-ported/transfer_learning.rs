@@ -29,7 +29,6 @@ use keras_tch::io::save_model_h5;
 use keras_tch::layers::{init, pooling::PoolKind};
 use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
 use keras_tch::models::{Arch, ArchOptions};
-use keras_tch::train::augment::Augmentation;
 use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::fit::{fit, FitOptions};
@@ -164,17 +163,10 @@ fn run_regime(regime: &Regime, base_path: &Path, validation: &LabeledImages, run
     };
     let options = TransferOptions {
         epochs: regime.epochs,
-        batch_size: 32,
         learning_rate: regime.lr,
-        seed: 0,
         verbose: 2,
         cache_dir: Some(run_dir.join("feature-cache")),
-        fine_tune_stages: 0,
-        fine_tune_epochs: 0,
-        fine_tune_learning_rate: 0.0,
-        augmentation: Augmentation::default(),
-        run_dir: None,
-        precision: Default::default(),
+        ..Default::default()
     };
     let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names[1].clone(), dropout: 0.0 };
     let report = train_transfer(&mut model, &head_layers, &data, &options, keras_tch::train::interrupt::ctrl_c_flag())?;

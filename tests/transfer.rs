@@ -143,16 +143,13 @@ fn fine_tuning_moves_only_the_unfrozen_stage() {
     let options = TransferOptions {
         epochs: 1,
         batch_size: 16,
-        learning_rate: 1e-3,
-        seed: 0,
         verbose: 0,
         cache_dir: Some(dir),
         fine_tune_stages: 1,
         fine_tune_epochs: 1,
         fine_tune_learning_rate: 1e-4,
         augmentation: Augmentation { flip: true, crop: 0.1, seed: 1, ..Default::default() },
-        run_dir: None,
-        precision: Default::default(),
+        ..Default::default()
     };
     let head_layers = HeadLayers { pool: head[0].clone(), dense: head[2].clone(), dropout: 0.2 };
     let report = train_transfer(&mut model, &head_layers, &data, &options, &std::sync::atomic::AtomicBool::new(false)).unwrap();
@@ -168,7 +165,6 @@ fn fine_tuning_moves_only_the_unfrozen_stage() {
 /// and BatchNorm statistics) bit-identical afterwards, the new Dense changed.
 #[test]
 fn training_the_head_leaves_the_frozen_base_bit_identical() {
-    use keras_tch::train::augment::Augmentation;
     use keras_tch::train::transfer::{train_transfer, HeadLayers, TransferData, TransferOptions};
 
     let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
@@ -188,15 +184,9 @@ fn training_the_head_leaves_the_frozen_base_bit_identical() {
         epochs: 3,
         batch_size: 16,
         learning_rate: 1e-2,
-        seed: 0,
         verbose: 0,
         cache_dir: Some(scratch_dir("frozen-base")),
-        fine_tune_stages: 0,
-        fine_tune_epochs: 0,
-        fine_tune_learning_rate: 0.0,
-        augmentation: Augmentation::default(),
-        run_dir: None,
-        precision: Default::default(),
+        ..Default::default()
     };
     let head_layers = HeadLayers { pool: head[0].clone(), dense: head[2].clone(), dropout: 0.2 };
     let report = train_transfer(&mut model, &head_layers, &data, &options, &std::sync::atomic::AtomicBool::new(false)).unwrap();

@@ -63,6 +63,27 @@ pub struct TransferOptions {
     pub precision: Precision,
 }
 
+impl Default for TransferOptions {
+    /// One head epoch at Keras's default Adam learning rate and batch size, no feature cache, no
+    /// fine-tuning, no augmentation, nothing written, float32.
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            seed: 0,
+            verbose: 1,
+            cache_dir: None,
+            fine_tune_stages: 0,
+            fine_tune_epochs: 0,
+            fine_tune_learning_rate: 0.0,
+            augmentation: Augmentation::default(),
+            run_dir: None,
+            precision: Precision::Fp32,
+        }
+    }
+}
+
 /// What a transfer run did.
 pub struct TransferReport {
     pub head_history: History,
