@@ -31,11 +31,8 @@ extern "C" int keras_tch_fused_adam(void* const* params, void* const* grads, voi
                                     size_t error_len) {
     try {
         std::vector<at::Tensor> p = tensors(params, count);
-        std::vector<at::Tensor> steps;
-        steps.reserve(count);
-        for (const at::Tensor& param : p) {
-            steps.push_back(at::full({}, step, param.options().dtype(at::kFloat)));
-        }
+        // The kernel only reads the step count, so every tensor can share one.
+        std::vector<at::Tensor> steps(count, at::full({}, step, p[0].options().dtype(at::kFloat)));
         at::_fused_adam_(p, tensors(grads, count), tensors(exp_avgs, count), tensors(exp_avg_sqs, count),
                          /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, /*weight_decay=*/0.0, eps,
                          /*amsgrad=*/false, /*maximize=*/false);
