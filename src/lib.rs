@@ -13,4 +13,5 @@ pub mod models;
 pub mod pyfmt;
 pub mod rng;
 pub mod runtime;
+pub mod signals;
 pub mod train;

@@ -98,10 +98,10 @@ struct DemoArgs {
     #[arg(long, default_value_t = 2)]
     epochs: usize,
     /// Batch size (the notebook: 32)
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = cli::value_parsers::at_least_one_i64)]
     batch_size: i64,
     /// Train on the first N images only, for a quick run
-    #[arg(long)]
+    #[arg(long, value_parser = cli::value_parsers::at_least_one_usize)]
     limit: Option<usize>,
 }
 
@@ -112,11 +112,13 @@ fn main() -> Result<()> {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Ctrl-C and SIGTERM stop any command cleanly (training: after saving a checkpoint).
+    keras_tch::signals::install();
     let result = run(Cli::parse());
     // Ctrl-C during training is a clean stop, not a failure to report with a backtrace.
     if let Some(stopped) = result.as_ref().err().and_then(|e| e.downcast_ref::<keras_tch::train::fit::Stopped>()) {
         eprintln!("{stopped}");
-        std::process::exit(130);
+        std::process::exit(keras_tch::signals::exit_status().unwrap_or(130));
     }
     result
 }

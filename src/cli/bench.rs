@@ -34,8 +34,9 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let scratch = std::env::temp_dir().join("keras-tch-bench");
-    std::fs::create_dir_all(&scratch)?;
+    // Each process its own private scratch folder (never a predictable path in /tmp).
+    let scratch_folder = keras_tch::io::atomic::PrivateFolder::new("bench")?;
+    let scratch = scratch_folder.path().to_path_buf();
     if let Some(name) = &args.only {
         let report = run_workload(name, parse_device(&args.device)?, args.precision, args.repeats, &scratch)?;
         println!("{report}");

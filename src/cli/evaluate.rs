@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::model_source::ModelSource;
@@ -23,7 +23,7 @@ pub struct EvaluateArgs {
     #[arg(long)]
     pub json: bool,
     /// Batch size (Keras's evaluate default is 32)
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
     pub batch_size: i64,
     /// auto, cpu, cuda or cuda:N
     #[arg(long, default_value = "auto")]
@@ -44,6 +44,10 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
         format!("{} has no training configuration (compile) to evaluate with", args.source.model.display())
     })?;
     let compile = CompileConfig::from_keras(training)?;
+    if split.is_empty() {
+        bail!("{} holds no images to evaluate on", args.data.display());
+    }
+    compile.check_fits(&model, classes.len())?;
     let x = split.normalized_images();
     let y = compile.targets(&split, classes.len());
     let result = if args.learning_phase == 1 {

@@ -17,7 +17,7 @@ use super::precision_arg::PrecisionArg;
 use super::pretrained_source::PretrainedSource;
 use keras_tch::device::parse_device;
 use keras_tch::graph::tuple;
-use keras_tch::io::atomic::write_atomically;
+use keras_tch::io::atomic::{same_destination, write_bytes_atomically};
 use keras_tch::io::npy::write_npy;
 use keras_tch::models::applications::Pooling;
 use keras_tch::models::pretrained::Head;
@@ -49,6 +49,13 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
         _ => Pooling::None,
     };
     let files = args.images.files()?;
+    let names_path = args.names.clone().unwrap_or_else(|| args.output.with_extension("txt"));
+    if same_destination(&names_path, &args.output) {
+        bail!("--names and --output are the same file ({}); give them different paths", args.output.display());
+    }
+    if let Some(image) = files.iter().find(|f| same_destination(f, &args.output) || same_destination(f, &names_path)) {
+        bail!("refusing to write over the input image {}; choose another --output/--names", image.display());
+    }
     let loaded = args.source.load(Head::Features(pooling), args.images.input_size(), device)?.model;
     let model = args.precision.prepare(&loaded);
     let (mut rows, mut names, mut failures) = (Vec::new(), Vec::new(), 0);
@@ -68,9 +75,8 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
         bail!("none of the {} image(s) could be loaded; nothing written", files.len());
     }
     let features = Tensor::cat(&rows, 0);
-    let names_path = args.names.clone().unwrap_or_else(|| args.output.with_extension("txt"));
     write_npy(&args.output, &features)?;
-    write_atomically(&names_path, |temp| Ok(std::fs::write(temp, names.join("\n") + "\n")?))?;
+    write_bytes_atomically(&names_path, (names.join("\n") + "\n").as_bytes())?;
     eprintln!(
         "features {} -> {}; image names -> {}",
         tuple(&features.size()),

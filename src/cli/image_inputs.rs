@@ -9,6 +9,7 @@ use clap::Args;
 use tch::{Device, Tensor};
 
 use keras_tch::data::folders::{has_image_extension, IMAGE_EXTENSIONS};
+use keras_tch::io::input::check_regular_file;
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode, DEFAULT_MAX_PIXELS};
 use keras_tch::train::progress::Progress;
 
@@ -33,7 +34,7 @@ pub struct ImageInputArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
     /// Images per forward pass
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_usize)]
     pub batch_size: usize,
     /// auto, cpu, cuda or cuda:N
     #[arg(long, default_value = "auto")]
@@ -118,18 +119,25 @@ impl ImageInputArgs {
     }
 }
 
+/// Collect the images under `folder`, sorted. As `image_dataset_from_directory` does by default
+/// (`follow_links=False`), symlinked folders are not entered (so a link loop cannot hang the
+/// walk); an image-named entry that is not a regular file (a FIFO would block the read
+/// forever, a device never end) is skipped with a warning.
 fn walk(folder: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(folder)
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = std::fs::read_dir(folder)
         .map_err(|e| anyhow::anyhow!("{}: cannot list the folder: {e}", folder.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter_map(|entry| entry.ok().and_then(|e| Some((e.path(), e.file_type().ok()?))))
+        .filter(|(path, _)| !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
         .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in entries {
+        if kind.is_dir() {
             walk(&path, files)?;
         } else if has_image_extension(&path) {
-            files.push(path);
+            match check_regular_file(&path, "the image") {
+                Ok(_) => files.push(path),
+                Err(why) => eprintln!("warning: skipping {why:#}"),
+            }
         }
     }
     Ok(())

@@ -28,8 +28,8 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let mut total = 0i64;
     println!("{:<40} {}", "Layer", "Weights");
     for layer in &saved.layers {
-        let weights: Vec<String> = layer.weights.iter().map(|w| format!("{} {}", w.name, tuple(&w.value.size()))).collect();
-        total += layer.weights.iter().map(|w| w.value.numel() as i64).sum::<i64>();
+        let weights: Vec<String> = layer.weights.iter().map(|w| format!("{} {}", w.name, tuple(&w.shape))).collect();
+        total += layer.weights.iter().map(|w| w.numel()).sum::<i64>();
         println!("{:<40} {}", layer.name, if weights.is_empty() { "-".into() } else { weights.join(", ") });
     }
     println!("Layers: {} ({} with weights)", saved.layers.len(), saved.weighted_layers().count());

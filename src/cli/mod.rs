@@ -15,3 +15,4 @@ pub mod predict;
 pub mod pretrained_source;
 pub mod train;
 pub mod transfer;
+pub mod value_parsers;

@@ -9,6 +9,7 @@ use tch::Tensor;
 use super::model_source::ModelSource;
 use super::precision_arg::PrecisionArg;
 use keras_tch::device::parse_device;
+use keras_tch::io::atomic::check_destination;
 use keras_tch::io::npy::{read_npy, write_npy};
 
 #[derive(Args, Debug)]
@@ -25,7 +26,7 @@ pub struct PredictArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Images per forward pass (Keras's predict default is 32)
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
     pub batch_size: i64,
     #[command(flatten)]
     pub precision: PrecisionArg,
@@ -35,12 +36,17 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let x = read_npy(&args.input)?;
     let size = x.size();
-    let [_, h, w, c] = size[..] else {
+    let [n, h, w, c] = size[..] else {
         bail!("{}: expected images of shape (N, H, W, C), got {:?}", args.input.display(), size);
     };
+    if n == 0 {
+        bail!("{} holds no images (shape {:?}); nothing to predict", args.input.display(), size);
+    }
     let loaded = args.source.load(Some([h, w, c]), device)?;
+    // Refused before the work: the output must not be the model or the input.
+    check_destination(&args.output)?;
     let model = args.precision.prepare(&loaded);
-    let batch = args.batch_size.max(1);
+    let batch = args.batch_size;
     let outputs = (0..size[0])
         .step_by(batch as usize)
         .map(|start| model.predict(&x.narrow(0, start, batch.min(size[0] - start))).map(|y| y.to_device(tch::Device::Cpu)))

@@ -4,11 +4,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use keras_tch::data::course::{default_dataset_paths, load_any_split};
 use keras_tch::device::parse_device;
+use keras_tch::io::atomic::check_destination;
 use keras_tch::io::{load_model, save_model_h5};
 use keras_tch::layers::autocast::Precision;
 use keras_tch::layers::init;
@@ -35,20 +36,20 @@ pub struct TrainArgs {
     #[arg(long)]
     pub validation_data: Option<PathBuf>,
     /// Hold out this fraction (the last samples, as Keras) for validation instead
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::value_parsers::fraction)]
     pub validation_split: f64,
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
     pub batch_size: i64,
     /// adam, sgd or rmsprop (Keras's update rules and defaults)
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
     /// Learning rate (default: Keras's for the optimizer)
-    #[arg(long)]
+    #[arg(long, value_parser = super::value_parsers::positive_finite)]
     pub lr: Option<f64>,
     /// Adam's epsilon (Keras today: 1e-7; Keras <= 2.1.2 and the course's Adam(epsilon=1e-08): 1e-8)
-    #[arg(long)]
+    #[arg(long, value_parser = super::value_parsers::positive_finite)]
     pub epsilon: Option<f64>,
     /// categorical_crossentropy, binary_crossentropy or sparse_categorical_crossentropy
     /// (default: from the model's output)
@@ -65,7 +66,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_shuffle: bool,
     /// Use only the first N training images
-    #[arg(long)]
+    #[arg(long, value_parser = super::value_parsers::at_least_one_i64)]
     pub limit: Option<i64>,
     /// Where to save the trained model (Keras HDF5); default runs/<name>/model.h5
     #[arg(long)]
@@ -99,7 +100,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let (train_path, validation_path) = data_paths(args)?;
     let (mut train, classes) = load_any_split(&train_path, "train")?;
     if let Some(limit) = args.limit {
-        train.truncate(limit.max(1) as usize);
+        train.truncate(limit as usize);
+    }
+    if train.is_empty() {
+        bail!("{} holds no training images", train_path.display());
     }
     let validation = match &validation_path {
         Some(path) => Some(load_any_split(path, "test")?.0),
@@ -130,6 +134,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (Some(config), None) => CompileConfig { style, ..CompileConfig::from_keras(config)? },
         _ => CompileConfig::for_model(&model, loss, style)?,
     };
+    compile.check_fits(&model, classes.len())?;
+    let save = args.save.clone().unwrap_or_else(|| args.root.join("runs").join(&model.name).join("model.h5"));
+    // Refused now, not after the training: the output must not be an input (e.g. --model).
+    check_destination(&save)?;
     let mut optimizer_config = match (&model.training_config, &args.lr) {
         (Some(config), None) if args.optimizer == "adam" => OptimizerConfig::from_keras(&config["optimizer_config"])
             .unwrap_or_else(|_| OptimizerConfig::adam(1e-3)),
@@ -172,7 +180,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     history.save_csv(&run_dir.join("history.csv"))?;
     keras_tch::train::curves::save_curves(&history, &run_dir.join("curves.png"))?;
     model.training_config = Some(compile.training_config(&optimizer.config));
-    let save = args.save.clone().unwrap_or_else(|| run_dir.join("model.h5"));
     save_model_h5(&model, &save)?;
     println!("Saved {} (history in {})", save.display(), run_dir.display());
     if let Some((vx, vy)) = &validation_tensors {

@@ -12,7 +12,7 @@ use keras_tch::data::folders::{load_course_file, ImageFolder, LabeledImages};
 use keras_tch::device::parse_device;
 use keras_tch::imaging::{preprocess_input, Interpolation, PreprocessMode};
 use keras_tch::graph::summary::summary;
-use keras_tch::io::atomic::write_atomically;
+use keras_tch::io::atomic::{check_destination, write_bytes_atomically};
 use keras_tch::io::save_model_h5;
 use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
 use keras_tch::layers::pooling::PoolKind;
@@ -40,7 +40,7 @@ pub struct TransferArgs {
     #[arg(long, value_name = "DIR|FILE.h5")]
     pub validation_data: Option<PathBuf>,
     /// Hold out this seeded random fraction of a folder dataset for validation
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = super::value_parsers::fraction)]
     pub validation_split: f64,
     /// Where the trained model goes (Keras HDF5; the class names go next to it, OUT.classes.txt)
     #[arg(long, value_name = "OUT.h5")]
@@ -52,17 +52,17 @@ pub struct TransferArgs {
     #[arg(long, value_parser = ["avg", "max"], default_value = "avg")]
     pub pooling: String,
     /// Dropout rate before the new Dense layer (0 = no Dropout layer)
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::value_parsers::rate)]
     pub dropout: f64,
     /// Which base layers stay frozen (default: all of them, which enables the feature cache)
     #[command(flatten)]
     pub freeze: FreezeArgs,
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
     pub batch_size: i64,
     /// Adam's learning rate for the head
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = super::value_parsers::positive_finite)]
     pub lr: f64,
     /// Then fine-tune the top N ResNet stages (their BatchNorm stays frozen)...
     #[arg(long, default_value_t = 0)]
@@ -71,7 +71,7 @@ pub struct TransferArgs {
     #[arg(long, default_value_t = 0)]
     pub fine_tune_epochs: usize,
     /// ... at this learning rate
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, value_parser = super::value_parsers::positive_finite)]
     pub fine_tune_lr: f64,
     /// Input size H,W for folder images (default: the base's input size; 224,224 for checkpoints)
     #[arg(long, value_parser = super::image_inputs::parse_size, value_name = "H,W")]
@@ -134,6 +134,11 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     };
     if let Some(report) = &base.report {
         println!("Base {}: {report}", args.base.display());
+    }
+    // Refused before the work: --save must not be the base or a data file.
+    check_destination(&args.save)?;
+    if train.is_empty() {
+        bail!("{} holds no training images", args.data.display());
     }
     let mode = args.preprocess.unwrap_or(if base.imagenet_checkpoint { PreprocessMode::Caffe } else { PreprocessMode::Scale255 });
     println!(
@@ -199,7 +204,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     model.training_config = Some(compile.training_config(&optimizer));
     save_model_h5(&model, &args.save)?;
     let classes_path = args.save.with_extension("classes.txt");
-    write_atomically(&classes_path, |temp| Ok(std::fs::write(temp, train.classes.join("\n") + "\n")?))?;
+    write_bytes_atomically(&classes_path, (train.classes.join("\n") + "\n").as_bytes())?;
     println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
     if let Some((x, y)) = &data.validation {
         evaluate(&model, &compile, x, y, args.batch_size)?.print_notebook_lines();

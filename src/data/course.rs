@@ -14,6 +14,8 @@ use tch::{Kind, Tensor};
 
 use crate::graph::tuple;
 use crate::io::hdf5_text::read_labels;
+use crate::io::limits::check_declared_size;
+use crate::io::saved_weights::open_h5;
 
 /// One split of a course file: images (N×H×W×C, uint8, channels-last like Keras) and labels.
 #[derive(Debug, Clone)]
@@ -50,9 +52,9 @@ impl Split {
         self.len() == 0
     }
 
-    /// Keep only the first `n` examples (at least one), for quick runs.
+    /// Keep only the first `n` examples, for quick runs.
     pub fn truncate(&mut self, n: usize) {
-        let keep = n.clamp(1, self.len().max(1));
+        let keep = n.min(self.len());
         self.x.slice_collapse(ndarray::s![..keep, .., .., ..]);
         self.y.slice_collapse(ndarray::s![..keep]);
     }
@@ -108,7 +110,7 @@ pub fn load_dataset(train_path: &Path, test_path: &Path) -> Result<CourseDataset
 /// both; errors are about the split actually read.
 pub fn load_any_split(path: &Path, preferred: &str) -> Result<(Split, Vec<String>)> {
     let other = if preferred == "train" { "test" } else { "train" };
-    let file = hdf5::File::open(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
+    let file = open_h5(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
     let has = |prefix: &str| file.dataset(&format!("{prefix}_set_x")).is_ok();
     let prefix = if has(preferred) || !has(other) { preferred } else { other };
     drop(file);
@@ -118,8 +120,7 @@ pub fn load_any_split(path: &Path, preferred: &str) -> Result<(Split, Vec<String
 /// Read `{prefix}_set_x`, `{prefix}_set_y` and `list_classes` from one course file, checking
 /// dtypes, ranks, counts and label range; every error names the file and the dataset.
 pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
-    let file = hdf5::File::open(path)
-        .with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
+    let file = open_h5(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
     let where_ = |name: &str| format!("{} dataset '{name}'", path.display());
 
     let x_name = format!("{prefix}_set_x");
@@ -131,6 +132,8 @@ pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
     if x_ds.ndim() != 4 {
         bail!("{} has shape {:?}, expected N×H×W×C (rank 4)", where_(&x_name), x_ds.shape());
     }
+    let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    check_declared_size(&x_ds.shape(), 1, !x_ds.filters().is_empty(), file_size).map_err(|why| anyhow::anyhow!("{}: {why}", where_(&x_name)))?;
     let x = x_ds.read::<u8, Ix4>().with_context(|| format!("reading {}", where_(&x_name)))?;
 
     let y_name = format!("{prefix}_set_y");
@@ -144,6 +147,8 @@ pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
     if !(y_shape.len() == 1 || is_row) {
         bail!("{} has shape {y_shape:?}, expected (N,) or (1, N)", where_(&y_name));
     }
+    check_declared_size(&y_shape, y_ds.dtype()?.size(), !y_ds.filters().is_empty(), file_size)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", where_(&y_name)))?;
     let y = Array1::from(y_ds.read_raw::<i64>().with_context(|| format!("reading {}", where_(&y_name)))?);
     if y.len() != x.shape()[0] {
         bail!(

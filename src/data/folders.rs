@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use tch::{Kind, Tensor};
 
 use super::course::load_any_split;
+use crate::io::input::check_regular_file;
 use crate::imaging::{img_to_array, load_img, DecodeOptions, Interpolation};
 use crate::rng::SplitMix64;
 
@@ -91,6 +92,14 @@ impl ImageFolder {
             let mut images: Vec<PathBuf> = std::fs::read_dir(root.join(class))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| has_image_extension(p))
+                // A FIFO would block the read forever and a device never end: skip, and say so.
+                .filter(|p| match check_regular_file(p, "the image") {
+                    Ok(_) => true,
+                    Err(why) => {
+                        eprintln!("warning: skipping {why:#}");
+                        false
+                    }
+                })
                 .collect();
             if images.is_empty() {
                 bail!("{}: class folder '{class}' holds no images ({})", root.display(), IMAGE_EXTENSIONS.join(", "));

@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use super::{keras_shape, Model};
-use crate::io::atomic::write_atomically;
+use crate::io::atomic::{write_atomically, write_bytes_atomically};
 
 /// The DOT source of `model` (top to bottom, like Keras's default `rankdir='TB'`).
 pub fn model_to_dot(model: &Model, show_shapes: bool) -> String {
@@ -55,14 +55,14 @@ pub fn plot_model(model: &Model, to_file: &Path, show_shapes: bool) -> Result<()
     let dot = model_to_dot(model, show_shapes);
     let format = to_file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     if format == "dot" || format == "gv" {
-        return write_atomically(to_file, |temp| Ok(std::fs::write(temp, &dot)?));
+        return write_bytes_atomically(to_file, dot.as_bytes());
     }
     if format.is_empty() {
         bail!("{}: give the file an extension (.svg, .png or .dot) to choose the format", to_file.display());
     }
     let source = to_file.with_extension("dot");
     if Command::new("dot").arg("-V").output().is_err() {
-        write_atomically(&source, |temp| Ok(std::fs::write(temp, &dot)?))?;
+        write_bytes_atomically(&source, dot.as_bytes())?;
         bail!(
             "Graphviz's `dot` is not installed, so {} cannot be rendered (apt-get install graphviz, or run \
              scripts/setup.sh); the DOT source is in {}",

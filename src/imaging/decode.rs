@@ -39,7 +39,7 @@ impl Default for DecodeOptions {
 
 /// Read and decode `path` to 8-bit RGB. Every error names the file.
 pub fn read_rgb(path: &Path, options: &DecodeOptions) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the file", path.display()))?;
+    let bytes = crate::io::input::read_input(path, "the file")?;
     decode_rgb(&bytes, options).with_context(|| format!("{}: cannot load the image", path.display()))
 }
 

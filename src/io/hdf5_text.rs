@@ -9,9 +9,15 @@ use hdf5::Container;
 
 /// Longest fixed-length string read; HDF5 converts shorter fixed strings up to this size.
 const MAX_FIXED_LEN: usize = 1024;
+/// Most strings in one list (Keras's longest, `layer_names` of a large model, has a few
+/// thousand): a corrupt header cannot make us allocate gigabytes of strings.
+const MAX_LIST_LEN: usize = 1 << 16;
 
 /// Read a 0- or 1-dimensional string attribute or dataset as a list of Rust strings.
 pub fn read_string_list(container: &Container) -> Result<Vec<String>> {
+    if container.size() > MAX_LIST_LEN {
+        bail!("a list of {} strings exceeds the {MAX_LIST_LEN}-entry limit", container.size());
+    }
     let descriptor = container.dtype()?.to_descriptor()?;
     let strings: Vec<String> = match descriptor {
         TypeDescriptor::FixedAscii(len) | TypeDescriptor::FixedUnicode(len) if len > MAX_FIXED_LEN => {
@@ -43,6 +49,9 @@ pub fn read_string_list(container: &Container) -> Result<Vec<String>> {
 /// Read an integer list as strings (`list_classes` may be integers), or a string list as is.
 pub fn read_labels(container: &Container) -> Result<Vec<String>> {
     match container.dtype()?.to_descriptor()? {
+        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) if container.size() > MAX_LIST_LEN => {
+            bail!("a list of {} labels exceeds the {MAX_LIST_LEN}-entry limit", container.size())
+        }
         TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => {
             Ok(container.read_raw::<i64>()?.iter().map(|c| c.to_string()).collect())
         }

@@ -11,7 +11,10 @@ use tch::Device;
 
 use super::load_weights::{apply_weights, LoadOptions, LoadReport};
 use super::model_config::model_from_config;
-use super::saved_weights::{open_h5, read_h5_weights, Layout, SavedLayer, SavedWeight, SavedWeights};
+use super::hdf5_image::open_image;
+use super::input::check_input;
+use super::limits;
+use super::saved_weights::{open_h5, read_h5_weights, read_h5_weights_from, Layout, SavedLayer, SavedWeight, SavedWeights};
 use super::safetensors::read_safetensors_weights;
 use crate::graph::Model;
 
@@ -25,8 +28,9 @@ pub enum FileKind {
 
 pub fn detect(path: &Path) -> Result<FileKind> {
     let mut head = [0u8; 8];
+    check_input(path, "the model file")?;
     let read = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
+        .and_then(|f| f.take(8).read(&mut head))
         .with_context(|| format!("cannot read {}", path.display()))?;
     if read == 0 {
         bail!("{} is empty (0 bytes)", path.display());
@@ -71,14 +75,14 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
                     path.display()
                 );
             };
-            let config = parse_json(&attr_text(&attr)?, path, "model_config")?;
+            let config = parse_json(&attr_text(&attr, path, "model_config")?, path, "model_config")?;
             let training = match file.attr("training_config") {
-                Ok(attr) => Some(parse_json(&attr_text(&attr)?, path, "training_config")?),
+                Ok(attr) => Some(parse_json(&attr_text(&attr, path, "training_config")?, path, "training_config")?),
                 Err(_) => None,
             };
-            drop(file);
             let mut model = model_from_config(&config, device).with_context(|| format!("rebuilding the model of {}", path.display()))?;
-            apply_weights(&mut model, &read_h5_weights(path)?, &LoadOptions::default())?;
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            apply_weights(&mut model, &read_h5_weights_from(&file, path, size)?, &LoadOptions::default())?;
             model.training_config = training;
             Ok(model)
         }
@@ -114,15 +118,22 @@ pub fn read_weights(path: &Path) -> Result<SavedWeights> {
     }
 }
 
-fn attr_text(attr: &hdf5::Attribute) -> Result<String> {
-    super::hdf5_text::read_string_list(attr)?.into_iter().next().context("empty string attribute")
+/// A JSON attribute's text; errors name the file and the attribute.
+fn attr_text(attr: &hdf5::Attribute, path: &Path, name: &str) -> Result<String> {
+    super::hdf5_text::read_string_list(attr)
+        .with_context(|| format!("{}: attribute '{name}' should hold Keras's JSON text", path.display()))?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: attribute '{name}' is an empty list, expected Keras's JSON text", path.display()))
 }
 
 fn parse_json(text: &str, path: &Path, what: &str) -> Result<Value> {
     serde_json::from_str(text).with_context(|| format!("{}: {what} is not valid JSON", path.display()))
 }
 
-/// A Keras 3 `.keras` zip: `config.json`, `model.weights.h5`, `metadata.json`.
+/// A Keras 3 `.keras` zip: `config.json`, `model.weights.h5`, `metadata.json`. Members are
+/// inflated in memory, each capped (see [`limits`]) both by what its header declares and while
+/// it inflates, so a zip bomb is refused instead of filling memory or a disk.
 struct KerasArchive {
     path: std::path::PathBuf,
     zip: zip::ZipArchive<std::fs::File>,
@@ -130,6 +141,7 @@ struct KerasArchive {
 
 impl KerasArchive {
     fn open(path: &Path) -> Result<Self> {
+        check_input(path, "the model file")?;
         let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a readable zip archive", path.display()))?;
         for index in 0..zip.len() {
@@ -142,12 +154,28 @@ impl KerasArchive {
     }
 
     fn bytes(&mut self, name: &str) -> Result<Vec<u8>> {
-        let mut entry = self
+        let archive = self.path.display().to_string();
+        let entry = self
             .zip
             .by_name(name)
-            .with_context(|| format!("{} has no '{name}' (not a Keras 3 .keras archive?)", self.path.display()))?;
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).with_context(|| format!("{}: reading '{name}'", self.path.display()))?;
+            .with_context(|| format!("{archive} has no '{name}' (not a Keras 3 .keras archive?)"))?;
+        let (declared, compressed) = (entry.size(), entry.compressed_size());
+        let cap = compressed.saturating_mul(limits::MAX_INFLATION_RATIO).max(limits::MIN_INFLATION_ALLOWANCE).min(limits::MAX_PARAMETER_BYTES * 2);
+        if declared > cap {
+            bail!(
+                "{archive}: '{name}' declares {declared} bytes inflated from {compressed} compressed; refusing more than {cap} \
+                 (a zip bomb, or a model beyond keras-tch's limits)"
+            );
+        }
+        let mut bytes = Vec::with_capacity(declared as usize);
+        // One byte more than declared, to notice an entry that inflates past its header.
+        entry
+            .take(declared + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("{archive}: reading '{name}'"))?;
+        if bytes.len() as u64 != declared {
+            bail!("{archive}: '{name}' inflates to {} bytes but its header declares {declared}; the archive is corrupt", bytes.len());
+        }
         Ok(bytes)
     }
 
@@ -155,23 +183,13 @@ impl KerasArchive {
         String::from_utf8(self.bytes(name)?).with_context(|| format!("{}: '{name}' is not UTF-8", self.path.display()))
     }
 
-    /// `model.weights.h5`, read through a private temporary copy (HDF5 reads from files).
+    /// `model.weights.h5`, opened in memory (no temporary file).
     fn weights(mut self) -> Result<SavedWeights> {
         let bytes = self.bytes("model.weights.h5")?;
-        let temp = std::env::temp_dir().join(format!("keras-tch-{}-{}.weights.h5", std::process::id(), unique()));
-        std::fs::write(&temp, bytes)?;
-        let result = read_h5_weights(&temp);
-        let _ = std::fs::remove_file(&temp);
-        let mut saved = result.with_context(|| format!("reading model.weights.h5 inside {}", self.path.display()))?;
-        saved.path = self.path.join("model.weights.h5");
-        Ok(saved)
+        let member = self.path.join("model.weights.h5");
+        let file = open_image(&bytes).with_context(|| format!("reading {}", member.display()))?;
+        read_h5_weights_from(&file, &member, bytes.len() as u64)
     }
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Build `SavedWeights` from (layer, weight) -> Keras-layout tensors (safetensors, conversions).
@@ -179,7 +197,7 @@ pub fn saved_from_pairs(path: &Path, entries: Vec<(String, String, tch::Tensor)>
     let mut layers: Vec<SavedLayer> = Vec::new();
     for (layer, weight, value) in entries {
         let dataset = format!("{layer}/{weight}");
-        let saved = SavedWeight { name: weight, dataset, value };
+        let saved = SavedWeight::loaded(weight, dataset, value);
         match layers.iter_mut().find(|l| l.name == layer) {
             Some(existing) => existing.weights.push(saved),
             None => layers.push(SavedLayer { name: layer, weights: vec![saved], keras3_group: None }),

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use anyhow::{bail, Result};
-use tch::{no_grad, Kind, Tensor};
+use tch::{no_grad, Tensor};
 
 use super::saved_weights::{Layout as FileLayout, SavedLayer, SavedWeights};
 use crate::graph::{keras_shape_of, snake_case, tuple, Model};
@@ -233,16 +233,19 @@ fn plan_layer(
                 .ok_or_else(|| format!("the file's '{}' has no weight '{}'", stored.name, weight.name))?
         };
         let expected = keras_shape_of(weight);
-        if value.value.size() != expected {
+        if value.shape != expected {
             return Err(format!(
                 "weight '{}' expects shape {} but {} has shape {}",
                 weight.name,
                 tuple(&expected),
                 value.dataset,
-                tuple(&value.value.size())
+                tuple(&value.shape)
             ));
         }
-        let converted = weight.layout.from_keras(&value.value.to_kind(Kind::Float)).to_device(weight.tensor.device());
+        // Read only now that the shape is known to fit: a file cannot make us read what no
+        // layer of the model would take.
+        let stored = value.read().map_err(|e| format!("{e:#}"))?;
+        let converted = weight.layout.from_keras(&stored).to_device(weight.tensor.device());
         plan.push((index, position, converted));
     }
     Ok(plan)

@@ -2,7 +2,10 @@
 //! safetensors checkpoints and `.npy` arrays.
 
 pub mod atomic;
+pub mod hdf5_image;
 pub mod hdf5_text;
+pub mod input;
+pub mod limits;
 pub mod load_model;
 pub mod load_weights;
 pub mod model_config;

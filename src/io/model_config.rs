@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tch::Device;
 
+use super::limits;
 use crate::graph::{GraphBuilder, Model, NodeId};
 use crate::layers::activation::Activation;
 use crate::layers::batch_norm::batch_norm;
@@ -52,6 +53,7 @@ pub fn model_from_config(config: &Value, device: Device) -> Result<Model> {
     let mut ids: HashMap<String, NodeId> = HashMap::new();
     let sequential = class == "Sequential";
     let mut previous: Option<NodeId> = None;
+    let mut parameters: u128 = 0;
     if sequential {
         // Keras 2 Sequential configs may put the input shape on the first layer.
         let first = layers.first().context("empty Sequential model")?;
@@ -74,7 +76,9 @@ pub fn model_from_config(config: &Value, device: Device) -> Result<Model> {
                 .map(|n| ids.get(n).copied().with_context(|| format!("layer '{layer_name}' reads '{n}', which comes later or does not exist")))
                 .collect::<Result<Vec<_>>>()?
         };
-        let id = add_layer(&mut g, class, layer_name, layer_config, &inbound)
+        let input_shapes: Vec<Vec<i64>> = inbound.iter().map(|id| g.shape(*id).clone()).collect();
+        let id = count_parameters(class, layer_config, &input_shapes, &mut parameters)
+            .and_then(|()| add_layer(&mut g, class, layer_name, layer_config, &inbound))
             .with_context(|| format!("rebuilding layer '{layer_name}' ({class}) of model '{name}'"))?;
         ids.insert(layer_name.to_string(), id);
         previous = Some(id);
@@ -111,20 +115,34 @@ fn inbound_names(nodes: &Value) -> Result<Vec<String>> {
         collect_keras_history(args, &mut names);
         return Ok(names);
     }
-    // Keras 2: a list of [layer_name, node_index, tensor_index(, kwargs)].
+    // Keras 2: a list of [layer_name, node_index, tensor_index(, kwargs)]. Every layer here is
+    // called once and has one output, so both indices must be 0.
     first
         .as_array()
         .context("unexpected inbound_nodes format")?
         .iter()
-        .map(|entry| entry[0].as_str().map(str::to_string).context("unexpected inbound entry"))
+        .map(|entry| {
+            let name = entry[0].as_str().map(str::to_string).with_context(|| format!("unexpected inbound entry {entry}"))?;
+            for (position, what) in [(1, "node index"), (2, "tensor index")] {
+                let index = &entry[position];
+                if !(index.is_null() || index.as_i64() == Some(0)) {
+                    bail!("the input from '{name}' names {what} {index}, which does not exist (every layer here has one call and one output)");
+                }
+            }
+            Ok(name)
+        })
         .collect()
 }
 
 fn collect_keras_history(value: &Value, names: &mut Vec<String>) {
     match value {
         Value::Object(map) if map.get("class_name").and_then(Value::as_str) == Some("__keras_tensor__") => {
-            if let Some(name) = map["config"]["keras_history"][0].as_str() {
-                names.push(name.to_string());
+            let history = &map["config"]["keras_history"];
+            if let Some(name) = history[0].as_str() {
+                // Node and tensor indices other than 0 would name a call or output that no
+                // layer here has; the name is then reported as not found.
+                let indices_ok = [1, 2].iter().all(|&i| history[i].as_i64().is_none_or(|v| v == 0));
+                names.push(if indices_ok { name.to_string() } else { format!("{name}[{}][{}]", history[1], history[2]) });
             }
         }
         Value::Array(items) => items.iter().for_each(|v| collect_keras_history(v, names)),
@@ -151,6 +169,52 @@ fn input_shape(config: &Value) -> Result<Vec<i64>> {
         .iter()
         .map(|d| d.as_i64().context("input dimensions other than the batch must be fixed numbers"))
         .collect()
+}
+
+/// A `pair` of sizes that must be at least 1 (kernel sizes, strides, dilations, pool sizes).
+fn positive_pair(value: &Value, what: &str) -> Result<[i64; 2]> {
+    let pair = pair(value, what)?;
+    if pair.iter().any(|&v| v < 1) {
+        bail!("{what} must be at least 1, got {value}");
+    }
+    Ok(pair)
+}
+
+/// Add the weights a layer of `class` would create to `total`, refusing a model whose weights
+/// would exceed [`limits::MAX_PARAMETER_BYTES`] — before anything is allocated, so a config
+/// asking for 10^12 filters is an error naming the layer, not an allocation failure.
+fn count_parameters(class: &str, config: &Value, input_shapes: &[Vec<i64>], total: &mut u128) -> Result<()> {
+    let size = |key: &str| -> Result<u128> {
+        let value = config[key].as_i64().with_context(|| format!("{class} needs a whole number '{key}', got {}", config[key]))?;
+        if value < 1 {
+            bail!("'{key}' must be at least 1, got {value}");
+        }
+        Ok(value as u128)
+    };
+    let channels = || -> u128 { input_shapes.first().and_then(|s| s.last()).map_or(0, |&c| c.max(0) as u128) };
+    let count = match class {
+        "Conv2D" => {
+            let [kh, kw] = positive_pair(&config["kernel_size"], "kernel_size")?;
+            let filters = size("filters")?;
+            kh as u128 * kw as u128 * channels() * filters + filters
+        }
+        "Dense" => {
+            let units = size("units")?;
+            channels() * units + units
+        }
+        "BatchNormalization" => 4 * channels(),
+        _ => 0,
+    };
+    *total += count;
+    let bytes = *total * 4;
+    if bytes > limits::MAX_PARAMETER_BYTES as u128 {
+        bail!(
+            "this layer brings the model to {total} parameters ({bytes} bytes as float32), beyond keras-tch's limit of {} bytes; \
+             the config is corrupt or not a model this machine could hold",
+            limits::MAX_PARAMETER_BYTES
+        );
+    }
+    Ok(())
 }
 
 fn pair(value: &Value, what: &str) -> Result<[i64; 2]> {
@@ -207,11 +271,11 @@ fn add_layer(g: &mut GraphBuilder, class: &str, name: &str, config: &Value, inbo
             if config["groups"].as_i64().unwrap_or(1) != 1 {
                 bail!("grouped convolutions are not supported");
             }
-            let [kh, kw] = pair(&config["kernel_size"], "kernel_size")?;
+            let [kh, kw] = positive_pair(&config["kernel_size"], "kernel_size")?;
             let mut conv = conv2d(config["filters"].as_i64().context("Conv2D without filters")?, kh);
             conv.kernel_size = [kh, kw];
-            conv.strides = pair(&config["strides"], "strides")?;
-            conv.dilation = pair(&config["dilation_rate"], "dilation_rate").unwrap_or([1, 1]);
+            conv.strides = positive_pair(&config["strides"], "strides")?;
+            conv.dilation = if config["dilation_rate"].is_null() { [1, 1] } else { positive_pair(&config["dilation_rate"], "dilation_rate")? };
             conv.padding = padding(config)?;
             conv.use_bias = config["use_bias"].as_bool().unwrap_or(true);
             conv.activation = activation(config)?;
@@ -250,12 +314,15 @@ fn add_layer(g: &mut GraphBuilder, class: &str, name: &str, config: &Value, inbo
                     [[h, h], [w, w]]
                 }
             };
+            if padding.iter().flatten().any(|&p| p < 0) {
+                bail!("padding must not be negative, got {}", config["padding"]);
+            }
             g.add(name, ZeroPadding2D { padding }, &[single()?])?
         }
         "MaxPooling2D" | "AveragePooling2D" => {
             channels_last(config)?;
-            let pool_size = pair(&config["pool_size"], "pool_size")?;
-            let strides = if config["strides"].is_null() { pool_size } else { pair(&config["strides"], "strides")? };
+            let pool_size = positive_pair(&config["pool_size"], "pool_size")?;
+            let strides = if config["strides"].is_null() { pool_size } else { positive_pair(&config["strides"], "strides")? };
             let kind = if class == "MaxPooling2D" { PoolKind::Max } else { PoolKind::Average };
             g.add(name, Pool2D { kind, pool_size, strides, padding: padding(config)? }, &[single()?])?
         }
@@ -271,7 +338,13 @@ fn add_layer(g: &mut GraphBuilder, class: &str, name: &str, config: &Value, inbo
             channels_last(config)?;
             g.add(name, Flatten, &[single()?])?
         }
-        "Dropout" => g.add(name, Dropout { rate: config["rate"].as_f64().context("Dropout without rate")? }, &[single()?])?,
+        "Dropout" => {
+            let rate = config["rate"].as_f64().context("Dropout without rate")?;
+            if !(0.0..1.0).contains(&rate) {
+                bail!("Dropout's rate must be in [0, 1), got {rate}");
+            }
+            g.add(name, Dropout { rate }, &[single()?])?
+        }
         "Add" => g.add(name, Add, inbound)?,
         "Concatenate" => g.add(name, Concatenate { axis: config["axis"].as_i64().unwrap_or(-1) }, inbound)?,
         other => bail!(

@@ -3,17 +3,18 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tch::{Kind, Tensor};
 
-use super::atomic::write_atomically;
+use super::atomic::write_bytes_atomically;
+use super::input::read_input;
 use crate::graph::tuple;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Read a little-endian float32/float64 C-order array as a float32 tensor.
 pub fn read_npy(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_input(path, "the .npy file")?;
     let fail = |why: String| anyhow::anyhow!("{} is not a usable .npy file: {why}", path.display());
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(fail("missing the \\x93NUMPY magic".into()));
@@ -42,10 +43,16 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
         "<f8" => (Kind::Double, 8),
         other => return Err(fail(format!("dtype {other}; expected float32 ('<f4') or float64 ('<f8')"))),
     };
-    let count: i64 = shape.iter().product();
+    if let Some(negative) = shape.iter().find(|&&d| d < 0) {
+        return Err(fail(format!("shape {shape_text} has a negative dimension {negative}")));
+    }
+    let needed = shape
+        .iter()
+        .try_fold(size, |acc: i64, &d| acc.checked_mul(d))
+        .ok_or_else(|| fail(format!("shape {shape_text} is too large to exist")))?;
     let data = &bytes[data_start..];
-    if data.len() as i64 != count * size {
-        return Err(fail(format!("shape {shape:?} needs {} bytes of data, found {}", count * size, data.len())));
+    if data.len() as i64 != needed {
+        return Err(fail(format!("shape {shape:?} needs {needed} bytes of data, found {}", data.len())));
     }
     let tensor = Tensor::from_data_size(data, &shape, kind);
     Ok(tensor.to_kind(Kind::Float))
@@ -69,7 +76,7 @@ pub fn write_npy(path: &Path, tensor: &Tensor) -> Result<()> {
     for v in values {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    write_atomically(path, |temp| Ok(std::fs::write(temp, &bytes)?))
+    write_bytes_atomically(path, &bytes)
 }
 
 /// The text of `'key': value` in a numpy header dict (value up to the next top-level comma).

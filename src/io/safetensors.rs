@@ -34,6 +34,7 @@ pub fn write_tensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
 }
 
 pub fn read_safetensors_weights(path: &Path) -> Result<SavedWeights> {
+    super::input::check_input(path, "the safetensors file")?;
     weights_from_tensors(path, read_tensors(path)?)
 }
 

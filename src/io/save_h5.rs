@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use hdf5::types::VarLenUnicode;
 use hdf5::{Group, Location};
 
-use super::atomic::write_atomically;
+use super::atomic::write_bytes_atomically;
+use super::hdf5_image::{create_in_memory, file_image};
 use super::model_config::model_config;
 use crate::graph::Model;
 
@@ -22,8 +23,8 @@ const KERAS_FORMAT_VERSION: &str = "2.21.0";
 
 /// `model.save("model.h5")`: architecture, weights and (if compiled) training configuration.
 pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
-    write_atomically(path, |temp| {
-        let file = hdf5::File::create(temp)?;
+    let build = || -> Result<Vec<u8>> {
+        let file = create_in_memory()?;
         write_str_attr(&file, "backend", "tensorflow")?;
         write_str_attr(&file, "keras_version", KERAS_FORMAT_VERSION)?;
         write_str_attr(&file, "model_config", &model_config(model).to_string())?;
@@ -32,21 +33,23 @@ pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
         }
         let weights = file.create_group("model_weights")?;
         write_weight_groups(model, &weights)?;
-        file.close()?;
-        Ok(())
-    })
-    .with_context(|| format!("saving model '{}'", model.name))
+        file_image(&file)
+    };
+    build()
+        .and_then(|bytes| write_bytes_atomically(path, &bytes))
+        .with_context(|| format!("saving model '{}'", model.name))
 }
 
 /// `model.save_weights("weights.h5")`: the layer groups at the file's root.
 pub fn save_weights_h5(model: &Model, path: &Path) -> Result<()> {
-    write_atomically(path, |temp| {
-        let file = hdf5::File::create(temp)?;
+    let build = || -> Result<Vec<u8>> {
+        let file = create_in_memory()?;
         write_weight_groups(model, &file)?;
-        file.close()?;
-        Ok(())
-    })
-    .with_context(|| format!("saving the weights of model '{}'", model.name))
+        file_image(&file)
+    };
+    build()
+        .and_then(|bytes| write_bytes_atomically(path, &bytes))
+        .with_context(|| format!("saving the weights of model '{}'", model.name))
 }
 
 fn write_weight_groups(model: &Model, root: &Group) -> Result<()> {

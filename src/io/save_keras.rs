@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use hdf5::types::VarLenUnicode;
 use serde_json::{json, Value};
 
-use super::atomic::write_atomically;
+use super::atomic::write_bytes_atomically;
+use super::hdf5_image::{create_in_memory, file_image};
 use super::load_weights::keras3_group_names;
 use crate::graph::{Model, NodeId};
 use crate::train::compile::CompileConfig;
@@ -25,8 +26,8 @@ const KERAS3_FORMAT_VERSION: &str = "3.15.1";
 pub fn save_model_keras(model: &Model, path: &Path) -> Result<()> {
     let config = keras3_config(model)?;
     let weights = write_weights_to_bytes(model)?;
-    write_atomically(path, |temp| {
-        let mut zip = zip::ZipWriter::new(std::fs::File::create(temp)?);
+    let build = || -> Result<Vec<u8>> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let stored = zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
         zip.start_file("metadata.json", stored)?;
         zip.write_all(json!({ "keras_version": KERAS3_FORMAT_VERSION, "date_saved": "keras-tch" }).to_string().as_bytes())?;
@@ -34,9 +35,10 @@ pub fn save_model_keras(model: &Model, path: &Path) -> Result<()> {
         zip.write_all(config.to_string().as_bytes())?;
         zip.start_file("model.weights.h5", stored)?;
         zip.write_all(&weights)?;
-        zip.finish()?;
-        Ok(())
-    })
+        Ok(zip.finish()?.into_inner())
+    };
+    build()
+        .and_then(|bytes| write_bytes_atomically(path, &bytes))
     .with_context(|| format!("saving model '{}' as a .keras archive", model.name))
 }
 
@@ -137,31 +139,23 @@ fn batch_shape(shape: &[i64]) -> Value {
 
 /// `model.weights.h5` in Keras 3's layout, as bytes (it goes inside the zip).
 fn write_weights_to_bytes(model: &Model) -> Result<Vec<u8>> {
-    let temp = std::env::temp_dir().join(format!("keras-tch-{}-{:p}.weights.h5", std::process::id(), model));
-    let result = (|| -> Result<Vec<u8>> {
-        {
-            let file = hdf5::File::create(&temp)?;
-            let groups = keras3_group_names(model);
-            let by_layer: std::collections::HashMap<&str, &str> = groups.iter().map(|(g, l)| (l.as_str(), g.as_str())).collect();
-            let layers = file.create_group("layers")?;
-            for node in model.layers() {
-                let group = layers.create_group(by_layer[node.name.as_str()])?;
-                let vars = group.create_group("vars")?;
-                write_name(&vars, &node.name)?;
-                for (index, weight) in node.layer.weights().iter().enumerate() {
-                    let value = weight.layout.to_keras(weight.tensor).to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
-                    let dims: Vec<usize> = value.size().iter().map(|&d| d as usize).collect();
-                    let data = Vec::<f32>::try_from(value.flatten(0, -1))?;
-                    vars.new_dataset::<f32>().shape(dims).create(index.to_string().as_str())?.write_raw(&data)?;
-                }
-            }
-            write_name(&file.create_group("vars")?, &model.name)?;
-            file.close()?;
+    let file = create_in_memory()?;
+    let groups = keras3_group_names(model);
+    let by_layer: std::collections::HashMap<&str, &str> = groups.iter().map(|(g, l)| (l.as_str(), g.as_str())).collect();
+    let layers = file.create_group("layers")?;
+    for node in model.layers() {
+        let group = layers.create_group(by_layer[node.name.as_str()])?;
+        let vars = group.create_group("vars")?;
+        write_name(&vars, &node.name)?;
+        for (index, weight) in node.layer.weights().iter().enumerate() {
+            let value = weight.layout.to_keras(weight.tensor).to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
+            let dims: Vec<usize> = value.size().iter().map(|&d| d as usize).collect();
+            let data = Vec::<f32>::try_from(value.flatten(0, -1))?;
+            vars.new_dataset::<f32>().shape(dims).create(index.to_string().as_str())?.write_raw(&data)?;
         }
-        Ok(std::fs::read(&temp)?)
-    })();
-    let _ = std::fs::remove_file(&temp);
-    result
+    }
+    write_name(&file.create_group("vars")?, &model.name)?;
+    file_image(&file)
 }
 
 fn write_name(group: &hdf5::Group, name: &str) -> Result<()> {

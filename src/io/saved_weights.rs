@@ -15,11 +15,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use hdf5::types::TypeDescriptor;
 use hdf5::{Dataset, Group, Location};
 use tch::Tensor;
 
 use super::hdf5_text::read_string_list;
+use super::input::check_input;
+use super::limits;
 
 /// Which Keras wrote the weights, as far as the layout tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +36,43 @@ pub enum Layout {
 }
 
 /// One stored weight under its Keras short name (`kernel`, `bias`, `gamma`, `beta`,
-/// `moving_mean`, `moving_variance`), in Keras's layout, as float32.
+/// `moving_mean`, `moving_variance`), in Keras's layout. Its shape is known without reading it;
+/// its values are read (as float32) only when a load has checked that shape.
 pub struct SavedWeight {
     pub name: String,
     /// Where it is in the file (for messages).
     pub dataset: String,
-    pub value: Tensor,
+    pub shape: Vec<i64>,
+    pub value: WeightValue,
+}
+
+/// A weight's values: already in memory (safetensors, conversions) or still in an HDF5 file.
+pub enum WeightValue {
+    Loaded(Tensor),
+    Hdf5 { dataset: Dataset, file: String, layer: String },
+}
+
+impl SavedWeight {
+    /// A weight whose values are already in memory.
+    pub fn loaded(name: String, dataset: String, value: Tensor) -> Self {
+        Self { name, dataset, shape: value.size(), value: WeightValue::Loaded(value) }
+    }
+
+    pub fn numel(&self) -> i64 {
+        self.shape.iter().product()
+    }
+
+    /// The values as float32 (float16, bfloat16 and float64 are converted, as Keras does).
+    pub fn read(&self) -> Result<Tensor> {
+        match &self.value {
+            WeightValue::Loaded(tensor) => Ok(tensor.to_kind(tch::Kind::Float)),
+            WeightValue::Hdf5 { dataset, file, layer } => {
+                let values = read_as_f32(dataset)
+                    .with_context(|| format!("{file}: reading weight '{}' of layer '{layer}'", self.dataset))?;
+                Ok(Tensor::from_slice(&values).reshape(&self.shape))
+            }
+        }
+    }
 }
 
 pub struct SavedLayer {
@@ -70,9 +102,10 @@ impl SavedWeights {
     }
 }
 
-/// Open `path` as HDF5 with an error that says what the file is not.
+/// Open `path` as HDF5 (after checking it is a regular, non-empty file), with an error that
+/// says what the file is not.
 pub fn open_h5(path: &Path) -> Result<hdf5::File> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = check_input(path, "the HDF5 file")?;
     if meta.len() == 0 {
         bail!("{} is empty (0 bytes), not a Keras HDF5 file", path.display());
     }
@@ -84,16 +117,24 @@ pub fn open_h5(path: &Path) -> Result<hdf5::File> {
 /// Read the weights of any Keras HDF5 layout.
 pub fn read_h5_weights(path: &Path) -> Result<SavedWeights> {
     let file = open_h5(path)?;
-    let keras_version = string_attr(&file, "keras_version");
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    read_h5_weights_from(&file, path, size)
+}
+
+/// Read the weights of an open Keras HDF5 file of `file_size` bytes (`path` names it in
+/// messages; for a `.keras` archive, the member inside it).
+pub fn read_h5_weights_from(file: &hdf5::File, path: &Path, file_size: u64) -> Result<SavedWeights> {
+    let source = Source { path, file_size };
+    let keras_version = string_attr(file, "keras_version");
     if file.attr("model_config").is_ok() {
         let group = file
             .group("model_weights")
             .with_context(|| format!("{} has a model_config but no model_weights group", path.display()))?;
-        let layers = read_layer_groups(path, &group)?;
+        let layers = read_layer_groups(&source, &group)?;
         return Ok(SavedWeights { path: path.into(), layout: Layout::FullModel, keras_version, layers });
     }
-    if has_layer_names(&file) {
-        let layers = read_layer_groups(path, &file)?;
+    if has_layer_names(file) {
+        let layers = read_layer_groups(&source, file)?;
         let keras1 = keras_version.as_deref().is_none_or(|v| v.starts_with('1'))
             && layers.iter().flat_map(|l| &l.weights).any(|w| w.dataset.contains("_W:") || w.dataset.ends_with("_W"));
         let layout = if keras1 { Layout::Keras1 } else { Layout::WeightsOnly };
@@ -101,13 +142,19 @@ pub fn read_h5_weights(path: &Path) -> Result<SavedWeights> {
         return Ok(SavedWeights { path: path.into(), layout, keras_version, layers });
     }
     if file.group("layers").is_ok() {
-        return read_keras3_weights(path, &file);
+        return read_keras3_weights(&source, file);
     }
     bail!(
         "{} is HDF5 but not a Keras file: it has neither model_config/model_weights, a root layer_names \
          (save_weights), nor a Keras 3 'layers' group",
         path.display()
     )
+}
+
+/// The file being read, for messages and for judging declared sizes.
+struct Source<'a> {
+    path: &'a Path,
+    file_size: u64,
 }
 
 fn has_layer_names(location: &Location) -> bool {
@@ -136,9 +183,14 @@ fn read_chunked_list(location: &Location, name: &str) -> Result<Vec<String>> {
     Ok(all)
 }
 
-fn read_layer_groups(path: &Path, root: &Group) -> Result<Vec<SavedLayer>> {
+fn read_layer_groups(source: &Source, root: &Group) -> Result<Vec<SavedLayer>> {
+    let path = source.path;
     let where_ = || format!("{} ({})", path.display(), if root.name() == "/" { "root".into() } else { root.name() });
     let names = read_chunked_list(root, "layer_names").with_context(|| format!("reading layer_names of {}", where_()))?;
+    let mut seen = std::collections::HashSet::new();
+    if let Some(duplicate) = names.iter().find(|name| !seen.insert(name.as_str())) {
+        bail!("{}: layer_names lists '{duplicate}' more than once; the file is inconsistent", where_());
+    }
     names
         .into_iter()
         .map(|layer| {
@@ -153,11 +205,7 @@ fn read_layer_groups(path: &Path, root: &Group) -> Result<Vec<SavedLayer>> {
                     let dataset = group.dataset(&full).with_context(|| {
                         format!("{}: layer '{layer}' lists weight '{full}' but the file has no such dataset", path.display())
                     })?;
-                    Ok(SavedWeight {
-                        name: short_weight_name(&full),
-                        value: read_float_dataset(path, &layer, &full, &dataset)?,
-                        dataset: format!("{}/{full}", group.name()),
-                    })
+                    float_weight(source, &layer, &full, format!("{}/{full}", group.name()), dataset)
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(SavedLayer { name: layer, weights, keras3_group: None })
@@ -190,24 +238,80 @@ fn rename_keras1_weights(mut layer: SavedLayer) -> Result<SavedLayer> {
     Ok(layer)
 }
 
-/// A float dataset as float32, or an error naming the file, layer, dataset and dtype.
-fn read_float_dataset(path: &Path, layer: &str, name: &str, dataset: &Dataset) -> Result<Tensor> {
-    let dtype = dataset.dtype()?.to_descriptor()?;
-    if !matches!(dtype, TypeDescriptor::Float(_)) {
-        bail!("{}: weight '{name}' of layer '{layer}' has element type {dtype}, expected floats", path.display());
+/// A float dataset as a [`SavedWeight`] (not read yet), after checking its element type and
+/// that its declared size is one the file can hold; errors name the file, layer, dataset,
+/// element type and shape.
+/// `listed` is the weight as the layer lists it (`conv1/kernel:0`; Keras 3: its index).
+fn float_weight(source: &Source, layer: &str, listed: &str, path_in_file: String, dataset: Dataset) -> Result<SavedWeight> {
+    let file = source.path.display().to_string();
+    let element = describe_element_type(&dataset)
+        .with_context(|| format!("{file}: weight '{listed}' of layer '{layer}': unreadable element type"))?;
+    let ElementType::Float(element_bytes) = element else {
+        bail!("{file}: weight '{listed}' of layer '{layer}' has element type {element}, expected floats");
+    };
+    let dims = dataset.shape();
+    let shape: Vec<i64> = dims.iter().map(|&d| i64::try_from(d).unwrap_or(i64::MAX)).collect();
+    limits::check_declared_size(&dims, element_bytes, !dataset.filters().is_empty(), source.file_size)
+        .map_err(|why| anyhow::anyhow!("{file}: weight '{listed}' of layer '{layer}' ({element}): {why}"))?;
+    Ok(SavedWeight { name: short_weight_name(listed), dataset: path_in_file, shape, value: WeightValue::Hdf5 { dataset, file, layer: layer.to_string() } })
+}
+
+/// What a dataset's elements are, from the HDF5 type itself (not every float type has a Rust
+/// twin: float16 and bfloat16 are read through HDF5's own conversion).
+enum ElementType {
+    Float(usize),
+    Other(String),
+}
+
+impl std::fmt::Display for ElementType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ElementType::Float(bytes) => write!(f, "float{}", bytes * 8),
+            ElementType::Other(what) => f.write_str(what),
+        }
     }
-    let dims: Vec<i64> = dataset.shape().iter().map(|&d| d as i64).collect();
-    let values = dataset
-        .read_raw::<f32>()
-        .with_context(|| format!("{}: reading weight '{name}' of layer '{layer}'", path.display()))?;
-    Ok(Tensor::from_slice(&values).reshape(&dims))
+}
+
+fn describe_element_type(dataset: &Dataset) -> Result<ElementType> {
+    let dtype = dataset.dtype()?;
+    // SAFETY: `dtype.id()` is a live datatype handle for the duration of the call.
+    let class = hdf5::sync::sync(|| unsafe { hdf5_sys::h5t::H5Tget_class(dtype.id()) });
+    Ok(match class {
+        hdf5_sys::h5t::H5T_class_t::H5T_FLOAT => ElementType::Float(dtype.size()),
+        _ => ElementType::Other(match dtype.to_descriptor() {
+            Ok(descriptor) => descriptor.to_string(),
+            Err(_) => format!("{class:?} of {} bytes", dtype.size()),
+        }),
+    })
+}
+
+/// Read any float dataset as float32, letting HDF5 convert (float16, bfloat16, float64, …).
+fn read_as_f32(dataset: &Dataset) -> Result<Vec<f32>> {
+    let count = dataset.size();
+    let mut values = vec![0f32; count];
+    // SAFETY: `values` holds exactly as many float32 as the dataset has elements, and HDF5
+    // writes the whole selection (H5S_ALL) converted to native float into it.
+    let status = hdf5::sync::sync(|| unsafe {
+        hdf5_sys::h5d::H5Dread(
+            dataset.id(),
+            *hdf5_sys::h5t::H5T_NATIVE_FLOAT,
+            hdf5_sys::h5s::H5S_ALL,
+            hdf5_sys::h5s::H5S_ALL,
+            hdf5_sys::h5p::H5P_DEFAULT,
+            values.as_mut_ptr().cast(),
+        )
+    });
+    if status < 0 {
+        bail!("HDF5 could not read or convert the values to float32");
+    }
+    Ok(values)
 }
 
 /// Keras 3 `.weights.h5`: `layers/<group>/vars/<i>`, where the group is named after the layer's
 /// class with a per-class counter in `model.layers` order (`conv2d`, `conv2d_1`, …), not after
 /// the layer. From Keras 3.6 each `vars` group has a `name` attribute with the layer's real
 /// name; older files are matched through the group names (see `load_weights`).
-pub fn read_keras3_weights(path: &Path, file: &hdf5::File) -> Result<SavedWeights> {
+fn read_keras3_weights(source: &Source, file: &hdf5::File) -> Result<SavedWeights> {
     let layers_group = file.group("layers")?;
     let mut layers = Vec::new();
     for name in layers_group.member_names()? {
@@ -218,14 +322,10 @@ pub fn read_keras3_weights(path: &Path, file: &hdf5::File) -> Result<SavedWeight
         indices.sort_unstable();
         for index in indices {
             let dataset = vars.dataset(&index.to_string())?;
-            weights.push(SavedWeight {
-                name: index.to_string(),
-                value: read_float_dataset(path, &name, &index.to_string(), &dataset)?,
-                dataset: format!("/layers/{name}/vars/{index}"),
-            });
+            weights.push(float_weight(source, &name, &index.to_string(), format!("/layers/{name}/vars/{index}"), dataset)?);
         }
         let real_name = string_attr(&vars, "name").unwrap_or_else(|| name.clone());
         layers.push(SavedLayer { name: real_name, weights, keras3_group: Some(name) });
     }
-    Ok(SavedWeights { path: path.into(), layout: Layout::Keras3, keras_version: None, layers })
+    Ok(SavedWeights { path: source.path.into(), layout: Layout::Keras3, keras_version: None, layers })
 }

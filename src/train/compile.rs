@@ -52,6 +52,34 @@ impl CompileConfig {
         Ok(Self { loss, accuracy: Some(Accuracy::for_loss(loss)), style })
     }
 
+    /// Refuse a model whose output cannot express `classes` classes under this loss (a
+    /// one-unit sigmoid on six classes would "train" to a meaningless, negative loss).
+    pub fn check_fits(&self, model: &Model, classes: usize) -> Result<()> {
+        let [output] = model.outputs() else { bail!("model '{}' has {} outputs; training needs one", model.name, model.outputs().len()) };
+        let node = model.node(*output);
+        let units = match node.output_shape.as_slice() {
+            [units] => *units as usize,
+            other => bail!("model '{}' ends in '{}' of shape {other:?}; a classifier's output is (classes,)", model.name, node.name),
+        };
+        let fits = match self.loss {
+            Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy => units == classes,
+            Loss::BinaryCrossentropy => units == 1 && classes <= 2,
+        };
+        if !fits {
+            let needs = match self.loss {
+                Loss::BinaryCrossentropy => "one sigmoid unit and two classes".to_string(),
+                _ => format!("one unit per class ({classes})"),
+            };
+            bail!(
+                "model '{}' ends in '{}' with {units} unit(s) but the data has {classes} classes: {} needs {needs}",
+                model.name,
+                node.name,
+                self.loss.keras_name()
+            );
+        }
+        Ok(())
+    }
+
     /// The targets this loss wants for a course split: one-hot rows for categorical
     /// cross-entropy (`convert_to_one_hot(Y, C).T`), the labels as a column otherwise.
     pub fn targets(&self, split: &crate::data::course::Split, classes: usize) -> tch::Tensor {

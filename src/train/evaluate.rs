@@ -54,9 +54,12 @@ fn evaluate_in_phase(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Ten
     if n == 0 {
         bail!("evaluate: no samples");
     }
+    if batch_size < 1 {
+        bail!("evaluate: batch_size must be at least 1, got {batch_size}");
+    }
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     no_grad(|| -> Result<()> {
-        for start in (0..n).step_by(batch_size.max(1) as usize) {
+        for start in (0..n).step_by(batch_size as usize) {
             let len = batch_size.min(n - start);
             let xb = x.narrow(0, start, len);
             let yb = y.narrow(0, start, len).to_device(model.device()).to_kind(Kind::Float);

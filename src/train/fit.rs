@@ -79,6 +79,9 @@ pub fn fit(
     if options.batch_size < 1 {
         bail!("fit: batch_size must be at least 1, got {}", options.batch_size);
     }
+    if !(0.0..1.0).contains(&options.validation_split) {
+        bail!("fit: validation_split must be at least 0 and below 1, got {}", options.validation_split);
+    }
     let n_all = x.size()[0];
     if y.size()[0] != n_all {
         bail!("fit: {} inputs but {} targets", n_all, y.size()[0]);

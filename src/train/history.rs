@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-use crate::io::atomic::write_atomically;
+use crate::io::atomic::write_bytes_atomically;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
@@ -50,7 +50,7 @@ impl History {
 
     pub fn save_json(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(&self.to_json())?;
-        write_atomically(path, |temp| Ok(std::fs::write(temp, text)?))
+        write_bytes_atomically(path, text.as_bytes())
     }
 
     pub fn save_csv(&self, path: &Path) -> Result<()> {
@@ -59,6 +59,6 @@ impl History {
             let values: Vec<String> = row.iter().map(|v| v.to_string()).collect();
             text.push_str(&format!("{epoch},{}\n", values.join(",")));
         }
-        write_atomically(path, |temp| Ok(std::fs::write(temp, text)?))
+        write_bytes_atomically(path, text.as_bytes())
     }
 }
