@@ -42,7 +42,7 @@ fn the_head_on_cached_features_computes_what_the_full_model_does() {
     let Some(x) = cat_images(24) else { return };
     let (model, head) = cat_model(&fixture);
     let dir = scratch_dir("bottleneck-equal");
-    let (features, _, reused) = cached_features(&dir, "k", || compute_features(&model, &head[0], &x, 8)).unwrap();
+    let (features, _, reused) = cached_features(&dir, "k", || compute_features(&model, &head[0], &x, 8, &std::sync::atomic::AtomicBool::new(false))).unwrap();
     assert!(!reused);
     let (read_back, _, reused) = cached_features(&dir, "k", || unreachable!("the cache exists")).unwrap();
     assert!(reused);

@@ -5,10 +5,12 @@
 //! and the head alone is trained on them — many epochs in seconds.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use tch::{Device, Tensor};
 
+use super::fit::Stopped;
 use crate::graph::{GraphBuilder, Model};
 use crate::io::npy::{read_npy, write_npy};
 use crate::layers::activation::Activation;
@@ -60,11 +62,16 @@ pub fn base_fingerprint(model: &Model, pool_layer: &str) -> Result<Fingerprint> 
 }
 
 /// `pool_layer`'s output for `x` (preprocessed NHWC), in inference mode, batch by batch, on CPU.
-pub fn compute_features(model: &Model, pool_layer: &str, x: &Tensor, batch_size: i64) -> Result<Tensor> {
+/// Stops between batches when `interrupt` is set (Ctrl-C: the features of a large dataset can
+/// take minutes).
+pub fn compute_features(model: &Model, pool_layer: &str, x: &Tensor, batch_size: i64, interrupt: &AtomicBool) -> Result<Tensor> {
     let n = x.size()[0];
     let batches = (0..n)
         .step_by(batch_size.max(1) as usize)
         .map(|start| {
+            if interrupt.load(Ordering::SeqCst) {
+                return Err(Stopped::Interrupted { checkpoint: None }.into());
+            }
             let batch = x.narrow(0, start, batch_size.min(n - start));
             Ok(model.activations(&[&batch], &[pool_layer])?.remove(0).to_device(Device::Cpu))
         })

@@ -127,7 +127,7 @@ pub fn train_transfer(
         Some(dir) if base_is_frozen(model, head) && !options.augmentation.is_active() => {
             let fingerprint = base_fingerprint(model, &head.pool)?;
             let key = |part: &str| fingerprint.clone().add_str(&data.identity).add_str(part).hex();
-            let features = |x: &Tensor| compute_features(model, &head.pool, x, options.batch_size);
+            let features = |x: &Tensor| compute_features(model, &head.pool, x, options.batch_size, interrupt);
             let (train_features, path, reused) = cached_features(dir, &key("train"), || features(&data.x))?;
             let validation_features = match &data.validation {
                 Some((x, y)) => Some((cached_features(dir, &key("validation"), || features(x))?.0, y)),
