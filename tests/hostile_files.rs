@@ -91,10 +91,11 @@ fn duplicated_layer_names_are_refused() {
 fn absurd_sizes_in_model_config_are_refused_naming_the_layer() {
     let dir = scratch_dir("absurd-config");
     let cases = [
-        ("filters", r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 1000000000000, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "parameters"),
-        ("units", r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": 1000000000000}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "parameters"),
-        ("strides", r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 2, "kernel_size": [3, 3], "strides": [0, 0], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "strides must be at least 1"),
-        ("negative", r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": -4}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "at least 1"),
+        ("filters", r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 1000000000000, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "'filters' must be between 1 and 1048576"),
+        ("units", r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": 1000000000000}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "'units' must be between 1 and 1048576"),
+        ("kernel", r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 1048576, "kernel_size": [1024, 1024], "strides": [1, 1], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "beyond keras-tch's limit"),
+        ("strides", r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 2, "kernel_size": [3, 3], "strides": [0, 0], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "strides must be between 1 and 1048576, got 0"),
+        ("negative", r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": -4}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "'units' must be between 1"),
     ];
     for (what, layer, expected) in cases {
         let path = dir.join(format!("{what}.h5"));

@@ -142,7 +142,10 @@ impl GraphBuilder {
     ) -> Result<NodeId> {
         let name = self.claim_name(name, class)?;
         let shapes = self.input_shapes(inputs);
-        let layer = build(&(self.vs.root() / name.as_str()), &shapes).with_context(|| self.context(&name, &shapes))?;
+        // tch's VarStore panics on '.' in a path, which Keras names may hold (`conv1.1`); the
+        // store's names are internal (weights are reached through the layers), so escape it.
+        let store_name = name.replace('.', "_dot_");
+        let layer = build(&(self.vs.root() / store_name.as_str()), &shapes).with_context(|| self.context(&name, &shapes))?;
         let shape = layer.output_shape(&shapes).with_context(|| self.context(&name, &shapes))?;
         Ok(self.push(name, layer, inputs.to_vec(), shape))
     }

@@ -5,6 +5,11 @@
 /// The largest model built from a `model_config` or `config.json`: its weights as float32.
 pub const MAX_PARAMETER_BYTES: u64 = 16 << 30;
 
+/// The largest size of any one dimension, kernel, stride, dilation, padding, filter or unit
+/// count in a model configuration: far above any real model, and small enough that shape
+/// arithmetic on three of them cannot overflow.
+pub const MAX_DIMENSION: i64 = 1 << 20;
+
 /// The largest configuration text (`model_config`, `config.json`, `checkpoint.json`).
 pub const MAX_CONFIG_BYTES: u64 = 256 << 20;
 

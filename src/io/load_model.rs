@@ -160,14 +160,15 @@ impl KerasArchive {
             .by_name(name)
             .with_context(|| format!("{archive} has no '{name}' (not a Keras 3 .keras archive?)"))?;
         let (declared, compressed) = (entry.size(), entry.compressed_size());
-        let cap = compressed.saturating_mul(limits::MAX_INFLATION_RATIO).max(limits::MIN_INFLATION_ALLOWANCE).min(limits::MAX_PARAMETER_BYTES * 2);
+        let cap = compressed.saturating_mul(limits::MAX_INFLATION_RATIO).max(limits::MIN_INFLATION_ALLOWANCE).min(limits::MAX_PARAMETER_BYTES);
         if declared > cap {
             bail!(
                 "{archive}: '{name}' declares {declared} bytes inflated from {compressed} compressed; refusing more than {cap} \
                  (a zip bomb, or a model beyond keras-tch's limits)"
             );
         }
-        let mut bytes = Vec::with_capacity(declared as usize);
+        // Reserve only what is cheap: the header's size is a claim until the data backs it.
+        let mut bytes = Vec::with_capacity(declared.min(limits::MIN_INFLATION_ALLOWANCE) as usize);
         // One byte more than declared, to notice an entry that inflates past its header.
         entry
             .take(declared + 1)

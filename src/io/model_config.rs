@@ -165,19 +165,27 @@ fn input_shape(config: &Value) -> Result<Vec<i64>> {
         .or_else(|| config.get("batch_shape"))
         .and_then(Value::as_array)
         .context("no batch_input_shape / batch_shape")?;
-    shape[1..]
-        .iter()
-        .map(|d| d.as_i64().context("input dimensions other than the batch must be fixed numbers"))
+    let Some((_batch, dims)) = shape.split_first() else { bail!("batch_input_shape is empty; expected [null, H, W, C]") };
+    dims.iter()
+        .map(|d| {
+            let d = d.as_i64().context("input dimensions other than the batch must be fixed numbers")?;
+            bounded(d, 1, "input dimensions")
+        })
         .collect()
+}
+
+/// `value` if it is in `min..=limits::MAX_DIMENSION`.
+fn bounded(value: i64, min: i64, what: &str) -> Result<i64> {
+    if value < min || value > limits::MAX_DIMENSION {
+        bail!("{what} must be between {min} and {}, got {value}", limits::MAX_DIMENSION);
+    }
+    Ok(value)
 }
 
 /// A `pair` of sizes that must be at least 1 (kernel sizes, strides, dilations, pool sizes).
 fn positive_pair(value: &Value, what: &str) -> Result<[i64; 2]> {
-    let pair = pair(value, what)?;
-    if pair.iter().any(|&v| v < 1) {
-        bail!("{what} must be at least 1, got {value}");
-    }
-    Ok(pair)
+    let [a, b] = pair(value, what)?;
+    Ok([bounded(a, 1, what)?, bounded(b, 1, what)?])
 }
 
 /// Add the weights a layer of `class` would create to `total`, refusing a model whose weights
@@ -186,10 +194,7 @@ fn positive_pair(value: &Value, what: &str) -> Result<[i64; 2]> {
 fn count_parameters(class: &str, config: &Value, input_shapes: &[Vec<i64>], total: &mut u128) -> Result<()> {
     let size = |key: &str| -> Result<u128> {
         let value = config[key].as_i64().with_context(|| format!("{class} needs a whole number '{key}', got {}", config[key]))?;
-        if value < 1 {
-            bail!("'{key}' must be at least 1, got {value}");
-        }
-        Ok(value as u128)
+        Ok(bounded(value, 1, &format!("'{key}'"))? as u128)
     };
     let channels = || -> u128 { input_shapes.first().and_then(|s| s.last()).map_or(0, |&c| c.max(0) as u128) };
     let count = match class {
@@ -314,8 +319,8 @@ fn add_layer(g: &mut GraphBuilder, class: &str, name: &str, config: &Value, inbo
                     [[h, h], [w, w]]
                 }
             };
-            if padding.iter().flatten().any(|&p| p < 0) {
-                bail!("padding must not be negative, got {}", config["padding"]);
+            for &p in padding.iter().flatten() {
+                bounded(p, 0, "padding")?;
             }
             g.add(name, ZeroPadding2D { padding }, &[single()?])?
         }

@@ -111,19 +111,19 @@ fn history_of(record: &Value, epochs: usize) -> std::result::Result<History, Str
         Some(keys) => keys.iter().map(|k| k.as_str().map(str::to_string).ok_or("'keys' holds a non-string")).collect::<std::result::Result<_, _>>()?,
         None => record["history"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
     };
-    let mut rows = vec![Vec::with_capacity(keys.len()); epochs];
+    if keys.is_empty() && epochs > 0 {
+        return Err(format!("the history is empty after {epochs} completed epoch(s)"));
+    }
+    // Every column is checked against the epoch count before anything is allocated for it.
+    let mut columns = Vec::with_capacity(keys.len());
     for key in &keys {
         let column = record["history"][key.as_str()].as_array().ok_or_else(|| format!("the history has no '{key}' column"))?;
         if column.len() != epochs {
             return Err(format!("the history's '{key}' has {} value(s) for {epochs} completed epoch(s)", column.len()));
         }
-        for (row, value) in rows.iter_mut().zip(column) {
-            row.push(value.as_f64().unwrap_or(f64::NAN));
-        }
+        columns.push(column);
     }
-    if keys.is_empty() && epochs > 0 {
-        return Err(format!("the history is empty after {epochs} completed epoch(s)"));
-    }
+    let rows = (0..epochs).map(|e| columns.iter().map(|c| c[e].as_f64().unwrap_or(f64::NAN)).collect()).collect();
     Ok(History { keys, epochs: rows })
 }
 
