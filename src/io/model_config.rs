@@ -137,7 +137,7 @@ fn inbound_names(nodes: &Value) -> Result<Vec<String>> {
 fn collect_keras_history(value: &Value, names: &mut Vec<String>) {
     match value {
         Value::Object(map) if map.get("class_name").and_then(Value::as_str) == Some("__keras_tensor__") => {
-            let history = &map["config"]["keras_history"];
+            let history = map.get("config").map_or(&Value::Null, |config| &config["keras_history"]);
             if let Some(name) = history[0].as_str() {
                 // Node and tensor indices other than 0 would name a call or output that no
                 // layer here has; the name is then reported as not found.

@@ -77,7 +77,9 @@ pub fn restore(dir: &Path, model: &mut Model, optimizer: &mut Optimizer) -> Resu
     };
     let epoch = count("epoch")?;
     let history = history_of(&record, epoch).map_err(bad)?;
-    let iterations = record["iterations"].as_i64().filter(|&i| i >= 0).ok_or_else(|| bad("'iterations' is missing or negative".into()))?;
+    // Bounded so the step counter can always go on counting.
+    let iterations =
+        record["iterations"].as_i64().filter(|&i| (0..1 << 48).contains(&i)).ok_or_else(|| bad("'iterations' is missing, negative or absurdly large".into()))?;
     check_regular_file(&weights, "the checkpoint's weights file")?;
     let (optimizer_state, weight_tensors): (Vec<_>, Vec<_>) =
         read_tensors(&weights)?.into_iter().partition(|(key, _)| key.starts_with("optimizer/"));
