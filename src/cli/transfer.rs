@@ -52,7 +52,7 @@ pub struct TransferArgs {
     #[arg(long, value_parser = ["avg", "max"], default_value = "avg")]
     pub pooling: String,
     /// Dropout rate before the new Dense layer (0 = no Dropout layer)
-    #[arg(long, default_value_t = 0.0, value_parser = super::value_parsers::rate)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::value_parsers::fraction)]
     pub dropout: f64,
     /// Which base layers stay frozen (default: all of them, which enables the feature cache)
     #[command(flatten)]

@@ -16,18 +16,14 @@ pub fn at_least_one_usize(text: &str) -> Result<usize, String> {
     at_least_one_i64(text).map(|value| value as usize)
 }
 
-/// A fraction in [0, 1) (Keras's `validation_split`; 1 would leave nothing to train on).
+/// A fraction in [0, 1) (Keras's `validation_split`, where 1 would leave nothing to train on;
+/// Dropout's `rate`).
 pub fn fraction(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(value) if (0.0..1.0).contains(&value) => Ok(value),
         Ok(value) => Err(format!("must be at least 0 and below 1, got {value}")),
         Err(_) => Err(format!("'{text}' is not a number")),
     }
-}
-
-/// A rate in [0, 1) (Dropout's `rate`).
-pub fn rate(text: &str) -> Result<f64, String> {
-    fraction(text)
 }
 
 /// A finite number > 0 (learning rates, epsilons).

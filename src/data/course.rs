@@ -15,7 +15,7 @@ use tch::{Kind, Tensor};
 use crate::graph::tuple;
 use crate::io::hdf5_text::read_labels;
 use crate::io::limits::check_declared_size;
-use crate::io::saved_weights::open_h5;
+use crate::io::saved_weights::{open_h5, open_h5_sized};
 
 /// One split of a course file: images (N×H×W×C, uint8, channels-last like Keras) and labels.
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ pub fn load_any_split(path: &Path, preferred: &str) -> Result<(Split, Vec<String
 /// Read `{prefix}_set_x`, `{prefix}_set_y` and `list_classes` from one course file, checking
 /// dtypes, ranks, counts and label range; every error names the file and the dataset.
 pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
-    let file = open_h5(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
+    let (file, file_size) = open_h5_sized(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
     let where_ = |name: &str| format!("{} dataset '{name}'", path.display());
 
     let x_name = format!("{prefix}_set_x");
@@ -132,7 +132,6 @@ pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
     if x_ds.ndim() != 4 {
         bail!("{} has shape {:?}, expected N×H×W×C (rank 4)", where_(&x_name), x_ds.shape());
     }
-    let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     check_declared_size(&x_ds.shape(), 1, !x_ds.filters().is_empty(), file_size).map_err(|why| anyhow::anyhow!("{}: {why}", where_(&x_name)))?;
     let x = x_ds.read::<u8, Ix4>().with_context(|| format!("reading {}", where_(&x_name)))?;
 

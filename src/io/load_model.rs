@@ -14,7 +14,7 @@ use super::model_config::model_from_config;
 use super::hdf5_image::open_image;
 use super::input::check_input;
 use super::limits;
-use super::saved_weights::{open_h5, read_h5_weights, read_h5_weights_from, Layout, SavedLayer, SavedWeight, SavedWeights};
+use super::saved_weights::{open_h5, open_h5_sized, read_h5_weights, read_h5_weights_from, Layout, SavedLayer, SavedWeight, SavedWeights};
 use super::safetensors::read_safetensors_weights;
 use crate::graph::Model;
 
@@ -66,7 +66,7 @@ pub fn describes_architecture(path: &Path) -> Result<bool> {
 pub fn load_model(path: &Path, device: Device) -> Result<Model> {
     match detect(path)? {
         FileKind::Hdf5 => {
-            let file = open_h5(path)?;
+            let (file, size) = open_h5_sized(path)?;
             let Ok(attr) = file.attr("model_config") else {
                 bail!(
                     "{} holds weights only (no model_config): name the architecture to load them onto, \
@@ -81,7 +81,6 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
                 Err(_) => None,
             };
             let mut model = model_from_config(&config, device).with_context(|| format!("rebuilding the model of {}", path.display()))?;
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             apply_weights(&mut model, &read_h5_weights_from(&file, path, size)?, &LoadOptions::default())?;
             model.training_config = training;
             Ok(model)
@@ -160,7 +159,7 @@ impl KerasArchive {
             .by_name(name)
             .with_context(|| format!("{archive} has no '{name}' (not a Keras 3 .keras archive?)"))?;
         let (declared, compressed) = (entry.size(), entry.compressed_size());
-        let cap = compressed.saturating_mul(limits::MAX_INFLATION_RATIO).max(limits::MIN_INFLATION_ALLOWANCE).min(limits::MAX_PARAMETER_BYTES);
+        let cap = compressed.saturating_mul(limits::MAX_INFLATION_RATIO).clamp(limits::MIN_INFLATION_ALLOWANCE, limits::MAX_PARAMETER_BYTES);
         if declared > cap {
             bail!(
                 "{archive}: '{name}' declares {declared} bytes inflated from {compressed} compressed; refusing more than {cap} \

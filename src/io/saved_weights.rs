@@ -105,19 +105,24 @@ impl SavedWeights {
 /// Open `path` as HDF5 (after checking it is a regular, non-empty file), with an error that
 /// says what the file is not.
 pub fn open_h5(path: &Path) -> Result<hdf5::File> {
+    Ok(open_h5_sized(path)?.0)
+}
+
+/// [`open_h5`], with the file's size as checked (what its declared dataset sizes are held to).
+pub fn open_h5_sized(path: &Path) -> Result<(hdf5::File, u64)> {
     let meta = check_input(path, "the HDF5 file")?;
     if meta.len() == 0 {
         bail!("{} is empty (0 bytes), not a Keras HDF5 file", path.display());
     }
-    hdf5::File::open(path).map_err(|e| {
+    let file = hdf5::File::open(path).map_err(|e| {
         anyhow::anyhow!("{} is not a readable HDF5 file (truncated or another format?): {e}", path.display())
-    })
+    })?;
+    Ok((file, meta.len()))
 }
 
 /// Read the weights of any Keras HDF5 layout.
 pub fn read_h5_weights(path: &Path) -> Result<SavedWeights> {
-    let file = open_h5(path)?;
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let (file, size) = open_h5_sized(path)?;
     read_h5_weights_from(&file, path, size)
 }
 

@@ -64,10 +64,10 @@ pub fn save(dir: &Path, model: &Model, optimizer: &Optimizer, state: &TrainingSt
 /// `checkpoint.json` is checked as the untrusted input it is: the weights file it names must be
 /// a plain file name inside `dir`, and every count must be consistent.
 pub fn restore(dir: &Path, model: &mut Model, optimizer: &mut Optimizer) -> Result<Option<TrainingState>> {
-    if !dir.join(STATE_FILE).exists() {
+    let state_path = dir.join(STATE_FILE);
+    if !state_path.exists() {
         return Ok(None);
     }
-    let state_path = dir.join(STATE_FILE);
     let bad = |why: String| anyhow::anyhow!("{}: {why}; the checkpoint is corrupt (remove the folder to start over)", state_path.display());
     let record = read_state_file(dir)?;
     let name = record["weights"].as_str().ok_or_else(|| bad("names no weights file".into()))?;
