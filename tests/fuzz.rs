@@ -23,7 +23,7 @@
 //! `FUZZ_MEMORY_MB` (4096, a cap above the process's size at start); `FUZZ_DIR` (a tmpfs is
 //! much faster when the disk is busy); `FUZZ_ERRORS=N` (print the N most frequent library
 //! errors: where the inputs are stopped); `FUZZ_RAW=0` (HDF5 targets make well-formed files
-//! only, to get past libhdf5 crashes that raw edits keep hitting).
+//! only: structural and JSON edits, no raw byte edits).
 
 mod common;
 mod fuzz_support;
@@ -41,12 +41,6 @@ const SMOKE_SEED: u64 = 14;
 
 #[test]
 fn fuzz_smoke() {
-    // Raw byte edits of HDF5 files reach a libhdf5 1.10.8 global-heap bug (a hang or SIGSEGV,
-    // tests/fuzz_support/open/) within seconds; until it is fixed, CI's pass makes well-formed
-    // HDF5 files only (structural and JSON edits). Campaigns run raw edits by default.
-    if std::env::var_os("FUZZ_RAW").is_none() {
-        std::env::set_var("FUZZ_RAW", "0");
-    }
     let specs: Vec<&'static Spec> = TARGETS.iter().collect();
     let summaries = fuzz_targets(&specs, SMOKE_SEED, env_f64("FUZZ_SMOKE_SECONDS", 4.0));
     assert_no_crashes(&summaries);

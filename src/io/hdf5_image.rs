@@ -36,11 +36,13 @@ pub fn file_image(file: &hdf5::File) -> Result<Vec<u8>> {
     })
 }
 
-/// Open `bytes` (a whole HDF5 file) read-only, in memory. HDF5 keeps its own copy.
+/// Open `bytes` (a whole HDF5 file from a user) read-only, in memory, once its global heap is
+/// checked ([`super::global_heap`]). HDF5 keeps its own copy.
 pub fn open_image(bytes: &[u8]) -> Result<hdf5::File> {
     if bytes.is_empty() {
         bail!("the HDF5 data is empty (0 bytes)");
     }
+    super::global_heap::check_in_memory(bytes)?;
     let access = FileAccess::build().core_filebacked(false).finish()?;
     let name = CString::new(unique_name())?;
     hdf5::sync::sync(|| {

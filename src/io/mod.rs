@@ -2,6 +2,7 @@
 //! safetensors checkpoints and `.npy` arrays.
 
 pub mod atomic;
+pub mod global_heap;
 pub mod hdf5_image;
 pub mod hdf5_text;
 pub mod input;

@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use hdf5::{Dataset, Group, Location};
 use tch::Tensor;
 
+use super::global_heap;
 use super::hdf5_text::read_string_list;
 use super::input::check_input;
 use super::limits;
@@ -114,6 +115,7 @@ pub fn open_h5_sized(path: &Path) -> Result<(hdf5::File, u64)> {
     if meta.len() == 0 {
         bail!("{} is empty (0 bytes), not a Keras HDF5 file", path.display());
     }
+    global_heap::check_file(path, meta.len())?;
     let file = hdf5::File::open(path).map_err(|e| {
         anyhow::anyhow!("{} is not a readable HDF5 file (truncated or another format?): {e}", path.display())
     })?;
