@@ -226,3 +226,53 @@ fn weights_stored_as_float16_or_float64_load_as_keras_loads_them() {
         common::parity::assert_close(&format!("{dtype} weights"), &ours, &common::parity::read_tensor(&keras_outputs, "y"));
     }
 }
+
+/// libhdf5 itself crashes on some corrupt files (found by the fuzzer: a SIGSEGV in `H5HG_read`,
+/// heap corruption that glibc stops with SIGABRT). keras-tch reads HDF5 in a child process, so
+/// each is an error naming the file, and this process goes on.
+#[test]
+fn a_file_that_crashes_libhdf5_is_an_error_naming_it() {
+    let folder = common::repo_root().join("tests/fuzz_support/regressions/h5-weights");
+    for (name, signal) in [("libhdf5-segv-in-h5hg-read.h5", "SIGSEGV"), ("libhdf5-heap-corruption-free-abort.h5", "SIGABRT")] {
+        let path = folder.join(name);
+        let message = error_of(read_weights(&path));
+        assert!(message.contains(&format!("libhdf5 crashed ({signal})")) && message.contains(name), "{name}: {message}");
+    }
+    // And the process is still fine: a sound file reads as before.
+    let Some(fixture) = keras_fixture("h5_weights_keras") else { return };
+    assert!(read_weights(&fixture.join("weights.h5")).is_ok());
+}
+
+/// Every HDF5 read forks a child while other threads may be inside libhdf5 or waiting for its
+/// lock; none of those reads may stall (a child once inherited the lock as handed over to a
+/// thread that does not exist in it, and another a panic-hook lock, and each waited until the
+/// time limit). Two threads load models while two write HDF5 files in this process.
+#[test]
+fn hdf5_reads_from_many_threads_at_once_all_finish() {
+    let Some(fixture) = keras_fixture("h5_happy") else { return };
+    let model_file = fixture.join("model.h5");
+    let scratch = scratch_dir("concurrent-hdf5");
+    let started = std::time::Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|thread| {
+            let (model_file, scratch) = (model_file.clone(), scratch.clone());
+            std::thread::spawn(move || -> usize {
+                let model = load_model(&model_file, Device::Cpu).unwrap();
+                for round in 0..6 {
+                    if thread % 2 == 0 {
+                        assert_eq!(load_model(&model_file, Device::Cpu).unwrap().layers().len(), model.layers().len());
+                    } else {
+                        let out = scratch.join(format!("copy-{thread}-{round}.h5"));
+                        keras_tch::io::save_model_h5(&model, &out).unwrap();
+                    }
+                }
+                model.layers().len()
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // Far below the 30 s a stalled read would take to be stopped.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+}

@@ -3,8 +3,8 @@
 //! compiled with, two epochs on real course data give Keras's per-epoch loss and accuracy
 //! (training and validation) and Keras's predictions afterwards.
 //!
-//! Tolerance: 1e-3, or twice Keras's own spread when that is larger. The fixture trains twice in
-//! Keras, with TensorFlow's oneDNN kernels on and off; from a random start a few Adam steps
+//! Tolerance: 1e-3, or twice Keras's own spread when that is larger, from the nearer of Keras's
+//! two runs. The fixture trains twice in Keras, with TensorFlow's oneDNN kernels on and off; from a random start a few Adam steps
 //! amplify rounding (Adam moves each parameter by about the learning rate whatever its gradient's
 //! size, so noise-level gradients — a bias feeding a BatchNorm — still move), and the two Keras
 //! runs differ by up to 0.2 in the ResNet50's epoch loss. The first training batch, before any
@@ -55,8 +55,16 @@ fn train_like_keras(fixture_name: &str, epochs_compared: usize, keys: &[&str]) {
         let (theirs, plain) = (values(&keras), values(&keras_plain));
         for epoch in 0..epochs_compared {
             let tolerance = (2.0 * (theirs[epoch] - plain[epoch]).abs()).max(1e-3);
-            let diff = (ours[epoch] - theirs[epoch]).abs();
-            assert!(diff <= tolerance, "{fixture_name}: {key} of epoch {} is {}, Keras {} (tolerance {tolerance})", epoch + 1, ours[epoch], theirs[epoch]);
+            // Both Keras runs are correct: the distance is to the nearer one.
+            let diff = (ours[epoch] - theirs[epoch]).abs().min((ours[epoch] - plain[epoch]).abs());
+            assert!(
+                diff <= tolerance,
+                "{fixture_name}: {key} of epoch {} is {}, Keras {} (oneDNN) and {} (plain) (tolerance {tolerance})",
+                epoch + 1,
+                ours[epoch],
+                theirs[epoch],
+                plain[epoch]
+            );
         }
     }
     if epochs_compared < 2 {

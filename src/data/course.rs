@@ -14,8 +14,9 @@ use tch::{Kind, Tensor};
 
 use crate::graph::tuple;
 use crate::io::hdf5_text::read_labels;
+use crate::io::isolated::Bulk;
 use crate::io::limits::check_declared_size;
-use crate::io::saved_weights::{open_h5, open_h5_sized};
+use crate::io::saved_weights::H5Source;
 
 /// One split of a course file: images (N×H×W×C, uint8, channels-last like Keras) and labels.
 #[derive(Debug, Clone)]
@@ -110,19 +111,35 @@ pub fn load_dataset(train_path: &Path, test_path: &Path) -> Result<CourseDataset
 /// both; errors are about the split actually read.
 pub fn load_any_split(path: &Path, preferred: &str) -> Result<(Split, Vec<String>)> {
     let other = if preferred == "train" { "test" } else { "train" };
-    let file = open_h5(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
-    let has = |prefix: &str| file.dataset(&format!("{prefix}_set_x")).is_ok();
-    let prefix = if has(preferred) || !has(other) { preferred } else { other };
-    drop(file);
-    load_split(path, prefix)
+    read_split(path, |file| {
+        let has = |prefix: &str| file.dataset(&format!("{prefix}_set_x")).is_ok();
+        if has(preferred) || !has(other) { preferred } else { other }
+    })
 }
 
 /// Read `{prefix}_set_x`, `{prefix}_set_y` and `list_classes` from one course file, checking
 /// dtypes, ranks, counts and label range; every error names the file and the dataset.
 pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
-    let (file, file_size) = open_h5_sized(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
-    let where_ = |name: &str| format!("{} dataset '{name}'", path.display());
+    read_split(path, |_| prefix)
+}
 
+/// A split as it crosses from the reading process: image shape and pixels, labels, classes.
+type SplitData = ((Vec<usize>, Bulk<u8>), (Bulk<i64>, Vec<String>));
+
+/// Read the split `choose` picks from the open file, in a child process (see
+/// [`crate::io::isolated`]).
+fn read_split<'a>(path: &Path, choose: impl FnOnce(&hdf5::File) -> &'a str) -> Result<(Split, Vec<String>)> {
+    let source = H5Source::file(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
+    let file_size = source.size();
+    let ((x_shape, x), (y, classes)): SplitData = source.read(|file| read_split_in(file, path, file_size, choose(file)))?;
+    let x = Array4::from_shape_vec(<[usize; 4]>::try_from(x_shape.as_slice())?, x.0)
+        .with_context(|| format!("{}: the images do not fill their declared shape {x_shape:?}", path.display()))?;
+    Ok((Split { x, y: Array1::from(y.0) }, classes))
+}
+
+/// What [`read_split`] runs in the reading process.
+fn read_split_in(file: &hdf5::File, path: &Path, file_size: u64, prefix: &str) -> Result<SplitData> {
+    let where_ = |name: &str| format!("{} dataset '{name}'", path.display());
     let x_name = format!("{prefix}_set_x");
     let x_ds = file.dataset(&x_name).with_context(|| format!("{} is missing", where_(&x_name)))?;
     let x_type = x_ds.dtype()?.to_descriptor()?;
@@ -148,7 +165,7 @@ pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
     }
     check_declared_size(&y_shape, y_ds.dtype()?.size(), !y_ds.filters().is_empty(), file_size)
         .map_err(|why| anyhow::anyhow!("{}: {why}", where_(&y_name)))?;
-    let y = Array1::from(y_ds.read_raw::<i64>().with_context(|| format!("reading {}", where_(&y_name)))?);
+    let y = y_ds.read_raw::<i64>().with_context(|| format!("reading {}", where_(&y_name)))?;
     if y.len() != x.shape()[0] {
         bail!(
             "{} holds {} labels but {} holds {} images",
@@ -172,7 +189,8 @@ pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
             classes.len()
         );
     }
-    Ok((Split { x, y }, classes))
+    let shape = x.shape().to_vec();
+    Ok(((shape, Bulk(x.as_standard_layout().into_owned().into_raw_vec_and_offset().0)), (Bulk(y), classes)))
 }
 
 /// The notebooks' `load_dataset()` cell for the 6-class ResNet50: the course's SIGNS files when

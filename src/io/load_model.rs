@@ -11,10 +11,11 @@ use tch::Device;
 
 use super::load_weights::{apply_weights, LoadOptions, LoadReport};
 use super::model_config::model_from_config;
-use super::hdf5_image::open_image;
 use super::input::check_input;
 use super::limits;
-use super::saved_weights::{open_h5, open_h5_sized, read_h5_weights, read_h5_weights_from, Layout, SavedLayer, SavedWeight, SavedWeights};
+use super::saved_weights::{
+    has_model_config, read_h5_model, read_h5_weights, read_h5_weights_of, H5Source, Layout, SavedLayer, SavedWeight, SavedWeights,
+};
 use super::safetensors::read_safetensors_weights;
 use crate::graph::Model;
 
@@ -55,7 +56,7 @@ pub fn detect(path: &Path) -> Result<FileKind> {
 /// `.keras` archive), so `load_model` can open it; weights-only files need a built model.
 pub fn describes_architecture(path: &Path) -> Result<bool> {
     Ok(match detect(path)? {
-        FileKind::Hdf5 => open_h5(path)?.attr("model_config").is_ok(),
+        FileKind::Hdf5 => has_model_config(path)?,
         FileKind::KerasArchive => true,
         FileKind::Safetensors => false,
     })
@@ -66,8 +67,7 @@ pub fn describes_architecture(path: &Path) -> Result<bool> {
 pub fn load_model(path: &Path, device: Device) -> Result<Model> {
     match detect(path)? {
         FileKind::Hdf5 => {
-            let (file, size) = open_h5_sized(path)?;
-            let Ok(attr) = file.attr("model_config") else {
+            let Some(stored) = read_h5_model(path)? else {
                 bail!(
                     "{} holds weights only (no model_config): name the architecture to load them onto, \
                      e.g. `--arch resnet50 --model {}`",
@@ -75,13 +75,10 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
                     path.display()
                 );
             };
-            let config = parse_json(&attr_text(&attr, path, "model_config")?, path, "model_config")?;
-            let training = match file.attr("training_config") {
-                Ok(attr) => Some(parse_json(&attr_text(&attr, path, "training_config")?, path, "training_config")?),
-                Err(_) => None,
-            };
+            let config = parse_json(&stored.model_config, path, "model_config")?;
+            let training = stored.training_config.map(|text| parse_json(&text, path, "training_config")).transpose()?;
             let mut model = model_from_config(&config, device).with_context(|| format!("rebuilding the model of {}", path.display()))?;
-            apply_weights(&mut model, &read_h5_weights_from(&file, path, size)?, &LoadOptions::default())?;
+            apply_weights(&mut model, &stored.weights?, &LoadOptions::default())?;
             model.training_config = training;
             Ok(model)
         }
@@ -115,15 +112,6 @@ pub fn read_weights(path: &Path) -> Result<SavedWeights> {
         FileKind::KerasArchive => KerasArchive::open(path)?.weights(),
         FileKind::Safetensors => read_safetensors_weights(path),
     }
-}
-
-/// A JSON attribute's text; errors name the file and the attribute.
-fn attr_text(attr: &hdf5::Attribute, path: &Path, name: &str) -> Result<String> {
-    super::hdf5_text::read_string_list(attr)
-        .with_context(|| format!("{}: attribute '{name}' should hold Keras's JSON text", path.display()))?
-        .into_iter()
-        .next()
-        .with_context(|| format!("{}: attribute '{name}' is an empty list, expected Keras's JSON text", path.display()))
 }
 
 fn parse_json(text: &str, path: &Path, what: &str) -> Result<Value> {
@@ -186,9 +174,7 @@ impl KerasArchive {
     /// `model.weights.h5`, opened in memory (no temporary file).
     fn weights(mut self) -> Result<SavedWeights> {
         let bytes = self.bytes("model.weights.h5")?;
-        let member = self.path.join("model.weights.h5");
-        let file = open_image(&bytes).with_context(|| format!("reading {}", member.display()))?;
-        read_h5_weights_from(&file, &member, bytes.len() as u64)
+        read_h5_weights_of(H5Source::memory(self.path.join("model.weights.h5"), bytes)?)
     }
 }
 
@@ -203,5 +189,5 @@ pub fn saved_from_pairs(path: &Path, entries: Vec<(String, String, tch::Tensor)>
             None => layers.push(SavedLayer { name: layer, weights: vec![saved], keras3_group: None }),
         }
     }
-    SavedWeights { path: path.into(), layout: Layout::WeightsOnly, keras_version: None, layers }
+    SavedWeights { path: path.into(), layout: Layout::WeightsOnly, keras_version: None, layers, source: None }
 }

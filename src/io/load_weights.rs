@@ -10,9 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use anyhow::{bail, Result};
-use tch::{no_grad, Tensor};
+use tch::no_grad;
 
-use super::saved_weights::{Layout as FileLayout, SavedLayer, SavedWeights};
+use super::saved_weights::{Layout as FileLayout, SavedLayer, SavedWeight, SavedWeights};
 use crate::graph::{keras_shape_of, snake_case, tuple, Model};
 use crate::models::names::resnet50_name_pairs;
 
@@ -68,7 +68,7 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
     let (lookup, scheme_mapping) = match_layers(model, &weighted, saved);
     let mut report = LoadReport { scheme_mapping, ..Default::default() };
     let mut problems = Vec::new();
-    let mut plan: Vec<(usize, usize, Tensor)> = Vec::new(); // (node, weight index, torch-layout value)
+    let mut plan: Vec<(usize, usize, &SavedWeight)> = Vec::new(); // (node, weight index, stored weight)
     let mut used: HashSet<&str> = HashSet::new();
 
     for &index in &weighted {
@@ -108,11 +108,16 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
         );
     }
 
-    // Everything checked: now change the model.
+    // Every shape checked: only now are the values read (a file cannot make us read what no
+    // layer of the model would take), all of them before the model changes.
+    let stored: Vec<&SavedWeight> = plan.iter().map(|(_, _, weight)| *weight).collect();
+    let values = saved.read_values(&stored)?;
     no_grad(|| {
-        for (node, weight, value) in &plan {
+        for ((node, weight, _), value) in plan.iter().zip(&values) {
             let weights = model.layers()[*node].layer.weights();
-            weights[*weight].tensor.shallow_clone().copy_(value);
+            let target = &weights[*weight];
+            let converted = target.layout.from_keras(value).to_device(target.tensor.device());
+            target.tensor.shallow_clone().copy_(&converted);
         }
     });
     if let Some(epsilon) = scheme_epsilon(scheme_mapping) {
@@ -200,13 +205,13 @@ fn scheme_epsilon(mapping: Option<&str>) -> Option<f64> {
     }
 }
 
-/// Check one layer's stored weights against the model's and convert them to torch layout.
-fn plan_layer(
+/// Check one layer's stored weights against the model's: which stored weight goes where.
+fn plan_layer<'a>(
     model: &Model,
     index: usize,
-    stored: &SavedLayer,
+    stored: &'a SavedLayer,
     layout: FileLayout,
-) -> std::result::Result<Vec<(usize, usize, Tensor)>, String> {
+) -> std::result::Result<Vec<(usize, usize, &'a SavedWeight)>, String> {
     let weights = model.layers()[index].layer.weights();
     if stored.weights.len() != weights.len() {
         let expected: Vec<&str> = weights.iter().map(|w| w.name).collect();
@@ -242,11 +247,7 @@ fn plan_layer(
                 tuple(&value.shape)
             ));
         }
-        // Read only now that the shape is known to fit: a file cannot make us read what no
-        // layer of the model would take.
-        let stored = value.read().map_err(|e| format!("{e:#}"))?;
-        let converted = weight.layout.from_keras(&stored).to_device(weight.tensor.device());
-        plan.push((index, position, converted));
+        plan.push((index, position, value));
     }
     Ok(plan)
 }

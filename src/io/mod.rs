@@ -6,6 +6,7 @@ pub mod global_heap;
 pub mod hdf5_image;
 pub mod hdf5_text;
 pub mod input;
+pub mod isolated;
 pub mod limits;
 pub mod load_model;
 pub mod load_weights;

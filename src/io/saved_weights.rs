@@ -13,14 +13,17 @@
 //! split into `layer_names0`, `layer_names1`, … (Keras's `save_attributes_to_hdf5_group`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use hdf5::{Dataset, Group, Location};
 use tch::Tensor;
 
 use super::global_heap;
+use super::hdf5_image::open_image;
 use super::hdf5_text::read_string_list;
 use super::input::check_input;
+use super::isolated::{hdf5_limits, isolated, Bulk, Wire};
 use super::limits;
 
 /// Which Keras wrote the weights, as far as the layout tells.
@@ -47,10 +50,11 @@ pub struct SavedWeight {
     pub value: WeightValue,
 }
 
-/// A weight's values: already in memory (safetensors, conversions) or still in an HDF5 file.
+/// A weight's values: already in memory (safetensors, conversions), or still in the HDF5 file the
+/// weights were listed from (read by [`SavedWeights::read_values`]).
 pub enum WeightValue {
     Loaded(Tensor),
-    Hdf5 { dataset: Dataset, file: String, layer: String },
+    InFile { layer: String },
 }
 
 impl SavedWeight {
@@ -61,18 +65,6 @@ impl SavedWeight {
 
     pub fn numel(&self) -> i64 {
         self.shape.iter().product()
-    }
-
-    /// The values as float32 (float16, bfloat16 and float64 are converted, as Keras does).
-    pub fn read(&self) -> Result<Tensor> {
-        match &self.value {
-            WeightValue::Loaded(tensor) => Ok(tensor.to_kind(tch::Kind::Float)),
-            WeightValue::Hdf5 { dataset, file, layer } => {
-                let values = read_as_f32(dataset)
-                    .with_context(|| format!("{file}: reading weight '{}' of layer '{layer}'", self.dataset))?;
-                Ok(Tensor::from_slice(&values).reshape(&self.shape))
-            }
-        }
     }
 }
 
@@ -90,9 +82,55 @@ pub struct SavedWeights {
     pub layout: Layout,
     pub keras_version: Option<String>,
     pub layers: Vec<SavedLayer>,
+    /// The HDF5 file that [`WeightValue::InFile`] values are still in.
+    pub source: Option<Arc<H5Source>>,
 }
 
 impl SavedWeights {
+    /// The values of `weights` (all from these `SavedWeights`) as float32; float16, bfloat16
+    /// and float64 are converted, as Keras does. Values still in the HDF5 file are read in one
+    /// pass, in a child process ([`super::isolated`]).
+    pub fn read_values(&self, weights: &[&SavedWeight]) -> Result<Vec<Tensor>> {
+        let in_file: Vec<(String, String)> = weights
+            .iter()
+            .filter_map(|w| match &w.value {
+                WeightValue::InFile { layer } => Some((w.dataset.clone(), layer.clone())),
+                WeightValue::Loaded(_) => None,
+            })
+            .collect();
+        let mut from_file = Vec::new().into_iter();
+        if !in_file.is_empty() {
+            let source = self.source.as_ref().context("weights listed as in an HDF5 file, but no file is open")?;
+            let name = source.name().display().to_string();
+            let read: Vec<Bulk<f32>> = source.read(|file| {
+                in_file
+                    .iter()
+                    .map(|(dataset, layer)| {
+                        file.dataset(dataset)
+                            .map_err(anyhow::Error::from)
+                            .and_then(|d| read_as_f32(&d))
+                            .map(Bulk)
+                            .with_context(|| format!("{name}: reading weight '{dataset}' of layer '{layer}'"))
+                    })
+                    .collect()
+            })?;
+            from_file = read.into_iter();
+        }
+        weights
+            .iter()
+            .map(|w| match &w.value {
+                WeightValue::Loaded(tensor) => Ok(tensor.to_kind(tch::Kind::Float)),
+                WeightValue::InFile { .. } => {
+                    let values = from_file.next().context("the reading process returned too few weights")?;
+                    if values.0.len() as i64 != w.numel() {
+                        bail!("{}: weight '{}' holds {} values, its shape {:?} needs {}", self.path.display(), w.dataset, values.0.len(), w.shape, w.numel());
+                    }
+                    Ok(Tensor::from_slice(&values.0).reshape(&w.shape))
+                }
+            })
+            .collect()
+    }
+
     pub fn layer(&self, name: &str) -> Option<&SavedLayer> {
         self.layers.iter().find(|l| l.name == name)
     }
@@ -103,34 +141,131 @@ impl SavedWeights {
     }
 }
 
-/// Open `path` as HDF5 (after checking it is a regular, non-empty file), with an error that
-/// says what the file is not.
-pub fn open_h5(path: &Path) -> Result<hdf5::File> {
-    Ok(open_h5_sized(path)?.0)
+/// Where the bytes of an HDF5 file from a user are. Every read of them goes through
+/// [`H5Source::read`], in a child process.
+pub enum H5Source {
+    /// A file on disk, of the size it had when it was checked.
+    File { path: PathBuf, size: u64 },
+    /// An HDF5 file held in memory (a `.keras` archive's `model.weights.h5`), named for messages.
+    Memory { name: PathBuf, bytes: Vec<u8> },
 }
 
-/// [`open_h5`], with the file's size as checked (what its declared dataset sizes are held to).
-pub fn open_h5_sized(path: &Path) -> Result<(hdf5::File, u64)> {
-    let meta = check_input(path, "the HDF5 file")?;
-    if meta.len() == 0 {
-        bail!("{} is empty (0 bytes), not a Keras HDF5 file", path.display());
+impl H5Source {
+    /// `path` as an HDF5 input: a regular, non-empty file whose global heap libhdf5 can walk.
+    pub fn file(path: &Path) -> Result<Self> {
+        let size = check_input(path, "the HDF5 file")?.len();
+        if size == 0 {
+            bail!("{} is empty (0 bytes), not a Keras HDF5 file", path.display());
+        }
+        global_heap::check_file(path, size)?;
+        Ok(Self::File { path: path.to_path_buf(), size })
     }
-    global_heap::check_file(path, meta.len())?;
-    let file = hdf5::File::open(path).map_err(|e| {
-        anyhow::anyhow!("{} is not a readable HDF5 file (truncated or another format?): {e}", path.display())
-    })?;
-    Ok((file, meta.len()))
+
+    /// The HDF5 file in `bytes`, called `name` in messages.
+    pub fn memory(name: PathBuf, bytes: Vec<u8>) -> Result<Self> {
+        if bytes.is_empty() {
+            bail!("{} is empty (0 bytes), not an HDF5 file", name.display());
+        }
+        global_heap::check_in_memory(&bytes).with_context(|| format!("reading {}", name.display()))?;
+        Ok(Self::Memory { name, bytes })
+    }
+
+    pub fn name(&self) -> &Path {
+        match self {
+            Self::File { path, .. } => path,
+            Self::Memory { name, .. } => name,
+        }
+    }
+
+    /// Its size in bytes (what declared dataset sizes are held to).
+    pub fn size(&self) -> u64 {
+        match self {
+            Self::File { size, .. } => *size,
+            Self::Memory { bytes, .. } => bytes.len() as u64,
+        }
+    }
+
+    /// Open the file and run `job` on it in a child process; its answer, or an error if
+    /// libhdf5 failed, crashed or hung on the file.
+    pub fn read<T: Wire>(&self, job: impl FnOnce(&hdf5::File) -> Result<T>) -> Result<T> {
+        let what = format!("reading {}", self.name().display());
+        isolated(&what, hdf5_limits(self.size()), || job(&self.open()?))
+    }
+
+    fn open(&self) -> Result<hdf5::File> {
+        match self {
+            Self::File { path, .. } => hdf5::File::open(path).map_err(|e| {
+                anyhow::anyhow!("cannot open {}: it is not a readable HDF5 file (truncated or another format?): {e}", path.display())
+            }),
+            Self::Memory { name, bytes } => open_image(bytes).with_context(|| format!("reading {}", name.display())),
+        }
+    }
 }
 
-/// Read the weights of any Keras HDF5 layout.
+/// Read the weights of any Keras HDF5 layout (values stay in the file until read).
 pub fn read_h5_weights(path: &Path) -> Result<SavedWeights> {
-    let (file, size) = open_h5_sized(path)?;
-    read_h5_weights_from(&file, path, size)
+    read_h5_weights_of(H5Source::file(path)?)
+}
+
+/// [`read_h5_weights`] of any [`H5Source`].
+pub fn read_h5_weights_of(source: H5Source) -> Result<SavedWeights> {
+    let source = Arc::new(source);
+    let mut weights = source.read(|file| read_h5_weights_from(file, source.name(), source.size()))?;
+    weights.source = Some(source);
+    Ok(weights)
+}
+
+/// A full-model HDF5 file (`model.save("x.h5")`): its `model_config` text, its
+/// `training_config` text when it has one, and its weights — or why they could not be listed,
+/// kept apart so that a broken configuration is reported first, as Keras rebuilds the model
+/// before it reads any weight.
+pub struct KerasModelH5 {
+    pub model_config: String,
+    pub training_config: Option<String>,
+    pub weights: Result<SavedWeights>,
+}
+
+/// Read a full-model HDF5 file, or `None` if it has no `model_config` (weights only).
+pub fn read_h5_model(path: &Path) -> Result<Option<KerasModelH5>> {
+    let source = Arc::new(H5Source::file(path)?);
+    let answer = source.read(|file| {
+        let Ok(attr) = file.attr("model_config") else { return Ok(None) };
+        let model_config = attribute_text(&attr, path, "model_config")?;
+        let training_config = match file.attr("training_config") {
+            Ok(attr) => Some(attribute_text(&attr, path, "training_config")?),
+            Err(_) => None,
+        };
+        let weights = read_h5_weights_from(file, path, source.size()).map_err(|e| format!("{e:#}"));
+        Ok(Some(((model_config, training_config), weights)))
+    })?;
+    Ok(answer.map(|((model_config, training_config), weights)| KerasModelH5 {
+        model_config,
+        training_config,
+        weights: weights.map_err(anyhow::Error::msg).map(|mut weights| {
+            weights.source = Some(Arc::clone(&source));
+            weights
+        }),
+    }))
+}
+
+/// Whether the HDF5 file at `path` has a `model_config` (describes its own architecture).
+pub fn has_model_config(path: &Path) -> Result<bool> {
+    let answer: u8 = H5Source::file(path)?.read(|file| Ok(u8::from(file.attr("model_config").is_ok())))?;
+    Ok(answer == 1)
+}
+
+/// A JSON attribute's text; errors name the file and the attribute.
+fn attribute_text(attr: &hdf5::Attribute, path: &Path, name: &str) -> Result<String> {
+    read_string_list(attr)
+        .with_context(|| format!("{}: attribute '{name}' should hold Keras's JSON text", path.display()))?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: attribute '{name}' is an empty list, expected Keras's JSON text", path.display()))
 }
 
 /// Read the weights of an open Keras HDF5 file of `file_size` bytes (`path` names it in
-/// messages; for a `.keras` archive, the member inside it).
-pub fn read_h5_weights_from(file: &hdf5::File, path: &Path, file_size: u64) -> Result<SavedWeights> {
+/// messages; for a `.keras` archive, the member inside it). Runs in the reading process.
+fn read_h5_weights_from(file: &hdf5::File, path: &Path, file_size: u64) -> Result<SavedWeights> {
     let source = Source { path, file_size };
     let keras_version = string_attr(file, "keras_version");
     if file.attr("model_config").is_ok() {
@@ -138,7 +273,7 @@ pub fn read_h5_weights_from(file: &hdf5::File, path: &Path, file_size: u64) -> R
             .group("model_weights")
             .with_context(|| format!("{} has a model_config but no model_weights group", path.display()))?;
         let layers = read_layer_groups(&source, &group)?;
-        return Ok(SavedWeights { path: path.into(), layout: Layout::FullModel, keras_version, layers });
+        return Ok(SavedWeights { path: path.into(), layout: Layout::FullModel, keras_version, layers, source: None });
     }
     if has_layer_names(file) {
         let layers = read_layer_groups(&source, file)?;
@@ -146,7 +281,7 @@ pub fn read_h5_weights_from(file: &hdf5::File, path: &Path, file_size: u64) -> R
             && layers.iter().flat_map(|l| &l.weights).any(|w| w.dataset.contains("_W:") || w.dataset.ends_with("_W"));
         let layout = if keras1 { Layout::Keras1 } else { Layout::WeightsOnly };
         let layers = if keras1 { layers.into_iter().map(rename_keras1_weights).collect::<Result<_>>()? } else { layers };
-        return Ok(SavedWeights { path: path.into(), layout, keras_version, layers });
+        return Ok(SavedWeights { path: path.into(), layout, keras_version, layers, source: None });
     }
     if file.group("layers").is_ok() {
         return read_keras3_weights(&source, file);
@@ -212,7 +347,7 @@ fn read_layer_groups(source: &Source, root: &Group) -> Result<Vec<SavedLayer>> {
                     let dataset = group.dataset(&full).with_context(|| {
                         format!("{}: layer '{layer}' lists weight '{full}' but the file has no such dataset", path.display())
                     })?;
-                    float_weight(source, &layer, &full, format!("{}/{full}", group.name()), dataset)
+                    float_weight(source, &layer, &full, format!("{}/{full}", group.name()), &dataset)
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(SavedLayer { name: layer, weights, keras3_group: None })
@@ -249,8 +384,8 @@ fn rename_keras1_weights(mut layer: SavedLayer) -> Result<SavedLayer> {
 /// that its declared size is one the file can hold; errors name the file, layer, dataset,
 /// element type and shape.
 /// `listed` is the weight as the layer lists it (`conv1/kernel:0`; Keras 3: its index).
-fn float_weight(source: &Source, layer: &str, listed: &str, path_in_file: String, dataset: Dataset) -> Result<SavedWeight> {
-    let file = source.path.display().to_string();
+fn float_weight(source: &Source, layer: &str, listed: &str, path_in_file: String, dataset: &Dataset) -> Result<SavedWeight> {
+    let file = source.path.display();
     let element = describe_element_type(&dataset)
         .with_context(|| format!("{file}: weight '{listed}' of layer '{layer}': unreadable element type"))?;
     let ElementType::Float(element_bytes) = element else {
@@ -260,7 +395,7 @@ fn float_weight(source: &Source, layer: &str, listed: &str, path_in_file: String
     let shape: Vec<i64> = dims.iter().map(|&d| i64::try_from(d).unwrap_or(i64::MAX)).collect();
     limits::check_declared_size(&dims, element_bytes, !dataset.filters().is_empty(), source.file_size)
         .map_err(|why| anyhow::anyhow!("{file}: weight '{listed}' of layer '{layer}' ({element}): {why}"))?;
-    Ok(SavedWeight { name: short_weight_name(listed), dataset: path_in_file, shape, value: WeightValue::Hdf5 { dataset, file, layer: layer.to_string() } })
+    Ok(SavedWeight { name: short_weight_name(listed), dataset: path_in_file, shape, value: WeightValue::InFile { layer: layer.to_string() } })
 }
 
 /// What a dataset's elements are, from the HDF5 type itself (not every float type has a Rust
@@ -329,10 +464,84 @@ fn read_keras3_weights(source: &Source, file: &hdf5::File) -> Result<SavedWeight
         indices.sort_unstable();
         for index in indices {
             let dataset = vars.dataset(&index.to_string())?;
-            weights.push(float_weight(source, &name, &index.to_string(), format!("/layers/{name}/vars/{index}"), dataset)?);
+            weights.push(float_weight(source, &name, &index.to_string(), format!("/layers/{name}/vars/{index}"), &dataset)?);
         }
         let real_name = string_attr(&vars, "name").unwrap_or_else(|| name.clone());
         layers.push(SavedLayer { name: real_name, weights, keras3_group: Some(name) });
     }
-    Ok(SavedWeights { path: source.path.into(), layout: Layout::Keras3, keras_version: None, layers })
+    Ok(SavedWeights { path: source.path.into(), layout: Layout::Keras3, keras_version: None, layers, source: None })
+}
+
+// --- What crosses from the reading process: the listing, with values left in the file.
+
+impl Wire for Layout {
+    fn put(&self, out: &mut Vec<u8>) {
+        let tag: u8 = match self {
+            Layout::FullModel => 0,
+            Layout::WeightsOnly => 1,
+            Layout::Keras1 => 2,
+            Layout::Keras3 => 3,
+        };
+        tag.put(out);
+    }
+    fn take(input: &mut &[u8]) -> Result<Self> {
+        Ok(match u8::take(input)? {
+            0 => Layout::FullModel,
+            1 => Layout::WeightsOnly,
+            2 => Layout::Keras1,
+            3 => Layout::Keras3,
+            other => bail!("unknown layout tag {other}"),
+        })
+    }
+}
+
+impl Wire for SavedWeight {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.name.put(out);
+        self.dataset.put(out);
+        self.shape.put(out);
+        // Only listings of HDF5 files cross, and their values are all still in the file.
+        let layer = match &self.value {
+            WeightValue::InFile { layer } => layer.clone(),
+            WeightValue::Loaded(_) => unreachable!("an in-memory weight never crosses from a reading process"),
+        };
+        layer.put(out);
+    }
+    fn take(input: &mut &[u8]) -> Result<Self> {
+        Ok(SavedWeight {
+            name: String::take(input)?,
+            dataset: String::take(input)?,
+            shape: Vec::take(input)?,
+            value: WeightValue::InFile { layer: String::take(input)? },
+        })
+    }
+}
+
+impl Wire for SavedLayer {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.name.put(out);
+        self.weights.put(out);
+        self.keras3_group.put(out);
+    }
+    fn take(input: &mut &[u8]) -> Result<Self> {
+        Ok(SavedLayer { name: String::take(input)?, weights: Vec::take(input)?, keras3_group: Wire::take(input)? })
+    }
+}
+
+impl Wire for SavedWeights {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.path.put(out);
+        self.layout.put(out);
+        self.keras_version.put(out);
+        self.layers.put(out);
+    }
+    fn take(input: &mut &[u8]) -> Result<Self> {
+        Ok(SavedWeights {
+            path: PathBuf::take(input)?,
+            layout: Layout::take(input)?,
+            keras_version: Wire::take(input)?,
+            layers: Vec::take(input)?,
+            source: None,
+        })
+    }
 }
