@@ -63,6 +63,12 @@ pub fn prepare_process() {
     ONCE.call_once(|| {
         tch::set_num_threads(1);
         limit_memory(env_f64("FUZZ_MEMORY_MB", 4096.0) as u64);
+        // libhdf5 runs in a child stopped at this limit: below the watchdog's, so a file that
+        // hangs libhdf5 is the library's error (as for a user), not a fuzzer hang.
+        if std::env::var_os("KERAS_TCH_HDF5_SECONDS").is_none() {
+            let below_watchdog = (env_f64("FUZZ_HANG_SECONDS", 10.0) / 2.0).max(1.0);
+            std::env::set_var("KERAS_TCH_HDF5_SECONDS", below_watchdog.to_string());
+        }
         remove_stale_scratch();
     });
 }
