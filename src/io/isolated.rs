@@ -457,6 +457,55 @@ impl<T: PlainElement> Wire for Bulk<T> {
     }
 }
 
+/// Memory shared with the reading process (an anonymous `MAP_SHARED` mapping made before the
+/// fork): the child writes bulk values straight into it, so they never cross the pipe, and the
+/// parent reads them once the child has exited.
+pub struct SharedBuffer<T: PlainElement> {
+    pointer: *mut T,
+    len: usize,
+}
+
+impl<T: PlainElement> SharedBuffer<T> {
+    /// `len` zeroed elements.
+    pub fn new(len: usize) -> Result<Self> {
+        let bytes = len.checked_mul(std::mem::size_of::<T>()).context("shared buffer size overflows")?;
+        if bytes == 0 {
+            return Ok(Self { pointer: std::ptr::NonNull::dangling().as_ptr(), len: 0 });
+        }
+        // SAFETY: a fresh anonymous mapping; nothing else refers to it.
+        let pointer = unsafe {
+            libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        if pointer == libc::MAP_FAILED {
+            bail!("cannot map {bytes} bytes of shared memory: {}", std::io::Error::last_os_error());
+        }
+        Ok(Self { pointer: pointer.cast(), len })
+    }
+
+    /// The elements, for the reading process to fill.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: `len` elements of zero-initialised memory, owned by `self` and any bit
+        // pattern is a valid `T`.
+        unsafe { std::slice::from_raw_parts_mut(self.pointer, self.len) }
+    }
+
+    /// The elements; in the parent, only after the child that filled them has exited (the
+    /// wait for it orders its writes before these reads).
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: as for `as_mut_slice`.
+        unsafe { std::slice::from_raw_parts(self.pointer, self.len) }
+    }
+}
+
+impl<T: PlainElement> Drop for SharedBuffer<T> {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: the mapping made in `new`, unmapped once.
+            unsafe { libc::munmap(self.pointer.cast(), self.len * std::mem::size_of::<T>()) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +517,18 @@ mod tests {
         let answer = isolated("a test", LIMITS, || Ok((vec!["a".to_string(), "é".into()], Bulk(vec![1.5f32, -2.0])))).unwrap();
         assert_eq!(answer.0, ["a", "é"]);
         assert_eq!(answer.1 .0, [1.5, -2.0]);
+    }
+
+    #[test]
+    fn the_child_fills_shared_memory() {
+        let mut buffer = SharedBuffer::<f32>::new(1000).unwrap();
+        let slice = buffer.as_mut_slice();
+        isolated("a test", LIMITS, || {
+            slice.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
+            Ok(0u64)
+        })
+        .unwrap();
+        assert_eq!(buffer.as_slice()[999], 999.0);
     }
 
     #[test]

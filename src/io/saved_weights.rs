@@ -20,10 +20,10 @@ use hdf5::{Dataset, Group, Location};
 use tch::Tensor;
 
 use super::global_heap;
-use super::hdf5_image::open_image;
+use super::hdf5_image::open_image_in_place;
 use super::hdf5_text::read_string_list;
 use super::input::check_input;
-use super::isolated::{hdf5_limits, isolated, Bulk, Wire};
+use super::isolated::{hdf5_limits, isolated, SharedBuffer, Wire};
 use super::limits;
 
 /// Which Keras wrote the weights, as far as the layout tells.
@@ -91,41 +91,39 @@ impl SavedWeights {
     /// and float64 are converted, as Keras does. Values still in the HDF5 file are read in one
     /// pass, in a child process ([`super::isolated`]).
     pub fn read_values(&self, weights: &[&SavedWeight]) -> Result<Vec<Tensor>> {
-        let in_file: Vec<(String, String)> = weights
-            .iter()
-            .filter_map(|w| match &w.value {
-                WeightValue::InFile { layer } => Some((w.dataset.clone(), layer.clone())),
-                WeightValue::Loaded(_) => None,
-            })
-            .collect();
-        let mut from_file = Vec::new().into_iter();
+        // Where each value still in the file goes in one shared buffer: (dataset, layer, start, count).
+        let mut in_file: Vec<(String, String, usize, usize)> = Vec::new();
+        let mut total = 0usize;
+        for weight in weights {
+            if let WeightValue::InFile { layer } = &weight.value {
+                let count = usize::try_from(weight.numel()).context("a weight's shape is negative")?;
+                in_file.push((weight.dataset.clone(), layer.clone(), total, count));
+                total = total.checked_add(count).context("the weights' sizes overflow")?;
+            }
+        }
+        let mut values = SharedBuffer::<f32>::new(total)?;
         if !in_file.is_empty() {
             let source = self.source.as_ref().context("weights listed as in an HDF5 file, but no file is open")?;
             let name = source.name().display().to_string();
-            let read: Vec<Bulk<f32>> = source.read(|file| {
-                in_file
-                    .iter()
-                    .map(|(dataset, layer)| {
-                        file.dataset(dataset)
-                            .map_err(anyhow::Error::from)
-                            .and_then(|d| read_as_f32(&d))
-                            .map(Bulk)
-                            .with_context(|| format!("{name}: reading weight '{dataset}' of layer '{layer}'"))
-                    })
-                    .collect()
+            let buffer = values.as_mut_slice();
+            source.read(|file| {
+                for (dataset, layer, start, count) in &in_file {
+                    file.dataset(dataset)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|d| read_as_f32_into(&d, &mut buffer[*start..*start + *count]))
+                        .with_context(|| format!("{name}: reading weight '{dataset}' of layer '{layer}'"))?;
+                }
+                Ok(0u8)
             })?;
-            from_file = read.into_iter();
         }
+        let mut in_file = in_file.iter();
         weights
             .iter()
             .map(|w| match &w.value {
                 WeightValue::Loaded(tensor) => Ok(tensor.to_kind(tch::Kind::Float)),
                 WeightValue::InFile { .. } => {
-                    let values = from_file.next().context("the reading process returned too few weights")?;
-                    if values.0.len() as i64 != w.numel() {
-                        bail!("{}: weight '{}' holds {} values, its shape {:?} needs {}", self.path.display(), w.dataset, values.0.len(), w.shape, w.numel());
-                    }
-                    Ok(Tensor::from_slice(&values.0).reshape(&w.shape))
+                    let (_, _, start, count) = in_file.next().context("fewer values than weights")?;
+                    Ok(Tensor::from_slice(&values.as_slice()[*start..*start + *count]).reshape(&w.shape))
                 }
             })
             .collect()
@@ -192,12 +190,15 @@ impl H5Source {
         isolated(&what, hdf5_limits(self.size()), || job(&self.open()?))
     }
 
+    /// Open the file; only in a reading process (see [`Self::read`]).
     fn open(&self) -> Result<hdf5::File> {
         match self {
             Self::File { path, .. } => hdf5::File::open(path).map_err(|e| {
                 anyhow::anyhow!("cannot open {}: it is not a readable HDF5 file (truncated or another format?): {e}", path.display())
             }),
-            Self::Memory { name, bytes } => open_image(bytes).with_context(|| format!("reading {}", name.display())),
+            // SAFETY: only ever called in a reading process, where `bytes` (part of `self`)
+            // lives until the process exits.
+            Self::Memory { name, bytes } => unsafe { open_image_in_place(bytes) }.with_context(|| format!("reading {}", name.display())),
         }
     }
 }
@@ -427,10 +428,12 @@ fn describe_element_type(dataset: &Dataset) -> Result<ElementType> {
     })
 }
 
-/// Read any float dataset as float32, letting HDF5 convert (float16, bfloat16, float64, …).
-fn read_as_f32(dataset: &Dataset) -> Result<Vec<f32>> {
-    let count = dataset.size();
-    let mut values = vec![0f32; count];
+/// Read any float dataset as float32 into `values`, which must hold exactly its elements,
+/// letting HDF5 convert (float16, bfloat16, float64, …).
+fn read_as_f32_into(dataset: &Dataset, values: &mut [f32]) -> Result<()> {
+    if dataset.size() != values.len() {
+        bail!("the dataset holds {} values, its listed shape {}", dataset.size(), values.len());
+    }
     // SAFETY: `values` holds exactly as many float32 as the dataset has elements, and HDF5
     // writes the whole selection (H5S_ALL) converted to native float into it.
     let status = hdf5::sync::sync(|| unsafe {
@@ -446,7 +449,7 @@ fn read_as_f32(dataset: &Dataset) -> Result<Vec<f32>> {
     if status < 0 {
         bail!("HDF5 could not read or convert the values to float32");
     }
-    Ok(values)
+    Ok(())
 }
 
 /// Keras 3 `.weights.h5`: `layers/<group>/vars/<i>`, where the group is named after the layer's
