@@ -19,10 +19,7 @@ fn main() {
 
     let lib_dir = libtorch_lib_dir();
     if !lib_dir.join("libtorch_cpu.so").exists() {
-        fail(&format!(
-            "libtorch was not found: {} has no libtorch_cpu.so; {SETUP_HINT}",
-            lib_dir.display()
-        ));
+        fail(&format!("libtorch was not found: {} has no libtorch_cpu.so; {SETUP_HINT}", lib_dir.display()));
     }
     println!("cargo:rerun-if-changed={}", lib_dir.join("libtorch_cpu.so").display());
     // RPATH (not RUNPATH) so it also applies to libtorch's own dependencies (libc10, libgomp).
@@ -66,13 +63,10 @@ fn compile_fused_adam(lib_dir: &Path) {
 fn libtorch_lib_dir() -> PathBuf {
     if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
         let python = std::env::var("PYTHON_SYS_EXECUTABLE").unwrap_or_else(|_| "python3".into());
-        let output = Command::new(&python)
-            .args(["-c", "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))"])
-            .output();
+        let output =
+            Command::new(&python).args(["-c", "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))"]).output();
         return match output {
-            Ok(out) if out.status.success() => {
-                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-            }
+            Ok(out) if out.status.success() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
             _ => fail(&format!(
                 "LIBTORCH_USE_PYTORCH is set but `{python} -c 'import torch'` failed; \
                  activate the venv made by `scripts/setup.sh --cuda`, or unset it and {SETUP_HINT}"
@@ -94,10 +88,7 @@ fn check_hdf5() {
     if std::env::var_os("HDF5_DIR").is_some() {
         return;
     }
-    let found_by_pkg_config = Command::new("pkg-config")
-        .args(["--exists", "hdf5"])
-        .status()
-        .is_ok_and(|status| status.success());
+    let found_by_pkg_config = Command::new("pkg-config").args(["--exists", "hdf5"]).status().is_ok_and(|status| status.success());
     let debian_header = Path::new("/usr/include/hdf5/serial/hdf5.h").exists();
     if !found_by_pkg_config && !debian_header {
         fail(&format!(

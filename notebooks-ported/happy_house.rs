@@ -59,7 +59,11 @@ fn main() -> Result<()> {
     // happyModel = HappyModel(X_train.shape[1:]); happyModel.compile(...); happyModel.fit(...)
     let size = x_train.size();
     let mut model = happy_model([size[1], size[2], size[3]], device)?;
-    let compile = CompileConfig { loss: Loss::BinaryCrossentropy, accuracy: Some(Accuracy::for_loss(Loss::BinaryCrossentropy)), style: CrossEntropyStyle::TfKeras };
+    let compile = CompileConfig {
+        loss: Loss::BinaryCrossentropy,
+        accuracy: Some(Accuracy::for_loss(Loss::BinaryCrossentropy)),
+        style: CrossEntropyStyle::TfKeras,
+    };
     let mut optimizer = Optimizer::new(OptimizerConfig::Adam { learning_rate: 0.001, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8 });
     let options = FitOptions { epochs, batch_size: 16, ..Default::default() };
     fit(&mut model, &compile, &mut optimizer, &x_train, &y_train, None, &options, &AtomicBool::new(false))?;

@@ -112,7 +112,10 @@ fn main() -> Result<()> {
     model.training_config = Some(compile.training_config(&optimizer.config));
     save_model_h5(&model, &own)?;
     let pretrained_path = options.pretrained.clone().unwrap_or_else(|| {
-        println!("(The course's pretrained ResNet50.h5 was not given (--pretrained FILE); loading the model trained above, saved as {}.)", own.display());
+        println!(
+            "(The course's pretrained ResNet50.h5 was not given (--pretrained FILE); loading the model trained above, saved as {}.)",
+            own.display()
+        );
         own.clone()
     });
     let pretrained = load_model(&pretrained_path, device)?;

@@ -77,9 +77,21 @@ fn main() -> Result<()> {
     let all = train.select_classes(&TARGET_CLASSES, if quick { Some(20) } else { None });
     let (few, many) = if quick { (5, 1) } else { (60, 4) };
     let regimes = [
-        Regime { name: "little data: frozen base, new softmax on cached features", data: &little, freeze: Freeze::All, epochs: few, lr: 1e-3 },
+        Regime {
+            name: "little data: frozen base, new softmax on cached features",
+            data: &little,
+            freeze: Freeze::All,
+            epochs: few,
+            lr: 1e-3,
+        },
         Regime { name: "little data, from scratch (no transfer)", data: &little, freeze: Freeze::Scratch, epochs: few, lr: 1e-3 },
-        Regime { name: "more data: stages 1-3 frozen, stages 4-5 + head trained (BN frozen)", data: &all, freeze: Freeze::Stages(3), epochs: many, lr: 1e-4 },
+        Regime {
+            name: "more data: stages 1-3 frozen, stages 4-5 + head trained (BN frozen)",
+            data: &all,
+            freeze: Freeze::Stages(3),
+            epochs: many,
+            lr: 1e-4,
+        },
         Regime { name: "a lot of data: all convolutions fine-tuned (BN frozen)", data: &all, freeze: Freeze::None, epochs: many, lr: 1e-4 },
     ];
     let mut rows = Vec::new();

@@ -21,8 +21,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
             let Some(index) = other.strip_prefix("cuda:") else {
                 bail!("unknown device '{other}': expected auto, cpu, cuda or cuda:N");
             };
-            let index: usize =
-                index.parse().with_context(|| format!("device '{other}': '{index}' is not a GPU index"))?;
+            let index: usize = index.parse().with_context(|| format!("device '{other}': '{index}' is not a GPU index"))?;
             let count = cuda_count() as usize;
             if index >= count {
                 bail!("--device {other}: libtorch sees {count} CUDA device(s); use --device cpu, auto, or cuda:0..{}", count.max(1) - 1);

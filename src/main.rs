@@ -70,10 +70,8 @@ struct SummaryArgs {
 }
 
 pub(crate) fn parse_input_shape(text: &str) -> Result<[i64; 3], String> {
-    let dims: Vec<i64> = text
-        .split(',')
-        .map(|d| d.trim().parse::<i64>().map_err(|_| format!("'{d}' is not a whole number")))
-        .collect::<Result<_, _>>()?;
+    let dims: Vec<i64> =
+        text.split(',').map(|d| d.trim().parse::<i64>().map_err(|_| format!("'{d}' is not a whole number"))).collect::<Result<_, _>>()?;
     match dims.as_slice() {
         &[h, w, c] if h > 0 && w > 0 && c > 0 => Ok([h, w, c]),
         _ => Err(format!("expected H,W,C with three positive numbers, e.g. 64,64,3; got '{text}'")),
@@ -130,8 +128,7 @@ fn run(cli: Cli) -> Result<()> {
             keras_tch::demo::run(&args.common.root, &args.common.device, &options)
         }
         Command::Summary(args) => {
-            let options =
-                ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming, ..Default::default() };
+            let options = ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming, ..Default::default() };
             let model = args.arch.build(&options, tch::Device::Cpu)?;
             print!("{}", summary(&model));
             Ok(())

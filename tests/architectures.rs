@@ -130,4 +130,3 @@ fn applications_resnet50_gives_keras_outputs_in_both_schemes() {
         assert_same_outputs(fixture, &model);
     }
 }
-

@@ -9,8 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{keras_fixture, scratch_dir, shared_data};
 use common::parity::{assert_close, read_tensor};
+use common::{keras_fixture, scratch_dir, shared_data};
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
 use keras_tch::io::npy::read_npy;
 use keras_tch::layers::autocast::Precision;
@@ -22,18 +22,11 @@ use tch::{Device, Tensor};
 /// The fixture's classified images, as paths (my_image.jpg from ../shared/data).
 fn classified_images(fixture: &Path) -> Option<Vec<PathBuf>> {
     let list = std::fs::read_to_string(fixture.join("classify.txt")).unwrap();
-    list.lines()
-        .map(|name| if name == "my_image.jpg" { shared_data(name) } else { Some(fixture.join("images").join(name)) })
-        .collect()
+    list.lines().map(|name| if name == "my_image.jpg" { shared_data(name) } else { Some(fixture.join("images").join(name)) }).collect()
 }
 
 fn keras_tch(args: &[&str], paths: &[PathBuf]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keras-tch"))
-        .args(args)
-        .args(paths)
-        .current_dir(common::repo_root())
-        .output()
-        .expect("run keras-tch")
+    Command::new(env!("CARGO_BIN_EXE_keras-tch")).args(args).args(paths).current_dir(common::repo_root()).output().expect("run keras-tch")
 }
 
 /// Keras's decode_predictions(top=5) rows for one file of the fixture, per image name.
@@ -63,8 +56,7 @@ fn classify_prints_keras_top5_for_every_file_format() {
         let weights = fixture.join(file);
         let output = keras_tch(&["classify", "--json", "--batch-size", "4", "--weights", weights.to_str().unwrap()], &images);
         assert!(output.status.success(), "{file}: {}", String::from_utf8_lossy(&output.stderr));
-        let lines: Vec<Value> =
-            String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), images.len(), "{file}: one line per image");
         let keras = keras_decoded(&fixture, stem);
         for (line, path) in lines.iter().zip(&images) {

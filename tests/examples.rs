@@ -37,17 +37,21 @@ fn assert_lines(name: &str, stdout: &str, expected: &[&str]) {
 fn residual_networks() {
     let Some(photo) = shared_data("my_image.jpg") else { return };
     let stdout = run("residual_networks", &["--epochs", "1", "--limit", "32", photo.to_str().unwrap()]);
-    assert_lines("residual_networks", &stdout, &[
-        "out = [",
-        "number of training examples = 32",
-        "X_train shape: (32, 64, 64, 3)",
-        "Y_train shape: (32, 6)",
-        "Loss = ",
-        "Test Accuracy = ",
-        "Input image shape: (1, 64, 64, 3)",
-        "class prediction vector [p(0), p(1), p(2), p(3), p(4), p(5)] = ",
-        "Total params: 23,600,006",
-    ]);
+    assert_lines(
+        "residual_networks",
+        &stdout,
+        &[
+            "out = [",
+            "number of training examples = 32",
+            "X_train shape: (32, 64, 64, 3)",
+            "Y_train shape: (32, 6)",
+            "Loss = ",
+            "Test Accuracy = ",
+            "Input image shape: (1, 64, 64, 3)",
+            "class prediction vector [p(0), p(1), p(2), p(3), p(4), p(5)] = ",
+            "Total params: 23,600,006",
+        ],
+    );
     assert_eq!(stdout.matches("out = [").count(), 2, "both block tests");
 }
 
@@ -57,30 +61,38 @@ fn keras_resnet50() {
     let Some(photo) = shared_data("my_image.jpg") else { return };
     let (top, notop) = (fixture.join("keras_top.h5"), fixture.join("keras_notop.h5"));
     let stdout = run("keras_resnet50", &["--weights", top.to_str().unwrap(), "--notop", notop.to_str().unwrap(), photo.to_str().unwrap()]);
-    assert_lines("keras_resnet50", &stdout, &["Total params: 42,020,712", "Input image shape: (1, 224, 224, 3)", "Predicted: [('n", "(1, 7, 7, 2048)"]);
+    assert_lines(
+        "keras_resnet50",
+        &stdout,
+        &["Total params: 42,020,712", "Input image shape: (1, 224, 224, 3)", "Predicted: [('n", "(1, 7, 7, 2048)"],
+    );
 }
 
 #[test]
 fn resnet18_34() {
     let stdout = run("resnet18_34", &[]);
-    assert_lines("resnet18_34", &stdout, &["Total params: 12,053,608", "Total params: 22,735,912", "output shape for a batch of 2: (2, 1000)"]);
+    assert_lines(
+        "resnet18_34",
+        &stdout,
+        &["Total params: 12,053,608", "Total params: 22,735,912", "output shape for a batch of 2: (2, 1000)"],
+    );
 }
 
 #[test]
 fn happy_house() {
     let Some(photo) = shared_data("my_image.jpg") else { return };
     let stdout = run("happy_house", &["--epochs", "1", photo.to_str().unwrap()]);
-    assert_lines("happy_house", &stdout, &["X_train shape: (", "Y_train shape: (", "Loss = ", "Test Accuracy = ", "[[", "Model: \"HappyModel\"", "plot_model: "]);
+    assert_lines(
+        "happy_house",
+        &stdout,
+        &["X_train shape: (", "Y_train shape: (", "Loss = ", "Test Accuracy = ", "[[", "Model: \"HappyModel\"", "plot_model: "],
+    );
 }
 
 #[test]
 fn case_studies() {
     let stdout = run("case_studies", &[]);
-    assert_lines("case_studies", &stdout, &[
-        "Total params: 138,357,544",
-        "120,422,400 multiplications",
-        "= 12,443,648 multiplications",
-    ]);
+    assert_lines("case_studies", &stdout, &["Total params: 138,357,544", "120,422,400 multiplications", "= 12,443,648 multiplications"]);
     assert_eq!(stdout.matches("Total params: ").count(), 5);
 }
 

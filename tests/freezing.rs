@@ -62,12 +62,8 @@ fn frozen_stages_stay_bit_identical_while_the_rest_trains() {
     }
     // Every weighted layer left trainable moved (stage 5's convolutions and BatchNorms, fc6),
     // including the BatchNorm moving statistics, which frozen layers keep.
-    let trainable_weighted: Vec<&String> = model
-        .layers()
-        .iter()
-        .filter(|n| !frozen.contains(&n.name) && !n.layer.weights().is_empty())
-        .map(|n| &n.name)
-        .collect();
+    let trainable_weighted: Vec<&String> =
+        model.layers().iter().filter(|n| !frozen.contains(&n.name) && !n.layer.weights().is_empty()).map(|n| &n.name).collect();
     assert!(!trainable_weighted.is_empty());
     for name in trainable_weighted {
         assert!(changed_trainable_layers.contains(name), "trainable {name} did not change");

@@ -95,7 +95,14 @@ fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
     let before = std::fs::read(&image).unwrap();
     for (output, names) in [(&image, dir.join("names.txt")), (&dir.join("f.npy"), dir.join("f.npy")), (&dir.join("f.npy"), image.clone())] {
         let mut command = keras_tch();
-        command.args(["features", "--pooling", "avg", "--weights"]).arg(&model).arg("--output").arg(output).arg("--names").arg(&names).arg(&image);
+        command
+            .args(["features", "--pooling", "avg", "--weights"])
+            .arg(&model)
+            .arg("--output")
+            .arg(output)
+            .arg("--names")
+            .arg(&names)
+            .arg(&image);
         let result = run_within(command, Duration::from_secs(120));
         assert!(!result.status.success());
         let message = stderr(&result);
@@ -262,11 +269,14 @@ fn sigterm_during_training_saves_a_checkpoint_like_ctrl_c() {
 }
 
 fn usage_error(args: &[&str]) -> String {
-    let output = run_within({
-        let mut c = keras_tch();
-        c.args(args);
-        c
-    }, Duration::from_secs(60));
+    let output = run_within(
+        {
+            let mut c = keras_tch();
+            c.args(args);
+            c
+        },
+        Duration::from_secs(60),
+    );
     assert_eq!(output.status.code(), Some(2), "keras-tch {args:?} should be a usage error: {}", stderr(&output));
     stderr(&output)
 }
@@ -294,7 +304,13 @@ fn a_model_whose_output_does_not_fit_the_classes_is_refused() {
     let (Some(fixture), Some(signs)) = (keras_fixture("h5_happy"), shared_data("test_signs.h5")) else { return };
     let root = scratch_dir("output-classes");
     let mut command = keras_tch();
-    command.args(["train", "--device", "cpu", "--epochs", "1", "--verbose", "0", "--model"]).arg(fixture.join("model.h5")).arg("--data").arg(&signs).arg("--root").arg(&root);
+    command
+        .args(["train", "--device", "cpu", "--epochs", "1", "--verbose", "0", "--model"])
+        .arg(fixture.join("model.h5"))
+        .arg("--data")
+        .arg(&signs)
+        .arg("--root")
+        .arg(&root);
     let output = run_within(command, Duration::from_secs(120));
     assert!(!output.status.success());
     let message = stderr(&output);
@@ -370,13 +386,13 @@ fn a_file_declaring_a_huge_dataset_is_an_error_not_an_abort() {
     let dir = scratch_dir("inspect-huge");
     let path = dir.join("huge.h5");
     {
-    let file = hdf5::File::create(&path).unwrap();
-    let names: Vec<hdf5::types::VarLenUnicode> = vec!["dense".parse().unwrap()];
-    file.new_attr::<hdf5::types::VarLenUnicode>().shape([1]).create("layer_names").unwrap().write_raw(&names).unwrap();
-    let group = file.create_group("dense").unwrap();
-    let weights: Vec<hdf5::types::VarLenUnicode> = vec!["dense/kernel:0".parse().unwrap()];
-    group.new_attr::<hdf5::types::VarLenUnicode>().shape([1]).create("weight_names").unwrap().write_raw(&weights).unwrap();
-    group.new_dataset::<f32>().shape([100_000, 107_500]).create("dense/kernel:0").unwrap();
+        let file = hdf5::File::create(&path).unwrap();
+        let names: Vec<hdf5::types::VarLenUnicode> = vec!["dense".parse().unwrap()];
+        file.new_attr::<hdf5::types::VarLenUnicode>().shape([1]).create("layer_names").unwrap().write_raw(&names).unwrap();
+        let group = file.create_group("dense").unwrap();
+        let weights: Vec<hdf5::types::VarLenUnicode> = vec!["dense/kernel:0".parse().unwrap()];
+        group.new_attr::<hdf5::types::VarLenUnicode>().shape([1]).create("weight_names").unwrap().write_raw(&weights).unwrap();
+        group.new_dataset::<f32>().shape([100_000, 107_500]).create("dense/kernel:0").unwrap();
     } // every handle closed: HDF5 locks files it has open
     let mut command = keras_tch();
     command.arg("inspect").arg(&path);

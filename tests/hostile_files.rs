@@ -49,8 +49,7 @@ fn functional(layers: &str) -> String {
     )
 }
 
-const INPUT_8X8X3: &str =
-    r#"{"class_name": "InputLayer", "name": "input", "config": {"name": "input", "batch_input_shape": [null, 8, 8, 3]}, "inbound_nodes": []}"#;
+const INPUT_8X8X3: &str = r#"{"class_name": "InputLayer", "name": "input", "config": {"name": "input", "batch_input_shape": [null, 8, 8, 3]}, "inbound_nodes": []}"#;
 
 fn error_of<T>(result: anyhow::Result<T>) -> String {
     match result {
@@ -91,11 +90,31 @@ fn duplicated_layer_names_are_refused() {
 fn absurd_sizes_in_model_config_are_refused_naming_the_layer() {
     let dir = scratch_dir("absurd-config");
     let cases = [
-        ("filters", r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 1000000000000, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "'filters' must be between 1 and 1048576"),
-        ("units", r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": 1000000000000}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "'units' must be between 1 and 1048576"),
-        ("kernel", r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 1048576, "kernel_size": [1024, 1024], "strides": [1, 1], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "beyond keras-tch's limit"),
-        ("strides", r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 2, "kernel_size": [3, 3], "strides": [0, 0], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "strides must be between 1 and 1048576, got 0"),
-        ("negative", r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": -4}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#, "'units' must be between 1"),
+        (
+            "filters",
+            r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 1000000000000, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#,
+            "'filters' must be between 1 and 1048576",
+        ),
+        (
+            "units",
+            r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": 1000000000000}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#,
+            "'units' must be between 1 and 1048576",
+        ),
+        (
+            "kernel",
+            r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 1048576, "kernel_size": [1024, 1024], "strides": [1, 1], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#,
+            "beyond keras-tch's limit",
+        ),
+        (
+            "strides",
+            r#"{"class_name": "Conv2D", "name": "out", "config": {"name": "out", "filters": 2, "kernel_size": [3, 3], "strides": [0, 0], "padding": "same"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#,
+            "strides must be between 1 and 1048576, got 0",
+        ),
+        (
+            "negative",
+            r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": -4}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#,
+            "'units' must be between 1",
+        ),
     ];
     for (what, layer, expected) in cases {
         let path = dir.join(format!("{what}.h5"));
@@ -107,7 +126,8 @@ fn absurd_sizes_in_model_config_are_refused_naming_the_layer() {
     let path = dir.join("input.h5");
     let input = r#"{"class_name": "InputLayer", "name": "input", "config": {"name": "input", "batch_input_shape": [null, 1000000, 1000000, 3]}, "inbound_nodes": []}"#;
     let flatten = r#"{"class_name": "Flatten", "name": "flat", "config": {"name": "flat"}, "inbound_nodes": [[["input", 0, 0, {}]]]}"#;
-    let dense = r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": 10}, "inbound_nodes": [[["flat", 0, 0, {}]]]}"#;
+    let dense =
+        r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": 10}, "inbound_nodes": [[["flat", 0, 0, {}]]]}"#;
     model_config_file(&path, &functional(&format!("{input}, {flatten}, {dense}")));
     let message = error_of(load_model(&path, Device::Cpu));
     assert!(message.contains("layer 'out'") && message.contains("beyond keras-tch's limit"), "{message}");
@@ -117,7 +137,8 @@ fn absurd_sizes_in_model_config_are_refused_naming_the_layer() {
 fn an_inbound_node_index_that_does_not_exist_is_refused() {
     let dir = scratch_dir("inbound-index");
     let path = dir.join("index.h5");
-    let dense = r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": 2}, "inbound_nodes": [[["input", 3, 0, {}]]]}"#;
+    let dense =
+        r#"{"class_name": "Dense", "name": "out", "config": {"name": "out", "units": 2}, "inbound_nodes": [[["input", 3, 0, {}]]]}"#;
     model_config_file(&path, &functional(&format!("{INPUT_8X8X3}, {dense}")));
     let message = error_of(load_model(&path, Device::Cpu));
     assert!(message.contains("layer 'out'") && message.contains("node index 3"), "{message}");
@@ -217,10 +238,23 @@ fn weights_stored_as_float16_or_float64_load_as_keras_loads_them() {
             assert!(output.status.success(), "{script}: {}", String::from_utf8_lossy(&output.stderr));
         };
         let model_h5 = fixture.join("model.h5");
-        run("weights_dtype.py", &["--input".as_ref(), model_h5.as_os_str(), "--output".as_ref(), converted.as_os_str(), "--dtype".as_ref(), dtype.as_ref()]);
+        run(
+            "weights_dtype.py",
+            &["--input".as_ref(), model_h5.as_os_str(), "--output".as_ref(), converted.as_os_str(), "--dtype".as_ref(), dtype.as_ref()],
+        );
         // Keras's outputs on the converted file are the reference.
         let io = fixture.join("io.h5");
-        run("keras_check.py", &["--model".as_ref(), converted.as_os_str(), "--input".as_ref(), io.as_os_str(), "--output".as_ref(), keras_outputs.as_os_str()]);
+        run(
+            "keras_check.py",
+            &[
+                "--model".as_ref(),
+                converted.as_os_str(),
+                "--input".as_ref(),
+                io.as_os_str(),
+                "--output".as_ref(),
+                keras_outputs.as_os_str(),
+            ],
+        );
         let model = load_model(&converted, Device::Cpu).unwrap_or_else(|e| panic!("{dtype}: {e:#}"));
         let ours = model.predict(&common::parity::read_tensor(&io, "x")).unwrap();
         common::parity::assert_close(&format!("{dtype} weights"), &ours, &common::parity::read_tensor(&keras_outputs, "y"));

@@ -55,7 +55,11 @@ fn imagenet_checkpoints_load_onto_either_naming_scheme() {
             let report = load_weights(&mut model, &fixture.join("weights.h5"), &LoadOptions::default()).unwrap();
             assert_eq!(report.loaded.len(), 107, "{fixture_name} onto {naming:?}");
             let file_is_keras_scheme = fixture_name == "h5_weights_keras";
-            assert_eq!(report.scheme_mapping.is_some(), file_is_keras_scheme != (naming == Naming::Keras), "{fixture_name} onto {naming:?}");
+            assert_eq!(
+                report.scheme_mapping.is_some(),
+                file_is_keras_scheme != (naming == Naming::Keras),
+                "{fixture_name} onto {naming:?}"
+            );
             assert_predicts(&format!("{fixture_name} onto {naming:?}"), &model, &fixture, "y");
         }
     }
@@ -286,7 +290,12 @@ fn layer_names_split_over_several_attributes_are_read() {
         file.delete_attr("layer_names").unwrap();
         let (first, second) = names.split_at(3);
         for (index, chunk) in [first, second].iter().enumerate() {
-            file.new_attr::<hdf5::types::VarLenUnicode>().shape([chunk.len()]).create(format!("layer_names{index}").as_str()).unwrap().write_raw(chunk).unwrap();
+            file.new_attr::<hdf5::types::VarLenUnicode>()
+                .shape([chunk.len()])
+                .create(format!("layer_names{index}").as_str())
+                .unwrap()
+                .write_raw(chunk)
+                .unwrap();
         }
     }
     let mut target = happy();
@@ -317,10 +326,10 @@ fn unsupported_layer_classes_are_named() {
     {
         let file = hdf5::File::open_rw(&path).unwrap();
         let config: Vec<hdf5::types::VarLenUnicode> = file.attr("model_config").unwrap().read_raw().unwrap();
-        let edited = config[0].as_str().replace("\"class_name\": \"MaxPooling2D\"", "\"class_name\": \"MaxPooling3D\"").replace(
-            "\"class_name\":\"MaxPooling2D\"",
-            "\"class_name\":\"MaxPooling3D\"",
-        );
+        let edited = config[0]
+            .as_str()
+            .replace("\"class_name\": \"MaxPooling2D\"", "\"class_name\": \"MaxPooling3D\"")
+            .replace("\"class_name\":\"MaxPooling2D\"", "\"class_name\":\"MaxPooling3D\"");
         assert_ne!(edited, config[0].as_str(), "test setup: the class was not replaced");
         file.delete_attr("model_config").unwrap();
         let value: hdf5::types::VarLenUnicode = edited.parse().unwrap();

@@ -99,11 +99,7 @@ fn batch_norm_in_training_mode_matches_keras() {
     let y_train = tch::no_grad(|| model.forward_t(&[&x], true)).unwrap().remove(0);
     assert_close("output in training mode", &y_train, &read("y_train"));
     assert_close("moving_mean after one step", &model.keras_weight("bn", "moving_mean").unwrap(), &read("moving_mean_after"));
-    assert_close(
-        "moving_variance after one step",
-        &model.keras_weight("bn", "moving_variance").unwrap(),
-        &read("moving_variance_after"),
-    );
+    assert_close("moving_variance after one step", &model.keras_weight("bn", "moving_variance").unwrap(), &read("moving_variance_after"));
 }
 
 /// The same seed gives the same weights; glorot_uniform stays within its limit.

@@ -45,9 +45,8 @@ fn train_like_keras(fixture_name: &str, epochs_compared: usize, keys: &[&str]) {
     )
     .unwrap();
 
-    let history_of = |file: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(fixture.join(file)).unwrap()).unwrap()
-    };
+    let history_of =
+        |file: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(fixture.join(file)).unwrap()).unwrap() };
     let (keras, keras_plain) = (history_of("history.json"), history_of("history_plain.json"));
     for &key in keys {
         let ours = history.get(key).unwrap();
@@ -155,7 +154,11 @@ fn resuming_from_a_checkpoint_continues_the_same_run() {
     run(1, &split, false);
     let (resumed, resumed_history) = run(2, &split, true);
     assert_eq!(resumed_history.get("loss"), reference_history.get("loss"));
-    assert_close("weights after resuming", &resumed.keras_weight("fc", "kernel").unwrap(), &reference.keras_weight("fc", "kernel").unwrap());
+    assert_close(
+        "weights after resuming",
+        &resumed.keras_weight("fc", "kernel").unwrap(),
+        &reference.keras_weight("fc", "kernel").unwrap(),
+    );
     // The directory holds one complete checkpoint and its state file.
     let files: Vec<String> = std::fs::read_dir(&split).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(files.len(), 2, "{files:?}");
@@ -285,7 +288,11 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let root = scratch_dir("ctrl-c");
     let command = |resume: bool| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keras-tch"));
-        command.args(["train", "--arch", "happy", "--epochs", "30", "--verbose", "0", "--device", "cpu", "--data"]).arg(&train).arg("--root").arg(&root);
+        command
+            .args(["train", "--arch", "happy", "--epochs", "30", "--verbose", "0", "--device", "cpu", "--data"])
+            .arg(&train)
+            .arg("--root")
+            .arg(&root);
         if resume {
             command.arg("--resume");
         }

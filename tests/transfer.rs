@@ -42,7 +42,8 @@ fn the_head_on_cached_features_computes_what_the_full_model_does() {
     let Some(x) = cat_images(24) else { return };
     let (model, head) = cat_model(&fixture);
     let dir = scratch_dir("bottleneck-equal");
-    let (features, _, reused) = cached_features(&dir, "k", || compute_features(&model, &head[0], &x, 8, &std::sync::atomic::AtomicBool::new(false))).unwrap();
+    let (features, _, reused) =
+        cached_features(&dir, "k", || compute_features(&model, &head[0], &x, 8, &std::sync::atomic::AtomicBool::new(false))).unwrap();
     assert!(!reused);
     let (read_back, _, reused) = cached_features(&dir, "k", || unreachable!("the cache exists")).unwrap();
     assert!(reused);
@@ -85,12 +86,22 @@ fn transfer_command_caches_features_and_saves_a_keras_model() {
     let base = fixture.join("model.h5");
     let (cache, run) = (dir.join("cache"), dir.join("run"));
     let args = [
-        "--base", base.to_str().unwrap(),
-        "--data", data.to_str().unwrap(),
-        "--epochs", "3", "--verbose", "2", "--device", "cpu",
-        "--cache-dir", cache.to_str().unwrap(),
-        "--run-dir", run.to_str().unwrap(),
-        "--save", save.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--verbose",
+        "2",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--save",
+        save.to_str().unwrap(),
     ];
     let first = transfer(&args);
     assert!(first.contains("Computed bottleneck features once"), "{first}");
@@ -136,7 +147,8 @@ fn fine_tuning_moves_only_the_unfrozen_stage() {
     let Some(x) = cat_images(32) else { return };
     let (mut model, head) = cat_model(&fixture);
     let labels = Tensor::from_slice(&[0i64, 1].repeat(16)).one_hot(2).to_kind(tch::Kind::Float);
-    let watched = [("res5c_branch2c", "kernel"), ("bn5c_branch2c", "moving_mean"), ("bn5c_branch2c", "gamma"), ("res4f_branch2c", "kernel")];
+    let watched =
+        [("res5c_branch2c", "kernel"), ("bn5c_branch2c", "moving_mean"), ("bn5c_branch2c", "gamma"), ("res4f_branch2c", "kernel")];
     let before: Vec<Tensor> = watched.iter().map(|(l, w)| model.keras_weight(l, w).unwrap()).collect();
     let data = TransferData { x, y: labels, validation: None, identity: "test".into() };
     let dir = scratch_dir("fine-tune");
@@ -211,7 +223,10 @@ fn transfer_reads_image_folders() {
     let Some(images) = keras_fixture("imagenet_pipeline") else { return };
     let dir = scratch_dir("transfer-folders");
     let data = dir.join("data");
-    let classes = [("tabby", ["photo.png", "photo.bmp", "photo.tiff", "rgba.png"]), ("alley", ["grey.png", "grey.jpg", "small_420.jpg", "progressive.jpg"])];
+    let classes = [
+        ("tabby", ["photo.png", "photo.bmp", "photo.tiff", "rgba.png"]),
+        ("alley", ["grey.png", "grey.jpg", "small_420.jpg", "progressive.jpg"]),
+    ];
     for (class, files) in classes {
         std::fs::create_dir_all(data.join(class)).unwrap();
         for file in files {
@@ -229,11 +244,24 @@ fn transfer_reads_image_folders() {
     let save = dir.join("out.h5");
     let base = course.join("model.h5");
     let stdout = transfer(&[
-        "--base", base.to_str().unwrap(),
-        "--data", data.to_str().unwrap(),
-        "--validation-split", "0.25", "--seed", "3", "--epochs", "2", "--verbose", "0", "--device", "cpu",
-        "--run-dir", run.to_str().unwrap(),
-        "--save", save.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--validation-split",
+        "0.25",
+        "--seed",
+        "3",
+        "--epochs",
+        "2",
+        "--verbose",
+        "0",
+        "--device",
+        "cpu",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--save",
+        save.to_str().unwrap(),
     ]);
     assert!(stdout.contains("Data: 6 training image(s), 2 validation, classes [\"alley\", \"tabby\"]"), "{stdout}");
     assert_eq!(std::fs::read_to_string(dir.join("out.classes.txt")).unwrap(), "alley\ntabby\n");

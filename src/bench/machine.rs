@@ -21,19 +21,24 @@ pub struct Machine {
 impl Machine {
     pub fn detect() -> Self {
         let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let field = |name: &str| {
-            info.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
-        };
+        let field =
+            |name: &str| info.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string());
         let flags = field("flags").unwrap_or_default();
         let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
-        let cores = field("cpu cores").and_then(|c| c.parse().ok()).unwrap_or_else(|| {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-        });
+        let cores = field("cpu cores")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         Self {
             model: field("model name").unwrap_or_else(|| "unknown CPU".into()),
             cores,
             mhz: field("cpu MHz").and_then(|m| m.parse().ok()).unwrap_or(0.0),
-            lanes: if has("avx512f") { 16 } else if has("avx2") { 8 } else { 4 },
+            lanes: if has("avx512f") {
+                16
+            } else if has("avx2") {
+                8
+            } else {
+                4
+            },
             bf16: has("avx512_bf16") || has("amx_bf16"),
             amx: has("amx_tile"),
         }

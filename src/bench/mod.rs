@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
 use crate::graph::Model;
-use crate::layers::autocast::{autocast, Precision};
 use crate::io::{load_weights, save_weights_h5, LoadOptions};
+use crate::layers::autocast::{autocast, Precision};
 use crate::models::applications::{resnet50, Config, Naming, Pooling};
 use crate::models::{course, happy};
 use crate::train::compile::CompileConfig;

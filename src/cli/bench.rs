@@ -94,10 +94,28 @@ fn print_table(r: &Value) {
     );
     println!("{:<52} {:>12} {:>10} {:>12}", "workload (median)", "result", "GFLOP/s", "peak RSS MB");
     let rows = [
-        ("course ResNet50 train step, batch 32, 64×64", "course_train_step_b32_s", "s", "course_train_step_gflops", "course_train_step_peak_rss_mb"),
+        (
+            "course ResNet50 train step, batch 32, 64×64",
+            "course_train_step_b32_s",
+            "s",
+            "course_train_step_gflops",
+            "course_train_step_peak_rss_mb",
+        ),
         ("course ResNet50 predict, batch 32", "course_predict_b32_s", "s", "course_predict_gflops", "course_predict_peak_rss_mb"),
-        ("ImageNet ResNet50 predict, batch 1, 224×224", "imagenet_predict_b1_img_per_s", "img/s", "imagenet_predict_b1_gflops", "imagenet_predict_peak_rss_mb"),
-        ("ImageNet ResNet50 predict, batch 8, 224×224", "imagenet_predict_b8_img_per_s", "img/s", "imagenet_predict_b8_gflops", "imagenet_predict_peak_rss_mb"),
+        (
+            "ImageNet ResNet50 predict, batch 1, 224×224",
+            "imagenet_predict_b1_img_per_s",
+            "img/s",
+            "imagenet_predict_b1_gflops",
+            "imagenet_predict_peak_rss_mb",
+        ),
+        (
+            "ImageNet ResNet50 predict, batch 8, 224×224",
+            "imagenet_predict_b8_img_per_s",
+            "img/s",
+            "imagenet_predict_b8_gflops",
+            "imagenet_predict_peak_rss_mb",
+        ),
         ("HappyModel epoch, 600 images, batch 16", "happy_epoch_600_b16_s", "s", "", "happy_epoch_peak_rss_mb"),
         ("load a Keras HDF5 (ImageNet ResNet50 layout)", "load_h5_s", "s", "", "load_h5_peak_rss_mb"),
         ("classify one image, process start to result", "classify_one_image_s", "s", "", ""),

@@ -40,9 +40,10 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     let (split, classes) = load_any_split(&args.data, "test")?;
     let [_, h, w, c] = split.x.shape()[..] else { unreachable!("load_split checks rank 4") };
     let model = args.source.load(Some([h as i64, w as i64, c as i64]), device)?;
-    let training = model.training_config.as_ref().with_context(|| {
-        format!("{} has no training configuration (compile) to evaluate with", args.source.model.display())
-    })?;
+    let training = model
+        .training_config
+        .as_ref()
+        .with_context(|| format!("{} has no training configuration (compile) to evaluate with", args.source.model.display()))?;
     let compile = CompileConfig::from_keras(training)?;
     if split.is_empty() {
         bail!("{} holds no images to evaluate on", args.data.display());

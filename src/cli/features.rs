@@ -77,12 +77,7 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     let features = Tensor::cat(&rows, 0);
     write_npy(&args.output, &features)?;
     write_bytes_atomically(&names_path, (names.join("\n") + "\n").as_bytes())?;
-    eprintln!(
-        "features {} -> {}; image names -> {}",
-        tuple(&features.size()),
-        args.output.display(),
-        names_path.display()
-    );
+    eprintln!("features {} -> {}; image names -> {}", tuple(&features.size()), args.output.display(), names_path.display());
     if failures > 0 {
         bail!("{failures} of {} image(s) could not be loaded and are not in the output (see above)", files.len());
     }

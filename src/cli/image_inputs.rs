@@ -9,8 +9,8 @@ use clap::Args;
 use tch::{Device, Tensor};
 
 use keras_tch::data::folders::{has_image_extension, IMAGE_EXTENSIONS};
-use keras_tch::io::input::check_regular_file;
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode, DEFAULT_MAX_PIXELS};
+use keras_tch::io::input::check_regular_file;
 use keras_tch::train::progress::Progress;
 
 #[derive(Args, Debug)]

@@ -52,8 +52,7 @@ impl ModelSource {
         if self.pooling.is_some() && self.include_top {
             bail!("--pooling applies with --include-top false");
         }
-        let options =
-            ArchOptions { input_shape, classes: self.classes, naming: self.naming, include_top: self.include_top, pooling };
+        let options = ArchOptions { input_shape, classes: self.classes, naming: self.naming, include_top: self.include_top, pooling };
         let mut model = arch.build(&options, device)?;
         // Without the top, the file's classifier is expected to be left over.
         let options = LoadOptions { skip_mismatch: self.skip_mismatch, ignore_extra_layers: !self.include_top };

@@ -139,8 +139,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // Refused now, not after the training: the output must not be an input (e.g. --model).
     check_destination(&save)?;
     let mut optimizer_config = match (&model.training_config, &args.lr) {
-        (Some(config), None) if args.optimizer == "adam" => OptimizerConfig::from_keras(&config["optimizer_config"])
-            .unwrap_or_else(|_| OptimizerConfig::adam(1e-3)),
+        (Some(config), None) if args.optimizer == "adam" => {
+            OptimizerConfig::from_keras(&config["optimizer_config"]).unwrap_or_else(|_| OptimizerConfig::adam(1e-3))
+        }
         _ => OptimizerConfig::by_name(&args.optimizer, args.lr)?,
     };
     if let (Some(eps), OptimizerConfig::Adam { epsilon, .. }) = (args.epsilon, &mut optimizer_config) {
@@ -164,16 +165,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let x = train.normalized_images();
     let y = compile.targets(&train, classes.len());
     let validation_tensors = validation.as_ref().map(|v| (v.normalized_images(), compile.targets(v, classes.len())));
-    let history = fit(
-        &mut model,
-        &compile,
-        &mut optimizer,
-        &x,
-        &y,
-        validation_tensors.as_ref().map(|(a, b)| (a, b)),
-        &options,
-        ctrl_c_flag(),
-    )?;
+    let history =
+        fit(&mut model, &compile, &mut optimizer, &x, &y, validation_tensors.as_ref().map(|(a, b)| (a, b)), &options, ctrl_c_flag())?;
 
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     history.save_json(&run_dir.join("history.json"))?;

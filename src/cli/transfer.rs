@@ -10,18 +10,18 @@ use clap::Args;
 use super::freeze_args::FreezeArgs;
 use keras_tch::data::folders::{load_course_file, ImageFolder, LabeledImages};
 use keras_tch::device::parse_device;
-use keras_tch::imaging::{preprocess_input, Interpolation, PreprocessMode};
 use keras_tch::graph::summary::summary;
+use keras_tch::imaging::{preprocess_input, Interpolation, PreprocessMode};
 use keras_tch::io::atomic::{check_destination, write_bytes_atomically};
 use keras_tch::io::save_model_h5;
-use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
-use keras_tch::layers::pooling::PoolKind;
 use keras_tch::layers::autocast::Precision;
+use keras_tch::layers::pooling::PoolKind;
+use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
 use keras_tch::train::augment::Augmentation;
-use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::freeze::FreezeSpec;
+use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::losses::CrossEntropyStyle;
 use keras_tch::train::optimizer::OptimizerConfig;
 use keras_tch::train::transfer::{train_transfer, HeadLayers, TransferData, TransferOptions};
@@ -217,7 +217,10 @@ fn load_folder_data(args: &TransferArgs, size: (u32, u32)) -> Result<(LabeledIma
     let folder = ImageFolder::scan(&args.data)?;
     if let Some(path) = &args.validation_data {
         let validation = ImageFolder::scan(path)?;
-        return Ok((folder.load(&folder.files, size, Interpolation::Nearest)?, Some(validation.load(&validation.files, size, Interpolation::Nearest)?)));
+        return Ok((
+            folder.load(&folder.files, size, Interpolation::Nearest)?,
+            Some(validation.load(&validation.files, size, Interpolation::Nearest)?),
+        ));
     }
     let (train, validation) = folder.split(args.validation_split, args.seed);
     if train.is_empty() {

@@ -89,11 +89,7 @@ pub fn load_dataset(train_path: &Path, test_path: &Path) -> Result<CourseDataset
     let (train, train_classes) = load_split(train_path, "train")?;
     let (test, test_classes) = load_split(test_path, "test")?;
     if train_classes != test_classes {
-        bail!(
-            "list_classes differs between {} ({train_classes:?}) and {} ({test_classes:?})",
-            train_path.display(),
-            test_path.display()
-        );
+        bail!("list_classes differs between {} ({train_classes:?}) and {} ({test_classes:?})", train_path.display(), test_path.display());
     }
     if train.x.shape()[1..] != test.x.shape()[1..] {
         bail!(
@@ -113,7 +109,11 @@ pub fn load_any_split(path: &Path, preferred: &str) -> Result<(Split, Vec<String
     let other = if preferred == "train" { "test" } else { "train" };
     read_split(path, |file| {
         let has = |prefix: &str| file.dataset(&format!("{prefix}_set_x")).is_ok();
-        if has(preferred) || !has(other) { preferred } else { other }
+        if has(preferred) || !has(other) {
+            preferred
+        } else {
+            other
+        }
     })
 }
 
@@ -149,7 +149,8 @@ fn read_split_in(file: &hdf5::File, path: &Path, file_size: u64, prefix: &str) -
     if x_ds.ndim() != 4 {
         bail!("{} has shape {:?}, expected N×H×W×C (rank 4)", where_(&x_name), x_ds.shape());
     }
-    check_declared_size(&x_ds.shape(), 1, !x_ds.filters().is_empty(), file_size).map_err(|why| anyhow::anyhow!("{}: {why}", where_(&x_name)))?;
+    check_declared_size(&x_ds.shape(), 1, !x_ds.filters().is_empty(), file_size)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", where_(&x_name)))?;
     let x = x_ds.read::<u8, Ix4>().with_context(|| format!("reading {}", where_(&x_name)))?;
 
     let y_name = format!("{prefix}_set_y");
@@ -167,20 +168,11 @@ fn read_split_in(file: &hdf5::File, path: &Path, file_size: u64, prefix: &str) -
         .map_err(|why| anyhow::anyhow!("{}: {why}", where_(&y_name)))?;
     let y = y_ds.read_raw::<i64>().with_context(|| format!("reading {}", where_(&y_name)))?;
     if y.len() != x.shape()[0] {
-        bail!(
-            "{} holds {} labels but {} holds {} images",
-            where_(&y_name),
-            y.len(),
-            x_name,
-            x.shape()[0]
-        );
+        bail!("{} holds {} labels but {} holds {} images", where_(&y_name), y.len(), x_name, x.shape()[0]);
     }
 
-    let classes = file
-        .dataset("list_classes")
-        .context("missing")
-        .and_then(|ds| read_labels(&ds))
-        .with_context(|| where_("list_classes"))?;
+    let classes =
+        file.dataset("list_classes").context("missing").and_then(|ds| read_labels(&ds)).with_context(|| where_("list_classes"))?;
     if let Some((index, &label)) = y.iter().enumerate().find(|(_, &l)| l < 0 || l as usize >= classes.len()) {
         bail!(
             "{}: label {label} at index {index} is outside 0..{} (list_classes has {} entries)",

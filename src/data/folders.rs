@@ -12,8 +12,8 @@ use anyhow::{bail, Context, Result};
 use tch::{Kind, Tensor};
 
 use super::course::load_any_split;
-use crate::io::input::check_regular_file;
 use crate::imaging::{img_to_array, load_img, DecodeOptions, Interpolation};
+use crate::io::input::check_regular_file;
 use crate::rng::SplitMix64;
 
 /// Images (N, H, W, 3) float32 0-255, integer labels (N) and the class names.

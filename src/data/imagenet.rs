@@ -50,8 +50,7 @@ impl ClassIndex {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the ImageNet class index {} (run scripts/setup.sh)", path.display()))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
         let classes = (0..1000)
             .map(|i| {
                 let entry = &value[i.to_string()];
@@ -112,7 +111,11 @@ pub fn format_predictions(predictions: &[Prediction]) -> String {
 fn python_float32(value: f32) -> String {
     if value == 0.0 || value.abs() >= 1e-4 {
         let text = format!("{value}");
-        if text.contains('.') { text } else { format!("{text}.0") }
+        if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        }
     } else {
         python_exponent(&format!("{value:e}"))
     }

@@ -96,8 +96,7 @@ impl GraphBuilder {
         let order = keras_order(&self.nodes, outputs);
         if order.len() != self.nodes.len() {
             let reached: HashSet<usize> = order.iter().copied().collect();
-            let unused: Vec<&str> =
-                (0..self.nodes.len()).filter(|i| !reached.contains(i)).map(|i| self.nodes[i].name.as_str()).collect();
+            let unused: Vec<&str> = (0..self.nodes.len()).filter(|i| !reached.contains(i)).map(|i| self.nodes[i].name.as_str()).collect();
             bail!("model '{}': layer(s) {} do not lead to any output", self.name, unused.join(", "));
         }
         let mut new_index = vec![0; self.nodes.len()];
@@ -114,8 +113,7 @@ impl GraphBuilder {
             })
             .collect();
         let outputs: Vec<NodeId> = outputs.iter().map(|id| NodeId(new_index[id.0])).collect();
-        let inputs: Vec<NodeId> =
-            (0..nodes.len()).filter(|&i| nodes[i].layer.class_name() == "InputLayer").map(NodeId).collect();
+        let inputs: Vec<NodeId> = (0..nodes.len()).filter(|&i| nodes[i].layer.class_name() == "InputLayer").map(NodeId).collect();
         let mut last_use: Vec<usize> = (0..nodes.len()).collect();
         for (i, node) in nodes.iter().enumerate() {
             for id in &node.inbound {
@@ -250,9 +248,7 @@ pub fn snake_case(class: &str) -> String {
     let mut out = String::new();
     for (i, &c) in chars.iter().enumerate() {
         // An underscore before a capital that starts a lowercase/digit run ("Padding2").
-        let starts_word = c.is_ascii_uppercase()
-            && i > 0
-            && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit());
+        let starts_word = c.is_ascii_uppercase() && i > 0 && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit());
         if starts_word {
             out.push('_');
         }

@@ -100,14 +100,22 @@ fn fold_batch_norm(conv: &Conv2D, bn: &BatchNorm) -> Conv2D {
     let bias = (bias - double(&bn.moving_mean)) * &scale + double(&bn.beta);
     // Contiguous: the input's layout, not the kernel's, should pick the convolution's (see
     // `internal_layout`).
-    Conv2D { config: conv.config.clone().use_bias(true), kernel: kernel.to_kind(Kind::Float).contiguous(), bias: Some(bias.to_kind(Kind::Float)) }
+    Conv2D {
+        config: conv.config.clone().use_bias(true),
+        kernel: kernel.to_kind(Kind::Float).contiguous(),
+        bias: Some(bias.to_kind(Kind::Float)),
+    }
 }
 
 /// A `Conv2D` or `Dense` with its weights in bfloat16 (cast once here instead of on every call).
 fn with_bf16_weights(layer: &dyn Layer) -> Option<Box<dyn Layer>> {
     let bf16 = |t: &Tensor| t.to_kind(Kind::BFloat16);
     if let Some(conv) = layer.as_conv2d() {
-        return Some(Box::new(Conv2D { config: conv.config.clone(), kernel: bf16(&conv.kernel).contiguous(), bias: conv.bias.as_ref().map(bf16) }));
+        return Some(Box::new(Conv2D {
+            config: conv.config.clone(),
+            kernel: bf16(&conv.kernel).contiguous(),
+            bias: conv.bias.as_ref().map(bf16),
+        }));
     }
     let dense = layer.as_dense()?;
     Some(Box::new(Dense { config: dense.config.clone(), kernel: bf16(&dense.kernel), bias: dense.bias.as_ref().map(bf16) }))

@@ -118,13 +118,8 @@ impl Model {
         if let Some(i) = self.nodes.iter().position(|n| n.name == name) {
             return Ok(NodeId(i));
         }
-        let similar: Vec<&str> = self
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .filter(|n| n.contains(name) || name.contains(*n))
-            .take(5)
-            .collect();
+        let similar: Vec<&str> =
+            self.nodes.iter().map(|n| n.name.as_str()).filter(|n| n.contains(name) || name.contains(*n)).take(5).collect();
         bail!("model '{}' has no layer named '{name}'{}", self.name, did_you_mean(&similar))
     }
 
@@ -262,11 +257,7 @@ impl Model {
             if values[i].is_some() {
                 continue;
             }
-            let args: Vec<&Tensor> = node
-                .inbound
-                .iter()
-                .map(|id| values[id.0].as_ref().expect("inputs come before their users"))
-                .collect();
+            let args: Vec<&Tensor> = node.inbound.iter().map(|id| values[id.0].as_ref().expect("inputs come before their users")).collect();
             // A frozen layer behaves as in inference (Keras >= 2.1.3 for BatchNorm).
             let layer = replaced.and_then(|r| r.get(&i)).unwrap_or(&node.layer);
             let out = layer.forward(&args, train && node.trainable);

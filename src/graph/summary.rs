@@ -20,11 +20,8 @@ pub fn summary(model: &Model) -> String {
     let layers = model.layers();
     for (i, node) in layers.iter().enumerate() {
         let connections: Vec<String> = node.inbound.iter().map(|id| format!("{}[0][0]", model.node(*id).name)).collect();
-        let mut fields = vec![
-            format!("{} ({})", node.name, node.layer.class_name()),
-            keras_shape(&node.output_shape),
-            node.param_count().to_string(),
-        ];
+        let mut fields =
+            vec![format!("{} ({})", node.name, node.layer.class_name()), keras_shape(&node.output_shape), node.param_count().to_string()];
         if !sequential_like {
             fields.push(connections.first().cloned().unwrap_or_default());
         }

@@ -58,7 +58,9 @@ pub fn decode_rgb(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage> {
     } else {
         let (width, height) = header_size(bytes, format)?;
         check_size(width, height, options.max_pixels)?;
-        let image = reader(bytes, format, options.max_pixels).decode().map_err(|e| anyhow!("cannot decode the {} data: {e}", format_name(format)))?;
+        let image = reader(bytes, format, options.max_pixels)
+            .decode()
+            .map_err(|e| anyhow!("cannot decode the {} data: {e}", format_name(format)))?;
         pillow_rgb(image)?
     };
     if !options.apply_exif_orientation {
@@ -89,9 +91,8 @@ fn reader(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> ImageReader<Cur
 
 /// Width and height from a non-JPEG header, without decoding the pixels.
 fn header_size(bytes: &[u8], format: ImageFormat) -> Result<(u64, u64)> {
-    let (w, h) = reader(bytes, format, u64::MAX)
-        .into_dimensions()
-        .map_err(|e| anyhow!("not a readable {} image: {e}", format_name(format)))?;
+    let (w, h) =
+        reader(bytes, format, u64::MAX).into_dimensions().map_err(|e| anyhow!("not a readable {} image: {e}", format_name(format)))?;
     Ok((w.into(), h.into()))
 }
 

@@ -16,12 +16,7 @@ pub use resample::{resize, Interpolation};
 
 /// Keras's `load_img(path, target_size=(height, width), interpolation=…)` in RGB mode: decode,
 /// convert to RGB, then resize (when the size differs) with Pillow's filter.
-pub fn load_img(
-    path: &Path,
-    target_size: Option<(u32, u32)>,
-    interpolation: Interpolation,
-    options: &DecodeOptions,
-) -> Result<RgbImage> {
+pub fn load_img(path: &Path, target_size: Option<(u32, u32)>, interpolation: Interpolation, options: &DecodeOptions) -> Result<RgbImage> {
     let image = read_rgb(path, options)?;
     Ok(match target_size {
         Some((height, width)) => resize(&image, width, height, interpolation),

@@ -101,7 +101,13 @@ extern "C" fn image_malloc(size: usize, _op: H5FD_file_image_op_t, udata: *mut c
     }
 }
 
-extern "C" fn image_memcpy(dest: *mut c_void, src: *const c_void, _size: usize, _op: H5FD_file_image_op_t, _udata: *mut c_void) -> *mut c_void {
+extern "C" fn image_memcpy(
+    dest: *mut c_void,
+    src: *const c_void,
+    _size: usize,
+    _op: H5FD_file_image_op_t,
+    _udata: *mut c_void,
+) -> *mut c_void {
     // Every "buffer" is the caller's own: there is nothing to copy.
     if dest.cast_const() == src {
         dest

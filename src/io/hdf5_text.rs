@@ -22,16 +22,24 @@ pub fn read_string_list(container: &Container) -> Result<Vec<String>> {
     // HDF5 stores bytes: a string is only taken once they are checked to be UTF-8 (the crate's
     // `as_str` would trust them).
     let text = |bytes: &[u8]| -> Result<String> {
-        std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| anyhow::anyhow!("a string is not valid UTF-8: {:?}", String::from_utf8_lossy(bytes)))
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| anyhow::anyhow!("a string is not valid UTF-8: {:?}", String::from_utf8_lossy(bytes)))
     };
     let strings: Vec<String> = match descriptor {
         TypeDescriptor::FixedAscii(len) | TypeDescriptor::FixedUnicode(len) if len > MAX_FIXED_LEN => {
             bail!("strings of {len} bytes exceed the {MAX_FIXED_LEN}-byte limit")
         }
-        TypeDescriptor::FixedAscii(_) => container.read_raw::<FixedAscii<MAX_FIXED_LEN>>()?.iter().map(|s| text(s.as_bytes())).collect::<Result<_>>()?,
-        TypeDescriptor::FixedUnicode(_) => container.read_raw::<FixedUnicode<MAX_FIXED_LEN>>()?.iter().map(|s| text(s.as_bytes())).collect::<Result<_>>()?,
+        TypeDescriptor::FixedAscii(_) => {
+            container.read_raw::<FixedAscii<MAX_FIXED_LEN>>()?.iter().map(|s| text(s.as_bytes())).collect::<Result<_>>()?
+        }
+        TypeDescriptor::FixedUnicode(_) => {
+            container.read_raw::<FixedUnicode<MAX_FIXED_LEN>>()?.iter().map(|s| text(s.as_bytes())).collect::<Result<_>>()?
+        }
         TypeDescriptor::VarLenAscii => container.read_raw::<VarLenAscii>()?.iter().map(|s| text(s.as_bytes())).collect::<Result<_>>()?,
-        TypeDescriptor::VarLenUnicode => container.read_raw::<VarLenUnicode>()?.iter().map(|s| text(s.as_bytes())).collect::<Result<_>>()?,
+        TypeDescriptor::VarLenUnicode => {
+            container.read_raw::<VarLenUnicode>()?.iter().map(|s| text(s.as_bytes())).collect::<Result<_>>()?
+        }
         // Keras writes `np.array([])` (float64, size 0) for a layer without weights.
         TypeDescriptor::Float(_) if container.size() == 0 => Vec::new(),
         other => bail!("expected strings, found elements of type {other}"),

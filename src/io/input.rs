@@ -59,9 +59,7 @@ pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
     let meta = check_input(path, what)?;
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {what} {}", path.display()))?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(meta.len())
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {what} {}", path.display()))?;
+    file.take(meta.len()).read_to_end(&mut bytes).with_context(|| format!("reading {what} {}", path.display()))?;
     Ok(bytes)
 }
 

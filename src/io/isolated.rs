@@ -245,7 +245,11 @@ fn wait_for(pid: libc::pid_t) -> std::io::Result<Exit> {
         let mut status = 0;
         // SAFETY: waiting for our own child.
         if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
-            return Ok(if libc::WIFSIGNALED(status) { Exit::Signal(libc::WTERMSIG(status)) } else { Exit::Code(libc::WEXITSTATUS(status)) });
+            return Ok(if libc::WIFSIGNALED(status) {
+                Exit::Signal(libc::WTERMSIG(status))
+            } else {
+                Exit::Code(libc::WEXITSTATUS(status))
+            });
         }
         let error = std::io::Error::last_os_error();
         if error.kind() != std::io::ErrorKind::Interrupted {

@@ -9,14 +9,14 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tch::Device;
 
-use super::load_weights::{apply_weights, LoadOptions, LoadReport};
-use super::model_config::model_from_config;
 use super::input::check_input;
 use super::limits;
+use super::load_weights::{apply_weights, LoadOptions, LoadReport};
+use super::model_config::model_from_config;
+use super::safetensors::read_safetensors_weights;
 use super::saved_weights::{
     has_model_config, read_h5_model, read_h5_weights, read_h5_weights_of, H5Source, Layout, SavedLayer, SavedWeight, SavedWeights,
 };
-use super::safetensors::read_safetensors_weights;
 use crate::graph::Model;
 
 /// What a file is, from its first bytes (and, for HDF5, its attributes).
@@ -30,9 +30,8 @@ pub enum FileKind {
 pub fn detect(path: &Path) -> Result<FileKind> {
     let mut head = [0u8; 8];
     check_input(path, "the model file")?;
-    let read = std::fs::File::open(path)
-        .and_then(|f| f.take(8).read(&mut head))
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(8).read(&mut head)).with_context(|| format!("cannot read {}", path.display()))?;
     if read == 0 {
         bail!("{} is empty (0 bytes)", path.display());
     }
@@ -45,11 +44,7 @@ pub fn detect(path: &Path) -> Result<FileKind> {
     if path.extension().is_some_and(|e| e == "safetensors") {
         return Ok(FileKind::Safetensors);
     }
-    bail!(
-        "{} is neither HDF5 (.h5), a Keras archive (.keras) nor safetensors: its first bytes are {:02x?}",
-        path.display(),
-        &head[..read]
-    )
+    bail!("{} is neither HDF5 (.h5), a Keras archive (.keras) nor safetensors: its first bytes are {:02x?}", path.display(), &head[..read])
 }
 
 /// Whether `path` describes its own architecture (a full-model `.h5` with `model_config`, or a
@@ -142,12 +137,10 @@ impl KerasArchive {
 
     fn bytes(&mut self, name: &str) -> Result<Vec<u8>> {
         let archive = self.path.display().to_string();
-        let entry = self
-            .zip
-            .by_name(name)
-            .with_context(|| format!("{archive} has no '{name}' (not a Keras 3 .keras archive?)"))?;
+        let entry = self.zip.by_name(name).with_context(|| format!("{archive} has no '{name}' (not a Keras 3 .keras archive?)"))?;
         let (declared, compressed) = (entry.size(), entry.compressed_size());
-        let cap = compressed.saturating_mul(limits::MAX_INFLATION_RATIO).clamp(limits::MIN_INFLATION_ALLOWANCE, limits::MAX_PARAMETER_BYTES);
+        let cap =
+            compressed.saturating_mul(limits::MAX_INFLATION_RATIO).clamp(limits::MIN_INFLATION_ALLOWANCE, limits::MAX_PARAMETER_BYTES);
         if declared > cap {
             bail!(
                 "{archive}: '{name}' declares {declared} bytes inflated from {compressed} compressed; refusing more than {cap} \
@@ -157,10 +150,7 @@ impl KerasArchive {
         // Reserve only what is cheap: the header's size is a claim until the data backs it.
         let mut bytes = Vec::with_capacity(declared.min(limits::MIN_INFLATION_ALLOWANCE) as usize);
         // One byte more than declared, to notice an entry that inflates past its header.
-        entry
-            .take(declared + 1)
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("{archive}: reading '{name}'"))?;
+        entry.take(declared + 1).read_to_end(&mut bytes).with_context(|| format!("{archive}: reading '{name}'"))?;
         if bytes.len() as u64 != declared {
             bail!("{archive}: '{name}' inflates to {} bytes but its header declares {declared}; the archive is corrupt", bytes.len());
         }

@@ -63,8 +63,7 @@ impl fmt::Display for LoadReport {
 /// Load `saved` onto `model`.
 pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOptions) -> Result<LoadReport> {
     let file = saved.path.display().to_string();
-    let weighted: Vec<usize> =
-        (0..model.layers().len()).filter(|&i| !model.layers()[i].layer.weights().is_empty()).collect();
+    let weighted: Vec<usize> = (0..model.layers().len()).filter(|&i| !model.layers()[i].layer.weights().is_empty()).collect();
     let (lookup, scheme_mapping) = match_layers(model, &weighted, saved);
     let mut report = LoadReport { scheme_mapping, ..Default::default() };
     let mut problems = Vec::new();
@@ -132,21 +131,15 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
 
 /// Model layer name -> stored layer, by name, or through the ResNet50 scheme mapping when that
 /// matches more layers. Keras 3 files (auto-named groups) match by order.
-fn match_layers<'a>(
-    model: &Model,
-    weighted: &[usize],
-    saved: &'a SavedWeights,
-) -> (HashMap<String, &'a SavedLayer>, Option<&'static str>) {
+fn match_layers<'a>(model: &Model, weighted: &[usize], saved: &'a SavedWeights) -> (HashMap<String, &'a SavedLayer>, Option<&'static str>) {
     let names: Vec<&str> = weighted.iter().map(|&i| model.layers()[i].name.as_str()).collect();
     let by_name: HashMap<String, &SavedLayer> = saved.weighted_layers().map(|l| (canonical(&l.name).to_string(), l)).collect();
     let direct = names.iter().filter(|n| by_name.contains_key(**n)).count();
     if saved.layout == FileLayout::Keras3 && direct < names.len() {
         // A Keras < 3.6 file: find each layer's group by Keras 3's class-and-counter naming.
         let groups = keras3_group_names(model);
-        let by_group: HashMap<String, &SavedLayer> = saved
-            .weighted_layers()
-            .filter_map(|l| Some((groups.get(l.keras3_group.as_ref()?)?.clone(), l)))
-            .collect();
+        let by_group: HashMap<String, &SavedLayer> =
+            saved.weighted_layers().filter_map(|l| Some((groups.get(l.keras3_group.as_ref()?)?.clone(), l))).collect();
         return (by_group, None);
     }
     let mut best = (by_name.clone(), None, direct);

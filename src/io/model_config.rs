@@ -58,8 +58,7 @@ pub fn model_from_config(config: &Value, device: Device) -> Result<Model> {
         // Keras 2 Sequential configs may put the input shape on the first layer.
         let first = layers.first().context("empty Sequential model")?;
         if first["class_name"] != "InputLayer" {
-            let shape = input_shape(&first["config"])
-                .with_context(|| "a Sequential model whose first layer has no batch_input_shape")?;
+            let shape = input_shape(&first["config"]).with_context(|| "a Sequential model whose first layer has no batch_input_shape")?;
             previous = Some(g.input(None, &shape)?);
         }
     }
@@ -73,7 +72,9 @@ pub fn model_from_config(config: &Value, device: Device) -> Result<Model> {
             inbound_names(&layer["inbound_nodes"])
                 .with_context(|| format!("reading the connections of layer '{layer_name}'"))?
                 .iter()
-                .map(|n| ids.get(n).copied().with_context(|| format!("layer '{layer_name}' reads '{n}', which comes later or does not exist")))
+                .map(|n| {
+                    ids.get(n).copied().with_context(|| format!("layer '{layer_name}' reads '{n}', which comes later or does not exist"))
+                })
                 .collect::<Result<Vec<_>>>()?
         };
         let input_shapes: Vec<Vec<i64>> = inbound.iter().map(|id| g.shape(*id).clone()).collect();
@@ -126,7 +127,9 @@ fn inbound_names(nodes: &Value) -> Result<Vec<String>> {
             for (position, what) in [(1, "node index"), (2, "tensor index")] {
                 let index = &entry[position];
                 if !(index.is_null() || index.as_i64() == Some(0)) {
-                    bail!("the input from '{name}' names {what} {index}, which does not exist (every layer here has one call and one output)");
+                    bail!(
+                        "the input from '{name}' names {what} {index}, which does not exist (every layer here has one call and one output)"
+                    );
                 }
             }
             Ok(name)
@@ -280,7 +283,8 @@ fn add_layer(g: &mut GraphBuilder, class: &str, name: &str, config: &Value, inbo
             let mut conv = conv2d(config["filters"].as_i64().context("Conv2D without filters")?, kh);
             conv.kernel_size = [kh, kw];
             conv.strides = positive_pair(&config["strides"], "strides")?;
-            conv.dilation = if config["dilation_rate"].is_null() { [1, 1] } else { positive_pair(&config["dilation_rate"], "dilation_rate")? };
+            conv.dilation =
+                if config["dilation_rate"].is_null() { [1, 1] } else { positive_pair(&config["dilation_rate"], "dilation_rate")? };
             conv.padding = padding(config)?;
             conv.use_bias = config["use_bias"].as_bool().unwrap_or(true);
             conv.activation = activation(config)?;
@@ -352,10 +356,7 @@ fn add_layer(g: &mut GraphBuilder, class: &str, name: &str, config: &Value, inbo
         }
         "Add" => g.add(name, Add, inbound)?,
         "Concatenate" => g.add(name, Concatenate { axis: config["axis"].as_i64().unwrap_or(-1) }, inbound)?,
-        other => bail!(
-            "layer class '{other}' is not supported by keras-tch (supported: {})",
-            SUPPORTED_CLASSES.join(", ")
-        ),
+        other => bail!("layer class '{other}' is not supported by keras-tch (supported: {})", SUPPORTED_CLASSES.join(", ")),
     })
 }
 

@@ -35,9 +35,7 @@ pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
         write_weight_groups(model, &weights)?;
         file_image(&file)
     };
-    build()
-        .and_then(|bytes| write_bytes_atomically(path, &bytes))
-        .with_context(|| format!("saving model '{}'", model.name))
+    build().and_then(|bytes| write_bytes_atomically(path, &bytes)).with_context(|| format!("saving model '{}'", model.name))
 }
 
 /// `model.save_weights("weights.h5")`: the layer groups at the file's root.
@@ -47,9 +45,7 @@ pub fn save_weights_h5(model: &Model, path: &Path) -> Result<()> {
         write_weight_groups(model, &file)?;
         file_image(&file)
     };
-    build()
-        .and_then(|bytes| write_bytes_atomically(path, &bytes))
-        .with_context(|| format!("saving the weights of model '{}'", model.name))
+    build().and_then(|bytes| write_bytes_atomically(path, &bytes)).with_context(|| format!("saving the weights of model '{}'", model.name))
 }
 
 fn write_weight_groups(model: &Model, root: &Group) -> Result<()> {
@@ -84,10 +80,8 @@ fn write_str_attr(location: &Location, name: &str, value: &str) -> Result<()> {
 }
 
 fn write_str_list_attr(location: &Location, name: &str, values: &[&str]) -> Result<()> {
-    let values: Vec<VarLenUnicode> = values
-        .iter()
-        .map(|v| VarLenUnicode::from_str(v).map_err(|e| anyhow::anyhow!("attribute {name}: {e}")))
-        .collect::<Result<_>>()?;
+    let values: Vec<VarLenUnicode> =
+        values.iter().map(|v| VarLenUnicode::from_str(v).map_err(|e| anyhow::anyhow!("attribute {name}: {e}"))).collect::<Result<_>>()?;
     location.new_attr::<VarLenUnicode>().shape([values.len()]).create(name)?.write_raw(&values)?;
     Ok(())
 }

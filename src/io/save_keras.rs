@@ -39,7 +39,7 @@ pub fn save_model_keras(model: &Model, path: &Path) -> Result<()> {
     };
     build()
         .and_then(|bytes| write_bytes_atomically(path, &bytes))
-    .with_context(|| format!("saving model '{}' as a .keras archive", model.name))
+        .with_context(|| format!("saving model '{}' as a .keras archive", model.name))
 }
 
 /// Keras 3's `config.json` for the graph (and `compile_config` when the model is compiled).

@@ -270,9 +270,8 @@ fn read_h5_weights_from(file: &hdf5::File, path: &Path, file_size: u64) -> Resul
     let source = Source { path, file_size };
     let keras_version = string_attr(file, "keras_version");
     if file.attr("model_config").is_ok() {
-        let group = file
-            .group("model_weights")
-            .with_context(|| format!("{} has a model_config but no model_weights group", path.display()))?;
+        let group =
+            file.group("model_weights").with_context(|| format!("{} has a model_config but no model_weights group", path.display()))?;
         let layers = read_layer_groups(&source, &group)?;
         return Ok(SavedWeights { path: path.into(), layout: Layout::FullModel, keras_version, layers, source: None });
     }
@@ -337,9 +336,8 @@ fn read_layer_groups(source: &Source, root: &Group) -> Result<Vec<SavedLayer>> {
     names
         .into_iter()
         .map(|layer| {
-            let group = root
-                .group(&layer)
-                .with_context(|| format!("{}: layer_names lists '{layer}' but there is no such group", where_()))?;
+            let group =
+                root.group(&layer).with_context(|| format!("{}: layer_names lists '{layer}' but there is no such group", where_()))?;
             let weight_names = read_chunked_list(&group, "weight_names")
                 .with_context(|| format!("{}: reading weight_names of layer '{layer}'", path.display()))?;
             let weights = weight_names
@@ -396,7 +394,12 @@ fn float_weight(source: &Source, layer: &str, listed: &str, path_in_file: String
     let shape: Vec<i64> = dims.iter().map(|&d| i64::try_from(d).unwrap_or(i64::MAX)).collect();
     limits::check_declared_size(&dims, element_bytes, !dataset.filters().is_empty(), source.file_size)
         .map_err(|why| anyhow::anyhow!("{file}: weight '{listed}' of layer '{layer}' ({element}): {why}"))?;
-    Ok(SavedWeight { name: short_weight_name(listed), dataset: path_in_file, shape, value: WeightValue::InFile { layer: layer.to_string() } })
+    Ok(SavedWeight {
+        name: short_weight_name(listed),
+        dataset: path_in_file,
+        shape,
+        value: WeightValue::InFile { layer: layer.to_string() },
+    })
 }
 
 /// What a dataset's elements are, from the HDF5 type itself (not every float type has a Rust

@@ -78,11 +78,7 @@ impl Conv2DConfig {
         }
         let [kh, kw] = self.kernel_size;
         let receptive = kh * kw;
-        let kernel = path.var(
-            "kernel",
-            &[self.filters, c_in, kh, kw],
-            glorot_uniform(c_in * receptive, self.filters * receptive),
-        );
+        let kernel = path.var("kernel", &[self.filters, c_in, kh, kw], glorot_uniform(c_in * receptive, self.filters * receptive));
         store_channels_last(&kernel);
         let bias = self.use_bias.then(|| path.var("bias", &[self.filters], nn::Init::Const(0.0)));
         Ok(Conv2D { config: self, kernel, bias })
@@ -147,11 +143,8 @@ impl Layer for Conv2D {
         let pads = same_pads(self.config.padding, [size[2], size[3]], self.config.effective_kernel(), self.config.strides);
         let [left, right, top, bottom] = pads;
         // Symmetric padding goes into the convolution itself; TF's asymmetric case pads first.
-        let (xs, conv_pad) = if left == right && top == bottom {
-            (xs.shallow_clone(), [top, left])
-        } else {
-            (xs.constant_pad_nd(pads), [0, 0])
-        };
+        let (xs, conv_pad) =
+            if left == right && top == bottom { (xs.shallow_clone(), [top, left]) } else { (xs.constant_pad_nd(pads), [0, 0]) };
         let (xs, kernel, bias) = (for_compute(&xs), for_compute(&self.kernel), self.bias.as_ref().map(for_compute));
         let ys = xs.conv2d(&kernel, bias.as_ref(), self.config.strides, conv_pad, self.config.dilation, 1);
         self.config.activation.apply(&ys)

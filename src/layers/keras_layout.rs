@@ -92,7 +92,9 @@ mod tests {
     #[test]
     fn keras_copies_never_alias_the_variable() {
         // (out=1, in=3): its transpose is contiguous as it is.
-        for (layout, torch) in [(Layout::DenseKernel, Tensor::ones([1, 3], tch::kind::FLOAT_CPU)), (Layout::Same, Tensor::ones([3], tch::kind::FLOAT_CPU))] {
+        for (layout, torch) in
+            [(Layout::DenseKernel, Tensor::ones([1, 3], tch::kind::FLOAT_CPU)), (Layout::Same, Tensor::ones([3], tch::kind::FLOAT_CPU))]
+        {
             let keras = layout.to_keras(&torch);
             let _ = torch.shallow_clone().fill_(5.0);
             assert_eq!(keras.double_value(&[0]), 1.0, "{layout:?} aliased the variable");

@@ -65,8 +65,7 @@ impl Layer for Concatenate {
         let axis = self.shape_axis(first.len())?;
         let mut out = first.clone();
         for shape in &inputs[1..] {
-            let agrees = shape.len() == first.len()
-                && shape.iter().zip(first).enumerate().all(|(i, (a, b))| i == axis || a == b);
+            let agrees = shape.len() == first.len() && shape.iter().zip(first).enumerate().all(|(i, (a, b))| i == axis || a == b);
             if !agrees {
                 bail!("Concatenate on axis {}: shapes {first:?} and {shape:?} do not match off that axis", self.axis);
             }

@@ -87,14 +87,11 @@ impl Layer for Pool2D {
                 let xs = if padded { xs.pad(pads, "constant", f64::NEG_INFINITY) } else { xs.shallow_clone() };
                 xs.max_pool2d(self.pool_size, self.strides, [0, 0], [1, 1], false)
             }
-            PoolKind::Average if !padded => {
-                xs.avg_pool2d(self.pool_size, self.strides, [0, 0], false, true, None::<i64>)
-            }
+            PoolKind::Average if !padded => xs.avg_pool2d(self.pool_size, self.strides, [0, 0], false, true, None::<i64>),
             PoolKind::Average => {
                 // Sum over the zero-padded window divided by the number of real pixels in it.
-                let window = |t: &Tensor| {
-                    t.constant_pad_nd(pads).avg_pool2d(self.pool_size, self.strides, [0, 0], false, true, None::<i64>)
-                };
+                let window =
+                    |t: &Tensor| t.constant_pad_nd(pads).avg_pool2d(self.pool_size, self.strides, [0, 0], false, true, None::<i64>);
                 let real = Tensor::ones([1, 1, size[2], size[3]], (xs.kind(), xs.device()));
                 window(xs) / window(&real)
             }

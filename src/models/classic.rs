@@ -98,8 +98,7 @@ pub fn inception_module(g: &mut GraphBuilder, x: NodeId, f: InceptionFilters, na
 }
 
 /// The lecture's example module: 28×28×192 in, 64 + 128 + 32 + 32 = 256 channels out.
-pub const LECTURE_MODULE: InceptionFilters =
-    InceptionFilters { conv1: 64, reduce3: 96, conv3: 128, reduce5: 16, conv5: 32, pool_proj: 32 };
+pub const LECTURE_MODULE: InceptionFilters = InceptionFilters { conv1: 64, reduce3: 96, conv3: 128, reduce5: 16, conv5: 32, pool_proj: 32 };
 
 /// The lecture's Inception module on its own, as a model on 28×28×192.
 pub fn inception_module_model(device: Device) -> Result<Model> {

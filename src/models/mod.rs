@@ -7,8 +7,8 @@ pub mod course;
 pub mod happy;
 pub mod names;
 pub mod pretrained;
-pub mod transfer;
 pub mod resnet_basic;
+pub mod transfer;
 
 use anyhow::Result;
 use tch::Device;
@@ -84,12 +84,8 @@ impl Arch {
             anyhow::bail!("include_top=False and pooling are available for resnet50 only");
         }
         match self {
-            Arch::Resnet50Course => {
-                course::resnet50(shape.unwrap_or([64, 64, 3]), options.classes.unwrap_or(6), None, device)
-            }
-            Arch::Resnet50Dropout => {
-                course::resnet50(shape.unwrap_or([224, 224, 3]), options.classes.unwrap_or(1000), Some(0.2), device)
-            }
+            Arch::Resnet50Course => course::resnet50(shape.unwrap_or([64, 64, 3]), options.classes.unwrap_or(6), None, device),
+            Arch::Resnet50Dropout => course::resnet50(shape.unwrap_or([224, 224, 3]), options.classes.unwrap_or(1000), Some(0.2), device),
             Arch::Resnet50 => applications::resnet50(
                 &applications::Config {
                     naming: options.naming,

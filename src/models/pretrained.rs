@@ -43,13 +43,7 @@ pub fn naming_of(saved: &SavedWeights) -> Naming {
 
 /// Build ResNet50 for `input_size` (H, W) with `head`, in `naming` (None: the file's), and load
 /// `path`'s weights onto it. A classifier file's top is left unused (and reported) for features.
-pub fn imagenet_resnet50(
-    path: &Path,
-    naming: Option<Naming>,
-    head: Head,
-    input_size: [i64; 2],
-    device: Device,
-) -> Result<Pretrained> {
+pub fn imagenet_resnet50(path: &Path, naming: Option<Naming>, head: Head, input_size: [i64; 2], device: Device) -> Result<Pretrained> {
     let saved = read_weights(path)?;
     let naming = naming.unwrap_or_else(|| naming_of(&saved));
     let (include_top, pooling) = match head {
@@ -59,8 +53,7 @@ pub fn imagenet_resnet50(
     let config = Config { naming, include_top, pooling, classes: 1000, input_shape: [input_size[0], input_size[1], 3] };
     let mut model = resnet50(&config, device)?;
     let options = LoadOptions { skip_mismatch: false, ignore_extra_layers: !include_top };
-    let report = apply_weights(&mut model, &saved, &options).with_context(|| {
-        format!("{} does not hold an ImageNet ResNet50 (1000 classes) in a scheme this port reads", path.display())
-    })?;
+    let report = apply_weights(&mut model, &saved, &options)
+        .with_context(|| format!("{} does not hold an ImageNet ResNet50 (1000 classes) in a scheme this port reads", path.display()))?;
     Ok(Pretrained { model, naming, report })
 }

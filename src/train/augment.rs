@@ -47,7 +47,9 @@ impl Augmentation {
             let aspect = h as f64 / w as f64;
             // Output (x, y) in [-1, 1] samples the input at A·(x, y) + t; the aspect factors
             // keep the rotation rigid on non-square images.
-            thetas.extend([scale * cos * mirror, -scale * sin * aspect, tx, scale * sin * mirror / aspect, scale * cos, ty].map(|v| v as f32));
+            thetas.extend(
+                [scale * cos * mirror, -scale * sin * aspect, tx, scale * sin * mirror / aspect, scale * cos, ty].map(|v| v as f32),
+            );
             shifts.extend((0..c).map(|_| rng.uniform(-self.channel_shift, self.channel_shift) as f32));
         }
         let device = x.device();

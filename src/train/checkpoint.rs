@@ -78,8 +78,10 @@ pub fn restore(dir: &Path, model: &mut Model, optimizer: &mut Optimizer) -> Resu
     let epoch = count("epoch")?;
     let history = history_of(&record, epoch).map_err(bad)?;
     // Bounded so the step counter can always go on counting.
-    let iterations =
-        record["iterations"].as_i64().filter(|&i| (0..1 << 48).contains(&i)).ok_or_else(|| bad("'iterations' is missing, negative or absurdly large".into()))?;
+    let iterations = record["iterations"]
+        .as_i64()
+        .filter(|&i| (0..1 << 48).contains(&i))
+        .ok_or_else(|| bad("'iterations' is missing, negative or absurdly large".into()))?;
     check_regular_file(&weights, "the checkpoint's weights file")?;
     let (optimizer_state, weight_tensors): (Vec<_>, Vec<_>) =
         read_tensors(&weights)?.into_iter().partition(|(key, _)| key.starts_with("optimizer/"));
@@ -110,7 +112,9 @@ fn confined_name(name: &str) -> std::result::Result<&str, String> {
 /// The History of a checkpoint: one row per completed epoch, columns in Keras's order.
 fn history_of(record: &Value, epochs: usize) -> std::result::Result<History, String> {
     let keys: Vec<String> = match record["keys"].as_array() {
-        Some(keys) => keys.iter().map(|k| k.as_str().map(str::to_string).ok_or("'keys' holds a non-string")).collect::<std::result::Result<_, _>>()?,
+        Some(keys) => {
+            keys.iter().map(|k| k.as_str().map(str::to_string).ok_or("'keys' holds a non-string")).collect::<std::result::Result<_, _>>()?
+        }
         None => record["history"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
     };
     if keys.is_empty() && epochs > 0 {

@@ -13,10 +13,7 @@ use plotters::prelude::*;
 use super::history::History;
 use crate::io::atomic::write_atomically;
 
-const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-];
+const FONT_PATHS: &[&str] = &["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
 
 /// Register DejaVu Sans as plotters' "sans-serif" once; false when no font file is found.
 fn font_available() -> bool {

@@ -80,9 +80,6 @@ pub fn count_correct(accuracy: Accuracy, y: &Tensor, probs: &Tensor) -> f64 {
         Accuracy::SparseCategorical => y.flatten(0, -1).to_kind(Kind::Int64).eq_tensor(&probs.argmax(-1, false)),
         Accuracy::Binary => y.reshape(probs.size()).eq_tensor(&probs.gt(0.5).to_kind(Kind::Float)),
     };
-    hits.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]) * if accuracy == Accuracy::Binary {
-        1.0 / probs.size().get(1).copied().unwrap_or(1) as f64
-    } else {
-        1.0
-    }
+    hits.to_kind(Kind::Double).sum(Kind::Double).double_value(&[])
+        * if accuracy == Accuracy::Binary { 1.0 / probs.size().get(1).copied().unwrap_or(1) as f64 } else { 1.0 }
 }

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use super::checkpoint::{self, TrainingState};
 use super::augment::Augmentation;
+use super::checkpoint::{self, TrainingState};
 use super::compile::{Accuracy, CompileConfig};
 use super::evaluate::{count_correct, evaluate};
 use super::history::History;
@@ -43,7 +43,18 @@ pub struct FitOptions {
 
 impl Default for FitOptions {
     fn default() -> Self {
-        Self { epochs: 1, batch_size: 32, shuffle: true, seed: 0, validation_split: 0.0, verbose: 1, checkpoint_dir: None, resume: false, augmentation: None, precision: Precision::Fp32 }
+        Self {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            seed: 0,
+            validation_split: 0.0,
+            verbose: 1,
+            checkpoint_dir: None,
+            resume: false,
+            augmentation: None,
+            precision: Precision::Fp32,
+        }
     }
 }
 

@@ -42,9 +42,7 @@ impl History {
         let Some(map) = value.as_object() else { return history };
         history.keys = map.keys().cloned().collect();
         let epochs = map.values().next().and_then(Value::as_array).map_or(0, Vec::len);
-        history.epochs = (0..epochs)
-            .map(|e| history.keys.iter().map(|k| map[k][e].as_f64().unwrap_or(f64::NAN)).collect())
-            .collect();
+        history.epochs = (0..epochs).map(|e| history.keys.iter().map(|k| map[k][e].as_f64().unwrap_or(f64::NAN)).collect()).collect();
         history
     }
 

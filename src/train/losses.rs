@@ -34,9 +34,9 @@ impl Loss {
             "categorical_crossentropy" | "CategoricalCrossentropy" => Loss::CategoricalCrossentropy,
             "binary_crossentropy" | "BinaryCrossentropy" => Loss::BinaryCrossentropy,
             "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => Loss::SparseCategoricalCrossentropy,
-            other => bail!(
-                "loss '{other}' is not supported (categorical_crossentropy, binary_crossentropy, sparse_categorical_crossentropy)"
-            ),
+            other => {
+                bail!("loss '{other}' is not supported (categorical_crossentropy, binary_crossentropy, sparse_categorical_crossentropy)")
+            }
         })
     }
 

@@ -151,7 +151,8 @@ pub fn train_transfer(
         }
         _ => {
             let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.learning_rate));
-            let history = fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.epochs, "head"), interrupt)?;
+            let history =
+                fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.epochs, "head"), interrupt)?;
             (history, None)
         }
     };
@@ -160,7 +161,16 @@ pub fn train_transfer(
         unfreeze_top_stages(model, options.fine_tune_stages)?;
         // Keras recompiles after changing `trainable`: a fresh optimizer at the lower rate.
         let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.fine_tune_learning_rate));
-        Some(fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.fine_tune_epochs, "fine-tune"), interrupt)?)
+        Some(fit(
+            model,
+            &compile,
+            &mut optimizer,
+            &data.x,
+            &data.y,
+            validation,
+            &fit_options(options.fine_tune_epochs, "fine-tune"),
+            interrupt,
+        )?)
     } else {
         None
     };

@@ -29,18 +29,12 @@ fn require(path: PathBuf, what: &str, how: &str) -> Option<PathBuf> {
 
 /// A folder written by scripts/keras_fixtures.py (real Keras), e.g. `keras_fixture("conv2d_valid")`.
 pub fn keras_fixture(name: &str) -> Option<PathBuf> {
-    require(
-        repo_root().join("tests/keras-fixtures").join(name),
-        &format!("Keras fixture '{name}'"),
-        "run scripts/setup.sh --fixtures",
-    )
+    require(repo_root().join("tests/keras-fixtures").join(name), &format!("Keras fixture '{name}'"), "run scripts/setup.sh --fixtures")
 }
 
 /// A file of the course data in ../shared/data (never copied into this repository).
 pub fn shared_data(file: &str) -> Option<PathBuf> {
-    let folder = std::env::var_os("KERAS_TCH_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/data"));
+    let folder = std::env::var_os("KERAS_TCH_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/data"));
     require(folder.join(file), &format!("course data file {file}"), "expected in ../shared/data")
 }
 

@@ -132,4 +132,3 @@ pub fn assert_same_outputs(fixture_name: &str, model: &Model) {
     }
     assert_close(&format!("{fixture_name}: output"), &ours, &tensor(y, &y_shape));
 }
-
