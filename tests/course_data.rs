@@ -79,7 +79,9 @@ fn labels_stored_as_a_row_are_read_like_a_vector() {
 #[test]
 fn bad_course_files_are_rejected_naming_file_and_dataset() {
     let dir = scratch_dir("bad-course");
-    let cases: [(&str, Option<&[usize]>, &[i64], bool, &str); 4] = [
+    // (file, image shape, labels, float images, expected message)
+    type Case<'a> = (&'a str, Option<&'a [usize]>, &'a [i64], bool, &'a str);
+    let cases: [Case; 4] = [
         ("missing.h5", None, &[0, 1], false, "'train_set_x' is missing"),
         ("float.h5", Some(&[2, 4, 4, 3]), &[0, 1], true, "expected uint8 images"),
         ("count.h5", Some(&[3, 4, 4, 3]), &[0, 1], false, "holds 2 labels but train_set_x holds 3 images"),

@@ -42,7 +42,7 @@ fn decode_predictions_lists_the_top_classes_highest_first() {
     let mut probabilities = vec![0.0f32; 1000];
     probabilities[385] = 0.82658225;
     probabilities[101] = 0.1122357;
-    probabilities[386] = 0.061040461;
+    probabilities[386] = 0.06104046;
     let preds = Tensor::from_slice(&probabilities).reshape([1, 1000]).to_kind(Kind::Float);
     let decoded = index.decode_predictions(&preds, 3).unwrap();
     assert_eq!(

@@ -166,7 +166,7 @@ fn written_files_load_in_keras_with_the_same_outputs() {
         let check = Command::new(&python)
             .arg(repo_root().join("scripts/keras_check.py"))
             .args(["--loader", loader, "--model"])
-            .arg(&written)
+            .arg(written)
             .arg("--input")
             .arg(fixture.join("io.h5"))
             .arg("--output")

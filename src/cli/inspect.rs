@@ -26,7 +26,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         println!("Keras version: {version}");
     }
     let mut total = 0i64;
-    println!("{:<40} {}", "Layer", "Weights");
+    println!("{:<40} Weights", "Layer");
     for layer in &saved.layers {
         let weights: Vec<String> = layer.weights.iter().map(|w| format!("{} {}", w.name, tuple(&w.shape))).collect();
         total += layer.weights.iter().map(|w| w.numel()).sum::<i64>();

@@ -16,6 +16,9 @@ use crate::imaging::{img_to_array, load_img, DecodeOptions, Interpolation};
 use crate::io::input::check_regular_file;
 use crate::rng::SplitMix64;
 
+/// An image file and its class index.
+pub type LabelledFile = (PathBuf, i64);
+
 /// Images (N, H, W, 3) float32 0-255, integer labels (N) and the class names.
 pub struct LabeledImages {
     pub x: Tensor,
@@ -111,7 +114,7 @@ impl ImageFolder {
     }
 
     /// (training, validation) files: a seeded shuffle, the last `fraction` for validation.
-    pub fn split(&self, fraction: f64, seed: u64) -> (Vec<(PathBuf, i64)>, Vec<(PathBuf, i64)>) {
+    pub fn split(&self, fraction: f64, seed: u64) -> (Vec<LabelledFile>, Vec<LabelledFile>) {
         let mut files = self.files.clone();
         SplitMix64::new(seed).shuffle(&mut files);
         let count = ((files.len() as f64) * fraction.clamp(0.0, 1.0)) as usize;

@@ -11,6 +11,9 @@
 use clap::ValueEnum;
 use image::RgbImage;
 
+/// A resampling filter's kernel (a function of the distance in source pixels).
+type Kernel = fn(f64) -> f64;
+
 /// Keras's `interpolation` names (`keras.utils.load_img`), mapped to Pillow's filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Interpolation {
@@ -38,7 +41,7 @@ impl Interpolation {
     }
 
     /// (support radius, kernel) of Pillow's filter; None for nearest.
-    fn filter(self) -> Option<(f64, fn(f64) -> f64)> {
+    fn filter(self) -> Option<(f64, Kernel)> {
         match self {
             Self::Nearest => None,
             Self::Box => Some((0.5, box_filter)),
@@ -240,7 +243,7 @@ fn sinc(x: f64) -> f64 {
 }
 
 fn lanczos_filter(x: f64) -> f64 {
-    if -3.0 <= x && x < 3.0 {
+    if (-3.0..3.0).contains(&x) {
         sinc(x) * sinc(x / 3.0)
     } else {
         0.0

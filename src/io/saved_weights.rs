@@ -385,8 +385,8 @@ fn rename_keras1_weights(mut layer: SavedLayer) -> Result<SavedLayer> {
 /// `listed` is the weight as the layer lists it (`conv1/kernel:0`; Keras 3: its index).
 fn float_weight(source: &Source, layer: &str, listed: &str, path_in_file: String, dataset: &Dataset) -> Result<SavedWeight> {
     let file = source.path.display();
-    let element = describe_element_type(&dataset)
-        .with_context(|| format!("{file}: weight '{listed}' of layer '{layer}': unreadable element type"))?;
+    let element =
+        describe_element_type(dataset).with_context(|| format!("{file}: weight '{listed}' of layer '{layer}': unreadable element type"))?;
     let ElementType::Float(element_bytes) = element else {
         bail!("{file}: weight '{listed}' of layer '{layer}' has element type {element}, expected floats");
     };

@@ -77,6 +77,8 @@ impl std::fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {}
 
+// Keras's `fit(x, y, validation_data=…, …)` keeps its shape here; the options are one struct.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     model: &mut Model,
     compile: &CompileConfig,

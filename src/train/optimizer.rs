@@ -243,8 +243,8 @@ mod tests {
                 expected[i] -= alpha * m[i] / (v[i].sqrt() + 0.5);
             }
         }
-        for i in 0..2 {
-            assert!((p.double_value(&[i as i64]) - expected[i]).abs() < 1e-12);
+        for (i, expected) in expected.iter().enumerate() {
+            assert!((p.double_value(&[i as i64]) - expected).abs() < 1e-12);
         }
     }
 
