@@ -400,3 +400,20 @@ fn a_file_declaring_a_huge_dataset_is_an_error_not_an_abort() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(stderr(&output).contains("truncated or corrupt"), "{}", stderr(&output));
 }
+
+/// An output suffix `convert` does not write is refused before anything is written, and the
+/// message lists every format it does write (it once left out `.keras`).
+#[test]
+fn convert_to_an_unknown_format_lists_every_format_it_writes() {
+    let Some(fixture) = keras_fixture("h5_happy") else { return };
+    let output = scratch_dir("convert-unknown").join("model.onnx");
+    let mut convert = keras_tch();
+    convert.args(["convert", "--model"]).arg(fixture.join("model.h5")).arg(&output);
+    let result = run_within(convert, Duration::from_secs(120));
+    assert!(!result.status.success());
+    let message = stderr(&result);
+    for format in [".h5", ".weights.h5", ".keras", ".safetensors"] {
+        assert!(message.contains(format), "{format} missing from: {message}");
+    }
+    assert!(!output.exists());
+}

@@ -36,7 +36,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     } else if name.ends_with(".keras") {
         save_model_keras(&model, &args.output)?;
     } else {
-        bail!("{}: unknown output format; use .h5, .weights.h5 or .safetensors", args.output.display());
+        bail!("{}: unknown output format; use .h5, .weights.h5, .keras or .safetensors", args.output.display());
     }
     eprintln!("wrote {}", args.output.display());
     Ok(())

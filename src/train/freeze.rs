@@ -112,9 +112,11 @@ pub fn matches_pattern(pattern: &str, name: &str) -> bool {
     glob(&p, &n)
 }
 
-/// The ResNet stage a layer belongs to (1 = the stem), from its name in any scheme this port
-/// builds: Keras's `conv1_bn` / `conv3_block2_1_conv`, the course's and keras-applications'
-/// `bn_conv1` / `res3b_branch2a` / `bn3b_branch2a`, the TF2 tutorial's `stem_bn` / `layer2_block1_conv1`.
+/// The ResNet stage a layer of a ResNet belongs to (1 = the stem), from its name in any scheme
+/// this port builds: Keras's `conv1_bn` / `conv3_block2_1_conv`, the course's and
+/// keras-applications' `bn_conv1` / `res3b_branch2a` / `bn3b_branch2a`, the TF2 tutorial's
+/// `stem_bn` / `layer2_block1_conv1`. A stem name such as `conv1` means stage 1 only in a model
+/// that has residual blocks (AlexNet has a `conv1` too): see `transfer::unfreeze_top_stages`.
 pub fn resnet_stage(name: &str) -> Option<usize> {
     let digit_after = |prefix: &str| name.strip_prefix(prefix)?.chars().next()?.to_digit(10).map(|d| d as usize);
     if ["conv1", "bn_conv1", "pool1", "stem_"].iter().any(|p| name.starts_with(p)) {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use tch::Tensor;
 
 use super::augment::Augmentation;
@@ -192,6 +192,14 @@ fn save_history(history: &History, dir: &Path, phase: &str) -> Result<()> {
 /// Make the last `stages` ResNet stages trainable (5 = conv5_x, 4 = conv4_x, …), keeping their
 /// BatchNorm layers frozen in inference mode, as Keras's fine-tuning guide advises.
 pub fn unfreeze_top_stages(model: &mut Model, stages: usize) -> Result<Vec<String>> {
+    // A layer called `conv1` is a ResNet's stem only in a ResNet: AlexNet has one too.
+    if !model.layers().iter().any(|n| resnet_stage(&n.name).is_some_and(|s| s > 1)) {
+        bail!(
+            "model '{}' has no ResNet stages to unfreeze: none of its layers is named like a residual block \
+             (conv2_block1_1_conv, res2a_branch2a, layer1_block1_conv1)",
+            model.name
+        );
+    }
     let first = 6usize.saturating_sub(stages).max(1);
     let names: Vec<String> = model
         .layers()
@@ -203,4 +211,20 @@ pub fn unfreeze_top_stages(model: &mut Model, stages: usize) -> Result<Vec<Strin
         model.set_trainable(name, true)?;
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_resnet_has_stages_to_unfreeze() {
+        let mut alexnet = crate::models::classic::alexnet(tch::Device::Cpu).unwrap();
+        let error = unfreeze_top_stages(&mut alexnet, 5).unwrap_err().to_string();
+        assert!(error.contains("no ResNet stages"), "{error}");
+
+        let mut resnet = crate::models::course::resnet50([64, 64, 3], 6, None, tch::Device::Cpu).unwrap();
+        let unfrozen = unfreeze_top_stages(&mut resnet, 1).unwrap();
+        assert!(!unfrozen.is_empty() && unfrozen.iter().all(|n| n.starts_with("res5")), "{unfrozen:?}");
+    }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub fn repo_root() -> PathBuf {
@@ -14,16 +15,19 @@ fn in_ci() -> bool {
 }
 
 /// A resource the test needs: `Some(path)` when present; when absent, a panic under CI=true
-/// (a missing fixture must never pass) and `None` with a note otherwise.
+/// (a missing fixture must never pass) and `None` otherwise, with a `SKIPPED <test>: …` line
+/// that shows even when the test passes.
 fn require(path: PathBuf, what: &str, how: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    let message = format!("{what} is missing: {} ({how})", path.display());
     if in_ci() {
-        panic!("{message}");
+        panic!("{what} is missing: {} ({how})", path.display());
     }
-    eprintln!("skipping: {message}");
+    // Past libtest's capture (which hides a passing test's output), so a green run that checked
+    // nothing against Keras says so.
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {what} is missing ({}); {how}", path.display());
     None
 }
 
