@@ -34,14 +34,31 @@ fn main() {
     }
 
     check_hdf5();
-    compile_fused_adam(&lib_dir);
+    compile_shims(&lib_dir);
+    export_tch_version();
 }
 
-/// `src/train/fused_adam.cpp`: a call into libtorch's fused Adam kernel, which tch does not
-/// expose. Compiled with the flags torch-sys compiles its own C++ with.
-fn compile_fused_adam(lib_dir: &Path) {
-    let source = "src/train/fused_adam.cpp";
-    println!("cargo:rerun-if-changed={source}");
+/// tch's version from Cargo.lock, for `keras-tch info` (`KERAS_TCH_TCH_VERSION`).
+fn export_tch_version() {
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    let version = lock
+        .split("[[package]]")
+        .find(|package| package.contains("\nname = \"tch\"\n"))
+        .and_then(|package| package.lines().find_map(|line| line.strip_prefix("version = \"")))
+        .map(|rest| rest.trim_end_matches('"').to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=KERAS_TCH_TCH_VERSION={version}");
+}
+
+/// The C++ shims for what tch does not expose — `src/train/fused_adam.cpp` (libtorch's fused
+/// Adam kernel) and `src/libtorch_version.cpp` (libtorch's own version) — compiled with the
+/// flags torch-sys compiles its own C++ with.
+fn compile_shims(lib_dir: &Path) {
+    let sources = ["src/train/fused_adam.cpp", "src/libtorch_version.cpp"];
+    for source in sources {
+        println!("cargo:rerun-if-changed={source}");
+    }
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let include = lib_dir.parent().map(|root| root.join("include")).unwrap_or_default();
     if !include.join("ATen/ATen.h").exists() {
@@ -56,8 +73,8 @@ fn compile_fused_adam(lib_dir: &Path) {
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
-        .file(source)
-        .compile("keras_tch_fused_adam");
+        .files(sources)
+        .compile("keras_tch_shims");
 }
 
 fn libtorch_lib_dir() -> PathBuf {

@@ -3,13 +3,15 @@
 
 Run inside the venv of scripts/requirements-keras.txt (the Rust tests call it):
 
-  keras_check.py --model FILE --input X.h5 --output Y.h5 [--loader tf_keras|keras3]
+  keras_check.py --model FILE --input X.h5 --output Y.h5 [--loader tf_keras|keras3] [--weights W]
 
 Loads FILE without compiling it:
   tf_keras  tf_keras.models.load_model (a legacy HDF5 .h5 full model); the default for .h5
   keras3    keras.saving.load_model (a .keras archive, or a legacy .h5 through Keras 3's
             legacy reader); the default for .keras, the only loader for it
-reads the dataset 'x' of X.h5, writes the dataset 'y' = model.predict(x) (float32) to Y.h5 and
+with --weights, clones the loaded model (fresh weights, Keras's clone_model) and loads W into the
+clone with model.load_weights (Keras 3 reads a '.weights.h5' in its own layout, a '.h5' in
+tf.keras's); reads the dataset 'x' of X.h5, writes the dataset 'y' = model.predict(x) (float32) to Y.h5 and
 prints one line: 'ok <model.name> <len(model.layers)> <model.count_params()>'.
 On any failure it prints 'error: ...' with the exception message on stderr and exits with 1
 (2 for bad arguments).
@@ -35,11 +37,23 @@ def load_model(path: str, loader: str):
     return keras.saving.load_model(path, compile=False)
 
 
+def with_weights(model, weights: str, loader: str):
+    """A fresh clone of `model` holding the weights of the file `weights`."""
+    if loader == "tf_keras":
+        import tf_keras as keras
+    else:
+        import keras
+    clone = keras.models.clone_model(model)
+    clone.load_weights(weights)
+    return clone
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="the model file (.h5 full model or .keras)")
     parser.add_argument("--input", required=True, help="an HDF5 file with the input batch as dataset 'x'")
     parser.add_argument("--output", required=True, help="the HDF5 file to write the outputs to (dataset 'y')")
+    parser.add_argument("--weights", help="a weights file to load into a fresh clone of the model")
     parser.add_argument("--loader", choices=LOADERS,
                         help="the Keras to load with (default: keras3 for .keras, tf_keras otherwise)")
     args = parser.parse_args()
@@ -50,6 +64,8 @@ def main() -> int:
 
     try:
         model = load_model(args.model, loader)
+        if args.weights:
+            model = with_weights(model, args.weights, loader)
     except Exception as error:  # noqa: BLE001  (any failure to load is the answer)
         print(f"error: {loader} cannot load {args.model}: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -721,7 +721,16 @@ def fixture_h5_course_resnet50(folder: str) -> None:
     x = rng.uniform(0.0, 1.0, (2, 64, 64, 3)).astype("float32")
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     model.save(os.path.join(folder, "model.h5"))
-    write_io(folder, x=x, y=inference(model, x))
+    y = inference(model, x)
+    # The notebook's K.set_learning_phase(1) before evaluate: in the Keras 2.x of the course,
+    # evaluate then ran the training-mode graph (BatchNorm on each batch's statistics). TF 2's
+    # evaluate ignores the learning phase, so this is that computation written out: Keras's
+    # forward pass with training=True on the one batch, and Keras's categorical cross-entropy of
+    # it against labels arange(2) % 6.
+    labels = np.eye(6, dtype="float32")[np.arange(len(x)) % 6]
+    probabilities = model(x, training=True)
+    loss_phase_1 = float(np.mean(tf_keras.losses.categorical_crossentropy(labels, probabilities).numpy()))
+    write_io(folder, x=x, y=y, loss_learning_phase_1=np.float64(loss_phase_1))
 
 
 def fixture_h5_happy(folder: str) -> None:
@@ -737,6 +746,44 @@ def fixture_h5_happy(folder: str) -> None:
                   loss="binary_crossentropy", metrics=["accuracy"])
     model.save(os.path.join(folder, "model.h5"))
     write_io(folder, x=x, y=inference(model, x))
+
+
+def activation_layers_model(keras_module):
+    """Keras's ReLU and Softmax layer classes (not Activation): a capped, thresholded, leaky ReLU
+    after a convolution, a plain auto-named ReLU (re_lu), a Softmax over the channels of an image
+    and a Dense head ending in a Softmax layer."""
+    layers = keras_module.layers
+    inputs = keras_module.Input(shape=(5, 6, 3))
+    x = layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = layers.ReLU(max_value=0.8, negative_slope=0.3, threshold=0.2, name="capped_leaky_relu")(x)
+    x = layers.Conv2D(3, 1, name="conv_1x1")(x)
+    x = layers.ReLU()(x)
+    x = layers.Softmax(name="channel_softmax")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(5, name="fc")(x)
+    outputs = layers.Softmax(name="probs")(x)
+    return keras_module.Model(inputs, outputs, name="activation_layers")
+
+
+def fixture_h5_activation_layers(folder: str) -> None:
+    """model.h5 (tf_keras model.save) and model.keras (Keras 3 model.save) of the
+    activation_layers model, both with the same weights; io.h5 'x', 'y' (tf_keras), 'y_keras3'."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    model = activation_layers_model(tf_keras)
+    randomize_bn_and_bias(model, rng)
+    x = (2.0 * rng.standard_normal((2, 5, 6, 3))).astype("float32")
+    model.save(os.path.join(folder, "model.h5"))
+    keras = keras3_session()
+    keras3_model = activation_layers_model(keras)
+    keras3_model.set_weights(model.get_weights())
+    keras3_model.save(os.path.join(folder, "model.keras"))
+    y = inference(model, x)
+    y_keras3 = inference(keras3_model, x)
+    np.testing.assert_allclose(y_keras3, y, atol=1e-6)
+    names = [layer.name for layer in model.layers]
+    assert "re_lu" in names and "capped_leaky_relu" in names, names
+    write_io(folder, x=x, y=y, y_keras3=y_keras3)
 
 
 def fixture_h5_weights_keras(folder: str) -> None:
@@ -1125,6 +1172,7 @@ FIXTURES = {
     "resnet34": fixture_resnet34,
     "h5_course_resnet50": fixture_h5_course_resnet50,
     "h5_happy": fixture_h5_happy,
+    "h5_activation_layers": fixture_h5_activation_layers,
     "h5_weights_keras": fixture_h5_weights_keras,
     "h5_weights_legacy": fixture_h5_weights_legacy,
     "h5_weights_keras1": fixture_h5_weights_keras1,

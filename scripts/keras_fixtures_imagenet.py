@@ -25,6 +25,7 @@ Folder imagenet_pipeline/:
   outputs.h5         'probabilities/<file stem>' (N, 1000) for the classify.txt images (load_img
                      nearest, caffe preprocess_input, predict), 'features/<file stem>_<pooling>'
   decoded.json       {file stem: {image: decode_predictions(top=5)[i] as [wnid, label, p]}}
+  predicted.txt      the notebook's 'Predicted: [...]' line (top 3) of each classify.txt image
 """
 import json
 import os
@@ -223,6 +224,11 @@ def fixture_imagenet_pipeline(folder: str, shared_data: str, class_index: str, k
             f.create_dataset(name, data=value)
     with open(os.path.join(folder, "decoded.json"), "w") as f:
         json.dump(decodes, f, indent=1)
+    # The notebook's print('Predicted:', decode_predictions(preds, top=3)[0]) for each image, as
+    # numpy 1 printed the float32 probabilities (numpy 2 would print np.float32(...)).
+    with open(os.path.join(folder, "predicted.txt"), "w") as f:
+        for row in resnet50.decode_predictions(probabilities["keras_top"], top=3):
+            f.write("Predicted: [" + ", ".join(f"({wnid!r}, {label!r}, {np.float32(p)!s})" for wnid, label, p in row) + "]\n")
     shutil.rmtree(home)
     os.environ.pop("KERAS_HOME")
     if saved_home is not None:

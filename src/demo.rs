@@ -12,6 +12,7 @@ use crate::device::{cuda_status, parse_device};
 use crate::graph::summary::summary;
 use crate::io::{load_model, save_model_h5};
 use crate::layers::init;
+use crate::libtorch_version::{libtorch_version, TCH_VERSION};
 use crate::models::course;
 use crate::train::compile::CompileConfig;
 use crate::train::curves::save_curves;
@@ -90,7 +91,8 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
 /// Environment report for `keras-tch info`.
 pub fn info(root: &Path, device: &str) -> Result<()> {
     let device = parse_device(device)?;
-    println!("libtorch: 2.13.0 through tch 0.26, {}", cuda_status());
+    let libtorch = libtorch_version().unwrap_or_else(|| "(version not reported)".into());
+    println!("libtorch: {libtorch} through tch {TCH_VERSION}, {}", cuda_status());
     println!("CUDA devices: {}", tch::Cuda::device_count());
     println!("selected device: {device:?}");
     println!("CPU threads: {}", tch::get_num_threads());

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod imaging;
 pub mod io;
 pub mod layers;
+pub mod libtorch_version;
 pub mod models;
 pub mod pyfmt;
 pub mod rng;

@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::repo_root;
+use common::parity::read_tensor;
+use common::{keras_fixture, repo_root};
 use keras_tch::data::imagenet::{format_predictions, ClassIndex};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 fn index() -> ClassIndex {
     ClassIndex::load(&ClassIndex::default_path(&repo_root())).expect("run scripts/setup.sh")
@@ -36,20 +37,19 @@ fn derived_labels_are_keras_labels() {
     }
 }
 
+/// The notebook's `print('Predicted:', decode_predictions(preds, top=3)[0])`, for the
+/// probabilities Keras's ResNet50 gave each image of the imagenet_pipeline fixture: the same line.
 #[test]
-fn decode_predictions_lists_the_top_classes_highest_first() {
+fn decode_predictions_prints_keras_predicted_line() {
     let index = index();
-    let mut probabilities = vec![0.0f32; 1000];
-    probabilities[385] = 0.82658225;
-    probabilities[101] = 0.1122357;
-    probabilities[386] = 0.06104046;
-    let preds = Tensor::from_slice(&probabilities).reshape([1, 1000]).to_kind(Kind::Float);
-    let decoded = index.decode_predictions(&preds, 3).unwrap();
-    assert_eq!(
-        format!("Predicted: {}", format_predictions(&decoded[0])),
-        "Predicted: [('n02504013', 'Indian_elephant', 0.82658225), ('n01871265', 'tusker', 0.1122357), \
-         ('n02504458', 'African_elephant', 0.06104046)]"
-    );
+    let Some(fixture) = keras_fixture("imagenet_pipeline") else { return };
+    let probabilities = read_tensor(&fixture.join("outputs.h5"), "probabilities/keras_top");
+    let keras_lines = std::fs::read_to_string(fixture.join("predicted.txt")).unwrap();
+    let decoded = index.decode_predictions(&probabilities, 3).unwrap();
+    assert_eq!(decoded.len(), keras_lines.lines().count());
+    for (ours, keras) in decoded.iter().zip(keras_lines.lines()) {
+        assert_eq!(format!("Predicted: {}", format_predictions(ours)), keras);
+    }
     let err = index.decode_predictions(&Tensor::zeros([2, 6], tch::kind::FLOAT_CPU), 5).unwrap_err().to_string();
     assert!(err.contains("(N, 1000)") && err.contains("[2, 6]"), "{err}");
 }

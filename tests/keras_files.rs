@@ -162,21 +162,8 @@ fn written_files_load_in_keras_with_the_same_outputs() {
     let archive = dir.join("model.keras");
     save_model_keras(&model, &archive).unwrap();
     for (loader, written) in [("tf_keras", &written), ("keras3", &written), ("keras3", &archive)] {
-        let out = dir.join(format!("y_{loader}.h5"));
-        let check = Command::new(&python)
-            .arg(repo_root().join("scripts/keras_check.py"))
-            .args(["--loader", loader, "--model"])
-            .arg(written)
-            .arg("--input")
-            .arg(fixture.join("io.h5"))
-            .arg("--output")
-            .arg(&out)
-            .env("TF_CPP_MIN_LOG_LEVEL", "3")
-            .output()
-            .unwrap();
-        assert!(check.status.success(), "{loader} could not load {}: {}", written.display(), String::from_utf8_lossy(&check.stderr));
-        let (y, shape) = read_f32(&out, "y");
-        assert_close(&format!("our {} in {loader}", written.display()), &tensor(y, &shape), &io(&fixture, "y"));
+        let y = predict_in_keras(&python, loader, written, None, &fixture.join("io.h5"), &dir);
+        assert_close(&format!("our {} in {loader}", written.display()), &y, &io(&fixture, "y"));
     }
     let reopened = load_model(&archive, Device::Cpu).unwrap();
     assert!(reopened.training_config.is_some(), "compile_config kept in the .keras");
@@ -190,6 +177,68 @@ fn written_files_load_in_keras_with_the_same_outputs() {
         let mut fresh = keras_tch::models::course::resnet50([64, 64, 3], 6, None, Device::Cpu).unwrap();
         load_weights(&mut fresh, file, &LoadOptions::default()).unwrap();
         assert_predicts(&file.display().to_string(), &fresh, &fixture, "y");
+    }
+}
+
+/// `model.predict(x)` of a file loaded by real Keras (`scripts/keras_check.py`, loader
+/// `tf_keras` or `keras3`), for the dataset `x` of `input`; with `weights`, of a fresh clone of
+/// the model holding that file's weights (Keras's `model.load_weights`).
+fn predict_in_keras(python: &Path, loader: &str, model: &Path, weights: Option<&Path>, input: &Path, scratch: &Path) -> Tensor {
+    let loaded = weights.unwrap_or(model);
+    let out = scratch.join(format!("y_{loader}_{}.h5", loaded.file_name().unwrap().to_string_lossy()));
+    let mut check = Command::new(python);
+    check.arg(repo_root().join("scripts/keras_check.py")).args(["--loader", loader, "--model"]).arg(model);
+    if let Some(weights) = weights {
+        check.arg("--weights").arg(weights);
+    }
+    let check = check.arg("--input").arg(input).arg("--output").arg(&out).env("TF_CPP_MIN_LOG_LEVEL", "3").output().unwrap();
+    assert!(check.status.success(), "{loader} could not load {}: {}", loaded.display(), String::from_utf8_lossy(&check.stderr));
+    let (y, shape) = read_f32(&out, "y");
+    tensor(y, &shape)
+}
+
+/// `convert` writes weights in the layout Keras reads for the file's suffix: Keras 3's own for
+/// `.weights.h5`, tf.keras's for `.h5 --weights-only` — both loaded by Keras 3's
+/// `model.load_weights` into a fresh ResNet50, with Keras's outputs.
+#[test]
+fn converted_weights_load_in_keras_by_suffix() {
+    let Some(fixture) = keras_fixture("keras3_resnet50") else { return };
+    let Some(python) = keras_python() else { return };
+    let dir = scratch_dir("converted-weights");
+    let model = fixture.join("model.keras");
+    for (output, flags) in [("resnet50.weights.h5", &[][..]), ("resnet50_weights.h5", &["--weights-only"][..])] {
+        let written = dir.join(output);
+        run_cli(&[&["convert"], flags, &["--model"]].concat(), &[&model, &written]);
+        let y = predict_in_keras(&python, "keras3", &model, Some(&written), &fixture.join("io.h5"), &dir);
+        assert_close(&format!("{output} loaded by Keras 3's load_weights"), &y, &io(&fixture, "y"));
+    }
+}
+
+/// Keras's `ReLU` (capped, thresholded and leaky; and a plain one, auto-named `re_lu`) and
+/// `Softmax` layer classes: a tf.keras `.h5` and a Keras 3 `.keras` file give Keras's outputs,
+/// and what keras-tch writes of them loads in both Keras versions with the same outputs.
+#[test]
+fn relu_and_softmax_layers_match_keras_both_ways() {
+    let Some(fixture) = keras_fixture("h5_activation_layers") else { return };
+    let Some(python) = keras_python() else { return };
+    let dir = scratch_dir("activation-layers");
+    for (file, output) in [("model.h5", "y"), ("model.keras", "y_keras3")] {
+        let model = load_model(&fixture.join(file), Device::Cpu).unwrap();
+        let classes: Vec<&str> = ["capped_leaky_relu", "re_lu", "channel_softmax", "probs"]
+            .iter()
+            .map(|name| model.layer(name).unwrap().layer.class_name())
+            .collect();
+        assert_eq!(classes, ["ReLU", "ReLU", "Softmax", "Softmax"], "{file}");
+        assert_predicts(file, &model, &fixture, output);
+        let written = dir.join(format!("written_{file}"));
+        if file.ends_with(".h5") {
+            save_model_h5(&model, &written).unwrap();
+        } else {
+            save_model_keras(&model, &written).unwrap();
+        }
+        let loader = if file.ends_with(".h5") { "tf_keras" } else { "keras3" };
+        let y = predict_in_keras(&python, loader, &written, None, &fixture.join("io.h5"), &dir);
+        assert_close(&format!("our {file} in {loader}"), &y, &io(&fixture, output));
     }
 }
 

@@ -3,15 +3,17 @@
 //! tch's `VarStore` would silently rename a second `conv1` to `conv1__1`); unnamed layers get
 //! tf.keras's automatic names (`activation`, `activation_1`, ...; inputs `input_1`, ...).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use anyhow::{bail, Context, Result};
 use tch::{nn, Device};
 
+use super::naming::{AutoNamer, KerasVersion};
 use super::{keras_shape, InputLayer, Model, Node, NodeId};
 use crate::layers::batch_norm::BatchNormConfig;
 use crate::layers::conv::Conv2DConfig;
 use crate::layers::dense::DenseConfig;
+use crate::layers::registry::FromConfig;
 use crate::layers::{Layer, Shape};
 
 pub struct GraphBuilder {
@@ -19,7 +21,7 @@ pub struct GraphBuilder {
     vs: nn::VarStore,
     nodes: Vec<Node>,
     names: HashSet<String>,
-    auto_counts: HashMap<String, usize>,
+    auto_names: AutoNamer,
 }
 
 impl GraphBuilder {
@@ -30,7 +32,7 @@ impl GraphBuilder {
             vs: nn::VarStore::new(device),
             nodes: Vec::new(),
             names: HashSet::new(),
-            auto_counts: HashMap::new(),
+            auto_names: AutoNamer::new(KerasVersion::Keras2),
         }
     }
 
@@ -53,7 +55,7 @@ impl GraphBuilder {
             }
         }
         let names = nodes.iter().map(|n| n.name.clone()).collect();
-        let builder = Self { name: model.name, vs: model.vs, nodes, names, auto_counts: HashMap::new() };
+        let builder = Self { name: model.name, vs: model.vs, nodes, names, auto_names: AutoNamer::new(KerasVersion::Keras2) };
         Ok((builder, NodeId(new_index[output.0]), dropped))
     }
 
@@ -68,10 +70,26 @@ impl GraphBuilder {
 
     /// A layer without weights (activation, padding, pooling, flatten, dropout, merges).
     pub fn add(&mut self, name: Option<&str>, layer: impl Layer + 'static, inputs: &[NodeId]) -> Result<NodeId> {
+        self.add_boxed(name, Box::new(layer), inputs)
+    }
+
+    /// A layer rebuilt from its Keras configuration (see `layers::registry`).
+    pub fn add_from_config(&mut self, name: Option<&str>, layer: FromConfig, inputs: &[NodeId]) -> Result<NodeId> {
+        match layer {
+            FromConfig::Input(shape) if inputs.is_empty() => self.input(name, &shape),
+            FromConfig::Input(_) => bail!("an InputLayer reads no other layer, the config gives it {} input(s)", inputs.len()),
+            FromConfig::Layer(layer) => self.add_boxed(name, layer, inputs),
+            FromConfig::WithWeights(config) => {
+                self.add_built(name, config.class_name(), inputs, |path, shapes| config.build_layer(path, shapes))
+            }
+        }
+    }
+
+    fn add_boxed(&mut self, name: Option<&str>, layer: Box<dyn Layer>, inputs: &[NodeId]) -> Result<NodeId> {
         let name = self.claim_name(name, layer.class_name())?;
         let shapes = self.input_shapes(inputs);
         let shape = layer.output_shape(&shapes).with_context(|| self.context(&name, &shapes))?;
-        Ok(self.push(name, Box::new(layer), inputs.to_vec(), shape))
+        Ok(self.push(name, layer, inputs.to_vec(), shape))
     }
 
     pub fn conv2d(&mut self, name: Option<&str>, config: Conv2DConfig, input: NodeId) -> Result<NodeId> {
@@ -167,7 +185,7 @@ impl GraphBuilder {
         let name = match name {
             Some(name) => name.to_string(),
             None => loop {
-                let candidate = self.next_auto_name(class);
+                let candidate = self.auto_names.next(class);
                 if !self.names.contains(&candidate) {
                     break candidate;
                 }
@@ -180,18 +198,6 @@ impl GraphBuilder {
             bail!("model '{}' already has a layer named '{name}': all layer names in a model must be unique", self.name);
         }
         Ok(name)
-    }
-
-    fn next_auto_name(&mut self, class: &str) -> String {
-        let base = if class == "InputLayer" { "input".to_string() } else { snake_case(class) };
-        let count = self.auto_counts.entry(base.clone()).or_insert(0);
-        *count += 1;
-        // tf.keras numbers inputs from 1 and other layers from the bare name.
-        match (class, *count) {
-            ("InputLayer", n) => format!("{base}_{n}"),
-            (_, 1) => base,
-            (_, n) => format!("{base}_{}", n - 1),
-        }
     }
 }
 
@@ -239,35 +245,4 @@ fn keras_order(nodes: &[Node], outputs: &[NodeId]) -> Vec<usize> {
     let mut order = post_order;
     order.sort_by_key(|&n| (std::cmp::Reverse(depth[n]), first_seen[n]));
     order
-}
-
-/// Keras's `to_snake_case`: `ZeroPadding2D` -> `zero_padding2d`, `BatchNormalization` ->
-/// `batch_normalization`, `Conv2D` -> `conv2d`.
-pub fn snake_case(class: &str) -> String {
-    let chars: Vec<char> = class.chars().collect();
-    let mut out = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        // An underscore before a capital that starts a lowercase/digit run ("Padding2").
-        let starts_word = c.is_ascii_uppercase() && i > 0 && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit());
-        if starts_word {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snake_case_matches_keras() {
-        assert_eq!(snake_case("ZeroPadding2D"), "zero_padding2d");
-        assert_eq!(snake_case("BatchNormalization"), "batch_normalization");
-        assert_eq!(snake_case("Conv2D"), "conv2d");
-        assert_eq!(snake_case("GlobalAveragePooling2D"), "global_average_pooling2d");
-        assert_eq!(snake_case("MaxPooling2D"), "max_pooling2d");
-        assert_eq!(snake_case("Add"), "add");
-    }
 }

@@ -7,16 +7,18 @@
 
 mod builder;
 pub mod inference;
+pub mod naming;
 pub mod plot;
 pub mod summary;
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
 use tch::{nn, no_grad, Device, Tensor};
 
+use crate::layers::input::InputLayer;
 use crate::layers::{Layer, Shape, Weight};
 
-pub use builder::{snake_case, GraphBuilder};
+pub use builder::GraphBuilder;
+pub use naming::{snake_case, KerasVersion};
 
 /// Index of a layer in its graph (layers are stored in an order where inputs come first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,29 +48,6 @@ impl Node {
             return 0;
         }
         self.layer.weights().iter().filter(|w| w.trainable).map(|w| w.tensor.numel() as i64).sum()
-    }
-}
-
-/// Keras's `InputLayer`.
-pub struct InputLayer {
-    pub shape: Shape,
-}
-
-impl Layer for InputLayer {
-    fn class_name(&self) -> &'static str {
-        "InputLayer"
-    }
-
-    fn keras_config(&self) -> Value {
-        let mut batch_shape = vec![Value::Null];
-        batch_shape.extend(self.shape.iter().map(|&d| json!(d)));
-        json!({ "batch_input_shape": batch_shape, "dtype": "float32", "sparse": false, "ragged": false })
-    }
-    fn output_shape(&self, _inputs: &[Shape]) -> Result<Shape> {
-        Ok(self.shape.clone())
-    }
-    fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
-        inputs[0].shallow_clone()
     }
 }
 

@@ -82,7 +82,8 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
             let config = parse_json(&archive.text("config.json")?, path, "config.json")?;
             let mut model = model_from_config(&config, device).with_context(|| format!("rebuilding the model of {}", path.display()))?;
             apply_weights(&mut model, &archive.weights()?, &LoadOptions::default())?;
-            model.training_config = config.get("compile_config").filter(|c| !c.is_null()).cloned();
+            // An uncompiled model's `compile_config` is null, or `{}` in recent Keras 3.
+            model.training_config = config.get("compile_config").filter(|c| c.as_object().is_some_and(|map| !map.is_empty())).cloned();
             Ok(model)
         }
         FileKind::Safetensors => bail!(

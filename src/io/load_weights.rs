@@ -13,7 +13,8 @@ use anyhow::{bail, Result};
 use tch::no_grad;
 
 use super::saved_weights::{Layout as FileLayout, SavedLayer, SavedWeight, SavedWeights};
-use crate::graph::{keras_shape_of, snake_case, tuple, Model};
+use crate::graph::naming::{AutoNamer, KerasVersion};
+use crate::graph::{keras_shape_of, tuple, Model};
 use crate::models::names::resnet50_name_pairs;
 
 /// Keras's epsilon for ResNet50's BatchNorm in each scheme.
@@ -175,19 +176,8 @@ fn canonical(saved_name: &str) -> &str {
 /// Keras 3's group name for each layer -> the layer's name: snake_case of the class with a
 /// per-class counter, in `model.layers` order (`conv2d`, `conv2d_1`, …; `input_layer`).
 pub(crate) fn keras3_group_names(model: &Model) -> HashMap<String, String> {
-    let mut counters: HashMap<String, usize> = HashMap::new();
-    model
-        .layers()
-        .iter()
-        .map(|node| {
-            let class = node.layer.class_name();
-            let base = if class == "InputLayer" { "input_layer".to_string() } else { snake_case(class) };
-            let count = counters.entry(base.clone()).or_insert(0);
-            let group = if *count == 0 { base } else { format!("{base}_{count}") };
-            *count += 1;
-            (group, node.name.clone())
-        })
-        .collect()
+    let mut names = AutoNamer::new(KerasVersion::Keras3);
+    model.layers().iter().map(|node| (names.next(node.layer.class_name()), node.name.clone())).collect()
 }
 
 /// When names were mapped between ResNet50 schemes, the epsilon of the *file's* architecture.

@@ -20,4 +20,4 @@ pub mod saved_weights;
 pub use load_model::{load_model, load_weights, read_weights};
 pub use load_weights::{LoadOptions, LoadReport};
 pub use save_h5::{save_model_h5, save_weights_h5};
-pub use save_keras::save_model_keras;
+pub use save_keras::{save_model_keras, save_weights_keras3};

@@ -15,33 +15,11 @@ use serde_json::{json, Value};
 use tch::Device;
 
 use super::limits;
-use crate::graph::{GraphBuilder, Model, NodeId};
-use crate::layers::activation::Activation;
-use crate::layers::batch_norm::batch_norm;
-use crate::layers::conv::conv2d;
-use crate::layers::dense::dense;
-use crate::layers::merge::{Add, Concatenate};
-use crate::layers::padding::{Padding, ZeroPadding2D};
-use crate::layers::pooling::{GlobalPool2D, Pool2D, PoolKind};
-use crate::layers::reshape::{Dropout, Flatten};
-
-/// The layer classes this reader rebuilds (the architectures' layer set).
-pub const SUPPORTED_CLASSES: &[&str] = &[
-    "InputLayer",
-    "Conv2D",
-    "BatchNormalization",
-    "Activation",
-    "Dense",
-    "ZeroPadding2D",
-    "MaxPooling2D",
-    "AveragePooling2D",
-    "GlobalAveragePooling2D",
-    "GlobalMaxPooling2D",
-    "Flatten",
-    "Dropout",
-    "Add",
-    "Concatenate",
-];
+use crate::graph::{GraphBuilder, KerasVersion, Model, Node, NodeId};
+use crate::layers::input::InputLayer;
+use crate::layers::keras_config::KerasConfig;
+use crate::layers::registry::{layer_class, supported_class_names, FromConfig, FromKerasConfig};
+use crate::layers::Shape;
 
 /// Rebuild the functional (or Sequential) model a Keras config describes.
 pub fn model_from_config(config: &Value, device: Device) -> Result<Model> {
@@ -58,8 +36,9 @@ pub fn model_from_config(config: &Value, device: Device) -> Result<Model> {
         // Keras 2 Sequential configs may put the input shape on the first layer.
         let first = layers.first().context("empty Sequential model")?;
         if first["class_name"] != "InputLayer" {
-            let shape = input_shape(&first["config"]).with_context(|| "a Sequential model whose first layer has no batch_input_shape")?;
-            previous = Some(g.input(None, &shape)?);
+            let input = InputLayer::from_keras_config(&KerasConfig::new("InputLayer", &first["config"]))
+                .context("a Sequential model whose first layer has no batch_input_shape")?;
+            previous = Some(g.input(None, &input.shape)?);
         }
     }
     for layer in layers {
@@ -77,9 +56,7 @@ pub fn model_from_config(config: &Value, device: Device) -> Result<Model> {
                 })
                 .collect::<Result<Vec<_>>>()?
         };
-        let input_shapes: Vec<Vec<i64>> = inbound.iter().map(|id| g.shape(*id).clone()).collect();
-        let id = count_parameters(class, layer_config, &input_shapes, &mut parameters)
-            .and_then(|()| add_layer(&mut g, class, layer_name, layer_config, &inbound))
+        let id = rebuild_layer(&mut g, class, layer_name, layer_config, &inbound, &mut parameters)
             .with_context(|| format!("rebuilding layer '{layer_name}' ({class}) of model '{name}'"))?;
         ids.insert(layer_name.to_string(), id);
         previous = Some(id);
@@ -162,236 +139,128 @@ fn layer_refs(value: &Value) -> Result<Vec<String>> {
     list.iter().map(|r| r[0].as_str().map(str::to_string).context("bad layer reference")).collect()
 }
 
-fn input_shape(config: &Value) -> Result<Vec<i64>> {
-    let shape = config
-        .get("batch_input_shape")
-        .or_else(|| config.get("batch_shape"))
-        .and_then(Value::as_array)
-        .context("no batch_input_shape / batch_shape")?;
-    let Some((_batch, dims)) = shape.split_first() else { bail!("batch_input_shape is empty; expected [null, H, W, C]") };
-    dims.iter()
-        .map(|d| {
-            let d = d.as_i64().context("input dimensions other than the batch must be fixed numbers")?;
-            bounded(d, 1, "input dimensions")
-        })
-        .collect()
-}
-
-/// `value` if it is in `min..=limits::MAX_DIMENSION`.
-fn bounded(value: i64, min: i64, what: &str) -> Result<i64> {
-    if value < min || value > limits::MAX_DIMENSION {
-        bail!("{what} must be between {min} and {}, got {value}", limits::MAX_DIMENSION);
-    }
-    Ok(value)
-}
-
-/// A `pair` of sizes that must be at least 1 (kernel sizes, strides, dilations, pool sizes).
-fn positive_pair(value: &Value, what: &str) -> Result<[i64; 2]> {
-    let [a, b] = pair(value, what)?;
-    Ok([bounded(a, 1, what)?, bounded(b, 1, what)?])
-}
-
-/// Add the weights a layer of `class` would create to `total`, refusing a model whose weights
-/// would exceed [`limits::MAX_PARAMETER_BYTES`] — before anything is allocated, so a config
-/// asking for 10^12 filters is an error naming the layer, not an allocation failure.
-fn count_parameters(class: &str, config: &Value, input_shapes: &[Vec<i64>], total: &mut u128) -> Result<()> {
-    let size = |key: &str| -> Result<u128> {
-        let value = config[key].as_i64().with_context(|| format!("{class} needs a whole number '{key}', got {}", config[key]))?;
-        Ok(bounded(value, 1, &format!("'{key}'"))? as u128)
-    };
-    let channels = || -> u128 { input_shapes.first().and_then(|s| s.last()).map_or(0, |&c| c.max(0) as u128) };
-    let count = match class {
-        "Conv2D" => {
-            let [kh, kw] = positive_pair(&config["kernel_size"], "kernel_size")?;
-            let filters = size("filters")?;
-            kh as u128 * kw as u128 * channels() * filters + filters
+/// Rebuild one layer through the registry, counting its weights first: a model whose weights
+/// would exceed [`limits::MAX_PARAMETER_BYTES`] is refused before anything is allocated, so a
+/// config asking for 10^12 filters is an error naming the layer, not an allocation failure.
+fn rebuild_layer(
+    g: &mut GraphBuilder,
+    class_name: &str,
+    name: &str,
+    config: &Value,
+    inbound: &[NodeId],
+    total: &mut u128,
+) -> Result<NodeId> {
+    let class = layer_class(class_name).with_context(|| {
+        format!("layer class '{class_name}' is not supported by keras-tch (supported: {})", supported_class_names().join(", "))
+    })?;
+    let layer = (class.from_keras_config)(&KerasConfig::new(class.class_name, config))?;
+    if let FromConfig::WithWeights(build) = &layer {
+        let shapes: Vec<Shape> = inbound.iter().map(|id| g.shape(*id).clone()).collect();
+        *total += build.parameter_count(&shapes);
+        let bytes = *total * 4;
+        if bytes > limits::MAX_PARAMETER_BYTES as u128 {
+            bail!(
+                "this layer brings the model to {total} parameters ({bytes} bytes as float32), beyond keras-tch's limit of {} bytes; \
+                 the config is corrupt or not a model this machine could hold",
+                limits::MAX_PARAMETER_BYTES
+            );
         }
-        "Dense" => {
-            let units = size("units")?;
-            channels() * units + units
-        }
-        "BatchNormalization" => 4 * channels(),
-        _ => 0,
-    };
-    *total += count;
-    let bytes = *total * 4;
-    if bytes > limits::MAX_PARAMETER_BYTES as u128 {
-        bail!(
-            "this layer brings the model to {total} parameters ({bytes} bytes as float32), beyond keras-tch's limit of {} bytes; \
-             the config is corrupt or not a model this machine could hold",
-            limits::MAX_PARAMETER_BYTES
-        );
     }
-    Ok(())
+    g.add_from_config(Some(name), layer, inbound)
 }
 
-fn pair(value: &Value, what: &str) -> Result<[i64; 2]> {
-    match value {
-        Value::Number(n) => {
-            let v = n.as_i64().with_context(|| format!("{what} must be whole numbers"))?;
-            Ok([v, v])
-        }
-        Value::Array(items) if items.len() == 2 => Ok([
-            items[0].as_i64().with_context(|| format!("{what} must be whole numbers"))?,
-            items[1].as_i64().with_context(|| format!("{what} must be whole numbers"))?,
-        ]),
-        other => bail!("{what} must be a number or a pair, got {other}"),
-    }
-}
-
-fn padding(config: &Value) -> Result<Padding> {
-    match config["padding"].as_str().unwrap_or("valid").to_ascii_lowercase().as_str() {
-        "valid" => Ok(Padding::Valid),
-        "same" => Ok(Padding::Same),
-        other => bail!("padding '{other}' is not supported (valid, same)"),
-    }
-}
-
-fn activation(config: &Value) -> Result<Activation> {
-    match &config["activation"] {
-        Value::Null => Ok(Activation::Linear),
-        Value::String(name) => Activation::from_keras_name(name),
-        // Keras 3 may serialize an activation as {"class_name": "function", "config": "relu", ...}.
-        Value::Object(map) => Activation::from_keras_name(map.get("config").and_then(Value::as_str).unwrap_or("")),
-        other => bail!("unreadable activation {other}"),
-    }
-}
-
-fn channels_last(config: &Value) -> Result<()> {
-    match config["data_format"].as_str() {
-        None | Some("channels_last") => Ok(()),
-        Some(other) => bail!("data_format '{other}' is not supported; keras-tch runs channels_last models"),
-    }
-}
-
-fn add_layer(g: &mut GraphBuilder, class: &str, name: &str, config: &Value, inbound: &[NodeId]) -> Result<NodeId> {
-    let single = || -> Result<NodeId> {
-        match inbound {
-            [one] => Ok(*one),
-            _ => bail!("{class} takes one input, the config gives {}", inbound.len()),
+/// Keras's configuration of a graph, in either dialect: tf.keras 2.x's `model_config` (what
+/// `tf_keras.models.load_model` rebuilds) or the body of Keras 3's `config.json` (module and
+/// registered names, `build_config`, connections as call arguments).
+pub fn model_config(model: &Model, keras: KerasVersion) -> Value {
+    let layers: Vec<Value> = model.layers().iter().map(|node| layer_entry(model, node, keras)).collect();
+    let refs = |ids: &[NodeId]| -> Value {
+        let list: Vec<Value> = ids.iter().map(|id| json!([model.node(*id).name, 0, 0])).collect();
+        // Keras 3 writes a single input or output unwrapped.
+        match (keras, list.len()) {
+            (KerasVersion::Keras3, 1) => list[0].clone(),
+            _ => Value::Array(list),
         }
     };
-    let name = Some(name);
-    Ok(match class {
-        "InputLayer" => g.input(name, &input_shape(config)?)?,
-        "Conv2D" => {
-            channels_last(config)?;
-            if config["groups"].as_i64().unwrap_or(1) != 1 {
-                bail!("grouped convolutions are not supported");
-            }
-            let [kh, kw] = positive_pair(&config["kernel_size"], "kernel_size")?;
-            let mut conv = conv2d(config["filters"].as_i64().context("Conv2D without filters")?, kh);
-            conv.kernel_size = [kh, kw];
-            conv.strides = positive_pair(&config["strides"], "strides")?;
-            conv.dilation =
-                if config["dilation_rate"].is_null() { [1, 1] } else { positive_pair(&config["dilation_rate"], "dilation_rate")? };
-            conv.padding = padding(config)?;
-            conv.use_bias = config["use_bias"].as_bool().unwrap_or(true);
-            conv.activation = activation(config)?;
-            g.conv2d(name, conv, single()?)?
-        }
-        "BatchNormalization" => {
-            if config["center"] == false || config["scale"] == false {
-                bail!("BatchNormalization without center or scale is not supported");
-            }
-            let axis = match &config["axis"] {
-                Value::Array(items) if items.len() == 1 => items[0].as_i64(),
-                value => value.as_i64(),
-            }
-            .context("BatchNormalization over several axes is not supported")?;
-            let bn = batch_norm()
-                .axis(axis)
-                .momentum(config["momentum"].as_f64().unwrap_or(0.99))
-                .epsilon(config["epsilon"].as_f64().unwrap_or(1e-3));
-            g.batch_norm(name, bn, single()?)?
-        }
-        "Activation" => g.add(name, activation(config)?, &[single()?])?,
-        "Dense" => {
-            let layer = dense(config["units"].as_i64().context("Dense without units")?)
-                .activation(activation(config)?)
-                .use_bias(config["use_bias"].as_bool().unwrap_or(true));
-            g.dense(name, layer, single()?)?
-        }
-        "ZeroPadding2D" => {
-            channels_last(config)?;
-            let padding = match &config["padding"] {
-                Value::Array(items) if items.len() == 2 && items[0].is_array() => {
-                    [pair(&items[0], "padding")?, pair(&items[1], "padding")?]
-                }
-                value => {
-                    let [h, w] = pair(value, "padding")?;
-                    [[h, h], [w, w]]
-                }
-            };
-            for &p in padding.iter().flatten() {
-                bounded(p, 0, "padding")?;
-            }
-            g.add(name, ZeroPadding2D { padding }, &[single()?])?
-        }
-        "MaxPooling2D" | "AveragePooling2D" => {
-            channels_last(config)?;
-            let pool_size = positive_pair(&config["pool_size"], "pool_size")?;
-            let strides = if config["strides"].is_null() { pool_size } else { positive_pair(&config["strides"], "strides")? };
-            let kind = if class == "MaxPooling2D" { PoolKind::Max } else { PoolKind::Average };
-            g.add(name, Pool2D { kind, pool_size, strides, padding: padding(config)? }, &[single()?])?
-        }
-        "GlobalAveragePooling2D" | "GlobalMaxPooling2D" => {
-            channels_last(config)?;
-            if config["keepdims"].as_bool() == Some(true) {
-                bail!("keepdims=True is not supported");
-            }
-            let kind = if class == "GlobalMaxPooling2D" { PoolKind::Max } else { PoolKind::Average };
-            g.add(name, GlobalPool2D { kind }, &[single()?])?
-        }
-        "Flatten" => {
-            channels_last(config)?;
-            g.add(name, Flatten, &[single()?])?
-        }
-        "Dropout" => {
-            let rate = config["rate"].as_f64().context("Dropout without rate")?;
-            if !(0.0..1.0).contains(&rate) {
-                bail!("Dropout's rate must be in [0, 1), got {rate}");
-            }
-            g.add(name, Dropout { rate }, &[single()?])?
-        }
-        "Add" => g.add(name, Add, inbound)?,
-        "Concatenate" => g.add(name, Concatenate { axis: config["axis"].as_i64().unwrap_or(-1) }, inbound)?,
-        other => bail!("layer class '{other}' is not supported by keras-tch (supported: {})", SUPPORTED_CLASSES.join(", ")),
-    })
+    let body = json!({
+        "name": model.name,
+        "trainable": true,
+        "layers": layers,
+        "input_layers": refs(model.inputs()),
+        "output_layers": refs(model.outputs()),
+    });
+    match keras {
+        KerasVersion::Keras2 => json!({ "class_name": "Functional", "config": body }),
+        KerasVersion::Keras3 => json!({
+            "module": "keras.src.models.functional",
+            "class_name": "Functional",
+            "registered_name": "Functional",
+            "build_config": { "input_shape": null },
+            "config": body,
+        }),
+    }
 }
 
-/// tf.keras 2.x's `model_config` for a graph: what `tf_keras.models.load_model` rebuilds.
-pub fn model_config(model: &Model) -> Value {
-    let layers: Vec<Value> = model
-        .layers()
-        .iter()
-        .map(|node| {
-            let mut config = node.layer.keras_config();
-            let map = config.as_object_mut().expect("layer configs are objects");
-            map.insert("name".into(), json!(node.name));
-            // InputLayer's constructor takes no `trainable` (and carries its own dtype).
-            if node.layer.class_name() != "InputLayer" {
-                map.insert("trainable".into(), json!(node.trainable));
-                map.insert("dtype".into(), json!("float32"));
-            }
+/// One entry of the `layers` list.
+fn layer_entry(model: &Model, node: &Node, keras: KerasVersion) -> Value {
+    let class = node.layer.class_name();
+    let mut config = match keras {
+        KerasVersion::Keras2 => node.layer.keras_config(),
+        KerasVersion::Keras3 => node.layer.keras3_config(),
+    };
+    let map = config.as_object_mut().expect("layer configs are objects");
+    map.insert("name".into(), json!(node.name));
+    // InputLayer's constructor takes no `trainable` (and carries its own dtype).
+    if class != "InputLayer" {
+        map.insert("trainable".into(), json!(node.trainable));
+        map.insert("dtype".into(), json!("float32"));
+    }
+    match keras {
+        KerasVersion::Keras2 => {
             let inbound: Vec<Value> = node.inbound.iter().map(|id| json!([model.node(*id).name, 0, 0, {}])).collect();
             json!({
-                "class_name": node.layer.class_name(),
+                "class_name": class,
                 "config": config,
                 "name": node.name,
                 "inbound_nodes": if inbound.is_empty() { json!([]) } else { json!([inbound]) },
             })
-        })
-        .collect();
-    let refs = |ids: &[NodeId]| -> Vec<Value> { ids.iter().map(|id| json!([model.node(*id).name, 0, 0])).collect() };
-    json!({
-        "class_name": "Functional",
-        "config": {
-            "name": model.name,
-            "trainable": true,
-            "layers": layers,
-            "input_layers": refs(model.inputs()),
-            "output_layers": refs(model.outputs()),
         }
-    })
+        KerasVersion::Keras3 => {
+            let tensor = |id: &NodeId| {
+                let input = model.node(*id);
+                json!({
+                    "class_name": "__keras_tensor__",
+                    "config": { "shape": batch_shape(&input.output_shape), "dtype": "float32", "keras_history": [input.name, 0, 0] }
+                })
+            };
+            let inputs: Vec<Value> = node.inbound.iter().map(tensor).collect();
+            // A merge takes its inputs as one list argument; other layers one tensor.
+            let args = match inputs.len() {
+                0 => None,
+                1 if !matches!(class, "Add" | "Concatenate") => Some(json!([inputs[0]])),
+                _ => Some(json!([inputs])),
+            };
+            let mut entry = json!({
+                "module": "keras.layers",
+                "class_name": class,
+                "config": config,
+                "registered_name": null,
+                "name": node.name,
+                "inbound_nodes": args.map_or(json!([]), |args| json!([{ "args": args, "kwargs": {} }])),
+            });
+            let input_shapes: Vec<Value> = node.inbound.iter().map(|id| batch_shape(&model.node(*id).output_shape)).collect();
+            if !input_shapes.is_empty() {
+                let shape = if input_shapes.len() == 1 { input_shapes[0].clone() } else { json!(input_shapes) };
+                entry["build_config"] = json!({ "input_shape": shape });
+            }
+            entry
+        }
+    }
+}
+
+/// A shape with Keras's leading `None` batch axis.
+fn batch_shape(shape: &[i64]) -> Value {
+    let mut dims = vec![Value::Null];
+    dims.extend(shape.iter().map(|&d| json!(d)));
+    Value::Array(dims)
 }

@@ -15,7 +15,7 @@ use hdf5::{Group, Location};
 use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
 use super::model_config::model_config;
-use crate::graph::Model;
+use crate::graph::{KerasVersion, Model};
 
 /// The Keras whose HDF5 format these files follow (Keras reads `keras_version` only to convert
 /// Keras 1 files).
@@ -27,7 +27,7 @@ pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
         let file = create_in_memory()?;
         write_str_attr(&file, "backend", "tensorflow")?;
         write_str_attr(&file, "keras_version", KERAS_FORMAT_VERSION)?;
-        write_str_attr(&file, "model_config", &model_config(model).to_string())?;
+        write_str_attr(&file, "model_config", &model_config(model, KerasVersion::Keras2).to_string())?;
         if let Some(training) = &model.training_config {
             write_str_attr(&file, "training_config", &training.to_string())?;
         }

@@ -2,7 +2,8 @@
 //! `metadata.json`, `config.json` (the functional config in Keras 3's dialect: `module`,
 //! `registered_name`, `build_config`, connections as call arguments) and `model.weights.h5`
 //! (`layers/<class name + counter>/vars/<i>`, each `vars` group naming its layer, as Keras ≥ 3.6
-//! writes). Keras 3's `keras.models.load_model` reads it back.
+//! writes). Keras 3's `keras.models.load_model` reads it back; `model.load_weights` reads the
+//! `.weights.h5` file [`save_weights_keras3`] writes.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,7 +16,8 @@ use serde_json::{json, Value};
 use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
 use super::load_weights::keras3_group_names;
-use crate::graph::{Model, NodeId};
+use super::model_config::model_config;
+use crate::graph::{KerasVersion, Model};
 use crate::train::compile::CompileConfig;
 use crate::train::optimizer::OptimizerConfig;
 
@@ -42,75 +44,17 @@ pub fn save_model_keras(model: &Model, path: &Path) -> Result<()> {
         .with_context(|| format!("saving model '{}' as a .keras archive", model.name))
 }
 
+/// Keras 3's `model.save_weights("model.weights.h5")`: the same `layers/<group>/vars/<i>` file
+/// the archive holds, on its own (Keras 3 requires the `.weights.h5` suffix for it).
+pub fn save_weights_keras3(model: &Model, path: &Path) -> Result<()> {
+    write_weights_to_bytes(model)
+        .and_then(|bytes| write_bytes_atomically(path, &bytes))
+        .with_context(|| format!("saving the weights of model '{}' in Keras 3's layout", model.name))
+}
+
 /// Keras 3's `config.json` for the graph (and `compile_config` when the model is compiled).
 fn keras3_config(model: &Model) -> Result<Value> {
-    let tensor = |id: &NodeId| {
-        let node = model.node(*id);
-        json!({
-            "class_name": "__keras_tensor__",
-            "config": { "shape": batch_shape(&node.output_shape), "dtype": "float32", "keras_history": [node.name, 0, 0] }
-        })
-    };
-    let layers: Vec<Value> = model
-        .layers()
-        .iter()
-        .map(|node| {
-            let class = node.layer.class_name();
-            let mut config = node.layer.keras_config();
-            let map = config.as_object_mut().expect("layer configs are objects");
-            if class == "InputLayer" {
-                map.clear();
-                map.insert("batch_shape".into(), batch_shape(&node.output_shape));
-                map.insert("dtype".into(), json!("float32"));
-                map.insert("sparse".into(), json!(false));
-            } else {
-                map.insert("trainable".into(), json!(node.trainable));
-                map.insert("dtype".into(), json!("float32"));
-            }
-            map.insert("name".into(), json!(node.name));
-            let inputs: Vec<Value> = node.inbound.iter().map(tensor).collect();
-            let args = match inputs.len() {
-                0 => None,
-                1 if !matches!(class, "Add" | "Concatenate") => Some(json!([inputs[0]])),
-                _ => Some(json!([inputs])),
-            };
-            let input_shapes: Vec<Value> = node.inbound.iter().map(|id| batch_shape(&model.node(*id).output_shape)).collect();
-            let mut layer = json!({
-                "module": "keras.layers",
-                "class_name": class,
-                "config": config,
-                "registered_name": null,
-                "name": node.name,
-                "inbound_nodes": args.map_or(json!([]), |args| json!([{ "args": args, "kwargs": {} }])),
-            });
-            if !input_shapes.is_empty() {
-                let shape = if input_shapes.len() == 1 { input_shapes[0].clone() } else { json!(input_shapes) };
-                layer["build_config"] = json!({ "input_shape": shape });
-            }
-            layer
-        })
-        .collect();
-    let refs = |ids: &[NodeId]| -> Value {
-        let list: Vec<Value> = ids.iter().map(|id| json!([model.node(*id).name, 0, 0])).collect();
-        if list.len() == 1 {
-            list[0].clone()
-        } else {
-            json!(list)
-        }
-    };
-    let mut config = json!({
-        "module": "keras.src.models.functional",
-        "class_name": "Functional",
-        "registered_name": "Functional",
-        "build_config": { "input_shape": null },
-        "config": {
-            "name": model.name,
-            "trainable": true,
-            "layers": layers,
-            "input_layers": refs(model.inputs()),
-            "output_layers": refs(model.outputs()),
-        }
-    });
+    let mut config = model_config(model, KerasVersion::Keras3);
     if let Some(training) = &model.training_config {
         let compile = CompileConfig::from_keras(training)?;
         let optimizer = OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap_or(OptimizerConfig::adam(1e-3));
@@ -129,12 +73,6 @@ fn keras3_config(model: &Model) -> Result<Value> {
         });
     }
     Ok(config)
-}
-
-fn batch_shape(shape: &[i64]) -> Value {
-    let mut dims = vec![Value::Null];
-    dims.extend(shape.iter().map(|&d| json!(d)));
-    Value::Array(dims)
 }
 
 /// `model.weights.h5` in Keras 3's layout, as bytes (it goes inside the zip).

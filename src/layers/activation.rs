@@ -6,6 +6,8 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
+use super::keras_config::KerasConfig;
+use super::registry::FromKerasConfig;
 use super::{single_input, Layer, Shape};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,12 @@ impl Activation {
             Activation::Sigmoid => xs.sigmoid(),
             Activation::Tanh => xs.tanh(),
         }
+    }
+}
+
+impl FromKerasConfig for Activation {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        config.activation()
     }
 }
 

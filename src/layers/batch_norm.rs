@@ -5,10 +5,12 @@
 //! (tch's default BatchNorm init is Uniform(0, 1)). In training the batch statistics normalise
 //! and the moving statistics are updated; in inference the moving statistics normalise.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tch::{nn, Tensor};
 
+use super::keras_config::KerasConfig;
+use super::registry::{BuildLayer, FromKerasConfig};
 use super::{single_input, Layer, Layout, Shape, Weight};
 
 #[derive(Debug, Clone)]
@@ -57,6 +59,35 @@ impl BatchNormConfig {
             moving_variance: path.ones_no_train("moving_variance", &[channels]),
             config: self,
         })
+    }
+}
+
+impl FromKerasConfig for BatchNormConfig {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        if !config.bool_or("center", true)? || !config.bool_or("scale", true)? {
+            bail!("BatchNormalization without center or scale is not supported");
+        }
+        let axis = match config.get("axis") {
+            Value::Array(items) if items.len() == 1 => items[0].as_i64(),
+            Value::Null => Some(-1),
+            value => value.as_i64(),
+        }
+        .context("BatchNormalization over several axes is not supported")?;
+        Ok(batch_norm().axis(axis).momentum(config.f64_or("momentum", 0.99)?).epsilon(config.f64_or("epsilon", 1e-3)?))
+    }
+}
+
+impl BuildLayer for BatchNormConfig {
+    fn class_name(&self) -> &'static str {
+        "BatchNormalization"
+    }
+
+    fn parameter_count(&self, inputs: &[Shape]) -> u128 {
+        4 * inputs.first().and_then(|s| s.last()).map_or(0, |&c| c.max(0) as u128)
+    }
+
+    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape]) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(self.build(path, inputs)?))
     }
 }
 

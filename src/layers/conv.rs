@@ -9,7 +9,9 @@ use tch::{nn, Tensor};
 use super::activation::Activation;
 use super::autocast::for_compute;
 use super::init::glorot_uniform;
+use super::keras_config::KerasConfig;
 use super::padding::{same_pads, window_output, Padding};
+use super::registry::{BuildLayer, FromKerasConfig};
 use super::{image_input, Layer, Layout, Shape, Weight};
 
 /// Configuration of a Keras `Conv2D`; [`Conv2DConfig::build`] makes the layer.
@@ -82,6 +84,41 @@ impl Conv2DConfig {
         store_channels_last(&kernel);
         let bias = self.use_bias.then(|| path.var("bias", &[self.filters], nn::Init::Const(0.0)));
         Ok(Conv2D { config: self, kernel, bias })
+    }
+}
+
+impl FromKerasConfig for Conv2DConfig {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        config.require_channels_last()?;
+        if config.get("groups").as_i64().unwrap_or(1) != 1 {
+            bail!("grouped convolutions are not supported");
+        }
+        Ok(Conv2DConfig {
+            filters: config.size("filters")?,
+            kernel_size: config.positive_pair("kernel_size")?,
+            strides: config.positive_pair_or("strides", [1, 1])?,
+            padding: config.padding()?,
+            dilation: config.positive_pair_or("dilation_rate", [1, 1])?,
+            use_bias: config.bool_or("use_bias", true)?,
+            activation: config.activation()?,
+        })
+    }
+}
+
+impl BuildLayer for Conv2DConfig {
+    fn class_name(&self) -> &'static str {
+        "Conv2D"
+    }
+
+    fn parameter_count(&self, inputs: &[Shape]) -> u128 {
+        let channels = inputs.first().and_then(|s| s.last()).map_or(0, |&c| c.max(0) as u128);
+        let [kh, kw] = self.kernel_size.map(|k| k.max(0) as u128);
+        let filters = self.filters.max(0) as u128;
+        kh * kw * channels * filters + if self.use_bias { filters } else { 0 }
+    }
+
+    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape]) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(self.build(path, inputs)?))
     }
 }
 

@@ -8,6 +8,8 @@ use tch::{nn, Tensor};
 use super::activation::Activation;
 use super::autocast::{for_compute, to_float};
 use super::init::glorot_uniform;
+use super::keras_config::KerasConfig;
+use super::registry::{BuildLayer, FromKerasConfig};
 use super::{single_input, Layer, Layout, Shape, Weight};
 
 #[derive(Debug, Clone)]
@@ -43,6 +45,28 @@ impl DenseConfig {
         let kernel = path.var("kernel", &[self.units, in_features], glorot_uniform(in_features, self.units));
         let bias = self.use_bias.then(|| path.var("bias", &[self.units], nn::Init::Const(0.0)));
         Ok(Dense { config: self, kernel, bias })
+    }
+}
+
+impl FromKerasConfig for DenseConfig {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        Ok(dense(config.size("units")?).activation(config.activation()?).use_bias(config.bool_or("use_bias", true)?))
+    }
+}
+
+impl BuildLayer for DenseConfig {
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn parameter_count(&self, inputs: &[Shape]) -> u128 {
+        let features = inputs.first().and_then(|s| s.last()).map_or(0, |&c| c.max(0) as u128);
+        let units = self.units.max(0) as u128;
+        features * units + if self.use_bias { units } else { 0 }
+    }
+
+    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape]) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(self.build(path, inputs)?))
     }
 }
 

@@ -1,13 +1,21 @@
 //! Keras merge layers (`keras/src/layers/merging/`): `Add` and `Concatenate`.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tch::Tensor;
 
-use super::{Layer, Shape};
+use super::keras_config::KerasConfig;
+use super::registry::FromKerasConfig;
+use super::{graph_dim, shape_axis, Layer, Shape};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Add;
+
+impl FromKerasConfig for Add {
+    fn from_keras_config(_config: &KerasConfig) -> Result<Self> {
+        Ok(Add)
+    }
+}
 
 impl Layer for Add {
     fn class_name(&self) -> &'static str {
@@ -40,14 +48,14 @@ pub struct Concatenate {
     pub axis: i64,
 }
 
-impl Concatenate {
-    /// Keras axis (counting the batch axis) -> axis of the shape without batch.
-    fn shape_axis(&self, rank: usize) -> Result<usize> {
-        let axis = if self.axis < 0 { self.axis + rank as i64 + 1 } else { self.axis };
-        if axis < 1 || axis > rank as i64 {
-            bail!("Concatenate axis {} is out of range for inputs of rank {}", self.axis, rank + 1);
+impl FromKerasConfig for Concatenate {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        match config.get("axis") {
+            Value::Null => Ok(Concatenate { axis: -1 }),
+            value => {
+                Ok(Concatenate { axis: value.as_i64().with_context(|| format!("Concatenate's axis must be a whole number, got {value}"))? })
+            }
         }
-        Ok(axis as usize - 1)
     }
 }
 
@@ -62,7 +70,7 @@ impl Layer for Concatenate {
 
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let Some(first) = inputs.first() else { bail!("Concatenate needs inputs, got none") };
-        let axis = self.shape_axis(first.len())?;
+        let axis = shape_axis("Concatenate", self.axis, first.len())?;
         let mut out = first.clone();
         for shape in &inputs[1..] {
             let agrees = shape.len() == first.len() && shape.iter().zip(first).enumerate().all(|(i, (a, b))| i == axis || a == b);
@@ -75,10 +83,8 @@ impl Layer for Concatenate {
     }
 
     fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
-        // Keras (H, W, C) axis 0/1/2 of an image is NCHW dim 2/3/1 inside the graph.
         let rank = inputs[0].dim();
-        let axis = self.shape_axis(rank - 1).expect("checked when built");
-        let dim = if rank == 4 { [2, 3, 1][axis] } else { axis as i64 + 1 };
-        Tensor::cat(inputs, dim)
+        let axis = shape_axis(self.class_name(), self.axis, rank - 1).expect("checked when built");
+        Tensor::cat(inputs, graph_dim(axis, rank))
     }
 }

@@ -8,11 +8,16 @@ pub mod batch_norm;
 pub mod conv;
 pub mod dense;
 pub mod init;
+pub mod input;
+pub mod keras_config;
 pub mod keras_layout;
 pub mod merge;
 pub mod padding;
 pub mod pooling;
+pub mod registry;
+pub mod relu;
 pub mod reshape;
+pub mod softmax;
 
 use anyhow::Result;
 use tch::Tensor;
@@ -40,6 +45,10 @@ pub trait Layer: Send {
     /// The layer-specific part of Keras's `get_config()` (without name, trainable and dtype),
     /// in tf.keras 2.x's format — what `model_config` holds and the exporter writes.
     fn keras_config(&self) -> serde_json::Value;
+    /// The same in Keras 3's format, where it differs (only `InputLayer`'s does).
+    fn keras3_config(&self) -> serde_json::Value {
+        self.keras_config()
+    }
     /// Keras output shape (no batch axis) for these input shapes, or an error naming both.
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape>;
     /// Forward on internal-layout tensors (NCHW for images); `train` switches BatchNorm to batch
@@ -77,6 +86,26 @@ pub fn single_input<'a>(class: &str, inputs: &'a [Shape]) -> Result<&'a Shape> {
     match inputs {
         [shape] => Ok(shape),
         _ => anyhow::bail!("{class} takes one input, got {}", inputs.len()),
+    }
+}
+
+/// A Keras axis (counting the batch axis; negative from the end) as an index into the shape
+/// without the batch axis, for inputs of `rank` dimensions besides the batch.
+pub fn shape_axis(class: &str, axis: i64, rank: usize) -> Result<usize> {
+    let index = if axis < 0 { axis + rank as i64 + 1 } else { axis };
+    if index < 1 || index > rank as i64 {
+        anyhow::bail!("{class} axis {axis} is out of range for inputs of rank {}", rank + 1);
+    }
+    Ok(index as usize - 1)
+}
+
+/// The dimension of a graph tensor of `tensor_rank` dimensions holding Keras shape axis
+/// `shape_axis`: images run NCHW inside, so Keras's (H, W, C) are dims 2, 3, 1.
+pub fn graph_dim(shape_axis: usize, tensor_rank: usize) -> i64 {
+    if tensor_rank == 4 {
+        [2, 3, 1][shape_axis]
+    } else {
+        shape_axis as i64 + 1
     }
 }
 

@@ -9,6 +9,8 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tch::Tensor;
 
+use super::keras_config::{bounded, pair, KerasConfig};
+use super::registry::FromKerasConfig;
 use super::{image_input, Layer, Shape};
 
 /// Keras's `padding` argument of convolutions and pooling.
@@ -77,6 +79,25 @@ impl ZeroPadding2D {
     /// `ZeroPadding2D(p)`: p pixels on every side.
     pub fn symmetric(p: i64) -> Self {
         Self { padding: [[p, p], [p, p]] }
+    }
+}
+
+impl FromKerasConfig for ZeroPadding2D {
+    /// `padding`: `p`, `(h, w)` or `((top, bottom), (left, right))`.
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        config.require_channels_last()?;
+        let padding = match config.get("padding") {
+            Value::Array(items) if items.len() == 2 && items[0].is_array() => [pair(&items[0], "padding")?, pair(&items[1], "padding")?],
+            Value::Null => [[1, 1], [1, 1]],
+            value => {
+                let [h, w] = pair(value, "padding")?;
+                [[h, h], [w, w]]
+            }
+        };
+        for &p in padding.iter().flatten() {
+            bounded(p, 0, "padding")?;
+        }
+        Ok(Self { padding })
     }
 }
 

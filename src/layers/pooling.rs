@@ -8,13 +8,26 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tch::Tensor;
 
+use super::keras_config::KerasConfig;
 use super::padding::{same_pads, window_output, Padding};
+use super::registry::FromKerasConfig;
 use super::{image_input, Layer, Shape};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolKind {
     Max,
     Average,
+}
+
+impl PoolKind {
+    /// `MaxPooling2D` → Max, `AveragePooling2D` → Average (with `suffix` = "Pooling2D").
+    fn of_class(class_name: &str, suffix: &str) -> Result<Self> {
+        match class_name.strip_suffix(suffix) {
+            Some("Max") => Ok(PoolKind::Max),
+            Some("Average") => Ok(PoolKind::Average),
+            _ => bail!("'{class_name}' is not a pooling class"),
+        }
+    }
 }
 
 /// `MaxPooling2D` / `AveragePooling2D(pool_size, strides=pool_size, padding)`.
@@ -47,6 +60,17 @@ impl Pool2D {
     }
     pub fn same(self) -> Self {
         self.padding(Padding::Same)
+    }
+}
+
+impl FromKerasConfig for Pool2D {
+    /// `MaxPooling2D` or `AveragePooling2D`, as `config.class_name` says; strides default to
+    /// the pool size.
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        config.require_channels_last()?;
+        let kind = PoolKind::of_class(config.class_name, "Pooling2D")?;
+        let pool_size = config.positive_pair_or("pool_size", [2, 2])?;
+        Ok(Pool2D { kind, pool_size, strides: config.positive_pair_or("strides", pool_size)?, padding: config.padding()? })
     }
 }
 
@@ -103,6 +127,17 @@ impl Layer for Pool2D {
 #[derive(Debug, Clone, Copy)]
 pub struct GlobalPool2D {
     pub kind: PoolKind,
+}
+
+impl FromKerasConfig for GlobalPool2D {
+    /// `GlobalMaxPooling2D` or `GlobalAveragePooling2D`, as `config.class_name` says.
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        config.require_channels_last()?;
+        if config.bool_or("keepdims", false)? {
+            bail!("keepdims=True is not supported");
+        }
+        Ok(GlobalPool2D { kind: PoolKind::of_class(config.class_name.trim_start_matches("Global"), "Pooling2D")? })
+    }
 }
 
 impl Layer for GlobalPool2D {

@@ -5,14 +5,23 @@
 //! image (internally NCHW) is put back in NHWC order before flattening — a `Dense` after it then
 //! sees Keras's feature order and Keras's weights work unchanged.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tch::Tensor;
 
+use super::keras_config::KerasConfig;
+use super::registry::FromKerasConfig;
 use super::{single_input, Layer, Shape};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Flatten;
+
+impl FromKerasConfig for Flatten {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        config.require_channels_last()?;
+        Ok(Flatten)
+    }
+}
 
 impl Layer for Flatten {
     fn class_name(&self) -> &'static str {
@@ -40,6 +49,16 @@ impl Layer for Flatten {
 #[derive(Debug, Clone, Copy)]
 pub struct Dropout {
     pub rate: f64,
+}
+
+impl FromKerasConfig for Dropout {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        let rate = config.get("rate").as_f64().context("Dropout without rate")?;
+        if !(0.0..1.0).contains(&rate) {
+            bail!("Dropout's rate must be in [0, 1), got {rate}");
+        }
+        Ok(Dropout { rate })
+    }
 }
 
 impl Layer for Dropout {

@@ -54,6 +54,8 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, his
         return Ok(());
     }
     let epochs = history.epochs.len().max(2) as f64;
+    // At most one label per whole epoch (plotters would otherwise label 1.0, 1.1, … 2.0).
+    let x_labels = history.epochs.len().clamp(2, 12);
     let values = series.iter().flat_map(|(_, v, _)| v.iter().copied()).filter(|v| v.is_finite());
     let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let pad = ((high - low) * 0.1).max(1e-3);
@@ -64,13 +66,15 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, his
     }
     let mut chart = builder.build_cartesian_2d(1.0..epochs, (low - pad)..(high + pad)).map_err(|e| anyhow!("{e}"))?;
     let mut mesh = chart.configure_mesh();
-    mesh.x_desc("epoch").x_label_formatter(&|x| format!("{x:.0}"));
+    mesh.x_desc("epoch").x_labels(x_labels).x_label_formatter(&epoch_label);
     if !labels {
         mesh.disable_x_axis().disable_y_axis();
     }
     mesh.draw().map_err(|e| anyhow!("{e}"))?;
     for (name, values, color) in series {
         let points: Vec<(f64, f64)> = values.iter().enumerate().map(|(i, v)| ((i + 1) as f64, *v)).collect();
+        // A marker per epoch: a one-epoch run has no line to draw, only its points.
+        chart.draw_series(points.iter().map(|&point| Circle::new(point, 3, color.filled()))).map_err(|e| anyhow!("{e}"))?;
         let line = chart.draw_series(LineSeries::new(points, color.stroke_width(2))).map_err(|e| anyhow!("{e}"))?;
         if labels {
             line.label(name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
@@ -88,4 +92,55 @@ fn draw_panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, his
             .map_err(|e| anyhow!("{e}"))?;
     }
     Ok(())
+}
+
+/// A tick label on the epoch axis: whole epochs only, blank between them.
+fn epoch_label(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-6 {
+        format!("{}", x.round() as i64)
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_axis_labels_whole_epochs_only() {
+        let labels: Vec<String> = [1.0, 1.1, 1.5, 2.0, 2.9999999, 3.0].iter().map(epoch_label).collect();
+        assert_eq!(labels, ["1", "", "", "2", "3", "3"]);
+    }
+
+    /// Validation curves (red) are drawn beside the training ones (blue) in both panels, even
+    /// for a run of one epoch.
+    #[test]
+    fn validation_curves_are_drawn_in_both_panels() {
+        for epochs in [1, 3] {
+            let mut history = History::default();
+            for epoch in 0..epochs {
+                let e = epoch as f64;
+                history.push(&[
+                    ("loss", 1.0 - 0.2 * e),
+                    ("accuracy", 0.5 + 0.1 * e),
+                    ("val_loss", 1.2 - 0.1 * e),
+                    ("val_accuracy", 0.4 + 0.1 * e),
+                ]);
+            }
+            let dir = std::env::temp_dir().join(format!("keras-tch-curves-{}-{epochs}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("curves.png");
+            save_curves(&history, &path).unwrap();
+            let png = image::open(&path).unwrap().to_rgb8();
+            std::fs::remove_dir_all(&dir).unwrap();
+            for (panel, columns) in [("loss", 0..500), ("accuracy", 500..1000)] {
+                let count = |color: [u8; 3]| {
+                    columns.clone().flat_map(|x| (0..400).map(move |y| (x, y))).filter(|&(x, y)| png.get_pixel(x, y).0 == color).count()
+                };
+                assert!(count([255, 0, 0]) > 60, "{epochs} epoch(s): no validation curve in the {panel} panel");
+                assert!(count([0, 0, 255]) > 60, "{epochs} epoch(s): no training curve in the {panel} panel");
+            }
+        }
+    }
 }
