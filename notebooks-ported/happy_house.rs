@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
+use clap::Parser;
 use tch::{Device, Kind, Tensor};
 
 use keras_tch::data::course::{load_dataset, print_notebook_shapes, Split};
@@ -26,12 +27,21 @@ use keras_tch::train::fit::{fit, FitOptions};
 use keras_tch::train::losses::{CrossEntropyStyle, Loss};
 use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
 
+/// "Keras tutorial — the Happy House", cell by cell.
+#[derive(Parser)]
+#[command(about)]
+struct Options {
+    /// Epochs of `happyModel.fit` (the tutorial's 40)
+    #[arg(long, default_value_t = 40)]
+    epochs: usize,
+    /// Your own image for the "test with your own image" cell
+    image: Option<PathBuf>,
+}
+
 fn main() -> Result<()> {
     keras_tch::runtime::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let epochs = args.iter().position(|a| a == "--epochs").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(40);
-    let image = args.iter().rev().find(|a| !a.starts_with("--") && a.parse::<usize>().is_err()).map(PathBuf::from);
+    let Options { epochs, image } = Options::parse();
     let device = Device::cuda_if_available();
     keras_tch::layers::init::seed(1);
 

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use clap::Parser;
 use tch::Device;
 
 use keras_tch::data::imagenet::{format_predictions, ClassIndex};
@@ -21,17 +22,25 @@ use keras_tch::models::applications::{resnet50, Config, Naming, Pooling};
 use keras_tch::models::pretrained::{imagenet_resnet50, Head};
 use keras_tch::models::{Arch, ArchOptions};
 
+/// The Keras ResNet50 walkthrough, cell by cell.
+#[derive(Parser)]
+#[command(about)]
+struct Options {
+    /// ImageNet ResNet50 weights with the top (default: weights/resnet50_weights_tf_dim_ordering_tf_kernels.h5)
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// ImageNet ResNet50 weights without the top, for the features cell (default: the _notop file in weights/)
+    #[arg(long)]
+    notop: Option<PathBuf>,
+    /// The image to classify (default: ../shared/data/my_image.jpg)
+    image: Option<PathBuf>,
+}
+
 fn main() -> Result<()> {
     keras_tch::runtime::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(PathBuf::from);
-    let image = args
-        .iter()
-        .enumerate()
-        .find(|(i, a)| !a.starts_with("--") && (*i == 0 || !args[i - 1].starts_with("--")))
-        .map(|(_, a)| PathBuf::from(a))
-        .unwrap_or_else(|| root.join("../shared/data/my_image.jpg"));
+    let options = Options::parse();
+    let image = options.image.unwrap_or_else(|| root.join("../shared/data/my_image.jpg"));
     let device = Device::cuda_if_available();
 
     // ## ResNet50 with the seed's identity_block / conv_block (stride) and use_dropout
@@ -45,14 +54,14 @@ fn main() -> Result<()> {
     let img = load_img(&image, Some((224, 224)), Interpolation::Nearest, &DecodeOptions::default())?;
     let x = preprocess_input(&img_to_array(&img).unsqueeze(0), PreprocessMode::Caffe);
     println!("Input image shape: {}", tuple(&x.size()));
-    let top = option("--weights").unwrap_or_else(|| root.join("weights/resnet50_weights_tf_dim_ordering_tf_kernels.h5"));
+    let top = options.weights.unwrap_or_else(|| root.join("weights/resnet50_weights_tf_dim_ordering_tf_kernels.h5"));
     let classifier = pretrained_or_random(&top, Head::Classifier, device)?;
     let preds = classifier.predict(&x)?;
     let classes = ClassIndex::find()?;
     println!("Predicted: {}", format_predictions(&classes.decode_predictions(&preds, 3)?[0]));
 
     // ## Feature extraction: include_top=False
-    let notop = option("--notop").unwrap_or_else(|| root.join("weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"));
+    let notop = options.notop.unwrap_or_else(|| root.join("weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"));
     let extractor = pretrained_or_random(&notop, Head::Features(Pooling::None), device)?;
     let features = extractor.predict(&x)?;
     println!("{}", tuple(&features.size()));

@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use clap::Parser;
 use tch::{Device, Tensor};
 
 use keras_tch::data::course::{load_six_class_dataset, print_notebook_shapes};
@@ -36,39 +37,36 @@ use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::losses::CrossEntropyStyle;
 use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
 
+/// The course's "Residual Networks" assignment, cell by cell.
+#[derive(Parser)]
+#[command(about)]
 struct Options {
+    /// Epochs of `model.fit` (the notebook's 2)
+    #[arg(long, default_value_t = 2)]
     epochs: usize,
+    /// Use only the first N training and N test images
+    #[arg(long)]
     limit: Option<usize>,
+    /// The course's pretrained ResNet50.h5 to load and evaluate (default: the model trained above,
+    /// saved and loaded back)
+    #[arg(long)]
     pretrained: Option<PathBuf>,
-    learning_phase_1: bool,
+    /// 1: evaluate the pretrained model as the notebook did after K.set_learning_phase(1)
+    /// (BatchNorm on batch statistics, how its published 0.8667 came out); 0: inference mode
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    learning_phase: u8,
+    /// Preprocess your own image as the notebook's cell did (ImageNet's caffe preprocess_input)
+    /// instead of /255 as the model was trained
+    #[arg(long)]
     notebook_preprocess: bool,
+    /// Your own image for the last cell
     image: Option<PathBuf>,
-}
-
-fn options() -> Options {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let takes_value = ["--epochs", "--limit", "--pretrained", "--learning-phase"];
-    let image = args
-        .iter()
-        .enumerate()
-        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || !takes_value.contains(&args[i - 1].as_str())))
-        .map(|(_, a)| PathBuf::from(a))
-        .next_back();
-    Options {
-        epochs: value("--epochs").and_then(|v| v.parse().ok()).unwrap_or(2),
-        limit: value("--limit").and_then(|v| v.parse().ok()),
-        pretrained: value("--pretrained").map(PathBuf::from),
-        learning_phase_1: value("--learning-phase").as_deref() == Some("1"),
-        notebook_preprocess: args.iter().any(|a| a == "--notebook-preprocess"),
-        image,
-    }
 }
 
 fn main() -> Result<()> {
     keras_tch::runtime::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let options = options();
+    let options = Options::parse();
     let device = Device::cuda_if_available();
     let run_dir = root.join("runs/residual_networks");
     std::fs::create_dir_all(&run_dir)?;
@@ -119,7 +117,7 @@ fn main() -> Result<()> {
         own.clone()
     });
     let pretrained = load_model(&pretrained_path, device)?;
-    if options.learning_phase_1 {
+    if options.learning_phase == 1 {
         println!("(Learning phase 1, as the notebook's K.set_learning_phase(1): BatchNorm uses each batch's statistics.)");
         evaluate_learning_phase_1(&pretrained, &compile, &x_test, &y_test, 32)?.print_notebook_lines();
     } else {

@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use clap::Parser;
 use tch::{Device, Kind};
 
 use keras_tch::data::course::default_dataset_paths;
@@ -43,10 +44,24 @@ const MODE: PreprocessMode = PreprocessMode::Scale255;
 // Enough steps for BatchNorm's moving statistics (momentum 0.99) to catch up with the weights.
 const PRETRAIN_EPOCHS: usize = 12;
 
+/// The course's transfer-learning lecture, as a program.
+#[derive(Parser)]
+#[command(about)]
+struct Options {
+    /// Pretrain for one epoch on 20 images per class and train each regime for one epoch (five
+    /// on cached features), in runs/transfer_learning-quick
+    #[arg(long)]
+    quick: bool,
+    /// Start from this Keras file instead of pretraining a base (e.g. an ImageNet checkpoint; then
+    /// use images of 224×224)
+    #[arg(long)]
+    base: Option<PathBuf>,
+}
+
 fn main() -> Result<()> {
     keras_tch::runtime::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let quick = std::env::args().any(|a| a == "--quick");
+    let Options { quick, base } = Options::parse();
     let run_dir = root.join(if quick { "runs/transfer_learning-quick" } else { "runs/transfer_learning" });
     std::fs::create_dir_all(&run_dir)?;
     init::seed(1);
@@ -66,8 +81,8 @@ fn main() -> Result<()> {
     );
 
     // ## The pretrained network.
-    let base_path = match std::env::args().skip_while(|a| a != "--base").nth(1) {
-        Some(path) => PathBuf::from(path),
+    let base_path = match base {
+        Some(path) => path,
         None if quick => pretrain_base(&train.select_classes(&SOURCE_CLASSES, Some(20)), 1, &run_dir)?,
         None => pretrain_base(&train.select_classes(&SOURCE_CLASSES, None), PRETRAIN_EPOCHS, &run_dir)?,
     };
