@@ -6,9 +6,10 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use tch::Device;
 
 use crate::data::course::{default_dataset_paths, load_six_class_dataset, print_notebook_shapes};
-use crate::device::{cuda_status, parse_device};
+use crate::device::cuda_status;
 use crate::graph::summary::summary;
 use crate::io::{load_model, save_model_h5};
 use crate::layers::init;
@@ -38,8 +39,7 @@ impl Default for DemoOptions {
 }
 
 /// Run the notebook's flow and print each step the way the notebook prints it.
-pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
-    let device = parse_device(device)?;
+pub fn run(root: &Path, device: Device, options: &DemoOptions) -> Result<()> {
     println!("Device: {device:?} ({})", cuda_status());
 
     // model = ResNet50(input_shape = (64, 64, 3), classes = 6)
@@ -89,8 +89,7 @@ pub fn run(root: &Path, device: &str, options: &DemoOptions) -> Result<()> {
 }
 
 /// Environment report for `keras-tch info`.
-pub fn info(root: &Path, device: &str) -> Result<()> {
-    let device = parse_device(device)?;
+pub fn info(root: &Path, device: Device) -> Result<()> {
     let libtorch = libtorch_version().unwrap_or_else(|| "(version not reported)".into());
     println!("libtorch: {libtorch} through tch {TCH_VERSION}, {}", cuda_status());
     println!("CUDA devices: {}", tch::Cuda::device_count());

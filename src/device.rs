@@ -1,34 +1,76 @@
-//! Device selection: `--device auto|cpu|cuda|cuda:N`, as the CLI and the notebook ports accept it.
+//! Device selection: `auto`, `cpu`, `cuda` or `cuda:N`, as the CLI (`--device`) and the notebook
+//! ports name a device. Parsing checks the spelling; [`DeviceChoice::resolve`] checks that
+//! libtorch can use the device.
+
+use std::fmt;
+use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use tch::Device;
 
-/// Parse a device name. `auto` picks the first CUDA device when libtorch sees one, else the CPU;
-/// asking for CUDA where there is none is an error rather than a silent fall-back to the CPU.
-pub fn parse_device(spec: &str) -> Result<Device> {
-    let spec = spec.trim().to_ascii_lowercase();
-    let cuda_count = || tch::Cuda::device_count();
-    match spec.as_str() {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" | "gpu" => {
-            if cuda_count() == 0 {
-                bail!("--device cuda: libtorch sees no CUDA device (no GPU here, or a CPU-only libtorch); use --device cpu or auto");
+/// Where to compute, as a user names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// The first CUDA device when libtorch sees one, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    /// CUDA device N (`cuda` is `cuda:0`).
+    Cuda(usize),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = anyhow::Error;
+
+    fn from_str(spec: &str) -> Result<Self> {
+        let spec = spec.trim().to_ascii_lowercase();
+        match spec.as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda(0)),
+            other => {
+                let Some(index) = other.strip_prefix("cuda:") else {
+                    bail!("unknown device '{other}': expected auto, cpu, cuda or cuda:N");
+                };
+                let index = index.parse().with_context(|| format!("device '{other}': '{index}' is not a GPU index"))?;
+                Ok(DeviceChoice::Cuda(index))
             }
-            Ok(Device::Cuda(0))
-        }
-        other => {
-            let Some(index) = other.strip_prefix("cuda:") else {
-                bail!("unknown device '{other}': expected auto, cpu, cuda or cuda:N");
-            };
-            let index: usize = index.parse().with_context(|| format!("device '{other}': '{index}' is not a GPU index"))?;
-            let count = cuda_count() as usize;
-            if index >= count {
-                bail!("--device {other}: libtorch sees {count} CUDA device(s); use --device cpu, auto, or cuda:0..{}", count.max(1) - 1);
-            }
-            Ok(Device::Cuda(index))
         }
     }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(index) => write!(f, "cuda:{index}"),
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// The libtorch device. Asking for CUDA where libtorch sees none is an error rather than a
+    /// silent fall-back to the CPU.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda(index) => {
+                let count = tch::Cuda::device_count().max(0) as usize;
+                match count {
+                    0 => bail!("{self}: libtorch sees no CUDA device (no GPU here, or a CPU-only libtorch)"),
+                    _ if index >= count => bail!("{self}: libtorch sees {count} CUDA device(s), cuda:0 to cuda:{}", count - 1),
+                    _ => Ok(Device::Cuda(index)),
+                }
+            }
+        }
+    }
+}
+
+/// Parse and resolve a device name in one step.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    spec.parse::<DeviceChoice>()?.resolve()
 }
 
 /// Whether libtorch can use CUDA here, for messages. libtorch answers "no" both for a CPU-only
@@ -54,10 +96,19 @@ mod tests {
     }
 
     #[test]
+    fn names_round_trip() {
+        for (name, choice) in [("auto", DeviceChoice::Auto), ("cpu", DeviceChoice::Cpu), ("cuda:1", DeviceChoice::Cuda(1))] {
+            assert_eq!(name.parse::<DeviceChoice>().unwrap(), choice);
+            assert_eq!(choice.to_string(), name);
+        }
+        assert_eq!("cuda".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
+    }
+
+    #[test]
     fn bad_names_are_errors_that_say_what_is_accepted() {
-        let err = parse_device("tpu").unwrap_err().to_string();
+        let err = "tpu".parse::<DeviceChoice>().unwrap_err().to_string();
         assert!(err.contains("auto, cpu, cuda or cuda:N"), "{err}");
-        let err = parse_device("cuda:x").unwrap_err().to_string();
+        let err = "cuda:x".parse::<DeviceChoice>().unwrap_err().to_string();
         assert!(err.contains("not a GPU index"), "{err}");
     }
 

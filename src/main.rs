@@ -80,9 +80,8 @@ pub(crate) fn parse_input_shape(text: &str) -> Result<[i64; 3], String> {
 
 #[derive(Args)]
 struct CommonArgs {
-    /// Where to compute: auto (CUDA when available, else CPU), cpu, cuda or cuda:N
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: cli::device_arg::DeviceArg,
     /// Repository root holding datasets/ (defaults to the current directory)
     #[arg(long, default_value = ".")]
     root: PathBuf,
@@ -125,7 +124,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => {
             let options = keras_tch::demo::DemoOptions { epochs: args.epochs, batch_size: args.batch_size, limit: args.limit };
-            keras_tch::demo::run(&args.common.root, &args.common.device, &options)
+            keras_tch::demo::run(&args.common.root, args.common.device.resolve()?, &options)
         }
         Command::Summary(args) => {
             let options = ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming, ..Default::default() };
@@ -143,6 +142,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Plot(args) => cli::plot::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
-        Command::Info(args) => keras_tch::demo::info(&args.root, &args.device),
+        Command::Info(args) => keras_tch::demo::info(&args.root, args.device.resolve()?),
     }
 }

@@ -8,6 +8,7 @@ use common::parity::{assert_same_outputs, assert_same_table, keras_counts};
 use common::{keras_fixture, repo_root};
 use keras_tch::graph::{summary::summary, GraphBuilder};
 use keras_tch::layers::conv::conv2d;
+use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::applications::{self, Naming, Pooling};
 use keras_tch::models::{course, happy, Arch, ArchOptions};
 use tch::Device;
@@ -91,7 +92,7 @@ fn applications_resnet50_is_keras_layer_for_layer_in_both_schemes() {
     for (fixture, naming) in [("applications_resnet50_keras", Naming::Keras), ("applications_resnet50_legacy", Naming::KerasApplications)] {
         let model = applications::resnet50(&applications_config(naming, true, Pooling::None), Device::Cpu).unwrap();
         assert_same_table(fixture, &model);
-        let notop = applications::resnet50(&applications_config(naming, false, Pooling::Avg), Device::Cpu).unwrap();
+        let notop = applications::resnet50(&applications_config(naming, false, Some(PoolKind::Average)), Device::Cpu).unwrap();
         if let Some(dir) = keras_fixture(fixture) {
             assert_eq!(notop.param_counts(), keras_counts(&dir, "counts_notop_avg.txt"), "{fixture} without top");
         }

@@ -14,6 +14,7 @@ use common::{keras_fixture, scratch_dir, shared_data};
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
 use keras_tch::io::npy::read_npy;
 use keras_tch::layers::autocast::Precision;
+use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::applications::Pooling;
 use keras_tch::models::pretrained::{imagenet_resnet50, Head};
 use serde_json::Value;
@@ -149,9 +150,11 @@ fn features_match_keras_for_every_pooling() {
     let Some(images) = classified_images(&fixture) else { return };
     let x = preprocessed(&images);
     let outputs = fixture.join("outputs.h5");
-    for (pooling, name, shape) in
-        [(Pooling::None, "none", vec![6, 7, 7, 2048]), (Pooling::Avg, "avg", vec![6, 2048]), (Pooling::Max, "max", vec![6, 2048])]
-    {
+    for (pooling, name, shape) in [
+        (Pooling::None, "none", vec![6, 7, 7, 2048]),
+        (Some(PoolKind::Average), "avg", vec![6, 2048]),
+        (Some(PoolKind::Max), "max", vec![6, 2048]),
+    ] {
         let keras = read_tensor(&outputs, &format!("features/keras_notop_{name}"));
         for file in ["keras_notop.h5", "keras_top.h5"] {
             let pretrained = imagenet_resnet50(&fixture.join(file), None, Head::Features(pooling), [224, 224], Device::Cpu).unwrap();
@@ -160,7 +163,9 @@ fn features_match_keras_for_every_pooling() {
             assert_close(&format!("{file} pooling {name}"), &ours, &keras);
         }
     }
-    let legacy = imagenet_resnet50(&fixture.join("legacy_notop.h5"), None, Head::Features(Pooling::Avg), [224, 224], Device::Cpu).unwrap();
+    let legacy =
+        imagenet_resnet50(&fixture.join("legacy_notop.h5"), None, Head::Features(Some(PoolKind::Average)), [224, 224], Device::Cpu)
+            .unwrap();
     assert_close("legacy_notop.h5 avg", &legacy.model.predict(&x).unwrap(), &read_tensor(&outputs, "features/legacy_notop_avg"));
 }
 

@@ -14,6 +14,7 @@ use common::{keras_fixture, keras_python, read_f32, repo_root, scratch_dir, shar
 use keras_tch::graph::Model;
 use keras_tch::io::safetensors::save_safetensors;
 use keras_tch::io::{load_model, load_weights, save_model_h5, save_model_keras, save_weights_h5, LoadOptions};
+use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::applications::{self, Naming, Pooling};
 use keras_tch::models::happy::happy_model;
 use tch::{Device, Tensor};
@@ -68,11 +69,11 @@ fn imagenet_checkpoints_load_onto_either_naming_scheme() {
 #[test]
 fn notop_checkpoint_gives_keras_features() {
     let Some(fixture) = keras_fixture("h5_weights_keras") else { return };
-    let mut model = resnet50(Naming::Keras, false, Pooling::Avg);
+    let mut model = resnet50(Naming::Keras, false, Some(PoolKind::Average));
     load_weights(&mut model, &fixture.join("weights_notop.h5"), &LoadOptions::default()).unwrap();
     assert_predicts("features", &model, &fixture, "features");
     // The full checkpoint onto the feature extractor: its classifier is reported, not loaded.
-    let mut model = resnet50(Naming::Keras, false, Pooling::Avg);
+    let mut model = resnet50(Naming::Keras, false, Some(PoolKind::Average));
     let options = LoadOptions { ignore_extra_layers: true, ..Default::default() };
     let report = load_weights(&mut model, &fixture.join("weights.h5"), &options).unwrap();
     assert_eq!(report.unused, ["predictions"]);

@@ -10,14 +10,14 @@ use serde_json::{json, Value};
 
 use keras_tch::bench::machine::{matmul_gflops, Machine};
 use keras_tch::bench::{run_workload, WORKLOADS};
-use keras_tch::device::parse_device;
+use keras_tch::device::DeviceChoice;
 use keras_tch::layers::autocast::Precision;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// auto, cpu, cuda or cuda:N
+    /// Where to compute: cpu, cuda, cuda:N or auto (CUDA when libtorch sees a device)
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceChoice,
     /// Timed repetitions per workload (after warm-up); the median is reported
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
@@ -38,14 +38,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let scratch_folder = keras_tch::io::atomic::PrivateFolder::new("bench")?;
     let scratch = scratch_folder.path().to_path_buf();
     if let Some(name) = &args.only {
-        let report = run_workload(name, parse_device(&args.device)?, args.precision, args.repeats, &scratch)?;
+        let report = run_workload(name, super::device_arg::resolve(args.device)?, args.precision, args.repeats, &scratch)?;
         println!("{report}");
         return Ok(());
     }
     let machine = Machine::detect();
     let mut report = json!({
         "machine": machine.describe(),
-        "device": args.device,
+        "device": args.device.to_string(),
         "threads": tch::get_num_threads(),
         "precision": args.precision.name(),
         "fp32_peak_gflops": machine.fp32_peak_gflops(),
@@ -57,7 +57,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             eprintln!("running {name} ...");
         }
         let output = Command::new(&exe)
-            .args(["bench", "--only", name, "--device", &args.device, "--repeats", &args.repeats.to_string()])
+            .args(["bench", "--only", name, "--device", &args.device.to_string(), "--repeats", &args.repeats.to_string()])
             .args(["--precision", args.precision.name()])
             .output()
             .with_context(|| format!("starting the {name} workload"))?;

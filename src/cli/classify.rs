@@ -10,7 +10,6 @@ use super::image_inputs::ImageInputArgs;
 use super::precision_arg::PrecisionArg;
 use super::pretrained_source::PretrainedSource;
 use keras_tch::data::imagenet::{format_predictions, ClassIndex, Prediction};
-use keras_tch::device::parse_device;
 use keras_tch::models::pretrained::Head;
 
 #[derive(Args, Debug)]
@@ -33,7 +32,7 @@ pub struct ClassifyArgs {
 }
 
 pub fn run(args: &ClassifyArgs) -> Result<()> {
-    let device = parse_device(&args.images.device)?;
+    let device = args.images.device.resolve()?;
     let classes = match &args.class_index {
         Some(path) => ClassIndex::load(path)?,
         None => ClassIndex::find()?,

@@ -8,7 +8,6 @@ use clap::Args;
 
 use super::model_source::ModelSource;
 use keras_tch::data::course::load_any_split;
-use keras_tch::device::parse_device;
 use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::{evaluate, evaluate_learning_phase_1};
 
@@ -25,9 +24,8 @@ pub struct EvaluateArgs {
     /// Batch size (Keras's evaluate default is 32)
     #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
     pub batch_size: i64,
-    /// auto, cpu, cuda or cuda:N
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: super::device_arg::DeviceArg,
     /// Keras's learning phase: 0 = inference (BatchNorm on its moving statistics); 1 = as the
     /// course notebook ran after K.set_learning_phase(1) (BatchNorm on each batch's statistics),
     /// which is how its published "Test Accuracy = 0.8667" for the pretrained ResNet50.h5 came out
@@ -36,7 +34,7 @@ pub struct EvaluateArgs {
 }
 
 pub fn run(args: &EvaluateArgs) -> Result<()> {
-    let device = parse_device(&args.device)?;
+    let device = args.device.resolve()?;
     let (split, classes) = load_any_split(&args.data, "test")?;
     let [_, h, w, c] = split.x.shape()[..] else { unreachable!("load_split checks rank 4") };
     let model = args.source.load(Some([h as i64, w as i64, c as i64]), device)?;

@@ -15,10 +15,10 @@ use tch::Tensor;
 use super::image_inputs::ImageInputArgs;
 use super::precision_arg::PrecisionArg;
 use super::pretrained_source::PretrainedSource;
-use keras_tch::device::parse_device;
 use keras_tch::graph::tuple;
 use keras_tch::io::atomic::{same_destination, write_bytes_atomically};
 use keras_tch::io::npy::write_npy;
+use keras_tch::layers::pooling::parse_pooling;
 use keras_tch::models::applications::Pooling;
 use keras_tch::models::pretrained::Head;
 
@@ -27,8 +27,8 @@ pub struct FeaturesArgs {
     #[command(flatten)]
     pub source: PretrainedSource,
     /// Keras's pooling: none keeps (N, 7, 7, 2048) at 224×224; avg or max give (N, 2048)
-    #[arg(long, value_parser = ["none", "avg", "max"], default_value = "none")]
-    pub pooling: String,
+    #[arg(long, value_parser = parse_pooling, default_value = "none", value_name = "none|avg|max")]
+    pub pooling: Pooling,
     /// Where to write the features (float32 .npy, one row per image that loaded)
     #[arg(long)]
     pub output: PathBuf,
@@ -42,12 +42,8 @@ pub struct FeaturesArgs {
 }
 
 pub fn run(args: &FeaturesArgs) -> Result<()> {
-    let device = parse_device(&args.images.device)?;
-    let pooling = match args.pooling.as_str() {
-        "avg" => Pooling::Avg,
-        "max" => Pooling::Max,
-        _ => Pooling::None,
-    };
+    let device = args.images.device.resolve()?;
+    let pooling = args.pooling;
     let files = args.images.files()?;
     let names_path = args.names.clone().unwrap_or_else(|| args.output.with_extension("txt"));
     if same_destination(&names_path, &args.output) {

@@ -36,9 +36,8 @@ pub struct ImageInputArgs {
     /// Images per forward pass
     #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_usize)]
     pub batch_size: usize,
-    /// auto, cpu, cuda or cuda:N
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: super::device_arg::DeviceArg,
 }
 
 pub fn parse_size(text: &str) -> Result<[u32; 2], String> {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod classify;
 pub mod convert;
+pub mod device_arg;
 pub mod evaluate;
 pub mod features;
 pub mod freeze_args;

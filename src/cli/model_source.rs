@@ -10,7 +10,8 @@ use tch::Device;
 
 use keras_tch::graph::Model;
 use keras_tch::io::{load_model, load_weights, LoadOptions};
-use keras_tch::models::applications::{Naming, Pooling};
+use keras_tch::layers::pooling::PoolKind;
+use keras_tch::models::applications::Naming;
 use keras_tch::models::{Arch, ArchOptions};
 
 #[derive(Args, Debug)]
@@ -27,9 +28,9 @@ pub struct ModelSource {
     /// Keep the classifier on top (--arch resnet50); false gives the feature extractor
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub include_top: bool,
-    /// Global pooling after the last block when --include-top false: avg or max
-    #[arg(long, value_parser = ["avg", "max"])]
-    pub pooling: Option<String>,
+    /// Global pooling after the last block when --include-top false
+    #[arg(long, value_enum)]
+    pub pooling: Option<PoolKind>,
     /// Classes of the top layer (default: the architecture's)
     #[arg(long)]
     pub classes: Option<i64>,
@@ -44,11 +45,7 @@ impl ModelSource {
         let Some(arch) = self.arch else {
             return load_model(&self.model, device);
         };
-        let pooling = match self.pooling.as_deref() {
-            None => Pooling::None,
-            Some("avg") => Pooling::Avg,
-            Some(_) => Pooling::Max,
-        };
+        let pooling = self.pooling;
         if self.pooling.is_some() && self.include_top {
             bail!("--pooling applies with --include-top false");
         }

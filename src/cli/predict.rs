@@ -8,7 +8,6 @@ use tch::Tensor;
 
 use super::model_source::ModelSource;
 use super::precision_arg::PrecisionArg;
-use keras_tch::device::parse_device;
 use keras_tch::io::atomic::check_destination;
 use keras_tch::io::npy::{read_npy, write_npy};
 
@@ -22,9 +21,8 @@ pub struct PredictArgs {
     /// Where to write the outputs (float32 .npy)
     #[arg(long)]
     pub output: PathBuf,
-    /// auto, cpu, cuda or cuda:N
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: super::device_arg::DeviceArg,
     /// Images per forward pass (Keras's predict default is 32)
     #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
     pub batch_size: i64,
@@ -33,7 +31,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: &PredictArgs) -> Result<()> {
-    let device = parse_device(&args.device)?;
+    let device = args.device.resolve()?;
     let x = read_npy(&args.input)?;
     let size = x.size();
     let [n, h, w, c] = size[..] else {

@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use keras_tch::data::course::{default_dataset_paths, load_any_split};
-use keras_tch::device::parse_device;
 use keras_tch::io::atomic::check_destination;
 use keras_tch::io::{load_model, save_model_h5};
 use keras_tch::layers::autocast::Precision;
@@ -19,7 +18,7 @@ use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::fit::{fit, FitOptions};
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::losses::{CrossEntropyStyle, Loss};
-use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
+use keras_tch::train::optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -42,19 +41,19 @@ pub struct TrainArgs {
     pub epochs: usize,
     #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
     pub batch_size: i64,
-    /// adam, sgd or rmsprop (Keras's update rules and defaults)
-    #[arg(long, default_value = "adam")]
-    pub optimizer: String,
+    /// Optimizer, with Keras's update rule and defaults (default: the model file's own compiled
+    /// optimizer, else adam)
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
     /// Learning rate (default: Keras's for the optimizer)
     #[arg(long, value_parser = super::value_parsers::positive_finite)]
     pub lr: Option<f64>,
     /// Adam's epsilon (Keras today: 1e-7; Keras <= 2.1.2 and the course's Adam(epsilon=1e-08): 1e-8)
     #[arg(long, value_parser = super::value_parsers::positive_finite)]
     pub epsilon: Option<f64>,
-    /// categorical_crossentropy, binary_crossentropy or sparse_categorical_crossentropy
-    /// (default: from the model's output)
-    #[arg(long)]
-    pub loss: Option<String>,
+    /// Loss (default: the model file's own compiled loss, else chosen from the model's output)
+    #[arg(long, value_enum)]
+    pub loss: Option<Loss>,
     /// Compute cross-entropy as Keras 2.0/2.1 did (clipped probabilities, as the course ran)
     /// instead of tf.keras 2.x's from-logits
     #[arg(long)]
@@ -85,9 +84,8 @@ pub struct TrainArgs {
     /// softmax and loss; faster on CPUs with AVX-512-BF16 or AMX, and on CUDA)
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     pub precision: Precision,
-    /// auto, cpu, cuda or cuda:N
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: super::device_arg::DeviceArg,
     /// Repository root holding datasets/
     #[arg(long, default_value = ".")]
     pub root: PathBuf,
@@ -96,7 +94,7 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let device = parse_device(&args.device)?;
+    let device = args.device.resolve()?;
     let (train_path, validation_path) = data_paths(args)?;
     let (mut train, classes) = load_any_split(&train_path, "train")?;
     if let Some(limit) = args.limit {
@@ -129,20 +127,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         super::freeze_args::apply(&mut model, &spec)?;
     }
     let style = if args.keras20_loss { CrossEntropyStyle::Keras20 } else { CrossEntropyStyle::TfKeras };
-    let loss = args.loss.as_deref().map(Loss::from_keras_name).transpose()?;
-    let compile = match (&model.training_config, loss) {
+    let compile = match (&model.training_config, args.loss) {
         (Some(config), None) => CompileConfig { style, ..CompileConfig::from_keras(config)? },
-        _ => CompileConfig::for_model(&model, loss, style)?,
+        (_, loss) => CompileConfig::for_model(&model, loss, style)?,
     };
     compile.check_fits(&model, classes.len())?;
     let save = args.save.clone().unwrap_or_else(|| args.root.join("runs").join(&model.name).join("model.h5"));
     // Refused now, not after the training: the output must not be an input (e.g. --model).
     check_destination(&save)?;
-    let mut optimizer_config = match (&model.training_config, &args.lr) {
-        (Some(config), None) if args.optimizer == "adam" => {
+    let mut optimizer_config = match (&model.training_config, args.optimizer, args.lr) {
+        (Some(config), None, None) => {
             OptimizerConfig::from_keras(&config["optimizer_config"]).unwrap_or_else(|_| OptimizerConfig::adam(1e-3))
         }
-        _ => OptimizerConfig::by_name(&args.optimizer, args.lr)?,
+        (_, kind, lr) => OptimizerConfig::with_defaults(kind.unwrap_or(OptimizerKind::Adam), lr),
     };
     if let (Some(eps), OptimizerConfig::Adam { epsilon, .. }) = (args.epsilon, &mut optimizer_config) {
         *epsilon = eps;

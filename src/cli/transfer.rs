@@ -9,7 +9,6 @@ use clap::Args;
 
 use super::freeze_args::FreezeArgs;
 use keras_tch::data::folders::{load_course_file, ImageFolder, LabeledImages};
-use keras_tch::device::parse_device;
 use keras_tch::graph::summary::summary;
 use keras_tch::imaging::{preprocess_input, Interpolation, PreprocessMode};
 use keras_tch::io::atomic::{check_destination, write_bytes_atomically};
@@ -49,8 +48,8 @@ pub struct TransferArgs {
     #[arg(long, value_name = "LAYER")]
     pub base_output: Option<String>,
     /// Global pooling of the new head
-    #[arg(long, value_parser = ["avg", "max"], default_value = "avg")]
-    pub pooling: String,
+    #[arg(long, value_enum, default_value = "avg")]
+    pub pooling: PoolKind,
     /// Dropout rate before the new Dense layer (0 = no Dropout layer)
     #[arg(long, default_value_t = 0.0, value_parser = super::value_parsers::fraction)]
     pub dropout: f64,
@@ -112,13 +111,12 @@ pub struct TransferArgs {
     /// autocast; the cached bottleneck features stay float32)
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     pub precision: Precision,
-    /// auto, cpu, cuda or cuda:N
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: super::device_arg::DeviceArg,
 }
 
 pub fn run(args: &TransferArgs) -> Result<()> {
-    let device = parse_device(&args.device)?;
+    let device = args.device.resolve()?;
     // Course files fix the image size, and the base is built for it; folders are read at the
     // base's input size (224×224 for ImageNet checkpoints) unless --target-size says otherwise.
     let (base, train, validation) = if args.data.is_dir() {
@@ -149,8 +147,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         mode.name()
     );
 
-    let pooling = if args.pooling == "max" { PoolKind::Max } else { PoolKind::Average };
-    let head = NewHead { pooling, dropout: args.dropout, classes: train.classes.len() as i64 };
+    let head = NewHead { pooling: args.pooling, dropout: args.dropout, classes: train.classes.len() as i64 };
     let (mut model, head_names, dropped) = with_new_head(base.model, args.base_output.as_deref(), &head)?;
     if !dropped.is_empty() {
         println!("Replaced the top: dropped {}; new head {}", dropped.join(", "), head_names.join(", "));

@@ -15,7 +15,7 @@ use super::load_weights::{apply_weights, LoadOptions, LoadReport};
 use super::model_config::model_from_config;
 use super::safetensors::read_safetensors_weights;
 use super::saved_weights::{
-    has_model_config, read_h5_model, read_h5_weights, read_h5_weights_of, H5Source, Layout, SavedLayer, SavedWeight, SavedWeights,
+    has_model_config, read_h5_model, read_h5_weights, read_h5_weights_of, FileLayout, H5Source, SavedLayer, SavedWeight, SavedWeights,
 };
 use crate::graph::Model;
 
@@ -180,5 +180,5 @@ pub fn saved_from_pairs(path: &Path, entries: Vec<(String, String, tch::Tensor)>
             None => layers.push(SavedLayer { name: layer, weights: vec![saved], keras3_group: None }),
         }
     }
-    SavedWeights { path: path.into(), layout: Layout::WeightsOnly, keras_version: None, layers, source: None }
+    SavedWeights { path: path.into(), layout: FileLayout::WeightsOnly, keras_version: None, layers, source: None }
 }

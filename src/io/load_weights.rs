@@ -12,7 +12,7 @@ use std::fmt;
 use anyhow::{bail, Result};
 use tch::no_grad;
 
-use super::saved_weights::{Layout as FileLayout, SavedLayer, SavedWeight, SavedWeights};
+use super::saved_weights::{FileLayout, SavedLayer, SavedWeight, SavedWeights};
 use crate::graph::naming::{AutoNamer, KerasVersion};
 use crate::graph::{keras_shape_of, tuple, Model};
 use crate::models::names::resnet50_name_pairs;
@@ -20,8 +20,34 @@ use crate::models::names::resnet50_name_pairs;
 /// Keras's epsilon for ResNet50's BatchNorm in each scheme.
 const LEGACY_BN_EPSILON: f64 = 1e-3;
 const KERAS_BN_EPSILON: f64 = 1.001e-5;
-const LEGACY_TO_KERAS: &str = "keras-applications -> Keras";
-const KERAS_TO_LEGACY: &str = "Keras -> keras-applications";
+
+/// Which way a file's ResNet50 layer names were mapped onto the model's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemeMapping {
+    /// A keras-applications ≤ 1.0.8 file (`res2a_branch2a`) onto a Keras-named model.
+    LegacyToKeras,
+    /// A Keras ≥ 2.2.5 file (`conv2_block1_1_conv`) onto a keras-applications-named model.
+    KerasToLegacy,
+}
+
+impl SchemeMapping {
+    /// The BatchNorm epsilon of the *file's* architecture, which the weights were trained with.
+    fn file_epsilon(self) -> f64 {
+        match self {
+            SchemeMapping::LegacyToKeras => LEGACY_BN_EPSILON,
+            SchemeMapping::KerasToLegacy => KERAS_BN_EPSILON,
+        }
+    }
+}
+
+impl fmt::Display for SchemeMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SchemeMapping::LegacyToKeras => "keras-applications -> Keras",
+            SchemeMapping::KerasToLegacy => "Keras -> keras-applications",
+        })
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {
@@ -42,7 +68,7 @@ pub struct LoadReport {
     /// Weighted layers of the file that no model layer took.
     pub unused: Vec<String>,
     /// Set when the file's ResNet50 names were mapped onto the model's other scheme.
-    pub scheme_mapping: Option<&'static str>,
+    pub scheme_mapping: Option<SchemeMapping>,
 }
 
 impl fmt::Display for LoadReport {
@@ -120,7 +146,7 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
             target.tensor.shallow_clone().copy_(&converted);
         }
     });
-    if let Some(epsilon) = scheme_epsilon(scheme_mapping) {
+    if let Some(epsilon) = scheme_mapping.map(SchemeMapping::file_epsilon) {
         for node in model.layers_mut() {
             if let Some(config) = node.layer.batch_norm_config() {
                 config.epsilon = epsilon;
@@ -132,7 +158,11 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
 
 /// Model layer name -> stored layer, by name, or through the ResNet50 scheme mapping when that
 /// matches more layers. Keras 3 files (auto-named groups) match by order.
-fn match_layers<'a>(model: &Model, weighted: &[usize], saved: &'a SavedWeights) -> (HashMap<String, &'a SavedLayer>, Option<&'static str>) {
+fn match_layers<'a>(
+    model: &Model,
+    weighted: &[usize],
+    saved: &'a SavedWeights,
+) -> (HashMap<String, &'a SavedLayer>, Option<SchemeMapping>) {
     let names: Vec<&str> = weighted.iter().map(|&i| model.layers()[i].name.as_str()).collect();
     let by_name: HashMap<String, &SavedLayer> = saved.weighted_layers().map(|l| (canonical(&l.name).to_string(), l)).collect();
     let direct = names.iter().filter(|n| by_name.contains_key(**n)).count();
@@ -145,7 +175,8 @@ fn match_layers<'a>(model: &Model, weighted: &[usize], saved: &'a SavedWeights) 
     }
     let mut best = (by_name.clone(), None, direct);
     let pairs = resnet50_name_pairs();
-    for (description, forward) in [(LEGACY_TO_KERAS, true), (KERAS_TO_LEGACY, false)] {
+    for mapping in [SchemeMapping::LegacyToKeras, SchemeMapping::KerasToLegacy] {
+        let forward = mapping == SchemeMapping::LegacyToKeras;
         let map: HashMap<&str, &str> = pairs
             .iter()
             .map(|(legacy, keras)| if forward { (legacy.as_str(), keras.as_str()) } else { (keras.as_str(), legacy.as_str()) })
@@ -156,7 +187,7 @@ fn match_layers<'a>(model: &Model, weighted: &[usize], saved: &'a SavedWeights) 
             .collect();
         let hits = names.iter().filter(|n| renamed.contains_key(**n)).count();
         if hits > best.2 {
-            best = (renamed, Some(description), hits);
+            best = (renamed, Some(mapping), hits);
         }
     }
     (best.0, best.1)
@@ -178,14 +209,6 @@ fn canonical(saved_name: &str) -> &str {
 pub(crate) fn keras3_group_names(model: &Model) -> HashMap<String, String> {
     let mut names = AutoNamer::new(KerasVersion::Keras3);
     model.layers().iter().map(|node| (names.next(node.layer.class_name()), node.name.clone())).collect()
-}
-
-/// When names were mapped between ResNet50 schemes, the epsilon of the *file's* architecture.
-fn scheme_epsilon(mapping: Option<&str>) -> Option<f64> {
-    match mapping? {
-        LEGACY_TO_KERAS => Some(LEGACY_BN_EPSILON),
-        _ => Some(KERAS_BN_EPSILON),
-    }
 }
 
 /// Check one layer's stored weights against the model's: which stored weight goes where.

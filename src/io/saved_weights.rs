@@ -28,7 +28,7 @@ use super::limits;
 
 /// Which Keras wrote the weights, as far as the layout tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+pub enum FileLayout {
     /// Keras 2 / tf.keras `model.save` (has `model_config`).
     FullModel,
     /// Keras 2 / tf.keras `save_weights` (the ImageNet checkpoints of keras-applications).
@@ -79,7 +79,7 @@ pub struct SavedLayer {
 /// Every layer of a file (weightless ones included, as the file lists them).
 pub struct SavedWeights {
     pub path: PathBuf,
-    pub layout: Layout,
+    pub layout: FileLayout,
     pub keras_version: Option<String>,
     pub layers: Vec<SavedLayer>,
     /// The HDF5 file that [`WeightValue::InFile`] values are still in.
@@ -273,13 +273,13 @@ fn read_h5_weights_from(file: &hdf5::File, path: &Path, file_size: u64) -> Resul
         let group =
             file.group("model_weights").with_context(|| format!("{} has a model_config but no model_weights group", path.display()))?;
         let layers = read_layer_groups(&source, &group)?;
-        return Ok(SavedWeights { path: path.into(), layout: Layout::FullModel, keras_version, layers, source: None });
+        return Ok(SavedWeights { path: path.into(), layout: FileLayout::FullModel, keras_version, layers, source: None });
     }
     if has_layer_names(file) {
         let layers = read_layer_groups(&source, file)?;
         let keras1 = keras_version.as_deref().is_none_or(|v| v.starts_with('1'))
             && layers.iter().flat_map(|l| &l.weights).any(|w| w.dataset.contains("_W:") || w.dataset.ends_with("_W"));
-        let layout = if keras1 { Layout::Keras1 } else { Layout::WeightsOnly };
+        let layout = if keras1 { FileLayout::Keras1 } else { FileLayout::WeightsOnly };
         let layers = if keras1 { layers.into_iter().map(rename_keras1_weights).collect::<Result<_>>()? } else { layers };
         return Ok(SavedWeights { path: path.into(), layout, keras_version, layers, source: None });
     }
@@ -475,27 +475,27 @@ fn read_keras3_weights(source: &Source, file: &hdf5::File) -> Result<SavedWeight
         let real_name = string_attr(&vars, "name").unwrap_or_else(|| name.clone());
         layers.push(SavedLayer { name: real_name, weights, keras3_group: Some(name) });
     }
-    Ok(SavedWeights { path: source.path.into(), layout: Layout::Keras3, keras_version: None, layers, source: None })
+    Ok(SavedWeights { path: source.path.into(), layout: FileLayout::Keras3, keras_version: None, layers, source: None })
 }
 
 // --- What crosses from the reading process: the listing, with values left in the file.
 
-impl Wire for Layout {
+impl Wire for FileLayout {
     fn put(&self, out: &mut Vec<u8>) {
         let tag: u8 = match self {
-            Layout::FullModel => 0,
-            Layout::WeightsOnly => 1,
-            Layout::Keras1 => 2,
-            Layout::Keras3 => 3,
+            FileLayout::FullModel => 0,
+            FileLayout::WeightsOnly => 1,
+            FileLayout::Keras1 => 2,
+            FileLayout::Keras3 => 3,
         };
         tag.put(out);
     }
     fn take(input: &mut &[u8]) -> Result<Self> {
         Ok(match u8::take(input)? {
-            0 => Layout::FullModel,
-            1 => Layout::WeightsOnly,
-            2 => Layout::Keras1,
-            3 => Layout::Keras3,
+            0 => FileLayout::FullModel,
+            1 => FileLayout::WeightsOnly,
+            2 => FileLayout::Keras1,
+            3 => FileLayout::Keras3,
             other => bail!("unknown layout tag {other}"),
         })
     }
@@ -544,7 +544,7 @@ impl Wire for SavedWeights {
     fn take(input: &mut &[u8]) -> Result<Self> {
         Ok(SavedWeights {
             path: PathBuf::take(input)?,
-            layout: Layout::take(input)?,
+            layout: FileLayout::take(input)?,
             keras_version: Wire::take(input)?,
             layers: Vec::take(input)?,
             source: None,

@@ -13,10 +13,24 @@ use super::padding::{same_pads, window_output, Padding};
 use super::registry::FromKerasConfig;
 use super::{image_input, Layer, Shape};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Max or average pooling, by Keras's `pooling='max'|'avg'` names on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PoolKind {
+    #[value(name = "max")]
     Max,
+    #[value(name = "avg")]
     Average,
+}
+
+/// Keras's `pooling` argument of the applications (`None`, `'avg'` or `'max'`), with `none`
+/// spelt out: the one parser of it.
+pub fn parse_pooling(text: &str) -> Result<Option<PoolKind>, String> {
+    match text {
+        "none" => Ok(None),
+        "avg" => Ok(Some(PoolKind::Average)),
+        "max" => Ok(Some(PoolKind::Max)),
+        other => Err(format!("'{other}' is not a pooling: none, avg or max")),
+    }
 }
 
 impl PoolKind {

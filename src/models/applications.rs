@@ -29,13 +29,9 @@ pub enum Naming {
     Keras,
 }
 
-/// Keras's `pooling` argument when `include_top=False`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pooling {
-    None,
-    Avg,
-    Max,
-}
+/// Keras's `pooling` argument when `include_top=False`: `None` keeps the last block's feature
+/// map, `Some` adds global average or max pooling.
+pub type Pooling = Option<PoolKind>;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -66,9 +62,9 @@ pub fn resnet50(config: &Config, device: Device) -> Result<Model> {
         // keras-applications leaves the pooling layers unnamed; Keras ≥ 2.2.5 names them.
         let named = |name| (config.naming == Naming::Keras).then_some(name);
         match config.pooling {
-            Pooling::None => x,
-            Pooling::Avg => g.add(named("avg_pool"), GlobalPool2D { kind: PoolKind::Average }, &[x])?,
-            Pooling::Max => g.add(named("max_pool"), GlobalPool2D { kind: PoolKind::Max }, &[x])?,
+            None => x,
+            Some(kind @ PoolKind::Average) => g.add(named("avg_pool"), GlobalPool2D { kind }, &[x])?,
+            Some(kind @ PoolKind::Max) => g.add(named("max_pool"), GlobalPool2D { kind }, &[x])?,
         }
     };
     g.finish(&[out])

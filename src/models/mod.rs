@@ -66,13 +66,7 @@ pub struct ArchOptions {
 
 impl Default for ArchOptions {
     fn default() -> Self {
-        Self {
-            input_shape: None,
-            classes: None,
-            naming: applications::Naming::Keras,
-            include_top: true,
-            pooling: applications::Pooling::None,
-        }
+        Self { input_shape: None, classes: None, naming: applications::Naming::Keras, include_top: true, pooling: None }
     }
 }
 
@@ -80,7 +74,7 @@ impl Arch {
     /// Build the architecture with the seed's defaults, overridden by `options`.
     pub fn build(self, options: &ArchOptions, device: Device) -> Result<Model> {
         let shape = options.input_shape;
-        if (!options.include_top || options.pooling != applications::Pooling::None) && self != Arch::Resnet50 {
+        if (!options.include_top || options.pooling.is_some()) && self != Arch::Resnet50 {
             anyhow::bail!("include_top=False and pooling are available for resnet50 only");
         }
         match self {

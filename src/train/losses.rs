@@ -12,10 +12,14 @@ use tch::{Kind, Tensor};
 /// Keras's `epsilon()`.
 pub const EPSILON: f64 = 1e-7;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The losses keras-tch implements, by Keras's names (`compile(loss="categorical_crossentropy")`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Loss {
+    #[value(name = "categorical_crossentropy")]
     CategoricalCrossentropy,
+    #[value(name = "binary_crossentropy")]
     BinaryCrossentropy,
+    #[value(name = "sparse_categorical_crossentropy")]
     SparseCategoricalCrossentropy,
 }
 

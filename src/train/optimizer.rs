@@ -16,6 +16,14 @@ use tch::{no_grad, Tensor};
 
 use super::fused_adam::{keras_adam_step, AdamTensors};
 
+/// The optimizers keras-tch implements, by Keras's names (`compile(optimizer="adam")`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerKind {
+    Adam,
+    Sgd,
+    Rmsprop,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OptimizerConfig {
     Adam { learning_rate: f64, beta_1: f64, beta_2: f64, epsilon: f64 },
@@ -39,14 +47,24 @@ impl OptimizerConfig {
         OptimizerConfig::RmsProp { learning_rate, rho: 0.9, epsilon: 1e-7 }
     }
 
-    /// Keras's name and its default learning rate, for the CLI.
+    /// `kind` with Keras's defaults, at `learning_rate` or Keras's default rate for it.
+    pub fn with_defaults(kind: OptimizerKind, learning_rate: Option<f64>) -> Self {
+        match kind {
+            OptimizerKind::Adam => Self::adam(learning_rate.unwrap_or(1e-3)),
+            OptimizerKind::Sgd => Self::sgd(learning_rate.unwrap_or(0.01)),
+            OptimizerKind::Rmsprop => Self::rmsprop(learning_rate.unwrap_or(1e-3)),
+        }
+    }
+
+    /// Keras's name (`"adam"`, any case) with Keras's defaults.
     pub fn by_name(name: &str, learning_rate: Option<f64>) -> Result<Self> {
-        Ok(match name.to_ascii_lowercase().as_str() {
-            "adam" => Self::adam(learning_rate.unwrap_or(1e-3)),
-            "sgd" => Self::sgd(learning_rate.unwrap_or(0.01)),
-            "rmsprop" => Self::rmsprop(learning_rate.unwrap_or(1e-3)),
+        let kind = match name.to_ascii_lowercase().as_str() {
+            "adam" => OptimizerKind::Adam,
+            "sgd" => OptimizerKind::Sgd,
+            "rmsprop" => OptimizerKind::Rmsprop,
             other => bail!("optimizer '{other}' is not supported (adam, sgd, rmsprop)"),
-        })
+        };
+        Ok(Self::with_defaults(kind, learning_rate))
     }
 
     /// From a tf.keras `optimizer_config` / Keras 3 `compile_config.optimizer`
