@@ -34,8 +34,7 @@ use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::{evaluate, evaluate_learning_phase_1};
 use keras_tch::train::fit::{fit, FitOptions};
 use keras_tch::train::interrupt::ctrl_c_flag;
-use keras_tch::train::losses::CrossEntropyStyle;
-use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
+use keras_tch::train::optimizer::Optimizer;
 
 /// The course's "Residual Networks" assignment, cell by cell.
 #[derive(Parser)]
@@ -89,8 +88,9 @@ fn main() -> Result<()> {
     //   model = ResNet50(input_shape=(64, 64, 3), classes=6)
     //   model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
     let mut model = resnet50([64, 64, 3], 6, None, device)?;
-    let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
-    let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
+    let (compile, optimizer_config) = CompileConfig::as_the_course_ran(&model)?;
+    let mut optimizer = Optimizer::new(optimizer_config);
+    println!("{}", CompileConfig::COURSE_LOSS_NOTE);
 
     //   X_train_orig, Y_train_orig, X_test_orig, Y_test_orig, classes = load_dataset()
     let data = load_six_class_dataset(root, options.limit)?;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Parser;
-use tch::{Device, Kind};
+use tch::Device;
 
 use keras_tch::data::course::default_dataset_paths;
 use keras_tch::data::folders::{load_course_file, LabeledImages};
@@ -137,10 +137,6 @@ struct Regime<'a> {
     lr: f64,
 }
 
-fn one_hot(images: &LabeledImages) -> tch::Tensor {
-    images.y.one_hot(images.classes.len() as i64).to_kind(Kind::Float)
-}
-
 /// The course ResNet50 trained on the source classes (kept in runs/ and reused).
 fn pretrain_base(source: &LabeledImages, epochs: usize, run_dir: &Path) -> Result<PathBuf> {
     let path = run_dir.join("base.h5");
@@ -155,7 +151,16 @@ fn pretrain_base(source: &LabeledImages, epochs: usize, run_dir: &Path) -> Resul
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
     let fit_options = FitOptions { epochs, batch_size: 32, verbose: 2, ..Default::default() };
     let x = preprocess_input(&source.x, MODE);
-    fit(&mut model, &compile, &mut optimizer, &x, &one_hot(source), None, &fit_options, &std::sync::atomic::AtomicBool::new(false))?;
+    fit(
+        &mut model,
+        &compile,
+        &mut optimizer,
+        &x,
+        &source.one_hot_labels(),
+        None,
+        &fit_options,
+        &std::sync::atomic::AtomicBool::new(false),
+    )?;
     model.training_config = Some(compile.training_config(&optimizer.config));
     save_model_h5(&model, &path)?;
     Ok(path)
@@ -184,8 +189,8 @@ fn run_regime(regime: &Regime, base_path: &Path, validation: &LabeledImages, run
     let (_, trainable, _) = model.param_counts();
     let data = TransferData {
         x: preprocess_input(&regime.data.x, MODE),
-        y: one_hot(regime.data),
-        validation: Some((preprocess_input(&validation.x, MODE), one_hot(validation))),
+        y: regime.data.one_hot_labels(),
+        validation: Some((preprocess_input(&validation.x, MODE), validation.one_hot_labels())),
         identity: regime.data.identity.clone(),
     };
     let options = TransferOptions {

@@ -20,8 +20,7 @@ use crate::train::curves::save_curves;
 use crate::train::evaluate::evaluate;
 use crate::train::fit::{fit, FitOptions};
 use crate::train::interrupt::ctrl_c_flag;
-use crate::train::losses::CrossEntropyStyle;
-use crate::train::optimizer::{Optimizer, OptimizerConfig};
+use crate::train::optimizer::Optimizer;
 
 /// How much of the notebook's training to run (the notebook: 2 epochs, batch 32, all images).
 #[derive(Debug, Clone)]
@@ -46,9 +45,9 @@ pub fn run(root: &Path, device: Device, options: &DemoOptions) -> Result<()> {
     init::seed(0);
     let mut model = course::resnet50([64, 64, 3], 6, None, device)?;
     // model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
-    let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::Keras20)?;
-    let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
-    println!("Loss computed as Keras 2.0 did when the course ran (clipped probabilities), see README");
+    let (compile, optimizer_config) = CompileConfig::as_the_course_ran(&model)?;
+    let mut optimizer = Optimizer::new(optimizer_config);
+    println!("{}", CompileConfig::COURSE_LOSS_NOTE);
 
     // X_train_orig, Y_train_orig, X_test_orig, Y_test_orig, classes = load_dataset()
     let dataset = load_six_class_dataset(root, options.limit)?;

@@ -42,6 +42,7 @@ fn residual_networks() {
         &stdout,
         &[
             "out = [",
+            "Loss computed as Keras 2.0 did when the course ran",
             "number of training examples = 32",
             "X_train shape: (32, 64, 64, 3)",
             "Y_train shape: (32, 6)",

@@ -160,11 +160,10 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         print!("{}", summary(&model));
     }
 
-    let one_hot = |labels: &LabeledImages| labels.y.one_hot(labels.classes.len() as i64).to_kind(tch::Kind::Float);
     let data = TransferData {
         x: preprocess_input(&train.x, mode),
-        y: one_hot(&train),
-        validation: validation.as_ref().map(|v| (preprocess_input(&v.x, mode), one_hot(v))),
+        y: train.one_hot_labels(),
+        validation: validation.as_ref().map(|v| (preprocess_input(&v.x, mode), v.one_hot_labels())),
         identity: format!("{}\n{}\n{}", mode.name(), train.identity, validation.as_ref().map_or("", |v| v.identity.as_str())),
     };
     let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names.last().expect("a Dense").clone(), dropout: args.dropout };

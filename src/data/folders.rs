@@ -33,6 +33,11 @@ impl LabeledImages {
         self.x.size()[0]
     }
 
+    /// The labels one-hot, float32 N×classes (what categorical cross-entropy takes).
+    pub fn one_hot_labels(&self) -> Tensor {
+        self.y.one_hot(self.classes.len() as i64).to_kind(tch::Kind::Float)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -35,6 +35,17 @@ pub struct CompileConfig {
 }
 
 impl CompileConfig {
+    /// The course notebooks' `model.compile(optimizer='adam', loss='categorical_crossentropy',
+    /// metrics=['accuracy'])` as the course ran it, in Keras 2.0: cross-entropy on clipped
+    /// probabilities ([`CrossEntropyStyle::Keras20`]) and Adam with Keras's defaults. The demo and
+    /// the ported "Residual Networks" notebook both compile through this one choice.
+    pub fn as_the_course_ran(model: &Model) -> Result<(Self, OptimizerConfig)> {
+        Ok((Self::for_model(model, Some(Loss::CategoricalCrossentropy), CrossEntropyStyle::Keras20)?, OptimizerConfig::adam(1e-3)))
+    }
+
+    /// The line the course flows print about that choice.
+    pub const COURSE_LOSS_NOTE: &'static str = "Loss computed as Keras 2.0 did when the course ran (clipped probabilities), see README";
+
     /// `compile(loss=…, metrics=['accuracy'])` for `model`: the loss given, or the one its output
     /// calls for (one sigmoid unit: binary cross-entropy; otherwise categorical).
     pub fn for_model(model: &Model, loss: Option<Loss>, style: CrossEntropyStyle) -> Result<Self> {
