@@ -1,6 +1,7 @@
 //! Single Keras layers against real Keras, where TensorFlow's semantics and torch's differ:
 //! asymmetric `same` padding, dilation, `same` pooling, channels-last Flatten, the rest of the
-//! layer set in one branching graph, BatchNorm in training mode, and seeded initialisation.
+//! layer set in one branching graph, BatchNorm in training mode, seeded initialisation, and
+//! loading that leaves the seeded generator alone.
 
 mod common;
 
@@ -118,4 +119,19 @@ fn initialisation_is_seeded_and_glorot_bounded() {
     assert!(kernel.abs().max().double_value(&[]) <= limit);
     assert_eq!(first.keras_weight("bn1a_branch2a", "gamma").unwrap().sum(tch::Kind::Float).double_value(&[]), 2.0);
     assert_eq!(first.keras_weight("res1a_branch2a", "bias").unwrap().abs().sum(tch::Kind::Float).double_value(&[]), 0.0);
+}
+
+/// Loading a Keras file draws nothing from libtorch's generator (its weights are not first
+/// initialised at random, then overwritten): a seeded run goes on as if the load had not
+/// happened.
+#[test]
+fn loading_a_file_leaves_the_seeded_generator_alone() {
+    let _turn = generator();
+    let Some(fixture) = keras_fixture("h5_happy") else { return };
+    init::seed(7);
+    let expected = tch::Tensor::rand([8], tch::kind::FLOAT_CPU);
+    init::seed(7);
+    keras_tch::io::load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    let after_load = tch::Tensor::rand([8], tch::kind::FLOAT_CPU);
+    assert!(after_load.equal(&expected), "loading drew from the generator");
 }

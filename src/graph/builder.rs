@@ -13,6 +13,7 @@ use super::{keras_shape, InputLayer, Model, Node, NodeId};
 use crate::layers::batch_norm::BatchNormConfig;
 use crate::layers::conv::Conv2DConfig;
 use crate::layers::dense::DenseConfig;
+use crate::layers::init::InitialWeights;
 use crate::layers::registry::FromConfig;
 use crate::layers::{Layer, Shape};
 
@@ -22,6 +23,7 @@ pub struct GraphBuilder {
     nodes: Vec<Node>,
     names: HashSet<String>,
     auto_names: AutoNamer,
+    initial_weights: InitialWeights,
 }
 
 impl GraphBuilder {
@@ -33,7 +35,15 @@ impl GraphBuilder {
             nodes: Vec::new(),
             names: HashSet::new(),
             auto_names: AutoNamer::new(KerasVersion::Keras2),
+            initial_weights: InitialWeights::KerasDefaults,
         }
+    }
+
+    /// What the weights of layers added from now on start as (Keras's initializers by
+    /// default; [`InitialWeights::ToBeLoaded`] when a file's weights will replace them all).
+    pub fn with_initial_weights(mut self, initial_weights: InitialWeights) -> Self {
+        self.initial_weights = initial_weights;
+        self
     }
 
     /// Keras's `Model(base.input, base.get_layer(output).output)` as a builder to add a new head
@@ -55,7 +65,14 @@ impl GraphBuilder {
             }
         }
         let names = nodes.iter().map(|n| n.name.clone()).collect();
-        let builder = Self { name: model.name, vs: model.vs, nodes, names, auto_names: AutoNamer::new(KerasVersion::Keras2) };
+        let builder = Self {
+            name: model.name,
+            vs: model.vs,
+            nodes,
+            names,
+            auto_names: AutoNamer::new(KerasVersion::Keras2),
+            initial_weights: InitialWeights::KerasDefaults,
+        };
         Ok((builder, NodeId(new_index[output.0]), dropped))
     }
 
@@ -80,7 +97,7 @@ impl GraphBuilder {
             FromConfig::Input(_) => bail!("an InputLayer reads no other layer, the config gives it {} input(s)", inputs.len()),
             FromConfig::Layer(layer) => self.add_boxed(name, layer, inputs),
             FromConfig::WithWeights(config) => {
-                self.add_built(name, config.class_name(), inputs, |path, shapes| config.build_layer(path, shapes))
+                self.add_built(name, config.class_name(), inputs, |path, shapes, initial| config.build_layer(path, shapes, initial))
             }
         }
     }
@@ -93,15 +110,15 @@ impl GraphBuilder {
     }
 
     pub fn conv2d(&mut self, name: Option<&str>, config: Conv2DConfig, input: NodeId) -> Result<NodeId> {
-        self.add_built(name, "Conv2D", &[input], |path, shapes| Ok(Box::new(config.build(path, shapes)?)))
+        self.add_built(name, "Conv2D", &[input], |path, shapes, initial| Ok(Box::new(config.build(path, shapes, initial)?)))
     }
 
     pub fn batch_norm(&mut self, name: Option<&str>, config: BatchNormConfig, input: NodeId) -> Result<NodeId> {
-        self.add_built(name, "BatchNormalization", &[input], |path, shapes| Ok(Box::new(config.build(path, shapes)?)))
+        self.add_built(name, "BatchNormalization", &[input], |path, shapes, _| Ok(Box::new(config.build(path, shapes)?)))
     }
 
     pub fn dense(&mut self, name: Option<&str>, config: DenseConfig, input: NodeId) -> Result<NodeId> {
-        self.add_built(name, "Dense", &[input], |path, shapes| Ok(Box::new(config.build(path, shapes)?)))
+        self.add_built(name, "Dense", &[input], |path, shapes, initial| Ok(Box::new(config.build(path, shapes, initial)?)))
     }
 
     /// Finish with the given outputs; every layer must feed into one of them. The layers are put
@@ -154,14 +171,15 @@ impl GraphBuilder {
         name: Option<&str>,
         class: &str,
         inputs: &[NodeId],
-        build: impl FnOnce(&nn::Path, &[Shape]) -> Result<Box<dyn Layer>>,
+        build: impl FnOnce(&nn::Path, &[Shape], InitialWeights) -> Result<Box<dyn Layer>>,
     ) -> Result<NodeId> {
         let name = self.claim_name(name, class)?;
         let shapes = self.input_shapes(inputs);
         // tch's VarStore panics on '.' in a path, which Keras names may hold (`conv1.1`); the
         // store's names are internal (weights are reached through the layers), so escape it.
         let store_name = name.replace('.', "_dot_");
-        let layer = build(&(self.vs.root() / store_name.as_str()), &shapes).with_context(|| self.context(&name, &shapes))?;
+        let layer =
+            build(&(self.vs.root() / store_name.as_str()), &shapes, self.initial_weights).with_context(|| self.context(&name, &shapes))?;
         let shape = layer.output_shape(&shapes).with_context(|| self.context(&name, &shapes))?;
         Ok(self.push(name, layer, inputs.to_vec(), shape))
     }

@@ -18,6 +18,7 @@ use super::saved_weights::{
     has_model_config, read_h5_model, read_h5_weights, read_h5_weights_of, FileLayout, H5Source, SavedLayer, SavedWeight, SavedWeights,
 };
 use crate::graph::Model;
+use crate::layers::init::InitialWeights;
 
 /// What a file is, from its first bytes (and, for HDF5, its attributes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,8 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
             };
             let config = parse_json(&stored.model_config, path, "model_config")?;
             let training = stored.training_config.map(|text| parse_json(&text, path, "training_config")).transpose()?;
-            let mut model = model_from_config(&config, device).with_context(|| format!("rebuilding the model of {}", path.display()))?;
+            let mut model = model_from_config(&config, InitialWeights::ToBeLoaded, device)
+                .with_context(|| format!("rebuilding the model of {}", path.display()))?;
             apply_weights(&mut model, &stored.weights?, &LoadOptions::default())?;
             model.training_config = training;
             Ok(model)
@@ -80,7 +82,8 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
         FileKind::KerasArchive => {
             let mut archive = KerasArchive::open(path)?;
             let config = parse_json(&archive.text("config.json")?, path, "config.json")?;
-            let mut model = model_from_config(&config, device).with_context(|| format!("rebuilding the model of {}", path.display()))?;
+            let mut model = model_from_config(&config, InitialWeights::ToBeLoaded, device)
+                .with_context(|| format!("rebuilding the model of {}", path.display()))?;
             apply_weights(&mut model, &archive.weights()?, &LoadOptions::default())?;
             // An uncompiled model's `compile_config` is null, or `{}` in recent Keras 3.
             model.training_config = config.get("compile_config").filter(|c| c.as_object().is_some_and(|map| !map.is_empty())).cloned();

@@ -16,18 +16,21 @@ use tch::Device;
 
 use super::limits;
 use crate::graph::{GraphBuilder, KerasVersion, Model, Node, NodeId};
+use crate::layers::init::InitialWeights;
 use crate::layers::input::InputLayer;
 use crate::layers::keras_config::KerasConfig;
 use crate::layers::registry::{layer_class, supported_class_names, FromConfig, FromKerasConfig};
 use crate::layers::Shape;
 
-/// Rebuild the functional (or Sequential) model a Keras config describes.
-pub fn model_from_config(config: &Value, device: Device) -> Result<Model> {
+/// Rebuild the functional (or Sequential) model a Keras config describes, its weights starting
+/// as `initial` says (Keras's initializers, as `model_from_json` gives, or zeros when a file's
+/// weights will replace them all).
+pub fn model_from_config(config: &Value, initial: InitialWeights, device: Device) -> Result<Model> {
     let class = config["class_name"].as_str().unwrap_or("");
     let body = &config["config"];
     let name = body["name"].as_str().unwrap_or("model");
     let layers = body["layers"].as_array().context("the model config has no 'layers' list")?;
-    let mut g = GraphBuilder::new(name, device);
+    let mut g = GraphBuilder::new(name, device).with_initial_weights(initial);
     let mut ids: HashMap<String, NodeId> = HashMap::new();
     let sequential = class == "Sequential";
     let mut previous: Option<NodeId> = None;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tch::{nn, Tensor};
 
+use super::init::InitialWeights;
 use super::keras_config::KerasConfig;
 use super::registry::{BuildLayer, FromKerasConfig};
 use super::{single_input, Layer, Layout, Shape, Weight};
@@ -86,7 +87,8 @@ impl BuildLayer for BatchNormConfig {
         4 * inputs.first().and_then(|s| s.last()).map_or(0, |&c| c.max(0) as u128)
     }
 
-    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape]) -> Result<Box<dyn Layer>> {
+    /// BatchNormalization's initial values are constants: nothing to draw either way.
+    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape], _initial: InitialWeights) -> Result<Box<dyn Layer>> {
         Ok(Box::new(self.build(path, inputs)?))
     }
 }

@@ -8,7 +8,7 @@ use tch::{nn, Tensor};
 
 use super::activation::Activation;
 use super::autocast::for_compute;
-use super::init::glorot_uniform;
+use super::init::InitialWeights;
 use super::keras_config::KerasConfig;
 use super::padding::{same_pads, window_output, Padding};
 use super::registry::{BuildLayer, FromKerasConfig};
@@ -70,7 +70,7 @@ impl Conv2DConfig {
     }
 
     /// Create the variables under `path` (`path/kernel`, `path/bias`) for an input of `inputs`.
-    pub fn build(self, path: &nn::Path, inputs: &[Shape]) -> Result<Conv2D> {
+    pub fn build(self, path: &nn::Path, inputs: &[Shape], initial: InitialWeights) -> Result<Conv2D> {
         let [_, _, c_in] = image_input("Conv2D", inputs)?;
         if self.filters <= 0 || self.kernel_size.iter().chain(&self.strides).chain(&self.dilation).any(|&v| v <= 0) {
             bail!("Conv2D: filters, kernel_size, strides and dilation must be positive, got {self:?}");
@@ -80,7 +80,7 @@ impl Conv2DConfig {
         }
         let [kh, kw] = self.kernel_size;
         let receptive = kh * kw;
-        let kernel = path.var("kernel", &[self.filters, c_in, kh, kw], glorot_uniform(c_in * receptive, self.filters * receptive));
+        let kernel = path.var("kernel", &[self.filters, c_in, kh, kw], initial.kernel(c_in * receptive, self.filters * receptive));
         store_channels_last(&kernel);
         let bias = self.use_bias.then(|| path.var("bias", &[self.filters], nn::Init::Const(0.0)));
         Ok(Conv2D { config: self, kernel, bias })
@@ -117,8 +117,8 @@ impl BuildLayer for Conv2DConfig {
         kh * kw * channels * filters + if self.use_bias { filters } else { 0 }
     }
 
-    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape]) -> Result<Box<dyn Layer>> {
-        Ok(Box::new(self.build(path, inputs)?))
+    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape], initial: InitialWeights) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(self.build(path, inputs, initial)?))
     }
 }
 

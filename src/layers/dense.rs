@@ -7,7 +7,7 @@ use tch::{nn, Tensor};
 
 use super::activation::Activation;
 use super::autocast::{for_compute, to_float};
-use super::init::glorot_uniform;
+use super::init::InitialWeights;
 use super::keras_config::KerasConfig;
 use super::registry::{BuildLayer, FromKerasConfig};
 use super::{single_input, Layer, Layout, Shape, Weight};
@@ -34,7 +34,7 @@ impl DenseConfig {
         self
     }
 
-    pub fn build(self, path: &nn::Path, inputs: &[Shape]) -> Result<Dense> {
+    pub fn build(self, path: &nn::Path, inputs: &[Shape], initial: InitialWeights) -> Result<Dense> {
         let in_features = match single_input("Dense", inputs)?.as_slice() {
             &[features] => features,
             other => bail!("Dense expects flat features (None, F); got shape {other:?}: add a Flatten or global pooling first"),
@@ -42,7 +42,7 @@ impl DenseConfig {
         if self.units <= 0 {
             bail!("Dense: units must be positive, got {}", self.units);
         }
-        let kernel = path.var("kernel", &[self.units, in_features], glorot_uniform(in_features, self.units));
+        let kernel = path.var("kernel", &[self.units, in_features], initial.kernel(in_features, self.units));
         let bias = self.use_bias.then(|| path.var("bias", &[self.units], nn::Init::Const(0.0)));
         Ok(Dense { config: self, kernel, bias })
     }
@@ -65,8 +65,8 @@ impl BuildLayer for DenseConfig {
         features * units + if self.use_bias { units } else { 0 }
     }
 
-    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape]) -> Result<Box<dyn Layer>> {
-        Ok(Box::new(self.build(path, inputs)?))
+    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape], initial: InitialWeights) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(self.build(path, inputs, initial)?))
     }
 }
 

@@ -11,6 +11,27 @@ pub fn glorot_uniform(fan_in: i64, fan_out: i64) -> Init {
     Init::Uniform { lo: -limit, up: limit }
 }
 
+/// What a new layer's weights start as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialWeights {
+    /// Keras's default initializers, drawn from libtorch's global generator (see [`seed`]).
+    #[default]
+    KerasDefaults,
+    /// Zeros, for weights a file is about to overwrite: loading a file draws nothing, so it
+    /// leaves libtorch's generator (and a seeded run) as it was.
+    ToBeLoaded,
+}
+
+impl InitialWeights {
+    /// A kernel's initializer: `glorot_uniform` by Keras's default.
+    pub fn kernel(self, fan_in: i64, fan_out: i64) -> Init {
+        match self {
+            InitialWeights::KerasDefaults => glorot_uniform(fan_in, fan_out),
+            InitialWeights::ToBeLoaded => Init::Const(0.0),
+        }
+    }
+}
+
 /// Make weight initialisation reproducible (libtorch's global generator).
 pub fn seed(seed: u64) {
     tch::manual_seed(seed as i64);

@@ -11,6 +11,7 @@ use super::activation::Activation;
 use super::batch_norm::BatchNormConfig;
 use super::conv::Conv2DConfig;
 use super::dense::DenseConfig;
+use super::init::InitialWeights;
 use super::input::InputLayer;
 use super::keras_config::KerasConfig;
 use super::merge::{Add, Concatenate};
@@ -55,8 +56,8 @@ pub trait BuildLayer {
     /// How many weights the layer will create on these inputs, known before any is allocated
     /// (so a config asking for 10^12 filters is refused, not attempted).
     fn parameter_count(&self, inputs: &[Shape]) -> u128;
-    /// Create the variables under `path` and the layer holding them.
-    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape]) -> Result<Box<dyn Layer>>;
+    /// Create the variables under `path`, starting as `initial` says, and the layer holding them.
+    fn build_layer(self: Box<Self>, path: &nn::Path, inputs: &[Shape], initial: InitialWeights) -> Result<Box<dyn Layer>>;
 }
 
 /// What a configuration rebuilds into.

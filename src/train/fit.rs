@@ -20,6 +20,7 @@ use super::optimizer::Optimizer;
 use super::progress::Progress;
 use crate::graph::Model;
 use crate::layers::autocast::{autocast, Precision};
+use crate::rng::SplitMix64;
 
 #[derive(Debug, Clone)]
 pub struct FitOptions {
@@ -208,13 +209,15 @@ fn to_device_for_step(batch: &Tensor, device: Device) -> Tensor {
     }
 }
 
-/// The epoch's sample order: shuffled from (seed, epoch) so a resumed run replays it exactly.
+/// The epoch's sample order: shuffled from (seed, epoch) so a resumed run replays it exactly,
+/// by a generator of its own, so shuffling neither reseeds nor draws from libtorch's global one
+/// (which weight initialisation and Dropout use).
 fn epoch_order(n: i64, options: &FitOptions, epoch: usize) -> Tensor {
-    if !options.shuffle {
-        return Tensor::arange(n, (Kind::Int64, tch::Device::Cpu));
+    let mut order: Vec<i64> = (0..n).collect();
+    if options.shuffle {
+        SplitMix64::for_parts(options.seed, &[epoch as u64]).shuffle(&mut order);
     }
-    tch::manual_seed((options.seed as i64).wrapping_mul(1_000_003).wrapping_add(epoch as i64));
-    Tensor::randperm(n, (Kind::Int64, tch::Device::Cpu))
+    Tensor::from_slice(&order)
 }
 
 fn running_logs(state: &TrainingState, accuracy: Option<Accuracy>) -> Vec<(&'static str, f64)> {
@@ -224,4 +227,22 @@ fn running_logs(state: &TrainingState, accuracy: Option<Accuracy>) -> Vec<(&'sta
         logs.push(("accuracy", state.correct / seen));
     }
     logs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_orders_are_permutations_that_repeat_per_seed_and_epoch() {
+        let options = FitOptions { seed: 3, ..Default::default() };
+        let order = |epoch| Vec::<i64>::try_from(epoch_order(50, &options, epoch)).unwrap();
+        let mut sorted = order(0);
+        sorted.sort();
+        assert_eq!(sorted, (0..50).collect::<Vec<i64>>());
+        assert_eq!(order(0), order(0), "the same epoch replays");
+        assert_ne!(order(0), order(1), "each epoch has its own order");
+        let in_order = FitOptions { shuffle: false, ..options };
+        assert_eq!(Vec::<i64>::try_from(epoch_order(5, &in_order, 7)).unwrap(), [0, 1, 2, 3, 4]);
+    }
 }
