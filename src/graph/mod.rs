@@ -119,8 +119,14 @@ impl Model {
         needed
     }
 
-    pub fn layers_mut(&mut self) -> &mut [Node] {
-        &mut self.nodes
+    /// Give every BatchNormalization layer this epsilon (the importer sets the one a
+    /// checkpoint's architecture was trained with). Layers and connections stay as they are.
+    pub fn set_batch_norm_epsilon(&mut self, epsilon: f64) {
+        for node in &mut self.nodes {
+            if let Some(config) = node.layer.batch_norm_config() {
+                config.epsilon = epsilon;
+            }
+        }
     }
 
     /// Set `layer.trainable` (Keras semantics: a frozen BatchNorm also runs in inference mode).

@@ -147,11 +147,7 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
         }
     });
     if let Some(epsilon) = scheme_mapping.map(SchemeMapping::file_epsilon) {
-        for node in model.layers_mut() {
-            if let Some(config) = node.layer.batch_norm_config() {
-                config.epsilon = epsilon;
-            }
-        }
+        model.set_batch_norm_epsilon(epsilon);
     }
     Ok(report)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 use tch::{Device, Tensor};
 
 use super::fit::Stopped;
@@ -17,21 +18,14 @@ use crate::layers::activation::Activation;
 use crate::layers::dense::dense;
 use crate::layers::reshape::Dropout;
 
-/// 64-bit FNV-1a, stable across runs and Rust versions (unlike std's hasher).
-#[derive(Debug, Clone, Copy)]
-pub struct Fingerprint(u64);
-
-impl Default for Fingerprint {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
+/// A SHA-256 over everything that decides a cache file's contents, stable across runs and
+/// Rust versions (unlike std's hasher); named by its first 64 bits.
+#[derive(Debug, Clone, Default)]
+pub struct Fingerprint(Sha256);
 
 impl Fingerprint {
     pub fn add(&mut self, bytes: &[u8]) -> &mut Self {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
+        self.0.update(bytes);
         self
     }
 
@@ -40,7 +34,7 @@ impl Fingerprint {
     }
 
     pub fn hex(&self) -> String {
-        format!("{:016x}", self.0)
+        self.0.clone().finalize()[..8].iter().map(|byte| format!("{byte:02x}")).collect()
     }
 }
 
