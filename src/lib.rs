@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod device;
+pub mod error;
 pub mod graph;
 pub mod imaging;
 pub mod io;
@@ -16,3 +17,5 @@ pub mod rng;
 pub mod runtime;
 pub mod signals;
 pub mod train;
+
+pub use error::Error;

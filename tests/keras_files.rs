@@ -11,6 +11,7 @@ use std::process::Command;
 
 use common::parity::{assert_close, read_tensor, tensor};
 use common::{keras_fixture, keras_python, read_f32, repo_root, scratch_dir, shared_data};
+use keras_tch::error::{Error, LayerProblem, LoadProblem};
 use keras_tch::graph::Model;
 use keras_tch::io::safetensors::save_safetensors;
 use keras_tch::io::{load_model, load_weights, save_model_h5, save_model_keras, save_weights_h5, LoadOptions};
@@ -270,12 +271,21 @@ fn mismatched_weights_are_refused_naming_file_layer_and_shapes() {
     let err = load_error(&mut small, &file);
     assert!(err.contains(&file_name) && err.contains("layer 'fc'"), "{err}");
     assert!(err.contains("(8192, 1)") && err.contains("(32768, 1)"), "{err}");
+    // The same as a typed error: the file, the layer, the weight and both shapes as fields.
+    let error = load_weights(&mut small, &file, &LoadOptions::default()).unwrap_err();
+    let Some(Error::Load { path, problems, .. }) = error.downcast_ref::<Error>() else { panic!("not a typed load error: {error:#}") };
+    assert_eq!(path, &file);
+    assert!(
+        matches!(&problems[..], [LoadProblem::Layer { layer, problem: LayerProblem::ShapeMismatch { weight, expected, found, .. }, .. }]
+            if layer == "fc" && weight == "kernel" && expected == &[8192, 1] && found == &[32768, 1]),
+        "{problems:?}"
+    );
 
     // Missing and extra layers: the course ResNet50 against the HappyModel file.
     let mut other = keras_tch::models::course::resnet50([64, 64, 3], 6, None, Device::Cpu).unwrap();
     let before = other.keras_weight("conv1", "kernel").unwrap();
     let err = format!("{:#}", load_weights(&mut other, &file, &LoadOptions::default()).unwrap_err());
-    assert!(err.contains("the file has no layer 'conv1'"), "{err}");
+    assert!(err.contains("the file has no layer 'conv1'; did you mean 'conv0'?"), "{err}");
     assert!(err.contains("the file's layer 'conv0' matches no layer"), "{err}");
     assert!(err.contains("nothing was loaded"), "{err}");
     assert!(before.equal(&other.keras_weight("conv1", "kernel").unwrap()));
@@ -387,6 +397,11 @@ fn unsupported_layer_classes_are_named() {
     }
     let err = format!("{:#}", load_model(&path, Device::Cpu).unwrap_err());
     assert!(err.contains("'max_pool'") && err.contains("'MaxPooling3D' is not supported"), "{err}");
+    let error = load_model(&path, Device::Cpu).unwrap_err();
+    assert!(
+        matches!(error.downcast_ref::<Error>(), Some(Error::UnsupportedLayerClass { class, .. }) if class == "MaxPooling3D"),
+        "{error:#}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

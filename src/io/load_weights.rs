@@ -9,12 +9,13 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use tch::no_grad;
 
 use super::saved_weights::{FileLayout, SavedLayer, SavedWeight, SavedWeights};
+use crate::error::{closest_name, Error, LayerProblem, LoadProblem};
 use crate::graph::naming::{AutoNamer, KerasVersion};
-use crate::graph::{keras_shape_of, tuple, Model};
+use crate::graph::{keras_shape_of, Model};
 use crate::models::names::resnet50_name_pairs;
 
 /// Keras's epsilon for ResNet50's BatchNorm in each scheme.
@@ -64,7 +65,7 @@ pub struct LoadOptions {
 pub struct LoadReport {
     pub loaded: Vec<String>,
     /// Model layers left as they were, with the reason.
-    pub skipped: Vec<(String, String)>,
+    pub skipped: Vec<(String, LayerProblem)>,
     /// Weighted layers of the file that no model layer took.
     pub unused: Vec<String>,
     /// Set when the file's ResNet50 names were mapped onto the model's other scheme.
@@ -89,7 +90,6 @@ impl fmt::Display for LoadReport {
 
 /// Load `saved` onto `model`.
 pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOptions) -> Result<LoadReport> {
-    let file = saved.path.display().to_string();
     let weighted: Vec<usize> = (0..model.layers().len()).filter(|&i| !model.layers()[i].layer.weights().is_empty()).collect();
     let (lookup, scheme_mapping) = match_layers(model, &weighted, saved);
     let mut report = LoadReport { scheme_mapping, ..Default::default() };
@@ -99,12 +99,14 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
 
     for &index in &weighted {
         let node = &model.layers()[index];
+        let layer_problem = |problem| LoadProblem::Layer { layer: node.name.clone(), class: node.layer.class_name(), problem };
         let Some(stored) = lookup.get(&node.name).copied() else {
-            let why = format!("the file has no layer '{}'", node.name);
+            let unmatched = lookup.keys().filter(|name| model.layer_id(name).is_err()).map(String::as_str);
+            let why = LayerProblem::MissingLayer { layer: node.name.clone(), suggestion: closest_name(&node.name, unmatched) };
             if options.skip_mismatch {
                 report.skipped.push((node.name.clone(), why));
             } else {
-                problems.push(format!("layer '{}' ({}): {why}", node.name, node.layer.class_name()));
+                problems.push(layer_problem(why));
             }
             continue;
         };
@@ -115,23 +117,18 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
                 report.loaded.push(node.name.clone());
             }
             Err(why) if options.skip_mismatch => report.skipped.push((node.name.clone(), why)),
-            Err(why) => problems.push(format!("layer '{}' ({}): {why}", node.name, node.layer.class_name())),
+            Err(why) => problems.push(layer_problem(why)),
         }
     }
     for layer in saved.weighted_layers().filter(|l| !used.contains(l.name.as_str())) {
         if options.skip_mismatch || options.ignore_extra_layers {
             report.unused.push(layer.name.clone());
         } else {
-            problems.push(format!("the file's layer '{}' matches no layer of model '{}'", layer.name, model.name));
+            problems.push(LoadProblem::UnusedFileLayer { stored: layer.name.clone(), model: model.name.clone() });
         }
     }
     if !problems.is_empty() {
-        bail!(
-            "cannot load {file} onto model '{}' ({} problem(s); nothing was loaded):\n  {}",
-            model.name,
-            problems.len(),
-            problems.join("\n  ")
-        );
+        return Err(Error::Load { path: saved.path.clone(), model: model.name.clone(), problems }.into());
     }
 
     // Every shape checked: only now are the values read (a file cannot make us read what no
@@ -213,19 +210,14 @@ fn plan_layer<'a>(
     index: usize,
     stored: &'a SavedLayer,
     layout: FileLayout,
-) -> std::result::Result<Vec<(usize, usize, &'a SavedWeight)>, String> {
+) -> std::result::Result<Vec<(usize, usize, &'a SavedWeight)>, LayerProblem> {
     let weights = model.layers()[index].layer.weights();
     if stored.weights.len() != weights.len() {
-        let expected: Vec<&str> = weights.iter().map(|w| w.name).collect();
-        let found: Vec<&str> = stored.weights.iter().map(|w| w.name.as_str()).collect();
-        return Err(format!(
-            "the layer has {} weight(s) ({}) but the file's '{}' has {} ({})",
-            weights.len(),
-            expected.join(", "),
-            stored.name,
-            stored.weights.len(),
-            found.join(", ")
-        ));
+        return Err(LayerProblem::WeightCount {
+            stored: stored.name.clone(),
+            expected: weights.iter().map(|w| w.name.to_string()).collect(),
+            found: stored.weights.iter().map(|w| w.name.clone()).collect(),
+        });
     }
     let mut plan = Vec::new();
     for (position, weight) in weights.iter().enumerate() {
@@ -237,17 +229,16 @@ fn plan_layer<'a>(
                 .weights
                 .iter()
                 .find(|w| w.name == weight.name)
-                .ok_or_else(|| format!("the file's '{}' has no weight '{}'", stored.name, weight.name))?
+                .ok_or_else(|| LayerProblem::MissingWeight { stored: stored.name.clone(), weight: weight.name.to_string() })?
         };
         let expected = keras_shape_of(weight);
         if value.shape != expected {
-            return Err(format!(
-                "weight '{}' expects shape {} but {} has shape {}",
-                weight.name,
-                tuple(&expected),
-                value.dataset,
-                tuple(&value.shape)
-            ));
+            return Err(LayerProblem::ShapeMismatch {
+                weight: weight.name.to_string(),
+                dataset: value.dataset.clone(),
+                expected,
+                found: value.shape.clone(),
+            });
         }
         plan.push((index, position, value));
     }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tch::Device;
 
 use super::limits;
+use crate::error::Error;
 use crate::graph::{GraphBuilder, KerasVersion, Model, Node, NodeId};
 use crate::layers::init::InitialWeights;
 use crate::layers::input::InputLayer;
@@ -153,9 +154,8 @@ fn rebuild_layer(
     inbound: &[NodeId],
     total: &mut u128,
 ) -> Result<NodeId> {
-    let class = layer_class(class_name).with_context(|| {
-        format!("layer class '{class_name}' is not supported by keras-tch (supported: {})", supported_class_names().join(", "))
-    })?;
+    let class = layer_class(class_name)
+        .ok_or_else(|| Error::UnsupportedLayerClass { class: class_name.to_string(), supported: supported_class_names() })?;
     let layer = (class.from_keras_config)(&KerasConfig::new(class.class_name, config))?;
     if let FromConfig::WithWeights(build) = &layer {
         let shapes: Vec<Shape> = inbound.iter().map(|id| g.shape(*id).clone()).collect();

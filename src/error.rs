@@ -1,0 +1,130 @@
+//! keras-tch's typed errors, in the manner of candle's `Error` and burn-store's `ApplyError`:
+//! the file, layer, weight and both shapes are fields a caller can match on, and the message
+//! says them. The library returns them inside `anyhow::Error` (callers `downcast_ref` them);
+//! the messages name no command-line flag — the CLI adds those hints.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::graph::tuple;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Weights that do not fit a model: every problem found, and nothing was loaded.
+    #[error("cannot load {} onto model '{model}' ({} problem(s); nothing was loaded):{}", path.display(), problems.len(), Indented(problems))]
+    Load { path: PathBuf, model: String, problems: Vec<LoadProblem> },
+    /// A model configuration naming a Keras layer class keras-tch does not rebuild.
+    #[error("layer class '{class}' is not supported by keras-tch (supported: {})", supported.join(", "))]
+    UnsupportedLayerClass { class: String, supported: Vec<&'static str> },
+}
+
+/// One reason a load could not proceed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoadProblem {
+    /// A layer of the model that cannot take the file's weights.
+    #[error("layer '{layer}' ({class}): {problem}")]
+    Layer { layer: String, class: &'static str, problem: LayerProblem },
+    /// A weighted layer of the file that no layer of the model takes.
+    #[error("the file's layer '{stored}' matches no layer of model '{model}'")]
+    UnusedFileLayer { stored: String, model: String },
+}
+
+/// Why one model layer cannot take the file's weights (also what a skipped layer reports).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LayerProblem {
+    #[error("the file has no layer '{layer}'{}", DidYouMean(suggestion))]
+    MissingLayer { layer: String, suggestion: Option<String> },
+    #[error("the layer has {} weight(s) ({}) but the file's '{stored}' has {} ({})", expected.len(), expected.join(", "), found.len(), found.join(", "))]
+    WeightCount { stored: String, expected: Vec<String>, found: Vec<String> },
+    #[error("the file's '{stored}' has no weight '{weight}'")]
+    MissingWeight { stored: String, weight: String },
+    #[error("weight '{weight}' expects shape {} but {dataset} has shape {}", tuple(expected), tuple(found))]
+    ShapeMismatch { weight: String, dataset: String, expected: Vec<i64>, found: Vec<i64> },
+}
+
+/// `; did you mean 'x'?` when there is a suggestion.
+struct DidYouMean<'a>(&'a Option<String>);
+
+impl fmt::Display for DidYouMean<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, "; did you mean '{name}'?"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Each item on its own indented line.
+struct Indented<'a, T>(&'a [T]);
+
+impl<T: fmt::Display> fmt::Display for Indented<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|item| write!(f, "\n  {item}"))
+    }
+}
+
+/// The name among `candidates` closest to `name` by edit distance, if it is close enough to be
+/// a likely typo or renaming (at most a third of the name's length, and at least 1 edit).
+pub fn closest_name<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|&(distance, _)| distance <= limit)
+        .min()
+        .map(|(_, candidate)| candidate.to_string())
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            current[j + 1] = (previous[j] + usize::from(ca != cb)).min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_names_are_near_misses_only() {
+        let stored = ["conv2d_1", "dense", "batch_normalization"];
+        assert_eq!(closest_name("conv2d_2", stored), Some("conv2d_1".into()));
+        assert_eq!(closest_name("fc", stored), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn load_errors_list_every_problem_with_both_shapes() {
+        let error = Error::Load {
+            path: "w.h5".into(),
+            model: "m".into(),
+            problems: vec![
+                LoadProblem::Layer {
+                    layer: "fc".into(),
+                    class: "Dense",
+                    problem: LayerProblem::ShapeMismatch {
+                        weight: "kernel".into(),
+                        dataset: "fc/fc/kernel:0".into(),
+                        expected: vec![2048, 6],
+                        found: vec![2048, 1000],
+                    },
+                },
+                LoadProblem::UnusedFileLayer { stored: "extra".into(), model: "m".into() },
+            ],
+        };
+        assert_eq!(
+            error.to_string(),
+            "cannot load w.h5 onto model 'm' (2 problem(s); nothing was loaded):\n  \
+             layer 'fc' (Dense): weight 'kernel' expects shape (2048, 6) but fc/fc/kernel:0 has shape (2048, 1000)\n  \
+             the file's layer 'extra' matches no layer of model 'm'"
+        );
+    }
+}
