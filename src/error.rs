@@ -13,6 +13,9 @@ pub enum Error {
     /// Weights that do not fit a model: every problem found, and nothing was loaded.
     #[error("cannot load {} onto model '{model}' ({} problem(s); nothing was loaded):{}", path.display(), problems.len(), Indented(problems))]
     Load { path: PathBuf, model: String, problems: Vec<LoadProblem> },
+    /// A weights-only file (HDF5 `save_weights`, safetensors) where a whole model was expected.
+    #[error("{} holds weights only ({kind}, no model configuration): build the architecture and load the weights onto it", path.display())]
+    WeightsOnly { path: PathBuf, kind: &'static str },
     /// A model configuration naming a Keras layer class keras-tch does not rebuild.
     #[error("layer class '{class}' is not supported by keras-tch (supported: {})", supported.join(", "))]
     UnsupportedLayerClass { class: String, supported: Vec<&'static str> },

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use keras_tch::graph::summary::summary;
 use keras_tch::models::applications::Naming;
 use keras_tch::models::{Arch, ArchOptions};
+use keras_tch::train::fit::Stopped;
 
 #[derive(Parser)]
 #[command(
@@ -113,8 +114,9 @@ fn main() -> Result<()> {
     keras_tch::signals::install();
     let result = run(Cli::parse());
     // Ctrl-C during training is a clean stop, not a failure to report with a backtrace.
-    if let Some(stopped) = result.as_ref().err().and_then(|e| e.downcast_ref::<keras_tch::train::fit::Stopped>()) {
-        eprintln!("{stopped}");
+    if let Some(stopped) = result.as_ref().err().and_then(|e| e.downcast_ref::<Stopped>()) {
+        let Stopped::Interrupted { checkpoint } = stopped;
+        eprintln!("{stopped}{}", if checkpoint.is_some() { " (continue with --resume)" } else { "" });
         std::process::exit(keras_tch::signals::exit_status().unwrap_or(130));
     }
     result

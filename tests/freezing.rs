@@ -75,7 +75,7 @@ fn freezing_rules_reject_what_matches_nothing() {
     let mut model = Arch::Resnet50Course.build(&ArchOptions::default(), Device::Cpu).unwrap();
     let spec = FreezeSpec { patterns: vec!["conv9*".into()], ..Default::default() };
     let message = format!("{:#}", freeze(&mut model, &spec).unwrap_err());
-    assert!(message.contains("--freeze 'conv9*' matches no layer"), "{message}");
+    assert!(message.contains("freeze pattern 'conv9*' matches no layer"), "{message}");
     let spec = FreezeSpec { until: Some("res9z_branch2a".into()), ..Default::default() };
     let message = format!("{:#}", freeze(&mut model, &spec).unwrap_err());
     assert!(message.contains("no layer named 'res9z_branch2a'"), "{message}");

@@ -1,7 +1,7 @@
 //! `--freeze-until`, `--freeze`, `--trainable-from`, `--freeze-stages`: freezing by Keras layer
 //! name, shared by `train` and `transfer`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use keras_tch::graph::summary::thousands;
@@ -43,7 +43,7 @@ impl FreezeArgs {
 
 /// Freeze what `spec` selects and print the result with the parameter counts.
 pub fn apply(model: &mut Model, spec: &FreezeSpec) -> Result<()> {
-    let frozen = freeze(model, spec)?;
+    let frozen = freeze(model, spec).context("the freezing flags (--freeze, --freeze-until, --trainable-from, --freeze-stages)")?;
     let (_, trainable, non_trainable) = model.param_counts();
     println!(
         "Frozen {} layer(s), '{}' … '{}': trainable params {}, non-trainable params {}",

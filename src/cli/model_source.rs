@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use tch::Device;
 
+use keras_tch::error::Error;
 use keras_tch::graph::Model;
 use keras_tch::io::{load_model, load_weights, LoadOptions};
 use keras_tch::layers::pooling::PoolKind;
@@ -43,7 +44,12 @@ impl ModelSource {
     /// Load the model; `input_shape` (H, W, C) sizes a built architecture.
     pub fn load(&self, input_shape: Option<[i64; 3]>, device: Device) -> Result<Model> {
         let Some(arch) = self.arch else {
-            return load_model(&self.model, device);
+            return load_model(&self.model, device).map_err(|error| match error.downcast_ref::<Error>() {
+                Some(Error::WeightsOnly { .. }) => {
+                    error.context(format!("name the architecture to load it onto, e.g. --arch resnet50 --model {}", self.model.display()))
+                }
+                _ => error,
+            });
         };
         let pooling = self.pooling;
         if self.pooling.is_some() && self.include_top {

@@ -17,6 +17,7 @@ use super::safetensors::read_safetensors_weights;
 use super::saved_weights::{
     has_model_config, read_h5_model, read_h5_weights, read_h5_weights_of, FileLayout, H5Source, SavedLayer, SavedWeight, SavedWeights,
 };
+use crate::error::Error;
 use crate::graph::Model;
 use crate::layers::init::InitialWeights;
 
@@ -64,12 +65,7 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
     match detect(path)? {
         FileKind::Hdf5 => {
             let Some(stored) = read_h5_model(path)? else {
-                bail!(
-                    "{} holds weights only (no model_config): name the architecture to load them onto, \
-                     e.g. `--arch resnet50 --model {}`",
-                    path.display(),
-                    path.display()
-                );
+                return Err(Error::WeightsOnly { path: path.into(), kind: "Keras save_weights HDF5" }.into());
             };
             let config = parse_json(&stored.model_config, path, "model_config")?;
             let training = stored.training_config.map(|text| parse_json(&text, path, "training_config")).transpose()?;
@@ -89,12 +85,7 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
             model.training_config = config.get("compile_config").filter(|c| c.as_object().is_some_and(|map| !map.is_empty())).cloned();
             Ok(model)
         }
-        FileKind::Safetensors => bail!(
-            "{} is a safetensors checkpoint (weights only): name the architecture to load it onto, \
-             e.g. `--arch resnet50-course --model {}`",
-            path.display(),
-            path.display()
-        ),
+        FileKind::Safetensors => Err(Error::WeightsOnly { path: path.into(), kind: "safetensors checkpoint" }.into()),
     }
 }
 

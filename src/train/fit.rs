@@ -69,7 +69,7 @@ impl std::fmt::Display for Stopped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stopped::Interrupted { checkpoint: Some(path) } => {
-                write!(f, "interrupted; progress saved to {} (continue with --resume)", path.display())
+                write!(f, "interrupted; progress saved to {}", path.display())
             }
             Stopped::Interrupted { checkpoint: None } => write!(f, "interrupted (no checkpoint directory was given)"),
         }

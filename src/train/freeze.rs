@@ -52,13 +52,13 @@ pub fn freeze(model: &mut Model, spec: &FreezeSpec) -> Result<Vec<String>> {
             }
         }
         if !matched {
-            bail!("--freeze '{pattern}' matches no layer of model '{}' (layers are named like '{}')", model.name, sample(&names));
+            bail!("freeze pattern '{pattern}' matches no layer of model '{}' (layers are named like '{}')", model.name, sample(&names));
         }
     }
     if let Some(stages) = spec.stages {
         let staged: Vec<Option<usize>> = names.iter().map(|n| resnet_stage(n)).collect();
         if staged.iter().all(Option::is_none) {
-            bail!("--freeze-stages applies to ResNets; no layer of model '{}' is named by stage", model.name);
+            bail!("freezing by stage applies to ResNets; no layer of model '{}' is named by stage", model.name);
         }
         for (i, stage) in staged.iter().enumerate() {
             if stage.is_some_and(|s| s <= stages) {
