@@ -6,8 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::history::History;
 use super::optimizer::Optimizer;
@@ -19,6 +21,25 @@ use crate::io::load_weights::{apply_weights, LoadOptions};
 use crate::io::safetensors::{model_tensors, read_tensors, weights_from_tensors, write_tensors};
 
 const STATE_FILE: &str = "checkpoint.json";
+
+/// `checkpoint.json`, as written and as read back (every field required: a record missing one
+/// is corrupt, not a run at zero).
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointRecord {
+    /// The weights file, a `checkpoint-*.safetensors` of the same folder.
+    weights: String,
+    epoch: usize,
+    next_batch: usize,
+    loss_sum: f64,
+    correct: f64,
+    seen: usize,
+    /// The optimizer's step count.
+    iterations: i64,
+    /// Keras's `history.history` (a NaN is stored as null).
+    history: BTreeMap<String, Vec<Option<f64>>>,
+    /// The history's columns in Keras's order.
+    keys: Vec<String>,
+}
 
 /// Where training stands: epochs done, the next batch of the current epoch and its running
 /// sums (so a run interrupted mid-epoch reports the same epoch averages).
@@ -34,22 +55,23 @@ pub struct TrainingState {
 
 pub fn save(dir: &Path, model: &Model, optimizer: &Optimizer, state: &TrainingState) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating checkpoint directory {}", dir.display()))?;
-    let previous = read_state_file(dir).ok().and_then(|s| s["weights"].as_str().map(str::to_string));
+    let previous = read_state_file(dir).ok().map(|record| record.weights);
     let name = format!("checkpoint-{:03}-{:05}.safetensors", state.epoch, state.next_batch);
     let mut tensors = model_tensors(model);
     tensors.extend(optimizer.state());
     write_tensors(&tensors, &dir.join(&name))?;
-    let record = json!({
-        "weights": name,
-        "epoch": state.epoch,
-        "next_batch": state.next_batch,
-        "loss_sum": state.loss_sum,
-        "correct": state.correct,
-        "seen": state.seen,
-        "iterations": optimizer.iterations,
-        "history": state.history.to_json(),
-        "keys": state.history.keys,
-    });
+    let history = state.history.keys.iter().map(|key| (key.clone(), column(&state.history, key))).collect();
+    let record = CheckpointRecord {
+        weights: name.clone(),
+        epoch: state.epoch,
+        next_batch: state.next_batch,
+        loss_sum: state.loss_sum,
+        correct: state.correct,
+        seen: state.seen,
+        iterations: optimizer.iterations,
+        history,
+        keys: state.history.keys.clone(),
+    };
     let text = serde_json::to_string_pretty(&record)?;
     write_bytes_atomically(&dir.join(STATE_FILE), text.as_bytes())?;
     // Only ever a file of this folder that a checkpoint wrote (a hand-edited record cannot
@@ -70,30 +92,24 @@ pub fn restore(dir: &Path, model: &mut Model, optimizer: &mut Optimizer) -> Resu
     }
     let bad = |why: String| anyhow::anyhow!("{}: {why}; the checkpoint is corrupt (remove the folder to start over)", state_path.display());
     let record = read_state_file(dir)?;
-    let name = record["weights"].as_str().ok_or_else(|| bad("names no weights file".into()))?;
-    let weights = dir.join(confined_name(name).map_err(bad)?);
-    let count = |key: &str| -> Result<usize> {
-        record[key].as_u64().map(|v| v as usize).ok_or_else(|| bad(format!("'{key}' is missing or not a whole number")))
-    };
-    let epoch = count("epoch")?;
-    let history = history_of(&record, epoch).map_err(bad)?;
+    let weights = dir.join(confined_name(&record.weights).map_err(bad)?);
+    let history = history_of(&record).map_err(bad)?;
     // Bounded so the step counter can always go on counting.
-    let iterations = record["iterations"]
-        .as_i64()
-        .filter(|&i| (0..1 << 48).contains(&i))
-        .ok_or_else(|| bad("'iterations' is missing, negative or absurdly large".into()))?;
+    if !(0..1 << 48).contains(&record.iterations) {
+        return Err(bad(format!("'iterations' is {}: negative or absurdly large", record.iterations)));
+    }
     check_regular_file(&weights, "the checkpoint's weights file")?;
     let (optimizer_state, weight_tensors): (Vec<_>, Vec<_>) =
         read_tensors(&weights)?.into_iter().partition(|(key, _)| key.starts_with("optimizer/"));
     apply_weights(model, &weights_from_tensors(&weights, weight_tensors)?, &LoadOptions::default())
         .with_context(|| format!("resuming from {}", weights.display()))?;
-    optimizer.restore(iterations, optimizer_state, model.device())?;
+    optimizer.restore(record.iterations, optimizer_state, model.device())?;
     Ok(Some(TrainingState {
-        epoch,
-        next_batch: count("next_batch")?,
-        loss_sum: record["loss_sum"].as_f64().unwrap_or(0.0),
-        correct: record["correct"].as_f64().unwrap_or(0.0),
-        seen: count("seen")?,
+        epoch: record.epoch,
+        next_batch: record.next_batch,
+        loss_sum: record.loss_sum,
+        correct: record.correct,
+        seen: record.seen,
         history,
     }))
 }
@@ -109,36 +125,55 @@ fn confined_name(name: &str) -> std::result::Result<&str, String> {
     }
 }
 
+/// One History column, a NaN as `None` (JSON has no NaN).
+fn column(history: &History, key: &str) -> Vec<Option<f64>> {
+    history.get(key).unwrap_or_default().into_iter().map(|v| v.is_finite().then_some(v)).collect()
+}
+
 /// The History of a checkpoint: one row per completed epoch, columns in Keras's order.
-fn history_of(record: &Value, epochs: usize) -> std::result::Result<History, String> {
-    let keys: Vec<String> = match record["keys"].as_array() {
-        Some(keys) => {
-            keys.iter().map(|k| k.as_str().map(str::to_string).ok_or("'keys' holds a non-string")).collect::<std::result::Result<_, _>>()?
-        }
-        None => record["history"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
-    };
-    if keys.is_empty() && epochs > 0 {
+fn history_of(record: &CheckpointRecord) -> std::result::Result<History, String> {
+    let epochs = record.epoch;
+    if record.keys.is_empty() && epochs > 0 {
         return Err(format!("the history is empty after {epochs} completed epoch(s)"));
     }
     // Every column is checked against the epoch count before anything is allocated for it.
-    let mut columns = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let column = record["history"][key.as_str()].as_array().ok_or_else(|| format!("the history has no '{key}' column"))?;
+    let mut columns = Vec::with_capacity(record.keys.len());
+    for key in &record.keys {
+        let column = record.history.get(key).ok_or_else(|| format!("the history has no '{key}' column"))?;
         if column.len() != epochs {
             return Err(format!("the history's '{key}' has {} value(s) for {epochs} completed epoch(s)", column.len()));
         }
         columns.push(column);
     }
-    let rows = (0..epochs).map(|e| columns.iter().map(|c| c[e].as_f64().unwrap_or(f64::NAN)).collect()).collect();
-    Ok(History { keys, epochs: rows })
+    let rows = (0..epochs).map(|e| columns.iter().map(|c| c[e].unwrap_or(f64::NAN)).collect()).collect();
+    Ok(History { keys: record.keys.clone(), epochs: rows })
 }
 
-fn read_state_file(dir: &Path) -> Result<Value> {
+fn read_state_file(dir: &Path) -> Result<CheckpointRecord> {
     let path = dir.join(STATE_FILE);
     let meta = check_regular_file(&path, "the checkpoint record")?;
     if meta.len() > limits::MAX_CONFIG_BYTES {
         bail!("{} is {} bytes, more than a checkpoint record can be ({})", path.display(), meta.len(), limits::MAX_CONFIG_BYTES);
     }
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a checkpoint record (corrupt: remove the folder to start over)", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record missing a running sum is corrupt, not a run that restarts its sums at zero.
+    #[test]
+    fn records_need_every_field_and_keep_nan_history_values() {
+        let complete = r#"{"weights": "checkpoint-001-00000.safetensors", "epoch": 1, "next_batch": 0, "loss_sum": 0.5,
+                           "correct": 3.0, "seen": 4, "iterations": 2, "history": {"loss": [null]}, "keys": ["loss"]}"#;
+        let record: CheckpointRecord = serde_json::from_str(complete).unwrap();
+        let history = history_of(&record).unwrap();
+        assert!(history.get("loss").unwrap()[0].is_nan());
+        let missing = complete.replace(r#""loss_sum": 0.5,"#, "");
+        let error = serde_json::from_str::<CheckpointRecord>(&missing).unwrap_err().to_string();
+        assert!(error.contains("loss_sum"), "{error}");
+    }
 }
