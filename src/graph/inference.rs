@@ -80,6 +80,14 @@ impl InferenceModel<'_> {
         Ok(outputs.remove(0))
     }
 
+    /// The outputs of the layers `names` (inference mode), as [`Model::activations`] gives
+    /// them, computed through the rewrites (what feature extraction runs).
+    pub fn activations(&self, inputs: &[&Tensor], names: &[&str]) -> Result<Vec<Tensor>> {
+        let model = self.model;
+        let wanted = names.iter().map(|name| model.layer_id(name)).collect::<Result<Vec<_>>>()?;
+        no_grad(|| autocast(self.precision, || model.run_with(inputs, false, &wanted, Some(&self.replaced))))
+    }
+
     /// The model this rewrite runs.
     pub fn model(&self) -> &Model {
         self.model

@@ -15,6 +15,7 @@ use super::fit::Stopped;
 use crate::graph::{GraphBuilder, Model};
 use crate::io::npy::{read_npy, write_npy};
 use crate::layers::activation::Activation;
+use crate::layers::autocast::Precision;
 use crate::layers::dense::dense;
 use crate::layers::reshape::Dropout;
 
@@ -55,10 +56,12 @@ pub fn base_fingerprint(model: &Model, pool_layer: &str) -> Result<Fingerprint> 
     Ok(fingerprint)
 }
 
-/// `pool_layer`'s output for `x` (preprocessed NHWC), in inference mode, batch by batch, on CPU.
-/// Stops between batches when `interrupt` is set (Ctrl-C: the features of a large dataset can
-/// take minutes).
+/// `pool_layer`'s output for `x` (preprocessed NHWC), in inference mode, batch by batch, on CPU,
+/// through the same float32 inference rewrite as the `features` command (BatchNorm folded into
+/// its convolution). Stops between batches when `interrupt` is set (Ctrl-C: the features of a
+/// large dataset can take minutes).
 pub fn compute_features(model: &Model, pool_layer: &str, x: &Tensor, batch_size: i64, interrupt: &AtomicBool) -> Result<Tensor> {
+    let inference = model.for_inference(Precision::Fp32);
     let n = x.size()[0];
     let batches = (0..n)
         .step_by(batch_size.max(1) as usize)
@@ -67,7 +70,7 @@ pub fn compute_features(model: &Model, pool_layer: &str, x: &Tensor, batch_size:
                 return Err(Stopped::Interrupted { checkpoint: None }.into());
             }
             let batch = x.narrow(0, start, batch_size.min(n - start));
-            Ok(model.activations(&[&batch], &[pool_layer])?.remove(0).to_device(Device::Cpu))
+            Ok(inference.activations(&[&batch], &[pool_layer])?.remove(0).to_device(Device::Cpu))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::cat(&batches, 0))
