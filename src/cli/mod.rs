@@ -15,5 +15,6 @@ pub mod precision_arg;
 pub mod predict;
 pub mod pretrained_source;
 pub mod train;
+pub mod training_run_args;
 pub mod transfer;
 pub mod value_parsers;

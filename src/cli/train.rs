@@ -10,7 +10,6 @@ use clap::Args;
 use keras_tch::data::course::{default_dataset_paths, load_any_split};
 use keras_tch::io::atomic::check_destination;
 use keras_tch::io::{load_model, save_model_h5};
-use keras_tch::layers::autocast::Precision;
 use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
 use keras_tch::train::compile::CompileConfig;
@@ -58,9 +57,6 @@ pub struct TrainArgs {
     /// instead of tf.keras 2.x's from-logits
     #[arg(long)]
     pub keras20_loss: bool,
-    /// Seed of weight initialisation and shuffling
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
     /// Keep the data in order (Keras's shuffle=False)
     #[arg(long)]
     pub no_shuffle: bool,
@@ -76,25 +72,17 @@ pub struct TrainArgs {
     /// Continue from the checkpoint directory's last checkpoint
     #[arg(long)]
     pub resume: bool,
-    /// 0 silent, 1 progress bar, 2 one line per epoch
-    #[arg(long, default_value_t = 1)]
-    pub verbose: u8,
-    /// Precision of convolutions and matrix multiplies in training steps: fp32 (Keras's
-    /// default) or bf16 (torch-autocast-style mixed precision: float32 weights, optimizer,
-    /// softmax and loss; faster on CPUs with AVX-512-BF16 or AMX, and on CUDA)
-    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
-    pub precision: Precision,
-    #[command(flatten)]
-    pub device: super::device_arg::DeviceArg,
     /// Repository root holding datasets/
     #[arg(long, default_value = ".")]
     pub root: PathBuf,
     #[command(flatten)]
     pub freeze: super::freeze_args::FreezeArgs,
+    #[command(flatten)]
+    pub run: super::training_run_args::TrainingRunArgs,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let device = args.device.resolve()?;
+    let device = args.run.device.resolve()?;
     let (train_path, validation_path) = data_paths(args)?;
     let (mut train, classes) = load_any_split(&train_path, "train")?;
     if let Some(limit) = args.limit {
@@ -108,7 +96,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         None => None,
     };
 
-    init::seed(args.seed);
+    init::seed(args.run.seed);
     let [_, h, w, c] = train.x.shape()[..] else { unreachable!("load_split checks rank 4") };
     let mut model = match (&args.model, args.arch) {
         (Some(path), _) => load_model(path, device)?,
@@ -151,13 +139,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         epochs: args.epochs,
         batch_size: args.batch_size,
         shuffle: !args.no_shuffle,
-        seed: args.seed,
+        seed: args.run.seed,
         validation_split: args.validation_split,
-        verbose: args.verbose,
+        verbose: args.run.verbose,
         checkpoint_dir: Some(args.checkpoint_dir.clone().unwrap_or_else(|| run_dir.join("checkpoints"))),
         resume: args.resume,
         augmentation: None,
-        precision: args.precision,
+        precision: args.run.precision,
     };
     let x = train.normalized_images();
     let y = compile.targets(&train, classes.len());

@@ -13,7 +13,6 @@ use keras_tch::graph::summary::summary;
 use keras_tch::imaging::{preprocess_input, Interpolation, PreprocessMode};
 use keras_tch::io::atomic::{check_destination, write_bytes_atomically};
 use keras_tch::io::save_model_h5;
-use keras_tch::layers::autocast::Precision;
 use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
 use keras_tch::train::augment::Augmentation;
@@ -99,24 +98,15 @@ pub struct TransferArgs {
     /// Augment: random per-channel colour shifts of up to ± L pixel levels (Keras's channel_shift_range)
     #[arg(long, default_value_t = 0.0, value_name = "L")]
     pub channel_shift: f64,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
     /// Print the new model's Keras summary table (after freezing: trainable / non-trainable)
     #[arg(long)]
     pub summary: bool,
-    /// 0 silent, 1 progress bar, 2 one line per epoch
-    #[arg(long, default_value_t = 1)]
-    pub verbose: u8,
-    /// Precision of the training steps: fp32 (Keras's) or bf16 (mixed precision as torch's
-    /// autocast; the cached bottleneck features stay float32)
-    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
-    pub precision: Precision,
     #[command(flatten)]
-    pub device: super::device_arg::DeviceArg,
+    pub run: super::training_run_args::TrainingRunArgs,
 }
 
 pub fn run(args: &TransferArgs) -> Result<()> {
-    let device = args.device.resolve()?;
+    let device = args.run.device.resolve()?;
     // Course files fix the image size, and the base is built for it; folders are read at the
     // base's input size (224×224 for ImageNet checkpoints) unless --target-size says otherwise.
     let (base, train, validation) = if args.data.is_dir() {
@@ -172,8 +162,8 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.lr,
-        seed: args.seed,
-        verbose: args.verbose,
+        seed: args.run.seed,
+        verbose: args.run.verbose,
         cache_dir: (!args.no_cache).then(|| args.cache_dir.clone().unwrap_or_else(|| run_dir.join("feature-cache"))),
         fine_tune_stages: args.fine_tune_stages,
         fine_tune_epochs: args.fine_tune_epochs,
@@ -183,10 +173,10 @@ pub fn run(args: &TransferArgs) -> Result<()> {
             crop: args.crop,
             rotation_degrees: args.rotation,
             channel_shift: args.channel_shift * mode.pixel_scale(),
-            seed: args.seed,
+            seed: args.run.seed,
         },
         run_dir: Some(run_dir.clone()),
-        precision: args.precision,
+        precision: args.run.precision,
     };
     let report = train_transfer(&mut model, &head_layers, &data, &options, ctrl_c_flag())?;
     match &report.cache {
@@ -218,7 +208,7 @@ fn load_folder_data(args: &TransferArgs, size: (u32, u32)) -> Result<(LabeledIma
             Some(validation.load(&validation.files, size, Interpolation::Nearest)?),
         ));
     }
-    let (train, validation) = folder.split(args.validation_split, args.seed);
+    let (train, validation) = folder.split(args.validation_split, args.run.seed);
     if train.is_empty() {
         bail!("{}: --validation-split {} leaves no training images", args.data.display(), args.validation_split);
     }

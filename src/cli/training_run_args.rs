@@ -1,0 +1,25 @@
+//! What every training command (`train`, `transfer`) takes besides its data and model: the
+//! seed, how much to print, the precision and the device.
+
+use clap::Args;
+
+use super::device_arg::DeviceArg;
+use keras_tch::layers::autocast::Precision;
+
+#[derive(Args, Debug)]
+pub struct TrainingRunArgs {
+    /// Seed of weight initialisation, shuffling, the validation split and augmentation
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// 0 silent, 1 progress bar, 2 one line per epoch
+    #[arg(long, default_value_t = 1)]
+    pub verbose: u8,
+    /// Precision of convolutions and matrix multiplies in training steps: fp32 (Keras's
+    /// default) or bf16 (torch-autocast-style mixed precision: float32 weights, optimizer,
+    /// softmax and loss; faster on CPUs with AVX-512-BF16 or AMX, and on CUDA). Cached
+    /// bottleneck features stay float32
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
