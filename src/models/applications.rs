@@ -29,6 +29,19 @@ pub enum Naming {
     Keras,
 }
 
+/// A naming scheme, or `None` for "the file's own" (`auto`), as `--naming` takes it.
+pub type NamingOrAuto = Option<Naming>;
+
+/// `auto`, `keras` or `keras-applications`: the one parser of a naming choice.
+pub fn parse_naming_or_auto(text: &str) -> Result<NamingOrAuto, String> {
+    match text {
+        "auto" => Ok(None),
+        other => clap::ValueEnum::from_str(other, false)
+            .map(Some)
+            .map_err(|_| format!("'{other}' is not a naming: auto, keras or keras-applications")),
+    }
+}
+
 /// Keras's `pooling` argument when `include_top=False`: `None` keeps the last block's feature
 /// map, `Some` adds global average or max pooling.
 pub type Pooling = Option<PoolKind>;
