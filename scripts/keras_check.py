@@ -3,16 +3,17 @@
 
 Run inside the venv of scripts/requirements-keras.txt (the Rust tests call it):
 
-  keras_check.py --model FILE --input X.h5 --output Y.h5 [--loader tf_keras|keras3] [--weights W]
+  keras_check.py --model FILE --input X.h5 --output Y.h5 [--loader tf_keras|keras3] [--weights W] [--compile]
 
-Loads FILE without compiling it:
+Loads FILE without compiling it (with --compile, compiled from the file's own settings, as
+load_model does by default):
   tf_keras  tf_keras.models.load_model (a legacy HDF5 .h5 full model); the default for .h5
   keras3    keras.saving.load_model (a .keras archive, or a legacy .h5 through Keras 3's
             legacy reader); the default for .keras, the only loader for it
 with --weights, clones the loaded model (fresh weights, Keras's clone_model) and loads W into the
 clone with model.load_weights (Keras 3 reads a '.weights.h5' in its own layout, a '.h5' in
 tf.keras's); reads the dataset 'x' of X.h5, writes the dataset 'y' = model.predict(x) (float32) to Y.h5 and
-prints one line: 'ok <model.name> <len(model.layers)> <model.count_params()>'.
+prints one line: 'ok <model.name> <len(model.layers)> <model.count_params()> <optimizer class or None>'.
 On any failure it prints 'error: ...' with the exception message on stderr and exits with 1
 (2 for bad arguments).
 """
@@ -25,16 +26,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 LOADERS = ("tf_keras", "keras3")
 
 
-def load_model(path: str, loader: str):
+def load_model(path: str, loader: str, compile: bool):
     if loader == "tf_keras":
         if path.endswith(".keras"):
             raise ValueError(".keras files are Keras 3 archives: use --loader keras3")
         import tf_keras
 
-        return tf_keras.models.load_model(path, compile=False)
+        return tf_keras.models.load_model(path, compile=compile)
     import keras
 
-    return keras.saving.load_model(path, compile=False)
+    return keras.saving.load_model(path, compile=compile)
 
 
 def with_weights(model, weights: str, loader: str):
@@ -54,6 +55,7 @@ def main() -> int:
     parser.add_argument("--input", required=True, help="an HDF5 file with the input batch as dataset 'x'")
     parser.add_argument("--output", required=True, help="the HDF5 file to write the outputs to (dataset 'y')")
     parser.add_argument("--weights", help="a weights file to load into a fresh clone of the model")
+    parser.add_argument("--compile", action="store_true", help="compile the model from the file's own settings")
     parser.add_argument("--loader", choices=LOADERS,
                         help="the Keras to load with (default: keras3 for .keras, tf_keras otherwise)")
     args = parser.parse_args()
@@ -63,7 +65,7 @@ def main() -> int:
     import numpy as np
 
     try:
-        model = load_model(args.model, loader)
+        model = load_model(args.model, loader, args.compile)
         if args.weights:
             model = with_weights(model, args.weights, loader)
     except Exception as error:  # noqa: BLE001  (any failure to load is the answer)
@@ -80,7 +82,8 @@ def main() -> int:
     except Exception as error:  # noqa: BLE001
         print(f"error: {args.model} loaded with {loader}, but: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    print(f"ok {model.name} {len(model.layers)} {model.count_params()}")
+    optimizer = type(model.optimizer).__name__ if getattr(model, "optimizer", None) is not None else None
+    print(f"ok {model.name} {len(model.layers)} {model.count_params()} {optimizer}")
     return 0
 
 

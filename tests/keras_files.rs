@@ -170,6 +170,14 @@ fn written_files_load_in_keras_with_the_same_outputs() {
     let reopened = load_model(&archive, Device::Cpu).unwrap();
     assert!(reopened.training_config.is_some(), "compile_config kept in the .keras");
     assert_predicts("our .keras read back here", &reopened, &fixture, "y");
+    // Compile settings survive both ways across dialects: the .keras's compile_config written
+    // as tf.keras's training_config, which tf.keras compiles from (load_model's default).
+    let back_to_h5 = dir.join("from_keras.h5");
+    save_model_h5(&reopened, &back_to_h5).unwrap();
+    for (loader, file) in [("tf_keras", &back_to_h5), ("keras3", &archive)] {
+        let optimizer = compiled_optimizer_in_keras(&python, loader, file, &fixture.join("io.h5"), &dir);
+        assert_eq!(optimizer, "Adam", "{loader} compiling {}", file.display());
+    }
 
     let weights = dir.join("weights.h5");
     save_weights_h5(&model, &weights).unwrap();
@@ -186,17 +194,37 @@ fn written_files_load_in_keras_with_the_same_outputs() {
 /// `tf_keras` or `keras3`), for the dataset `x` of `input`; with `weights`, of a fresh clone of
 /// the model holding that file's weights (Keras's `model.load_weights`).
 fn predict_in_keras(python: &Path, loader: &str, model: &Path, weights: Option<&Path>, input: &Path, scratch: &Path) -> Tensor {
-    let loaded = weights.unwrap_or(model);
-    let out = scratch.join(format!("y_{loader}_{}.h5", loaded.file_name().unwrap().to_string_lossy()));
-    let mut check = Command::new(python);
-    check.arg(repo_root().join("scripts/keras_check.py")).args(["--loader", loader, "--model"]).arg(model);
-    if let Some(weights) = weights {
-        check.arg("--weights").arg(weights);
-    }
-    let check = check.arg("--input").arg(input).arg("--output").arg(&out).env("TF_CPP_MIN_LOG_LEVEL", "3").output().unwrap();
-    assert!(check.status.success(), "{loader} could not load {}: {}", loaded.display(), String::from_utf8_lossy(&check.stderr));
+    let extra: Vec<&std::ffi::OsStr> = weights.map_or(vec![], |w| vec!["--weights".as_ref(), w.as_os_str()]);
+    keras_check(python, loader, model, &extra, input, scratch).0
+}
+
+/// The optimizer class real Keras compiles a file with (`load_model`'s default `compile=True`).
+fn compiled_optimizer_in_keras(python: &Path, loader: &str, model: &Path, input: &Path, scratch: &Path) -> String {
+    let (_, line) = keras_check(python, loader, model, &["--compile".as_ref()], input, scratch);
+    line.split_whitespace().last().unwrap_or_default().to_string()
+}
+
+/// `scripts/keras_check.py` on `model` with `extra` flags: Keras's outputs for `input`'s `x`,
+/// and its `ok …` line.
+fn keras_check(python: &Path, loader: &str, model: &Path, extra: &[&std::ffi::OsStr], input: &Path, scratch: &Path) -> (Tensor, String) {
+    let loaded = extra.last().map_or(model.as_os_str(), |last| *last);
+    let out = scratch.join(format!("y_{loader}_{}.h5", Path::new(loaded).file_name().unwrap().to_string_lossy()));
+    let check = Command::new(python)
+        .arg(repo_root().join("scripts/keras_check.py"))
+        .args(["--loader", loader, "--model"])
+        .arg(model)
+        .args(extra)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(&out)
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{loader} could not load {}: {}", model.display(), String::from_utf8_lossy(&check.stderr));
     let (y, shape) = read_f32(&out, "y");
-    tensor(y, &shape)
+    let line = String::from_utf8_lossy(&check.stdout).lines().find(|l| l.starts_with("ok ")).unwrap_or_default().to_string();
+    (tensor(y, &shape), line)
 }
 
 /// `convert` writes weights in the layout Keras reads for the file's suffix: Keras 3's own for

@@ -12,7 +12,7 @@ use keras_tch::io::atomic::check_destination;
 use keras_tch::io::{load_model, save_model_h5};
 use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
-use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::compile::{CompileConfig, TrainingConfig};
 use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::fit::{fit, FitOptions};
 use keras_tch::train::interrupt::ctrl_c_flag;
@@ -124,9 +124,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // Refused now, not after the training: the output must not be an input (e.g. --model).
     check_destination(&save)?;
     let mut optimizer_config = match (&model.training_config, args.optimizer, args.lr) {
-        (Some(config), None, None) => {
-            OptimizerConfig::from_keras(&config["optimizer_config"]).unwrap_or_else(|_| OptimizerConfig::adam(1e-3))
-        }
+        (Some(config), None, None) => TrainingConfig::from_keras(config).map(|file| file.optimizer).unwrap_or_else(|why| {
+            eprintln!("note: {why:#}; training with Keras's Adam() instead (--optimizer chooses)");
+            OptimizerConfig::adam(1e-3)
+        }),
         (_, kind, lr) => OptimizerConfig::with_defaults(kind.unwrap_or(OptimizerKind::Adam), lr),
     };
     if let (Some(eps), OptimizerConfig::Adam { epsilon, .. }) = (args.epsilon, &mut optimizer_config) {

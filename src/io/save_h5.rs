@@ -16,6 +16,7 @@ use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
 use super::model_config::model_config;
 use crate::graph::{KerasVersion, Model};
+use crate::train::compile::TrainingConfig;
 
 /// The Keras whose HDF5 format these files follow (Keras reads `keras_version` only to convert
 /// Keras 1 files).
@@ -29,7 +30,8 @@ pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
         write_str_attr(&file, "keras_version", KERAS_FORMAT_VERSION)?;
         write_str_attr(&file, "model_config", &model_config(model, KerasVersion::Keras2).to_string())?;
         if let Some(training) = &model.training_config {
-            write_str_attr(&file, "training_config", &training.to_string())?;
+            // A model from a Keras 3 file holds Keras 3's compile_config: tf.keras needs its own.
+            write_str_attr(&file, "training_config", &TrainingConfig::in_dialect(training, KerasVersion::Keras2)?.to_string())?;
         }
         let weights = file.create_group("model_weights")?;
         write_weight_groups(model, &weights)?;

@@ -18,8 +18,7 @@ use super::hdf5_image::{create_in_memory, file_image};
 use super::load_weights::keras3_group_names;
 use super::model_config::model_config;
 use crate::graph::{KerasVersion, Model};
-use crate::train::compile::CompileConfig;
-use crate::train::optimizer::OptimizerConfig;
+use crate::train::compile::TrainingConfig;
 
 /// The Keras whose `.keras` format this follows.
 const KERAS3_FORMAT_VERSION: &str = "3.15.1";
@@ -56,21 +55,7 @@ pub fn save_weights_keras3(model: &Model, path: &Path) -> Result<()> {
 fn keras3_config(model: &Model) -> Result<Value> {
     let mut config = model_config(model, KerasVersion::Keras3);
     if let Some(training) = &model.training_config {
-        let compile = CompileConfig::from_keras(training)?;
-        let optimizer = OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap_or(OptimizerConfig::adam(1e-3));
-        let mut optimizer = optimizer.keras_config();
-        optimizer["module"] = json!("keras.optimizers");
-        optimizer["registered_name"] = Value::Null;
-        config["compile_config"] = json!({
-            "optimizer": optimizer,
-            "loss": compile.loss.keras_name(),
-            "loss_weights": null,
-            "metrics": if compile.accuracy.is_some() { json!(["accuracy"]) } else { json!(null) },
-            "weighted_metrics": null,
-            "run_eagerly": false,
-            "steps_per_execution": 1,
-            "jit_compile": false,
-        });
+        config["compile_config"] = TrainingConfig::in_dialect(training, KerasVersion::Keras3)?;
     }
     Ok(config)
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::losses::{CrossEntropyStyle, Loss};
 use super::optimizer::OptimizerConfig;
-use crate::graph::Model;
+use crate::graph::{KerasVersion, Model};
 
 /// The metric Keras's `"accuracy"` resolves to for a loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,5 +129,70 @@ impl CompileConfig {
         let loss = Loss::from_keras_name(&loss).context("the file's training configuration")?;
         let wants_accuracy = config["metrics"].to_string().contains("acc");
         Ok(Self { loss, accuracy: wants_accuracy.then(|| Accuracy::for_loss(loss)), style: CrossEntropyStyle::TfKeras })
+    }
+}
+
+/// A model's compile settings as Keras files carry them — tf.keras's `training_config` or Keras
+/// 3's `compile_config` — read into types, so each writer puts them in its own dialect.
+#[derive(Debug, Clone)]
+pub struct TrainingConfig {
+    pub compile: CompileConfig,
+    pub optimizer: OptimizerConfig,
+}
+
+impl TrainingConfig {
+    /// Read either dialect: tf.keras keeps the optimizer under `optimizer_config`, Keras 3 under
+    /// `optimizer` (a config, or a bare name such as `"adam"`).
+    pub fn from_keras(config: &Value) -> Result<Self> {
+        let compile = CompileConfig::from_keras(config)?;
+        let optimizer = OptimizerConfig::from_keras(&config[optimizer_key(config)]).context("the file's compiled optimizer")?;
+        Ok(Self { compile, optimizer })
+    }
+
+    /// The dialect a stored configuration is in.
+    pub fn dialect(config: &Value) -> KerasVersion {
+        match optimizer_key(config) {
+            "optimizer_config" => KerasVersion::Keras2,
+            _ => KerasVersion::Keras3,
+        }
+    }
+
+    /// `config` as `keras` writes it: unchanged when it is already in that dialect (so settings
+    /// keras-tch does not model survive), else converted through the types.
+    pub fn in_dialect(config: &Value, keras: KerasVersion) -> Result<Value> {
+        if Self::dialect(config) == keras {
+            return Ok(config.clone());
+        }
+        Ok(Self::from_keras(config).context("converting the model's compile settings")?.keras_config(keras))
+    }
+
+    /// tf.keras's `training_config` or Keras 3's `compile_config`.
+    pub fn keras_config(&self, keras: KerasVersion) -> Value {
+        match keras {
+            KerasVersion::Keras2 => self.compile.training_config(&self.optimizer),
+            KerasVersion::Keras3 => {
+                let mut optimizer = self.optimizer.keras_config();
+                optimizer["module"] = json!("keras.optimizers");
+                optimizer["registered_name"] = Value::Null;
+                json!({
+                    "optimizer": optimizer,
+                    "loss": self.compile.loss.keras_name(),
+                    "loss_weights": null,
+                    "metrics": if self.compile.accuracy.is_some() { json!(["accuracy"]) } else { json!(null) },
+                    "weighted_metrics": null,
+                    "run_eagerly": false,
+                    "steps_per_execution": 1,
+                    "jit_compile": false,
+                })
+            }
+        }
+    }
+}
+
+fn optimizer_key(config: &Value) -> &'static str {
+    if config.get("optimizer_config").is_some() {
+        "optimizer_config"
+    } else {
+        "optimizer"
     }
 }
