@@ -127,7 +127,7 @@ impl CompileConfig {
             other => anyhow::bail!("training configuration has an unreadable loss: {other}"),
         };
         let loss = Loss::from_keras_name(&loss).context("the file's training configuration")?;
-        let wants_accuracy = config["metrics"].to_string().contains("acc");
+        let wants_accuracy = asks_for_accuracy(&config["metrics"]);
         Ok(Self { loss, accuracy: wants_accuracy.then(|| Accuracy::for_loss(loss)), style: CrossEntropyStyle::TfKeras })
     }
 }
@@ -189,10 +189,50 @@ impl TrainingConfig {
     }
 }
 
+/// Whether Keras's `metrics` asks for accuracy: `"accuracy"` or `"acc"`, or an accuracy metric
+/// (`categorical_accuracy`, `CategoricalAccuracy`, …) by name or as a serialized metric, at any
+/// nesting (tf.keras nests the list per output).
+fn asks_for_accuracy(metrics: &Value) -> bool {
+    match metrics {
+        Value::String(name) => {
+            let name = name.to_ascii_lowercase();
+            name == "acc" || name.ends_with("accuracy")
+        }
+        Value::Array(items) => items.iter().any(asks_for_accuracy),
+        Value::Object(map) => {
+            ["class_name", "name"].iter().any(|key| map.get(*key).is_some_and(asks_for_accuracy))
+                || map.get("config").is_some_and(asks_for_accuracy)
+        }
+        _ => false,
+    }
+}
+
 fn optimizer_key(config: &Value) -> &'static str {
     if config.get("optimizer_config").is_some() {
         "optimizer_config"
     } else {
         "optimizer"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracy_is_found_in_every_way_keras_writes_metrics() {
+        for metrics in [
+            json!(["accuracy"]),
+            json!(["acc"]),
+            json!([["accuracy"]]),
+            json!(["categorical_accuracy"]),
+            json!([{"class_name": "CategoricalAccuracy", "config": {"name": "categorical_accuracy"}}]),
+            json!([{"module": "keras.metrics", "class_name": "function", "config": "accuracy"}]),
+        ] {
+            assert!(asks_for_accuracy(&metrics), "{metrics}");
+        }
+        for metrics in [json!(null), json!([]), json!(["mse"]), json!([{"class_name": "AUC", "config": {"name": "auc"}}])] {
+            assert!(!asks_for_accuracy(&metrics), "{metrics}");
+        }
     }
 }
