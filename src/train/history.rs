@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::io::atomic::write_bytes_atomically;
 
@@ -29,28 +29,14 @@ impl History {
         Some(self.epochs.iter().map(|row| row[index]).collect())
     }
 
-    pub fn to_json(&self) -> Value {
-        let mut map = Map::new();
-        for key in &self.keys {
-            map.insert(key.clone(), json!(self.get(key).unwrap_or_default()));
-        }
-        Value::Object(map)
-    }
-
-    pub fn from_json(value: &Value) -> Self {
-        let mut history = History::default();
-        let Some(map) = value.as_object() else { return history };
-        history.keys = map.keys().cloned().collect();
-        let epochs = map.values().next().and_then(Value::as_array).map_or(0, Vec::len);
-        history.epochs = (0..epochs).map(|e| history.keys.iter().map(|k| map[k][e].as_f64().unwrap_or(f64::NAN)).collect()).collect();
-        history
-    }
-
+    /// `history.json`: Keras's `history.history` as `json.dump` writes it, metrics in Keras's
+    /// order (a NaN as null: JSON has no NaN).
     pub fn save_json(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(&self.to_json())?;
+        let text = serde_json::to_string_pretty(self)?;
         write_bytes_atomically(path, text.as_bytes())
     }
 
+    /// `history.csv`: Keras's `CSVLogger` columns.
     pub fn save_csv(&self, path: &Path) -> Result<()> {
         let mut text = format!("epoch,{}\n", self.keys.join(","));
         for (epoch, row) in self.epochs.iter().enumerate() {
@@ -58,5 +44,29 @@ impl History {
             text.push_str(&format!("{epoch},{}\n", values.join(",")));
         }
         write_bytes_atomically(path, text.as_bytes())
+    }
+}
+
+/// `{"loss": [...], "accuracy": [...], ...}` in the order the metrics were logged.
+impl Serialize for History {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.keys.len()))?;
+        for (index, key) in self.keys.iter().enumerate() {
+            let column: Vec<Option<f64>> = self.epochs.iter().map(|row| row[index]).map(|v| v.is_finite().then_some(v)).collect();
+            map.serialize_entry(key, &column)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_keeps_keras_order_and_writes_nan_as_null() {
+        let mut history = History::default();
+        history.push(&[("loss", 0.5), ("accuracy", 0.75), ("val_loss", f64::NAN)]);
+        assert_eq!(serde_json::to_string(&history).unwrap(), r#"{"loss":[0.5],"accuracy":[0.75],"val_loss":[null]}"#);
     }
 }
