@@ -18,7 +18,7 @@ use super::limits;
 use crate::error::Error;
 use crate::graph::{GraphBuilder, KerasVersion, Model, Node, NodeId};
 use crate::layers::init::InitialWeights;
-use crate::layers::input::InputLayer;
+use crate::layers::input::{batch_shape, InputLayer};
 use crate::layers::keras_config::KerasConfig;
 use crate::layers::registry::{layer_class, supported_class_names, FromConfig, FromKerasConfig};
 use crate::layers::Shape;
@@ -259,11 +259,4 @@ fn layer_entry(model: &Model, node: &Node, keras: KerasVersion) -> Value {
             entry
         }
     }
-}
-
-/// A shape with Keras's leading `None` batch axis.
-fn batch_shape(shape: &[i64]) -> Value {
-    let mut dims = vec![Value::Null];
-    dims.extend(shape.iter().map(|&d| json!(d)));
-    Value::Array(dims)
 }

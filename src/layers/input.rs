@@ -20,12 +20,11 @@ impl From<InputLayer> for Shape {
     }
 }
 
-impl InputLayer {
-    fn batch_shape(&self) -> Value {
-        let mut batch_shape = vec![Value::Null];
-        batch_shape.extend(self.shape.iter().map(|&d| json!(d)));
-        Value::Array(batch_shape)
-    }
+/// A shape with Keras's leading `None` batch axis, as configs write it: `[null, 64, 64, 3]`.
+pub fn batch_shape(shape: &[i64]) -> Value {
+    let mut dims = vec![Value::Null];
+    dims.extend(shape.iter().map(|&d| json!(d)));
+    Value::Array(dims)
 }
 
 impl FromKerasConfig for InputLayer {
@@ -53,11 +52,11 @@ impl Layer for InputLayer {
     }
 
     fn keras_config(&self) -> Value {
-        json!({ "batch_input_shape": self.batch_shape(), "dtype": "float32", "sparse": false, "ragged": false })
+        json!({ "batch_input_shape": batch_shape(&self.shape), "dtype": "float32", "sparse": false, "ragged": false })
     }
 
     fn keras3_config(&self) -> Value {
-        json!({ "batch_shape": self.batch_shape(), "dtype": "float32", "sparse": false })
+        json!({ "batch_shape": batch_shape(&self.shape), "dtype": "float32", "sparse": false })
     }
 
     fn output_shape(&self, _inputs: &[Shape]) -> Result<Shape> {

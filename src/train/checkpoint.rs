@@ -60,7 +60,7 @@ pub fn save(dir: &Path, model: &Model, optimizer: &Optimizer, state: &TrainingSt
     let mut tensors = model_tensors(model);
     tensors.extend(optimizer.state());
     write_tensors(&tensors, &dir.join(&name))?;
-    let history = state.history.keys.iter().map(|key| (key.clone(), column(&state.history, key))).collect();
+    let history = state.history.keys.iter().enumerate().map(|(index, key)| (key.clone(), state.history.json_column(index))).collect();
     let record = CheckpointRecord {
         weights: name.clone(),
         epoch: state.epoch,
@@ -123,11 +123,6 @@ fn confined_name(name: &str) -> std::result::Result<&str, String> {
     } else {
         Err(format!("names the weights file '{name}', which is not a checkpoint-*.safetensors file of this folder"))
     }
-}
-
-/// One History column, a NaN as `None` (JSON has no NaN).
-fn column(history: &History, key: &str) -> Vec<Option<f64>> {
-    history.get(key).unwrap_or_default().into_iter().map(|v| v.is_finite().then_some(v)).collect()
 }
 
 /// The History of a checkpoint: one row per completed epoch, columns in Keras's order.

@@ -36,6 +36,12 @@ impl History {
         write_bytes_atomically(path, text.as_bytes())
     }
 
+    /// The values of the `index`-th metric as JSON can hold them: a NaN or infinity as `None`
+    /// (null), as `history.json` and checkpoints store them.
+    pub fn json_column(&self, index: usize) -> Vec<Option<f64>> {
+        self.epochs.iter().map(|row| row[index]).map(|v| v.is_finite().then_some(v)).collect()
+    }
+
     /// `history.csv`: Keras's `CSVLogger` columns.
     pub fn save_csv(&self, path: &Path) -> Result<()> {
         let mut text = format!("epoch,{}\n", self.keys.join(","));
@@ -52,8 +58,7 @@ impl Serialize for History {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.keys.len()))?;
         for (index, key) in self.keys.iter().enumerate() {
-            let column: Vec<Option<f64>> = self.epochs.iter().map(|row| row[index]).map(|v| v.is_finite().then_some(v)).collect();
-            map.serialize_entry(key, &column)?;
+            map.serialize_entry(key, &self.json_column(index))?;
         }
         map.end()
     }
