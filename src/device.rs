@@ -68,11 +68,6 @@ impl DeviceChoice {
     }
 }
 
-/// Parse and resolve a device name in one step.
-pub fn parse_device(spec: &str) -> Result<Device> {
-    spec.parse::<DeviceChoice>()?.resolve()
-}
-
 /// Whether libtorch can use CUDA here, for messages. libtorch answers "no" both for a CPU-only
 /// build and for a CUDA build on a machine without a GPU, so the text says just that.
 pub fn cuda_status() -> &'static str {
@@ -86,6 +81,10 @@ pub fn cuda_status() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_device(spec: &str) -> Result<Device> {
+        spec.parse::<DeviceChoice>()?.resolve()
+    }
 
     #[test]
     fn cpu_and_auto_resolve_without_a_gpu() {
