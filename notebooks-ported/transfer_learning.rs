@@ -187,12 +187,13 @@ fn run_regime(regime: &Regime, base_path: &Path, validation: &LabeledImages, run
         Freeze::Scratch => reinitialise(&model),
     }
     let (_, trainable, _) = model.param_counts();
-    let data = TransferData {
-        x: preprocess_input(&regime.data.x, MODE),
-        y: regime.data.one_hot_labels(),
-        validation: Some((preprocess_input(&validation.x, MODE), validation.one_hot_labels())),
-        identity: regime.data.identity.clone(),
-    };
+    let (vx, vy) = (preprocess_input(&validation.x, MODE), validation.one_hot_labels());
+    let data = TransferData::from_tensors(
+        &preprocess_input(&regime.data.x, MODE),
+        &regime.data.one_hot_labels(),
+        Some((&vx, &vy)),
+        &regime.data.identity,
+    )?;
     let options = TransferOptions {
         epochs: regime.epochs,
         learning_rate: regime.lr,
@@ -206,8 +207,7 @@ fn run_regime(regime: &Regime, base_path: &Path, validation: &LabeledImages, run
         println!("bottleneck features {} {}", if *reused { "reused from" } else { "cached in" }, path.display());
     }
     let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
-    let (vx, vy) = data.validation.as_ref().expect("set above");
-    let result = evaluate(&model, &compile, vx, vy, 32)?;
+    let result = evaluate(&model, &compile, &vx, &vy, 32)?;
     result.print_notebook_lines();
     Ok((trainable, result.accuracy.unwrap_or(f64::NAN)))
 }

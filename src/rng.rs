@@ -102,6 +102,35 @@ impl NumpyRandomState {
         }
     }
 
+    /// `shuffle(x)` of a list or 1-d array: Fisher-Yates from the end, each index drawn by
+    /// numpy's `random_interval` (masked 32-bit draws, rejected above the bound).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.random_interval(i as u64) as usize);
+        }
+    }
+
+    /// Uniform in 0..=max, as numpy's `random_interval` draws it.
+    fn random_interval(&mut self, max: u64) -> u64 {
+        if max == 0 {
+            return 0;
+        }
+        let mut mask = max;
+        for shift in [1, 2, 4, 8, 16, 32] {
+            mask |= mask >> shift;
+        }
+        loop {
+            let value = if max <= u64::from(u32::MAX) {
+                u64::from(self.next_u32()) & mask
+            } else {
+                ((u64::from(self.next_u32()) << 32) | u64::from(self.next_u32())) & mask
+            };
+            if value <= max {
+                return value;
+            }
+        }
+    }
+
     /// `np.random.randn(*shape)`, in C order.
     pub fn randn(&mut self, count: usize) -> Vec<f64> {
         (0..count).map(|_| self.gauss()).collect()

@@ -9,7 +9,9 @@ use std::process::Command;
 
 use common::parity::{assert_close, tensor};
 use common::{keras_fixture, keras_python, read_f32, repo_root, scratch_dir, shared_data};
+use keras_tch::data::dataset::Dataset;
 use keras_tch::data::folders::load_course_file;
+use keras_tch::data::loader::Loading;
 use keras_tch::graph::Model;
 use keras_tch::imaging::{preprocess_input, PreprocessMode};
 use keras_tch::layers::pooling::PoolKind;
@@ -42,8 +44,10 @@ fn the_head_on_cached_features_computes_what_the_full_model_does() {
     let Some(x) = cat_images(24) else { return };
     let (model, head) = cat_model(&fixture);
     let dir = scratch_dir("bottleneck-equal");
+    let data = Dataset::from_tensors(&x, &Tensor::zeros([24], (tch::Kind::Int64, Device::Cpu)), "cats").unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let (features, _, reused) =
-        cached_features(&dir, "k", || compute_features(&model, &head[0], &x, 8, &std::sync::atomic::AtomicBool::new(false))).unwrap();
+        cached_features(&dir, "k", || compute_features(&model, &head[0], &data, 8, &Loading::default(), &stop)).unwrap();
     assert!(!reused);
     let (read_back, _, reused) = cached_features(&dir, "k", || unreachable!("the cache exists")).unwrap();
     assert!(reused);
@@ -150,7 +154,7 @@ fn fine_tuning_moves_only_the_unfrozen_stage() {
     let watched =
         [("res5c_branch2c", "kernel"), ("bn5c_branch2c", "moving_mean"), ("bn5c_branch2c", "gamma"), ("res4f_branch2c", "kernel")];
     let before: Vec<Tensor> = watched.iter().map(|(l, w)| model.keras_weight(l, w).unwrap()).collect();
-    let data = TransferData { x, y: labels, validation: None, identity: "test".into() };
+    let data = TransferData::from_tensors(&x, &labels, None, "test").unwrap();
     let dir = scratch_dir("fine-tune");
     let options = TransferOptions {
         epochs: 1,
@@ -191,7 +195,7 @@ fn training_the_head_leaves_the_frozen_base_bit_identical() {
     };
     let before = snapshot(&model);
     let labels = Tensor::from_slice(&[0i64, 1].repeat(16)).one_hot(2).to_kind(tch::Kind::Float);
-    let data = TransferData { x, y: labels, validation: None, identity: "frozen-base test".into() };
+    let data = TransferData::from_tensors(&x, &labels, None, "frozen-base test").unwrap();
     let options = TransferOptions {
         epochs: 3,
         batch_size: 16,
@@ -224,7 +228,7 @@ fn transfer_reads_image_folders() {
     let dir = scratch_dir("transfer-folders");
     let data = dir.join("data");
     let classes = [
-        ("tabby", ["photo.png", "photo.bmp", "photo.tiff", "rgba.png"]),
+        ("tabby", ["photo.png", "photo.bmp", "photo.gif", "rgba.png"]),
         ("alley", ["grey.png", "grey.jpg", "small_420.jpg", "progressive.jpg"]),
     ];
     for (class, files) in classes {
@@ -235,9 +239,9 @@ fn transfer_reads_image_folders() {
     }
     let folder = ImageFolder::scan(&data).unwrap();
     assert_eq!(folder.classes, vec!["alley", "tabby"], "sorted class names");
-    let (train, validation) = folder.split(0.25, 3);
+    let (train, validation) = folder.split(0.25, 3).unwrap();
     assert_eq!((train.len(), validation.len()), (6, 2));
-    assert_eq!(folder.split(0.25, 3).1, validation, "the same seed gives the same split");
+    assert_eq!(folder.split(0.25, 3).unwrap().1, validation, "the same seed gives the same split");
     assert!(validation.iter().all(|v| !train.contains(v)));
 
     let run = dir.join("run");

@@ -7,14 +7,17 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use keras_tch::data::course::{default_dataset_paths, load_any_split};
+use keras_tch::data::course::{course_dataset, default_dataset_paths};
+use keras_tch::data::dataset::Dataset;
+use keras_tch::data::folders::{folder_dataset, folder_datasets};
+use keras_tch::imaging::PreprocessMode;
 use keras_tch::io::atomic::check_destination;
 use keras_tch::io::{load_model, save_model_h5};
 use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
 use keras_tch::train::compile::{CompileConfig, TrainingConfig};
-use keras_tch::train::evaluate::evaluate;
-use keras_tch::train::fit::{fit, FitOptions};
+use keras_tch::train::evaluate::evaluate_dataset;
+use keras_tch::train::fit::{fit_dataset, FitOptions};
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::losses::{CrossEntropyStyle, Loss};
 use keras_tch::train::optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
@@ -27,15 +30,27 @@ pub struct TrainArgs {
     /// A Keras model file (.h5 or .keras) to continue training (its compile settings are used)
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Training data, course layout (default: datasets/train_signs.h5, else the default dataset)
-    #[arg(long)]
+    /// Training data: a course-layout .h5, or a folder with one sub-folder per class, streamed
+    /// from disk (default: datasets/train_signs.h5, else the default dataset)
+    #[arg(long, value_name = "FILE.h5|DIR")]
     pub data: Option<PathBuf>,
-    /// Validation data, course layout (default: the test file next to the default training data)
-    #[arg(long)]
+    /// Validation data, of the same kind (default: the test file next to the default training data)
+    #[arg(long, value_name = "FILE.h5|DIR")]
     pub validation_data: Option<PathBuf>,
-    /// Hold out this fraction (the last samples, as Keras) for validation instead
+    /// Hold out this fraction for validation instead: of a course file, the last samples (Keras's
+    /// fit(validation_split=F)); of a folder, the files image_dataset_from_directory(
+    /// validation_split=F, seed=SEED) holds out
     #[arg(long, default_value_t = 0.0, value_parser = super::value_parsers::fraction)]
     pub validation_split: f64,
+    /// Size H,W folder images are read at (default: the --model's input size, else Keras's 256,256)
+    #[arg(long, value_parser = super::image_inputs::parse_size, value_name = "H,W")]
+    pub image_size: Option<[u32; 2]>,
+    /// preprocess_input mode of the images (default: scale255, the course's X / 255.)
+    #[arg(long, value_enum, default_value = "scale255")]
+    pub preprocess: PreprocessMode,
+    /// How folder images are read
+    #[command(flatten)]
+    pub folders: super::folder_args::FolderArgs,
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
@@ -84,25 +99,47 @@ pub struct TrainArgs {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let device = args.run.device.resolve()?;
     let (train_path, validation_path) = data_paths(args)?;
-    let (mut train, classes) = load_any_split(&train_path, "train")?;
-    if let Some(limit) = args.limit {
-        train.truncate(limit as usize);
-    }
+    let model_file = args.model.as_ref().map(|path| load_model(path, device)).transpose()?;
+    let from_folders = train_path.is_dir();
+    let (train, validation) = if from_folders {
+        let model_size = model_file.as_ref().and_then(|m| match m.node(m.inputs()[0]).output_shape[..] {
+            [h, w, _] => Some([h as u32, w as u32]),
+            _ => None,
+        });
+        let [h, w] = args.image_size.or(model_size).unwrap_or([256, 256]);
+        let reading = args.folders.reading((h, w));
+        match &validation_path {
+            Some(path) => (folder_dataset(&train_path, reading)?, Some(folder_dataset(path, reading)?)),
+            None => folder_datasets(&train_path, args.validation_split, args.run.seed, reading)?,
+        }
+    } else {
+        let validation = validation_path.as_ref().map(|path| course_dataset(path, "test")).transpose()?;
+        (course_dataset(&train_path, "train")?, validation)
+    };
+    let train = match args.limit {
+        Some(limit) => train.take(limit as usize),
+        None => train,
+    };
     if train.is_empty() {
         bail!("{} holds no training images", train_path.display());
     }
-    let validation = match &validation_path {
-        Some(path) => Some(load_any_split(path, "test")?.0),
-        None => None,
-    };
+    let classes = train.classes().to_vec();
+    if from_folders {
+        println!(
+            "Found {} files belonging to {} classes; {} for training, {} for validation.",
+            train.len() + validation.as_ref().map_or(0, |v| v.len()),
+            classes.len(),
+            train.len(),
+            validation.as_ref().map_or(0, |v| v.len())
+        );
+    }
 
     init::seed(args.run.seed);
-    let [_, h, w, c] = train.x.shape()[..] else { unreachable!("load_split checks rank 4") };
-    let mut model = match (&args.model, args.arch) {
-        (Some(path), _) => load_model(path, device)?,
+    let mut model = match (model_file, args.arch) {
+        (Some(model), _) => model,
         (None, Some(arch)) => {
             let options = ArchOptions {
-                input_shape: Some([h as i64, w as i64, c as i64]),
+                input_shape: <[i64; 3]>::try_from(train.input_shape()).ok(),
                 classes: Some(output_units(arch, classes.len())),
                 ..Default::default()
             };
@@ -141,18 +178,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         batch_size: args.batch_size,
         shuffle: !args.no_shuffle,
         seed: args.run.seed,
-        validation_split: args.validation_split,
+        // A folder's split is image_dataset_from_directory's, made above.
+        validation_split: if from_folders { 0.0 } else { args.validation_split },
         verbose: args.run.verbose,
         checkpoint_dir: Some(args.checkpoint_dir.clone().unwrap_or_else(|| run_dir.join("checkpoints"))),
         resume: args.resume,
         augmentation: None,
         precision: args.run.precision,
+        loading: args.folders.loading(),
     };
-    let x = train.normalized_images();
-    let y = compile.targets(&train, classes.len());
-    let validation_tensors = validation.as_ref().map(|v| (v.normalized_images(), compile.targets(v, classes.len())));
-    let history =
-        fit(&mut model, &compile, &mut optimizer, &x, &y, validation_tensors.as_ref().map(|(a, b)| (a, b)), &options, ctrl_c_flag())?;
+    let as_the_model_takes = |data: Dataset| data.with_preprocessing(args.preprocess).with_label_mode(compile.label_mode());
+    let train = as_the_model_takes(train);
+    let validation = validation.map(as_the_model_takes);
+    let history = fit_dataset(&mut model, &compile, &mut optimizer, &train, validation.as_ref(), &options, ctrl_c_flag())?;
 
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     history.save_json(&run_dir.join("history.json"))?;
@@ -161,8 +199,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     model.training_config = Some(compile.training_config(&optimizer.config));
     save_model_h5(&model, &save)?;
     println!("Saved {} (history in {})", save.display(), run_dir.display());
-    if let Some((vx, vy)) = &validation_tensors {
-        evaluate(&model, &compile, vx, vy, 32)?.print_notebook_lines();
+    if let Some(validation) = &validation {
+        evaluate_dataset(&model, &compile, validation, 32, &options.loading)?.print_notebook_lines();
     }
     Ok(())
 }

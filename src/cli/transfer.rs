@@ -8,16 +8,18 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::freeze_args::FreezeArgs;
-use keras_tch::data::folders::{load_course_file, ImageFolder, LabeledImages};
+use keras_tch::data::course::course_dataset;
+use keras_tch::data::dataset::{Dataset, LabelMode};
+use keras_tch::data::folders::{folder_dataset, folder_datasets};
 use keras_tch::graph::summary::summary;
-use keras_tch::imaging::{preprocess_input, Interpolation, PreprocessMode};
+use keras_tch::imaging::PreprocessMode;
 use keras_tch::io::atomic::{check_destination, write_bytes_atomically};
 use keras_tch::io::save_model_h5;
 use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
 use keras_tch::train::augment::Augmentation;
 use keras_tch::train::compile::CompileConfig;
-use keras_tch::train::evaluate::evaluate;
+use keras_tch::train::evaluate::evaluate_dataset;
 use keras_tch::train::freeze::FreezeSpec;
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::losses::CrossEntropyStyle;
@@ -37,7 +39,8 @@ pub struct TransferArgs {
     /// file, the test split of the file next to it when it exists
     #[arg(long, value_name = "DIR|FILE.h5")]
     pub validation_data: Option<PathBuf>,
-    /// Hold out this seeded random fraction of a folder dataset for validation
+    /// Hold out this fraction of a folder dataset for validation: the files Keras's
+    /// image_dataset_from_directory(validation_split=F, seed=SEED) holds out
     #[arg(long, default_value_t = 0.2, value_parser = super::value_parsers::fraction)]
     pub validation_split: f64,
     /// Where the trained model goes (Keras HDF5; the class names go next to it, OUT.classes.txt)
@@ -98,6 +101,9 @@ pub struct TransferArgs {
     /// Augment: random per-channel colour shifts of up to ± L pixel levels (Keras's channel_shift_range)
     #[arg(long, default_value_t = 0.0, value_name = "L")]
     pub channel_shift: f64,
+    /// How folder images are read
+    #[command(flatten)]
+    pub folders: super::folder_args::FolderArgs,
     /// Print the new model's Keras summary table (after freezing: trainable / non-trainable)
     #[arg(long)]
     pub summary: bool,
@@ -117,7 +123,8 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         (base, train, validation)
     } else {
         let (train, validation) = load_course_data(args)?;
-        let base = load_base(&args.base, [train.x.size()[1], train.x.size()[2]], device)?;
+        let shape = train.input_shape();
+        let base = load_base(&args.base, [shape[0], shape[1]], device)?;
         (base, train, validation)
     };
     if let Some(report) = &base.report {
@@ -133,11 +140,11 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         "Data: {} training image(s){}, classes {:?}; preprocess_input mode '{}'",
         train.len(),
         validation.as_ref().map_or(String::new(), |v| format!(", {} validation", v.len())),
-        train.classes,
+        train.classes(),
         mode.name()
     );
 
-    let head = NewHead { pooling: args.pooling, dropout: args.dropout, classes: train.classes.len() as i64 };
+    let head = NewHead { pooling: args.pooling, dropout: args.dropout, classes: train.classes().len() as i64 };
     let (mut model, head_names, dropped) = with_new_head(base.model, args.base_output.as_deref(), &head)?;
     if !dropped.is_empty() {
         println!("Replaced the top: dropped {}; new head {}", dropped.join(", "), head_names.join(", "));
@@ -150,12 +157,8 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         print!("{}", summary(&model));
     }
 
-    let data = TransferData {
-        x: preprocess_input(&train.x, mode),
-        y: train.one_hot_labels(),
-        validation: validation.as_ref().map(|v| (preprocess_input(&v.x, mode), v.one_hot_labels())),
-        identity: format!("{}\n{}\n{}", mode.name(), train.identity, validation.as_ref().map_or("", |v| v.identity.as_str())),
-    };
+    let as_the_model_takes = |data: Dataset| data.with_preprocessing(mode).with_label_mode(LabelMode::Categorical);
+    let data = TransferData { train: as_the_model_takes(train.clone()), validation: validation.map(as_the_model_takes) };
     let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names.last().expect("a Dense").clone(), dropout: args.dropout };
     let run_dir = args.run_dir.clone().unwrap_or_else(|| Path::new("runs").join(&model.name));
     let options = TransferOptions {
@@ -177,6 +180,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         },
         run_dir: Some(run_dir.clone()),
         precision: args.run.precision,
+        loading: args.folders.loading(),
     };
     let report = train_transfer(&mut model, &head_layers, &data, &options, ctrl_c_flag())?;
     match &report.cache {
@@ -190,38 +194,31 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     model.training_config = Some(compile.training_config(&optimizer));
     save_model_h5(&model, &args.save)?;
     let classes_path = args.save.with_extension("classes.txt");
-    write_bytes_atomically(&classes_path, (train.classes.join("\n") + "\n").as_bytes())?;
+    write_bytes_atomically(&classes_path, (train.classes().join("\n") + "\n").as_bytes())?;
     println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
-    if let Some((x, y)) = &data.validation {
-        evaluate(&model, &compile, x, y, args.batch_size)?.print_notebook_lines();
+    if let Some(validation) = &data.validation {
+        evaluate_dataset(&model, &compile, validation, args.batch_size, &args.folders.loading())?.print_notebook_lines();
     }
     Ok(())
 }
 
-/// Folder datasets: --validation-data, or a seeded --validation-split of --data.
-fn load_folder_data(args: &TransferArgs, size: (u32, u32)) -> Result<(LabeledImages, Option<LabeledImages>)> {
-    let folder = ImageFolder::scan(&args.data)?;
-    if let Some(path) = &args.validation_data {
-        let validation = ImageFolder::scan(path)?;
-        return Ok((
-            folder.load(&folder.files, size, Interpolation::Nearest)?,
-            Some(validation.load(&validation.files, size, Interpolation::Nearest)?),
-        ));
-    }
-    let (train, validation) = folder.split(args.validation_split, args.run.seed);
-    if train.is_empty() {
-        bail!("{}: --validation-split {} leaves no training images", args.data.display(), args.validation_split);
-    }
-    let validation = if validation.is_empty() { None } else { Some(folder.load(&validation, size, Interpolation::Nearest)?) };
-    Ok((folder.load(&train, size, Interpolation::Nearest)?, validation))
+/// Folder datasets: --validation-data, or a seeded --validation-split of --data (the files
+/// Keras's image_dataset_from_directory picks for the same seed).
+fn load_folder_data(args: &TransferArgs, size: (u32, u32)) -> Result<(Dataset, Option<Dataset>)> {
+    let reading = args.folders.reading(size);
+    let (train, validation) = match &args.validation_data {
+        Some(path) => (folder_dataset(&args.data, reading)?, Some(folder_dataset(path, reading)?)),
+        None => folder_datasets(&args.data, args.validation_split, args.run.seed, reading)?,
+    };
+    Ok((train, validation))
 }
 
 /// Course files: the training split of --data, and the test split of --validation-data or of
 /// the sibling test_*.h5 when it exists.
-fn load_course_data(args: &TransferArgs) -> Result<(LabeledImages, Option<LabeledImages>)> {
-    let train = load_course_file(&args.data, "train").with_context(|| format!("reading {}", args.data.display()))?;
+fn load_course_data(args: &TransferArgs) -> Result<(Dataset, Option<Dataset>)> {
+    let train = course_dataset(&args.data, "train").with_context(|| format!("reading {}", args.data.display()))?;
     let validation_path = args.validation_data.clone().or_else(|| sibling_test_file(&args.data).filter(|p| p.exists()));
-    let validation = validation_path.map(|path| load_course_file(&path, "test")).transpose()?;
+    let validation = validation_path.map(|path| course_dataset(&path, "test")).transpose()?;
     Ok((train, validation))
 }
 

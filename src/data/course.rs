@@ -6,12 +6,14 @@
 //! fixed/variable-length strings).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use hdf5::types::TypeDescriptor;
 use ndarray::{Array1, Array4, Ix4};
 use tch::{Kind, Tensor};
 
+use super::dataset::{CourseSource, Dataset};
 use crate::graph::tuple;
 use crate::io::hdf5_text::read_labels;
 use crate::io::isolated::Bulk;
@@ -115,6 +117,14 @@ pub fn load_any_split(path: &Path, preferred: &str) -> Result<(Split, Vec<String
             other
         }
     })
+}
+
+/// The split of a course file that [`load_any_split`] picks, as a dataset: images read as 0-255
+/// float32 one batch at a time (the file's own size), integer labels.
+pub fn course_dataset(path: &Path, preferred: &str) -> Result<Dataset> {
+    let (split, classes) = load_any_split(path, preferred)?;
+    let identity = format!("course {} {preferred} {}", path.display(), super::folders::file_stamp(path));
+    Ok(Dataset::new(Arc::new(CourseSource::new(split, &identity)), classes))
 }
 
 /// Read `{prefix}_set_x`, `{prefix}_set_y` and `list_classes` from one course file, checking

@@ -1,9 +1,8 @@
 //! Labelled images for transfer learning, from the two places users keep them:
-//! - an image folder with one sub-folder per class, as Keras's `image_dataset_from_directory`
-//!   reads it: class names sorted, files sorted within a class, `validation_split` taking a
-//!   seeded random fraction (the shuffle is this port's own, so the chosen files differ from
-//!   TensorFlow's for the same seed); images are read with `load_img` (Pillow's semantics, as
-//!   `ImageDataGenerator.flow_from_directory` reads them);
+//! - an image folder with one sub-folder per class, listed and split as Keras's
+//!   `image_dataset_from_directory` does (the same files for the same seed), streamed from disk
+//!   batch by batch; images are read with `load_img` (Pillow's decoding and resize filters, as
+//!   `ImageDataGenerator.flow_from_directory` reads them — not `tf.image.resize`);
 //! - a course-layout HDF5 file (`train_set_x` / `train_set_y` / `list_classes`).
 
 use std::path::{Path, PathBuf};
@@ -11,10 +10,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use tch::{Kind, Tensor};
 
+use image::RgbImage;
+
 use super::course::load_any_split;
-use crate::imaging::{img_to_array, load_img, DecodeOptions, Interpolation};
+use super::dataset::{Dataset, SampleSource};
+use crate::imaging::{read_rgb, resize, DecodeOptions, Interpolation};
 use crate::io::input::check_regular_file;
-use crate::rng::SplitMix64;
+use crate::rng::NumpyRandomState;
 
 /// An image file and its class index.
 pub type LabelledFile = (PathBuf, i64);
@@ -67,20 +69,30 @@ impl LabeledImages {
     }
 }
 
-/// The files of a class-per-folder dataset.
+/// The files of a class-per-folder dataset, listed as Keras's `image_dataset_from_directory`
+/// lists them (`index_directory`): class names are the sorted sub-folders (hidden ones
+/// skipped); each class folder is walked recursively (symbolic links to folders not followed),
+/// folders in sorted path order and files sorted within each, keeping the formats Keras reads.
 pub struct ImageFolder {
     pub root: PathBuf,
     pub classes: Vec<String>,
-    /// (file, class index), classes in order, files sorted within each class.
-    pub files: Vec<(PathBuf, i64)>,
+    /// (file, class index), classes in order.
+    pub files: Vec<LabelledFile>,
 }
+
+/// The extensions `image_dataset_from_directory` reads (its `ALLOWLIST_FORMATS`, any case).
+pub const DATASET_FORMATS: [&str; 5] = ["bmp", "gif", "jpeg", "jpg", "png"];
 
 /// File extensions taken as images when walking folders (files named explicitly are always tried).
 pub const IMAGE_EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "jfif", "png", "bmp", "gif", "webp", "tif", "tiff"];
 
 /// Whether a path has one of [`IMAGE_EXTENSIONS`] (any case).
 pub fn has_image_extension(path: &Path) -> bool {
-    path.extension().is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
+    extension_in(path, &IMAGE_EXTENSIONS)
+}
+
+fn extension_in(path: &Path, extensions: &[&str]) -> bool {
+    path.extension().is_some_and(|e| extensions.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
 }
 
 impl ImageFolder {
@@ -96,51 +108,190 @@ impl ImageFolder {
             bail!("{}: expected one sub-folder per class (at least two), found {}", root.display(), classes.len());
         }
         let mut files = Vec::new();
+        let mut skipped = 0usize;
         for (index, class) in classes.iter().enumerate() {
-            let mut images: Vec<PathBuf> = std::fs::read_dir(root.join(class))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| has_image_extension(p))
-                // A FIFO would block the read forever and a device never end: skip, and say so.
-                .filter(|p| match check_regular_file(p, "the image") {
-                    Ok(_) => true,
-                    Err(why) => {
-                        eprintln!("warning: skipping {why:#}");
-                        false
-                    }
-                })
-                .collect();
+            let images = walk_sorted(&root.join(class), &mut skipped)?;
             if images.is_empty() {
-                bail!("{}: class folder '{class}' holds no images ({})", root.display(), IMAGE_EXTENSIONS.join(", "));
+                bail!("{}: class folder '{class}' holds no images ({})", root.display(), DATASET_FORMATS.join(", "));
             }
-            images.sort();
             files.extend(images.into_iter().map(|p| (p, index as i64)));
+        }
+        if skipped > 0 {
+            eprintln!(
+                "warning: {}: skipped {skipped} image file(s) in other formats: image_dataset_from_directory reads only {}",
+                root.display(),
+                DATASET_FORMATS.join(", ")
+            );
         }
         Ok(Self { root: root.to_path_buf(), classes, files })
     }
 
-    /// (training, validation) files: a seeded shuffle, the last `fraction` for validation.
-    pub fn split(&self, fraction: f64, seed: u64) -> (Vec<LabelledFile>, Vec<LabelledFile>) {
+    /// (training, validation) files as `image_dataset_from_directory(validation_split=fraction,
+    /// seed=seed, shuffle=True)` chooses them: the list shuffled by numpy's
+    /// `RandomState(seed).shuffle`, the last `int(fraction * n)` files for validation.
+    pub fn split(&self, fraction: f64, seed: u64) -> Result<(Vec<LabelledFile>, Vec<LabelledFile>)> {
+        let seed = u32::try_from(seed).map_err(|_| anyhow::anyhow!("the split's seed must be below 2^32 (numpy's), got {seed}"))?;
         let mut files = self.files.clone();
-        SplitMix64::new(seed).shuffle(&mut files);
+        NumpyRandomState::new(seed).shuffle(&mut files);
         let count = ((files.len() as f64) * fraction.clamp(0.0, 1.0)) as usize;
         let validation = files.split_off(files.len() - count);
-        (files, validation)
+        Ok((files, validation))
+    }
+}
+
+/// The image files under `dir`, as Keras's `iter_valid_files` yields them: `sorted(os.walk(dir))`
+/// (folders by path), each folder's files sorted. Entries that are not regular files (a FIFO
+/// would block a read forever) are skipped with a warning; `skipped` counts image files in
+/// formats Keras does not read.
+fn walk_sorted(dir: &Path, skipped: &mut usize) -> Result<Vec<PathBuf>> {
+    let mut folders = vec![dir.to_path_buf()];
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).with_context(|| format!("{}: cannot list the folder", folder.display()))? {
+            let entry = entry.with_context(|| format!("{}: cannot list the folder", folder.display()))?;
+            // os.walk(followlinks=False): a link to a folder is not walked.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                folders.push(entry.path());
+                pending.push(entry.path());
+            }
+        }
+    }
+    folders.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    let mut files = Vec::new();
+    for folder in folders {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .with_context(|| format!("{}: cannot list the folder", folder.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| !e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        names.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+        for path in names {
+            if !extension_in(&path, &DATASET_FORMATS) {
+                *skipped += usize::from(has_image_extension(&path));
+                continue;
+            }
+            match check_regular_file(&path, "the image") {
+                Ok(_) => files.push(path),
+                Err(why) => eprintln!("warning: skipping {why:#}"),
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// How a folder's images are read: Keras's `load_img` (Pillow's decoding and resize filters)
+/// at `image_size`, optionally centre-cropped to its aspect ratio first.
+#[derive(Debug, Clone, Copy)]
+pub struct FolderReading {
+    /// (height, width).
+    pub image_size: (u32, u32),
+    pub interpolation: Interpolation,
+    /// Crop the largest centred window of `image_size`'s aspect ratio before resizing (Keras's
+    /// `crop_to_aspect_ratio`, `smart_resize`'s box), instead of squashing.
+    pub crop_to_aspect_ratio: bool,
+    pub decode: DecodeOptions,
+}
+
+/// Images of a folder dataset, decoded when a batch is read (by the loader's workers).
+pub struct FolderSource {
+    files: Vec<LabelledFile>,
+    reading: FolderReading,
+}
+
+impl FolderSource {
+    pub fn new(files: Vec<LabelledFile>, reading: FolderReading) -> Self {
+        Self { files, reading }
     }
 
-    /// Load `files` at `size` (H, W); any unreadable image is an error naming it.
-    pub fn load(&self, files: &[(PathBuf, i64)], size: (u32, u32), interpolation: Interpolation) -> Result<LabeledImages> {
-        let options = DecodeOptions::default();
-        let arrays = files
-            .iter()
-            .map(|(path, _)| Ok(img_to_array(&load_img(path, Some(size), interpolation, &options)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let labels: Vec<i64> = files.iter().map(|(_, label)| *label).collect();
-        let mut identity = format!("folder {} {size:?} {interpolation:?}", self.root.display());
-        for (path, label) in files {
+    /// `files` of `folder` as a dataset: 0-255 pixels, integer labels.
+    pub fn dataset(folder: &ImageFolder, files: Vec<LabelledFile>, reading: FolderReading) -> Dataset {
+        Dataset::new(std::sync::Arc::new(Self::new(files, reading)), folder.classes.clone())
+    }
+
+    pub fn files(&self) -> &[LabelledFile] {
+        &self.files
+    }
+
+    fn read_one(&self, path: &Path, into: &mut Vec<f32>) -> Result<()> {
+        let (height, width) = self.reading.image_size;
+        let mut image = read_rgb(path, &self.reading.decode)?;
+        if self.reading.crop_to_aspect_ratio {
+            image = crop_to_aspect_ratio(&image, height, width);
+        }
+        let image = if image.dimensions() == (width, height) { image } else { resize(&image, width, height, self.reading.interpolation) };
+        into.extend(image.as_raw().iter().map(|&v| f32::from(v)));
+        Ok(())
+    }
+}
+
+/// Keras's `smart_resize` crop box: the largest window of the target's aspect ratio, centred.
+fn crop_to_aspect_ratio(image: &RgbImage, target_height: u32, target_width: u32) -> RgbImage {
+    let (width, height) = (image.width() as f64, image.height() as f64);
+    let crop_height = ((width * target_height as f64 / target_width as f64) as u32).min(image.height());
+    let crop_width = ((height * target_width as f64 / target_height as f64) as u32).min(image.width());
+    let top = (image.height() - crop_height) / 2;
+    let left = (image.width() - crop_width) / 2;
+    image::imageops::crop_imm(image, left, top, crop_width, crop_height).to_image()
+}
+
+impl SampleSource for FolderSource {
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    fn input_shape(&self) -> Vec<i64> {
+        let (height, width) = self.reading.image_size;
+        vec![height as i64, width as i64, 3]
+    }
+
+    fn read(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+        let (height, width) = self.reading.image_size;
+        let mut pixels = Vec::with_capacity(indices.len() * (height * width * 3) as usize);
+        for &i in indices {
+            self.read_one(&self.files[i].0, &mut pixels)?;
+        }
+        let x = Tensor::from_slice(&pixels).view([indices.len() as i64, height as i64, width as i64, 3]);
+        Ok((x, self.labels(indices)?))
+    }
+
+    fn labels(&self, indices: &[usize]) -> Result<Tensor> {
+        Ok(Tensor::from_slice(&indices.iter().map(|&i| self.files[i].1).collect::<Vec<_>>()))
+    }
+
+    fn identity(&self, indices: &[usize]) -> String {
+        let reading = &self.reading;
+        let mut identity = format!("folder {:?} {:?} crop {}", reading.image_size, reading.interpolation, reading.crop_to_aspect_ratio);
+        for &i in indices {
+            let (path, label) = &self.files[i];
             identity.push_str(&format!("\n{} {label} {}", path.display(), file_stamp(path)));
         }
-        Ok(LabeledImages { x: Tensor::stack(&arrays, 0), y: Tensor::from_slice(&labels), classes: self.classes.clone(), identity })
+        identity
     }
+
+    fn worth_prefetching(&self) -> bool {
+        true
+    }
+}
+
+/// `image_dataset_from_directory(root, validation_split=fraction, subset="both", seed=seed)`:
+/// the training and validation datasets of a class-per-folder dataset (no validation when the
+/// fraction holds no file), read as `reading` says, with integer labels.
+pub fn folder_datasets(root: &Path, fraction: f64, seed: u64, reading: FolderReading) -> Result<(Dataset, Option<Dataset>)> {
+    let folder = ImageFolder::scan(root)?;
+    let (train, validation) = folder.split(fraction, seed)?;
+    if train.is_empty() {
+        bail!("{}: a validation split of {fraction} leaves no training images", root.display());
+    }
+    let validation = (!validation.is_empty()).then(|| FolderSource::dataset(&folder, validation, reading));
+    Ok((FolderSource::dataset(&folder, train, reading), validation))
+}
+
+/// Every image of a class-per-folder dataset, in Keras's listing order (no shuffle).
+pub fn folder_dataset(root: &Path, reading: FolderReading) -> Result<Dataset> {
+    let folder = ImageFolder::scan(root)?;
+    let files = folder.files.clone();
+    Ok(FolderSource::dataset(&folder, files, reading))
 }
 
 /// A course-layout HDF5 file's split as `LabeledImages` (no resizing: the file's own size).
@@ -152,7 +303,7 @@ pub fn load_course_file(path: &Path, preferred_split: &str) -> Result<LabeledIma
 }
 
 /// Size and modification time, so an edited file changes cache keys.
-fn file_stamp(path: &Path) -> String {
+pub(crate) fn file_stamp(path: &Path) -> String {
     match std::fs::metadata(path) {
         Ok(meta) => {
             let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());

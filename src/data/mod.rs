@@ -1,5 +1,8 @@
-//! Data the notebooks use: the course's HDF5 datasets.
+//! Data: the course's HDF5 datasets, class-per-folder image datasets, ImageNet's labels, and
+//! the `Dataset` that `fit` and `evaluate` read batch by batch.
 
 pub mod course;
+pub mod dataset;
 pub mod folders;
 pub mod imagenet;
+pub mod loader;

@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Tensor};
 
 use super::fit::Stopped;
+use crate::data::dataset::Dataset;
+use crate::data::loader::Loading;
 use crate::graph::{GraphBuilder, Model};
 use crate::io::npy::{read_npy, write_npy};
 use crate::layers::activation::Activation;
@@ -56,21 +58,27 @@ pub fn base_fingerprint(model: &Model, pool_layer: &str) -> Result<Fingerprint> 
     Ok(fingerprint)
 }
 
-/// `pool_layer`'s output for `x` (preprocessed NHWC), in inference mode, batch by batch, on CPU,
-/// through the same float32 inference rewrite as the `features` command (BatchNorm folded into
-/// its convolution). Stops between batches when `interrupt` is set (Ctrl-C: the features of a
-/// large dataset can take minutes).
-pub fn compute_features(model: &Model, pool_layer: &str, x: &Tensor, batch_size: i64, interrupt: &AtomicBool) -> Result<Tensor> {
+/// `pool_layer`'s output for every input of `data`, in order, in inference mode, batch by batch,
+/// on CPU, through the same float32 inference rewrite as the `features` command (BatchNorm
+/// folded into its convolution). Stops between batches when `interrupt` is set (Ctrl-C: the
+/// features of a large dataset can take minutes).
+pub fn compute_features(
+    model: &Model,
+    pool_layer: &str,
+    data: &Dataset,
+    batch_size: i64,
+    loading: &Loading,
+    interrupt: &AtomicBool,
+) -> Result<Tensor> {
     let inference = model.for_inference(Precision::Fp32);
-    let n = x.size()[0];
-    let batches = (0..n)
-        .step_by(batch_size.max(1) as usize)
-        .map(|start| {
+    let batches = data
+        .batches(None, batch_size.max(1) as usize, 0, loading)
+        .map(|batch| {
             if interrupt.load(Ordering::SeqCst) {
                 return Err(Stopped::Interrupted { checkpoint: None }.into());
             }
-            let batch = x.narrow(0, start, batch_size.min(n - start));
-            Ok(inference.activations(&[&batch], &[pool_layer])?.remove(0).to_device(Device::Cpu))
+            let x = batch?.0.to_device(model.device());
+            Ok(inference.activations(&[&x], &[pool_layer])?.remove(0).to_device(Device::Cpu))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::cat(&batches, 0))

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::losses::{CrossEntropyStyle, Loss};
 use super::optimizer::OptimizerConfig;
+use crate::data::dataset::LabelMode;
 use crate::graph::{KerasVersion, Model};
 
 /// The metric Keras's `"accuracy"` resolves to for a loss.
@@ -94,11 +95,16 @@ impl CompileConfig {
     /// The targets this loss wants for a course split: one-hot rows for categorical
     /// cross-entropy (`convert_to_one_hot(Y, C).T`), the labels as a column otherwise.
     pub fn targets(&self, split: &crate::data::course::Split, classes: usize) -> tch::Tensor {
+        let labels = tch::Tensor::from_slice(split.y.as_slice().expect("contiguous labels"));
+        self.label_mode().targets(&labels, classes)
+    }
+
+    /// The targets this loss takes, as Keras's `label_mode` names them.
+    pub fn label_mode(&self) -> LabelMode {
         match self.loss {
-            Loss::CategoricalCrossentropy => split.one_hot_labels(classes),
-            Loss::BinaryCrossentropy | Loss::SparseCategoricalCrossentropy => {
-                tch::Tensor::from_slice(split.y.as_slice().expect("contiguous labels")).to_kind(tch::Kind::Float).reshape([-1, 1])
-            }
+            Loss::CategoricalCrossentropy => LabelMode::Categorical,
+            Loss::SparseCategoricalCrossentropy => LabelMode::Int,
+            Loss::BinaryCrossentropy => LabelMode::Binary,
         }
     }
 

@@ -1,10 +1,12 @@
 //! `model.evaluate(x, y, batch_size=32)`: the loss and accuracy over the whole set, as Keras
 //! reports them (per-sample values averaged over all samples), in inference mode.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tch::{no_grad, Kind, Tensor};
 
 use super::compile::{Accuracy, CompileConfig};
+use crate::data::dataset::Dataset;
+use crate::data::loader::Loading;
 use crate::graph::Model;
 
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +26,13 @@ impl Evaluation {
 }
 
 pub fn evaluate(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, batch_size: i64) -> Result<Evaluation> {
-    evaluate_in_phase(model, compile, x, y, batch_size, false)
+    let data = Dataset::from_tensors(x, y, "evaluate's arrays").context("evaluate")?;
+    evaluate_in_phase(model, compile, &data, batch_size, &Loading::on_this_thread(), false)
+}
+
+/// `model.evaluate(dataset)`: as [`evaluate`], reading each batch when it is needed.
+pub fn evaluate_dataset(model: &Model, compile: &CompileConfig, data: &Dataset, batch_size: i64, loading: &Loading) -> Result<Evaluation> {
+    evaluate_in_phase(model, compile, data, batch_size, loading, false)
 }
 
 /// `evaluate` after Keras's `K.set_learning_phase(1)`, as the course notebook ran it before
@@ -37,7 +45,8 @@ pub fn evaluate_learning_phase_1(model: &Model, compile: &CompileConfig, x: &Ten
         .iter()
         .flat_map(|n| n.layer.weights().into_iter().filter(|w| !w.trainable).map(|w| (w.tensor.shallow_clone(), w.tensor.copy())))
         .collect();
-    let result = evaluate_in_phase(model, compile, x, y, batch_size, true);
+    let data = Dataset::from_tensors(x, y, "evaluate's arrays").context("evaluate")?;
+    let result = evaluate_in_phase(model, compile, &data, batch_size, &Loading::on_this_thread(), true);
     no_grad(|| {
         for (variable, value) in &saved {
             variable.shallow_clone().copy_(value);
@@ -46,12 +55,15 @@ pub fn evaluate_learning_phase_1(model: &Model, compile: &CompileConfig, x: &Ten
     result
 }
 
-fn evaluate_in_phase(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, batch_size: i64, train: bool) -> Result<Evaluation> {
-    let n = x.size()[0];
-    if y.size()[0] != n {
-        bail!("evaluate: {} inputs but {} targets", n, y.size()[0]);
-    }
-    if n == 0 {
+fn evaluate_in_phase(
+    model: &Model,
+    compile: &CompileConfig,
+    data: &Dataset,
+    batch_size: i64,
+    loading: &Loading,
+    train: bool,
+) -> Result<Evaluation> {
+    if data.is_empty() {
         bail!("evaluate: no samples");
     }
     if batch_size < 1 {
@@ -59,10 +71,10 @@ fn evaluate_in_phase(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Ten
     }
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     no_grad(|| -> Result<()> {
-        for start in (0..n).step_by(batch_size as usize) {
-            let len = batch_size.min(n - start);
-            let xb = x.narrow(0, start, len);
-            let yb = y.narrow(0, start, len).to_device(model.device()).to_kind(Kind::Float);
+        for batch in data.batches(None, batch_size as usize, 0, loading) {
+            let (xb, yb) = batch?;
+            let xb = xb.to_device(model.device());
+            let yb = yb.to_device(model.device()).to_kind(Kind::Float);
             let (probs, logits) = model.forward_with_logits(&[&xb], train)?;
             loss_sum += compile.loss.per_sample(compile.style, &yb, &probs, logits.as_ref()).sum(Kind::Double).double_value(&[]);
             if let Some(accuracy) = compile.accuracy {
@@ -71,7 +83,8 @@ fn evaluate_in_phase(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Ten
         }
         Ok(())
     })?;
-    Ok(Evaluation { loss: loss_sum / n as f64, accuracy: compile.accuracy.map(|_| correct / n as f64) })
+    let n = data.len() as f64;
+    Ok(Evaluation { loss: loss_sum / n, accuracy: compile.accuracy.map(|_| correct / n) })
 }
 
 pub fn count_correct(accuracy: Accuracy, y: &Tensor, probs: &Tensor) -> f64 {

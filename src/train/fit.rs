@@ -8,16 +8,18 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::augment::Augmentation;
 use super::checkpoint::{self, TrainingState};
 use super::compile::{Accuracy, CompileConfig};
-use super::evaluate::{count_correct, evaluate};
+use super::evaluate::{count_correct, evaluate_dataset};
 use super::history::History;
 use super::optimizer::Optimizer;
 use super::progress::Progress;
+use crate::data::dataset::Dataset;
+use crate::data::loader::Loading;
 use crate::graph::Model;
 use crate::layers::autocast::{autocast, Precision};
 use crate::rng::SplitMix64;
@@ -40,6 +42,8 @@ pub struct FitOptions {
     /// Precision of the convolutions and matrix multiplies in training steps (`autocast`);
     /// validation runs in float32.
     pub precision: Precision,
+    /// How batches are read (worker threads and read-ahead depth, for datasets read from disk).
+    pub loading: Loading,
 }
 
 impl Default for FitOptions {
@@ -55,6 +59,7 @@ impl Default for FitOptions {
             resume: false,
             augmentation: None,
             precision: Precision::Fp32,
+            loading: Loading::default(),
         }
     }
 }
@@ -90,30 +95,40 @@ pub fn fit(
     options: &FitOptions,
     interrupt: &AtomicBool,
 ) -> Result<History> {
+    let data = Dataset::from_tensors(x, y, "fit's arrays").context("fit")?;
+    let validation = validation_data.map(|(x, y)| Dataset::from_tensors(x, y, "fit's validation arrays")).transpose().context("fit")?;
+    fit_dataset(model, compile, optimizer, &data, validation.as_ref(), options, interrupt)
+}
+
+/// `model.fit(dataset, validation_data=…)`: as [`fit`], reading each batch from `data` when it
+/// is needed (read ahead by `options.loading`).
+pub fn fit_dataset(
+    model: &mut Model,
+    compile: &CompileConfig,
+    optimizer: &mut Optimizer,
+    data: &Dataset,
+    validation: Option<&Dataset>,
+    options: &FitOptions,
+    interrupt: &AtomicBool,
+) -> Result<History> {
     if options.batch_size < 1 {
         bail!("fit: batch_size must be at least 1, got {}", options.batch_size);
     }
     if !(0.0..1.0).contains(&options.validation_split) {
         bail!("fit: validation_split must be at least 0 and below 1, got {}", options.validation_split);
     }
-    let n_all = x.size()[0];
-    if y.size()[0] != n_all {
-        bail!("fit: {} inputs but {} targets", n_all, y.size()[0]);
-    }
     // Keras holds out the *last* fraction of the data, before any shuffling.
-    let split_at = if validation_data.is_none() && options.validation_split > 0.0 {
-        n_all - ((n_all as f64) * options.validation_split) as i64
+    let (train, split_validation) = if validation.is_none() && options.validation_split > 0.0 {
+        data.split_last(options.validation_split)
     } else {
-        n_all
+        (data.clone(), None)
     };
-    let (x_train, y_train) = (x.narrow(0, 0, split_at), y.narrow(0, 0, split_at));
-    let split_validation = (split_at < n_all).then(|| (x.narrow(0, split_at, n_all - split_at), y.narrow(0, split_at, n_all - split_at)));
-    let validation = validation_data.or(split_validation.as_ref().map(|(a, b)| (a, b)));
-    let n = x_train.size()[0];
+    let validation = validation.or(split_validation.as_ref());
+    let n = train.len();
     if n == 0 {
         bail!("fit: no training samples");
     }
-    let batches = ((n + options.batch_size - 1) / options.batch_size) as usize;
+    let batch_size = options.batch_size as usize;
 
     let mut state = TrainingState::default();
     if let (true, Some(dir)) = (options.resume, &options.checkpoint_dir) {
@@ -125,16 +140,16 @@ pub fn fit(
 
     while state.epoch < options.epochs {
         let order = epoch_order(n, options, state.epoch);
-        let mut progress = Progress::start_epoch(state.epoch + 1, options.epochs, n as usize, options.verbose);
-        for batch in state.next_batch..batches {
-            let start = batch as i64 * options.batch_size;
-            let index = order.narrow(0, start, options.batch_size.min(n - start));
-            let xb = to_device_for_step(&x_train.index_select(0, &index), model.device());
+        let mut progress = Progress::start_epoch(state.epoch + 1, options.epochs, n, options.verbose);
+        let batches = train.batches(Some(&order), batch_size, state.next_batch, &options.loading);
+        for (batch, read) in (state.next_batch..).zip(batches) {
+            let (xb, yb) = read?;
+            let xb = to_device_for_step(&xb, model.device());
             let xb = match &options.augmentation {
                 Some(augmentation) => augmentation.apply(&xb, state.epoch, batch),
                 None => xb,
             };
-            let yb = to_device_for_step(&y_train.index_select(0, &index), model.device()).to_kind(Kind::Float);
+            let yb = to_device_for_step(&yb, model.device()).to_kind(Kind::Float);
             let (loss_value, probs) = autocast(options.precision, || train_step(model, compile, optimizer, &xb, &yb))?;
             if !loss_value.is_finite() {
                 bail!(
@@ -144,7 +159,7 @@ pub fn fit(
                     options.checkpoint_dir.as_ref().map_or(String::new(), |d| format!("; the last good checkpoint is in {}", d.display()))
                 );
             }
-            let size = index.size()[0] as usize;
+            let size = xb.size()[0] as usize;
             state.loss_sum += loss_value * size as f64;
             if let Some(accuracy) = compile.accuracy {
                 state.correct += tch::no_grad(|| count_correct(accuracy, &yb, &probs.detach()));
@@ -161,8 +176,8 @@ pub fn fit(
             }
         }
         let mut logs = running_logs(&state, compile.accuracy);
-        if let Some((vx, vy)) = validation {
-            let result = evaluate(model, compile, vx, vy, options.batch_size)?;
+        if let Some(validation) = validation {
+            let result = evaluate_dataset(model, compile, validation, options.batch_size, &options.loading)?;
             logs.push(("val_loss", result.loss));
             if let Some(accuracy) = result.accuracy {
                 logs.push(("val_accuracy", accuracy));
@@ -212,12 +227,12 @@ fn to_device_for_step(batch: &Tensor, device: Device) -> Tensor {
 /// The epoch's sample order: shuffled from (seed, epoch) so a resumed run replays it exactly,
 /// by a generator of its own, so shuffling neither reseeds nor draws from libtorch's global one
 /// (which weight initialisation and Dropout use).
-fn epoch_order(n: i64, options: &FitOptions, epoch: usize) -> Tensor {
-    let mut order: Vec<i64> = (0..n).collect();
+fn epoch_order(n: usize, options: &FitOptions, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
     if options.shuffle {
         SplitMix64::for_parts(options.seed, &[epoch as u64]).shuffle(&mut order);
     }
-    Tensor::from_slice(&order)
+    order
 }
 
 fn running_logs(state: &TrainingState, accuracy: Option<Accuracy>) -> Vec<(&'static str, f64)> {
@@ -236,13 +251,13 @@ mod tests {
     #[test]
     fn epoch_orders_are_permutations_that_repeat_per_seed_and_epoch() {
         let options = FitOptions { seed: 3, ..Default::default() };
-        let order = |epoch| Vec::<i64>::try_from(epoch_order(50, &options, epoch)).unwrap();
+        let order = |epoch| epoch_order(50, &options, epoch);
         let mut sorted = order(0);
         sorted.sort();
-        assert_eq!(sorted, (0..50).collect::<Vec<i64>>());
+        assert_eq!(sorted, (0..50).collect::<Vec<usize>>());
         assert_eq!(order(0), order(0), "the same epoch replays");
         assert_ne!(order(0), order(1), "each epoch has its own order");
         let in_order = FitOptions { shuffle: false, ..options };
-        assert_eq!(Vec::<i64>::try_from(epoch_order(5, &in_order, 7)).unwrap(), [0, 1, 2, 3, 4]);
+        assert_eq!(epoch_order(5, &in_order, 7), [0, 1, 2, 3, 4]);
     }
 }

@@ -12,11 +12,13 @@ use super::augment::Augmentation;
 use super::bottleneck::{base_fingerprint, cached_features, compute_features, copy_dense, head_model};
 use super::compile::CompileConfig;
 use super::curves::save_curves;
-use super::fit::{fit, FitOptions};
+use super::fit::{fit, fit_dataset, FitOptions};
 use super::freeze::resnet_stage;
 use super::history::History;
 use super::losses::CrossEntropyStyle;
 use super::optimizer::{Optimizer, OptimizerConfig};
+use crate::data::dataset::Dataset;
+use crate::data::loader::Loading;
 use crate::graph::Model;
 use crate::layers::autocast::Precision;
 
@@ -29,13 +31,21 @@ pub struct HeadLayers {
     pub dropout: f64,
 }
 
-/// Preprocessed training (and validation) images with one-hot labels.
+/// Training (and validation) images as the model takes them (preprocessed) with one-hot labels.
 pub struct TransferData {
-    pub x: Tensor,
-    pub y: Tensor,
-    pub validation: Option<(Tensor, Tensor)>,
-    /// Identifies the images and their preprocessing, for the feature cache's key.
-    pub identity: String,
+    pub train: Dataset,
+    pub validation: Option<Dataset>,
+}
+
+impl TransferData {
+    /// Preprocessed images and one-hot labels already in memory; `identity` names them for the
+    /// feature cache's key.
+    pub fn from_tensors(x: &Tensor, y: &Tensor, validation: Option<(&Tensor, &Tensor)>, identity: &str) -> Result<Self> {
+        Ok(Self {
+            train: Dataset::from_tensors(x, y, identity)?,
+            validation: validation.map(|(x, y)| Dataset::from_tensors(x, y, &format!("{identity} (validation)"))).transpose()?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +71,8 @@ pub struct TransferOptions {
     /// Precision of the training steps (head and fine-tuning); the cached bottleneck features
     /// are always computed in float32, so one cache serves both precisions.
     pub precision: Precision,
+    /// How images are read (worker threads, read-ahead).
+    pub loading: Loading,
 }
 
 impl Default for TransferOptions {
@@ -80,6 +92,7 @@ impl Default for TransferOptions {
             augmentation: Augmentation::default(),
             run_dir: None,
             precision: Precision::Fp32,
+            loading: Loading::default(),
         }
     }
 }
@@ -119,18 +132,19 @@ pub fn train_transfer(
         augmentation: options.augmentation.is_active().then(|| options.augmentation.clone()),
         checkpoint_dir: options.run_dir.as_ref().map(|dir| dir.join(format!("checkpoints-{phase}"))),
         precision: options.precision,
+        loading: options.loading,
         ..Default::default()
     };
-    let validation = data.validation.as_ref().map(|(x, y)| (x, y));
+    let validation = data.validation.as_ref();
 
     let (head_history, cache) = match &options.cache_dir {
         Some(dir) if base_is_frozen(model, head) && !options.augmentation.is_active() => {
             let fingerprint = base_fingerprint(model, &head.pool)?;
-            let key = |part: &str| fingerprint.clone().add_str(&data.identity).add_str(part).hex();
-            let features = |x: &Tensor| compute_features(model, &head.pool, x, options.batch_size, interrupt);
-            let (train_features, path, reused) = cached_features(dir, &key("train"), || features(&data.x))?;
+            let key = |data: &Dataset| fingerprint.clone().add_str(&data.identity()).hex();
+            let features = |data: &Dataset| compute_features(model, &head.pool, data, options.batch_size, &options.loading, interrupt);
+            let (train_features, path, reused) = cached_features(dir, &key(&data.train), || features(&data.train))?;
             let validation_features = match &data.validation {
-                Some((x, y)) => Some((cached_features(dir, &key("validation"), || features(x))?.0, y)),
+                Some(validation) => Some((cached_features(dir, &key(validation), || features(validation))?.0, validation.targets()?)),
                 None => None,
             };
             let mut head_only = head_model(model, &head.dense, head.dropout, model.device())?;
@@ -140,8 +154,8 @@ pub fn train_transfer(
                 &compile,
                 &mut optimizer,
                 &train_features.to_device(model.device()),
-                &data.y,
-                validation_features.as_ref().map(|(x, y)| (x, *y)),
+                &data.train.targets()?,
+                validation_features.as_ref().map(|(x, y)| (x, y)),
                 // Epochs over cached features take seconds: no checkpoints needed.
                 &FitOptions { checkpoint_dir: None, ..fit_options(options.epochs, "head") },
                 interrupt,
@@ -152,7 +166,7 @@ pub fn train_transfer(
         _ => {
             let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.learning_rate));
             let history =
-                fit(model, &compile, &mut optimizer, &data.x, &data.y, validation, &fit_options(options.epochs, "head"), interrupt)?;
+                fit_dataset(model, &compile, &mut optimizer, &data.train, validation, &fit_options(options.epochs, "head"), interrupt)?;
             (history, None)
         }
     };
@@ -161,12 +175,11 @@ pub fn train_transfer(
         unfreeze_top_stages(model, options.fine_tune_stages)?;
         // Keras recompiles after changing `trainable`: a fresh optimizer at the lower rate.
         let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.fine_tune_learning_rate));
-        Some(fit(
+        Some(fit_dataset(
             model,
             &compile,
             &mut optimizer,
-            &data.x,
-            &data.y,
+            &data.train,
             validation,
             &fit_options(options.fine_tune_epochs, "fine-tune"),
             interrupt,

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Which files Keras's image_dataset_from_directory puts in the training and validation subsets.
+
+Run inside the venv of scripts/requirements-keras.txt (the Rust tests call it):
+
+  keras_dataset_split.py DIR FRACTION SEED
+
+Calls image_dataset_from_directory(DIR, validation_split=FRACTION, subset="both", seed=SEED)
+of both Keras 3 (`keras`) and tf.keras (`tf_keras`) and prints one JSON object:
+{"class_names": [...], "keras3": {"training": [paths], "validation": [paths]}, "tf_keras": {...}}
+"""
+import contextlib
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def split(utils, directory: str, fraction: float, seed: int):
+    training, validation = utils.image_dataset_from_directory(
+        directory, validation_split=fraction, subset="both", seed=seed, image_size=(8, 8)
+    )
+    return training.class_names, {"training": list(training.file_paths), "validation": list(validation.file_paths)}
+
+
+def main() -> None:
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    directory, fraction, seed = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    import keras
+    import tf_keras
+
+    # Keras prints "Found N files belonging to C classes." on stdout: keep stdout for the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        class_names, keras3 = split(keras.utils, directory, fraction, seed)
+        _, legacy = split(tf_keras.utils, directory, fraction, seed)
+    print(json.dumps({"class_names": class_names, "keras3": keras3, "tf_keras": legacy}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+//! How `train` and `transfer` read a class-per-folder dataset: the resize filter, cropping to
+//! the aspect ratio, and the worker threads that decode batches ahead of training.
+
+use clap::Args;
+
+use keras_tch::data::folders::FolderReading;
+use keras_tch::data::loader::Loading;
+use keras_tch::imaging::{DecodeOptions, Interpolation};
+
+#[derive(Args, Debug)]
+pub struct FolderArgs {
+    /// Resize filter for folder images. Images are read as Keras's load_img and
+    /// flow_from_directory read them (Pillow's filters), whose default is nearest;
+    /// image_dataset_from_directory's default is bilinear through tf.image.resize, which this
+    /// port does not reproduce pixel for pixel
+    #[arg(long, value_enum, default_value = "nearest")]
+    pub interpolation: Interpolation,
+    /// Centre-crop each folder image to the target's aspect ratio before resizing, instead of
+    /// squashing it (Keras's crop_to_aspect_ratio)
+    #[arg(long)]
+    pub crop_to_aspect_ratio: bool,
+    /// Threads decoding folder images ahead of training (0: decode on the training thread)
+    #[arg(long, default_value_t = Loading::default().workers)]
+    pub workers: usize,
+    /// Batches decoded ahead at most: memory holds this many batches of images, whatever the
+    /// dataset's size
+    #[arg(long, default_value_t = Loading::default().prefetch, value_parser = super::value_parsers::at_least_one_usize)]
+    pub prefetch: usize,
+}
+
+impl FolderArgs {
+    pub fn reading(&self, image_size: (u32, u32)) -> FolderReading {
+        FolderReading {
+            image_size,
+            interpolation: self.interpolation,
+            crop_to_aspect_ratio: self.crop_to_aspect_ratio,
+            decode: DecodeOptions::default(),
+        }
+    }
+
+    pub fn loading(&self) -> Loading {
+        Loading { workers: self.workers, prefetch: self.prefetch }
+    }
+}

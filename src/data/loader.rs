@@ -1,0 +1,166 @@
+//! Reading batches ahead: worker threads read (decode, resize) the next batches into a bounded
+//! queue while libtorch trains on the current one. Memory is bounded by the queue's depth, not
+//! by the dataset's size; batches come out in order whatever thread read them, so a run is the
+//! same with any number of workers.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, Result};
+use tch::Tensor;
+
+use super::dataset::Dataset;
+
+/// How batches are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loading {
+    /// Threads reading batches (0: read each batch on the training thread when it is needed).
+    pub workers: usize,
+    /// Batches read ahead at most (being read, or read and waiting).
+    pub prefetch: usize,
+}
+
+impl Default for Loading {
+    /// Defaults measured on a 2-core machine (see BENCHMARKS.md, `folder-epoch`).
+    fn default() -> Self {
+        Self { workers: 2, prefetch: 4 }
+    }
+}
+
+impl Loading {
+    pub fn on_this_thread() -> Self {
+        Self { workers: 0, prefetch: 0 }
+    }
+}
+
+type RawBatch = Result<(Tensor, Tensor)>;
+
+struct Queue {
+    /// Batches handed to a worker so far.
+    claimed: usize,
+    /// Batches taken by the consumer so far.
+    consumed: usize,
+    ready: BTreeMap<usize, RawBatch>,
+    stop: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A worker never panics while holding the lock (reads run unlocked, under catch_unwind).
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The batches of one pass over a dataset, in order: `(inputs, targets)` as the model takes them.
+pub struct Batches {
+    dataset: Dataset,
+    batches: Arc<Vec<Vec<usize>>>,
+    next: usize,
+    shared: Option<Arc<Shared>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Batches {
+    pub(crate) fn start(dataset: Dataset, batches: Vec<Vec<usize>>, loading: Loading) -> Self {
+        let batches = Arc::new(batches);
+        let mut this = Self { dataset, batches, next: 0, shared: None, workers: Vec::new() };
+        if loading.workers == 0 || this.batches.len() < 2 {
+            return this;
+        }
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue { claimed: 0, consumed: 0, ready: BTreeMap::new(), stop: false }),
+            changed: Condvar::new(),
+        });
+        let depth = loading.prefetch.max(1);
+        for _ in 0..loading.workers {
+            let (shared, batches, dataset) = (shared.clone(), this.batches.clone(), this.dataset.clone());
+            this.workers.push(std::thread::spawn(move || read_ahead(&shared, &batches, &dataset, depth)));
+        }
+        this.shared = Some(shared);
+        this
+    }
+
+    /// How many batches this pass yields.
+    pub fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+}
+
+/// A worker: claim the next unclaimed batch while fewer than `depth` are ahead of the consumer,
+/// read it, queue it.
+fn read_ahead(shared: &Shared, batches: &[Vec<usize>], dataset: &Dataset, depth: usize) {
+    loop {
+        let index = {
+            let mut queue = shared.lock();
+            while !queue.stop && queue.claimed < batches.len() && queue.claimed >= queue.consumed + depth {
+                queue = shared.changed.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            if queue.stop || queue.claimed >= batches.len() {
+                return;
+            }
+            queue.claimed += 1;
+            queue.claimed - 1
+        };
+        let batch = read_caught(dataset, &batches[index]);
+        shared.lock().ready.insert(index, batch);
+        shared.changed.notify_all();
+    }
+}
+
+/// A panic while decoding (a bug in a decoder) becomes an error instead of a missing batch.
+fn read_caught(dataset: &Dataset, indices: &[usize]) -> RawBatch {
+    catch_unwind(AssertUnwindSafe(|| dataset.read_raw(indices))).unwrap_or_else(|_| Err(anyhow!("reading a batch panicked")))
+}
+
+impl Iterator for Batches {
+    type Item = Result<(Tensor, Tensor)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.batches.len() {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        let raw = match &self.shared {
+            None => read_caught(&self.dataset, &self.batches[index]),
+            Some(shared) => {
+                let mut queue = shared.lock();
+                let batch = loop {
+                    if let Some(batch) = queue.ready.remove(&index) {
+                        break batch;
+                    }
+                    queue = shared.changed.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
+                };
+                queue.consumed = index + 1;
+                drop(queue);
+                shared.changed.notify_all();
+                batch
+            }
+        };
+        Some(raw.map(|batch| self.dataset.finish(batch)))
+    }
+}
+
+impl Drop for Batches {
+    /// Stop the workers (each finishes the batch it is reading) and wait for them.
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared.lock().stop = true;
+            shared.changed.notify_all();
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Class-per-folder datasets: the files Keras's `image_dataset_from_directory` lists and splits
+//! (checked against real Keras), and streaming batches that equal reading the images one by one,
+//! whatever the number of worker threads.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{keras_fixture, keras_python, repo_root, scratch_dir};
+use keras_tch::data::dataset::LabelMode;
+use keras_tch::data::folders::{folder_dataset, FolderReading, ImageFolder};
+use keras_tch::data::loader::Loading;
+use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
+use tch::Tensor;
+
+/// A small class-per-folder dataset from the fixture images: nested folders, upper-case
+/// extensions, a hidden folder, and a format image_dataset_from_directory does not read.
+fn make_folder(dir: &Path, images: &Path) -> PathBuf {
+    let root = dir.join("data");
+    let copy = |from: &str, to: &str| {
+        let to = root.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(images.join(from), to).unwrap();
+    };
+    for class in ["dogs", "cats", "birds"] {
+        for i in 0..7 {
+            copy(
+                if i % 2 == 0 { "photo.png" } else { "small_420.jpg" },
+                &format!("{class}/img{i}.{}", if i % 2 == 0 { "png" } else { "jpg" }),
+            );
+        }
+        copy("grey.jpg", &format!("{class}/sub folder/a.JPG"));
+        copy("photo.bmp", &format!("{class}/sub/b.bmp"));
+        copy("photo.gif", &format!("{class}/sub/deeper/c.gif"));
+        copy("photo.tiff", &format!("{class}/skipped.tiff"));
+    }
+    copy("photo.png", ".hidden/x.png");
+    root
+}
+
+fn relative(paths: impl IntoIterator<Item = PathBuf>, root: &Path) -> Vec<String> {
+    paths.into_iter().map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned()).collect()
+}
+
+#[test]
+fn folder_splits_are_image_dataset_from_directory_s() {
+    let Some(images) = keras_fixture("imagenet_pipeline") else { return };
+    let Some(python) = keras_python() else { return };
+    let dir = scratch_dir("dataset-split");
+    let root = make_folder(&dir, &images.join("images"));
+    let folder = ImageFolder::scan(&root).unwrap();
+    for (fraction, seed) in [(0.2, 1337u64), (0.5, 7), (0.3, 4_000_000_000)] {
+        let output = Command::new(&python)
+            .arg(repo_root().join("scripts/keras_dataset_split.py"))
+            .args([root.to_str().unwrap(), &fraction.to_string(), &seed.to_string()])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let keras: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let keras_list = |version: &str, subset: &str| -> Vec<String> {
+            let paths = keras[version][subset].as_array().unwrap().iter().map(|p| PathBuf::from(p.as_str().unwrap()));
+            relative(paths, &root)
+        };
+        assert_eq!(folder.classes, keras["class_names"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect::<Vec<_>>());
+        let (train, validation) = folder.split(fraction, seed).unwrap();
+        let ours = |files: Vec<(PathBuf, i64)>| relative(files.into_iter().map(|(p, _)| p), &root);
+        let (train, validation) = (ours(train), ours(validation));
+        assert_eq!(train.len() + validation.len(), 30, "10 images of 3 classes; .tiff and the hidden folder skipped");
+        for version in ["keras3", "tf_keras"] {
+            assert_eq!(train, keras_list(version, "training"), "{version} training files, fraction {fraction}, seed {seed}");
+            assert_eq!(validation, keras_list(version, "validation"), "{version} validation files, fraction {fraction}, seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn streamed_batches_equal_the_images_read_one_by_one() {
+    let Some(images) = keras_fixture("imagenet_pipeline") else { return };
+    let dir = scratch_dir("dataset-stream");
+    let root = make_folder(&dir, &images.join("images"));
+    let reading = FolderReading {
+        image_size: (20, 24),
+        interpolation: Interpolation::Bilinear,
+        crop_to_aspect_ratio: false,
+        decode: DecodeOptions::default(),
+    };
+    let data = folder_dataset(&root, reading).unwrap().with_preprocessing(PreprocessMode::Caffe).with_label_mode(LabelMode::Categorical);
+    let folder = ImageFolder::scan(&root).unwrap();
+    let expected: Vec<Tensor> = folder
+        .files
+        .iter()
+        .map(|(path, _)| {
+            preprocess_input(
+                &img_to_array(&load_img(path, Some((20, 24)), Interpolation::Bilinear, &DecodeOptions::default()).unwrap()),
+                PreprocessMode::Caffe,
+            )
+        })
+        .collect();
+    let expected = Tensor::stack(&expected, 0);
+    let order: Vec<usize> = (0..data.len()).rev().collect();
+    for loading in [Loading::on_this_thread(), Loading { workers: 3, prefetch: 2 }, Loading { workers: 1, prefetch: 1 }] {
+        let batches: Vec<(Tensor, Tensor)> = data.batches(Some(&order), 7, 0, &loading).map(Result::unwrap).collect();
+        assert_eq!(batches.len(), 5, "30 images in batches of 7");
+        let x = Tensor::cat(&batches.iter().map(|b| b.0.shallow_clone()).collect::<Vec<_>>(), 0);
+        let y = Tensor::cat(&batches.iter().map(|b| b.1.shallow_clone()).collect::<Vec<_>>(), 0);
+        let reversed = Tensor::from_slice(&order.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        assert!(x.equal(&expected.index_select(0, &reversed)), "{loading:?}: the images, in the order asked for");
+        let labels: Vec<i64> = Vec::try_from(y.argmax(-1, false)).unwrap();
+        let expected_labels: Vec<i64> = order.iter().map(|&i| folder.files[i].1).collect();
+        assert_eq!(labels, expected_labels, "{loading:?}: one-hot labels");
+    }
+}
+
+#[test]
+fn a_broken_image_stops_the_pass_with_its_name() {
+    let Some(images) = keras_fixture("imagenet_pipeline") else { return };
+    let dir = scratch_dir("dataset-broken");
+    let root = make_folder(&dir, &images.join("images"));
+    let broken = root.join("cats/img3.jpg");
+    std::fs::write(&broken, b"\xff\xd8\xff not really a JPEG").unwrap();
+    let reading = FolderReading {
+        image_size: (8, 8),
+        interpolation: Interpolation::Nearest,
+        crop_to_aspect_ratio: true,
+        decode: DecodeOptions::default(),
+    };
+    let data = folder_dataset(&root, reading).unwrap();
+    for loading in [Loading::on_this_thread(), Loading { workers: 2, prefetch: 3 }] {
+        let results: Vec<_> = data.batches(None, 4, 0, &loading).collect();
+        let errors: Vec<String> = results.iter().filter_map(|r| r.as_ref().err()).map(|e| format!("{e:#}")).collect();
+        assert_eq!(errors.len(), 1, "{loading:?}: one batch holds the broken file");
+        assert!(errors[0].contains("img3.jpg"), "{loading:?}: {}", errors[0]);
+        // A consumer that stops at the error drops the pass: the workers must end, not hang.
+        let mut pass = data.batches(None, 4, 0, &loading);
+        assert!(pass.next().unwrap().is_ok());
+        drop(pass);
+    }
+}
