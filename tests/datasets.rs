@@ -137,3 +137,44 @@ fn a_broken_image_stops_the_pass_with_its_name() {
         drop(pass);
     }
 }
+
+/// `keras-tch train --data DIR`: Keras's listing and split messages, an epoch with validation,
+/// and the trained model saved.
+#[test]
+fn train_command_reads_an_image_folder() {
+    let Some(images) = keras_fixture("imagenet_pipeline") else { return };
+    let dir = scratch_dir("dataset-train-cli");
+    let root = make_folder(&dir, &images.join("images"));
+    let save = dir.join("model.h5");
+    let output = Command::new(env!("CARGO_BIN_EXE_keras-tch"))
+        .args(["train", "--arch", "resnet18", "--image-size", "32,32", "--validation-split", "0.2", "--seed", "5"])
+        .args(["--epochs", "1", "--batch-size", "8", "--verbose", "2", "--device", "cpu", "--workers", "2", "--data"])
+        .arg(&root)
+        .arg("--root")
+        .arg(&dir)
+        .arg("--save")
+        .arg(&save)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("Found 30 files belonging to 3 classes; 24 for training, 6 for validation."), "{stdout}");
+    assert!(stdout.contains("Epoch 1/1\n - ") && stdout.contains(" - val_accuracy: "), "{stdout}");
+    assert!(stdout.contains("Test Accuracy = "), "{stdout}");
+    let model = keras_tch::io::load_model(&save, tch::Device::Cpu).unwrap();
+    assert_eq!(model.node(model.inputs()[0]).output_shape, [32, 32, 3]);
+
+    // `evaluate` reads the same folder at the saved model's input size, with its compile.
+    let output = Command::new(env!("CARGO_BIN_EXE_keras-tch"))
+        .args(["evaluate", "--device", "cpu", "--json", "--model"])
+        .arg(&save)
+        .arg("--data")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let accuracy = result["accuracy"].as_f64().unwrap();
+    assert!(result["loss"].as_f64().unwrap().is_finite() && (0.0..=1.0).contains(&accuracy), "{result}");
+    assert!((accuracy * 30.0 - (accuracy * 30.0).round()).abs() < 1e-9, "a fraction of the 30 images: {result}");
+}

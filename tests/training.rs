@@ -164,6 +164,66 @@ fn resuming_from_a_checkpoint_continues_the_same_run() {
     assert_eq!(files.len(), 2, "{files:?}");
 }
 
+/// Callbacks' state travels in checkpoints: a run stopped after 2 epochs and resumed ends as
+/// the uninterrupted run does — EarlyStopping stops at the same epoch and restores the same best
+/// weights, ReduceLROnPlateau's learning rates (History's `learning_rate`) are the same.
+#[test]
+fn resumed_runs_keep_their_callbacks_state() {
+    use keras_tch::train::callbacks::{CallbackConfig, EarlyStoppingConfig, ReduceLROnPlateauConfig};
+
+    let Some(fixture) = keras_fixture("train_happy_catvnoncat") else { return };
+    let io = fixture.join("io.h5");
+    let (x, y) = (read_tensor(&io, "x_train"), read_tensor(&io, "y_train"));
+    // A min_delta no change can beat: the first epoch stays the best, so EarlyStopping stops
+    // after epoch 3 and puts back epoch 1's weights; the rate halves after every epoch but the first.
+    let callbacks = vec![
+        CallbackConfig::ReduceLROnPlateau(ReduceLROnPlateauConfig {
+            monitor: "loss".into(),
+            factor: 0.5,
+            patience: 1,
+            min_delta: 10.0,
+            ..Default::default()
+        }),
+        CallbackConfig::EarlyStopping(EarlyStoppingConfig {
+            monitor: "loss".into(),
+            min_delta: 10.0,
+            patience: 2,
+            restore_best_weights: true,
+            ..Default::default()
+        }),
+    ];
+    let run = |epochs: usize, dir: &std::path::Path, resume: bool| {
+        let mut model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();
+        let training = model.training_config.clone().unwrap();
+        let compile = CompileConfig::from_keras(&training).unwrap();
+        let mut optimizer = Optimizer::new(OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap());
+        let options = FitOptions {
+            epochs,
+            batch_size: 64,
+            seed: 5,
+            verbose: 0,
+            checkpoint_dir: Some(dir.to_path_buf()),
+            resume,
+            callbacks: callbacks.clone(),
+            ..Default::default()
+        };
+        let history = fit(&mut model, &compile, &mut optimizer, &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
+        (model, history)
+    };
+    let straight = scratch_dir("callbacks-straight");
+    let (reference, reference_history) = run(6, &straight, false);
+    assert_eq!(reference_history.epochs.len(), 3, "EarlyStopping ends the run after 3 epochs");
+    let rates = reference_history.get("learning_rate").unwrap();
+    assert!(rates[1] == rates[0] && (rates[2] - rates[1] / 2.0).abs() < 1e-9 * rates[1], "{rates:?}");
+    let split = scratch_dir("callbacks-split");
+    run(2, &split, false);
+    let (resumed, resumed_history) = run(6, &split, true);
+    assert_eq!(resumed_history, reference_history);
+    assert!(resumed.keras_weight("fc", "kernel").unwrap().equal(&reference.keras_weight("fc", "kernel").unwrap()));
+    let (initial, _) = run(0, &scratch_dir("callbacks-none"), false);
+    assert!(!reference.keras_weight("fc", "kernel").unwrap().equal(&initial.keras_weight("fc", "kernel").unwrap()), "trained");
+}
+
 /// SIGKILL in the middle of training, then `--resume`: the run finishes, and at no moment does
 /// the checkpoint directory hold a file that fails to load.
 #[test]
@@ -213,7 +273,7 @@ fn killed_training_resumes_and_checkpoints_always_load() {
     // Everything left behind loads.
     let mut model = keras_tch::models::happy::happy_model([64, 64, 3], Device::Cpu).unwrap();
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
-    let restored = checkpoint::restore(&checkpoints, &mut model, &mut optimizer).unwrap().expect("a checkpoint");
+    let restored = checkpoint::restore(&checkpoints, &mut model, &mut optimizer, &mut Default::default()).unwrap().expect("a checkpoint");
     assert!(restored.epoch >= 3);
     for entry in std::fs::read_dir(&checkpoints).unwrap() {
         let path = entry.unwrap().path();

@@ -3,9 +3,10 @@
 //! resident memory is its own.
 
 pub mod flops;
+pub mod folder_epoch;
 pub mod machine;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
+use crate::data::loader::Loading;
 use crate::graph::Model;
 use crate::io::{load_weights, save_weights_h5, LoadOptions};
 use crate::layers::autocast::{autocast, Precision};
@@ -25,7 +27,21 @@ use crate::train::optimizer::{Optimizer, OptimizerConfig};
 use flops::{forward_flops, training_flops};
 
 /// The workloads, by the name `--only` takes and the JSON key prefix they report under.
-pub const WORKLOADS: [&str; 6] = ["course-train-step", "course-predict", "imagenet-predict", "happy-epoch", "load-h5", "classify"];
+pub const WORKLOADS: [&str; 7] =
+    ["course-train-step", "course-predict", "imagenet-predict", "happy-epoch", "load-h5", "classify", "folder-epoch"];
+
+/// What every workload runs with.
+#[derive(Debug, Clone)]
+pub struct BenchSettings {
+    pub device: Device,
+    pub precision: Precision,
+    /// Timed repetitions (after warm-up); the median is reported.
+    pub repeats: usize,
+    /// `folder-epoch`'s photos (default: a small generated folder).
+    pub folder: Option<PathBuf>,
+    /// How `folder-epoch` reads its photos.
+    pub loading: Loading,
+}
 
 /// Median of `samples` (sorted copy).
 pub fn median(samples: &[f64]) -> f64 {
@@ -58,7 +74,8 @@ pub fn peak_rss_mb() -> Option<f64> {
 
 /// Run one workload here and report its numbers as JSON (keys as `keras-tch bench --json`).
 /// In bf16 every key gets a `_bf16` suffix, so fp32 and bf16 reports merge side by side.
-pub fn run_workload(name: &str, device: Device, precision: Precision, repeats: usize, scratch: &Path) -> Result<Value> {
+pub fn run_workload(name: &str, settings: &BenchSettings, scratch: &Path) -> Result<Value> {
+    let (device, precision, repeats) = (settings.device, settings.precision, settings.repeats);
     let mut report = match name {
         "course-train-step" => course_train_step(device, precision, repeats)?,
         "course-predict" => course_predict(device, precision, repeats)?,
@@ -66,6 +83,7 @@ pub fn run_workload(name: &str, device: Device, precision: Precision, repeats: u
         "happy-epoch" => happy_epoch(device, precision, repeats)?,
         "load-h5" => load_h5(device, repeats, scratch)?,
         "classify" => classify_end_to_end(precision, repeats, scratch)?,
+        "folder-epoch" => folder_epoch::folder_epoch(settings, scratch)?,
         other => bail!("unknown workload '{other}' (one of {})", WORKLOADS.join(", ")),
     };
     report[format!("{}_peak_rss_mb", name.replace('-', "_"))] = json!(peak_rss_mb());

@@ -2,6 +2,7 @@
 //! own), reported as a table with achieved GFLOP/s beside the machine's fp32 peak, or as one
 //! JSON object. Speed is measured here, never asserted in tests.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -9,7 +10,8 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use keras_tch::bench::machine::{matmul_gflops, Machine};
-use keras_tch::bench::{run_workload, WORKLOADS};
+use keras_tch::bench::{run_workload, BenchSettings, WORKLOADS};
+use keras_tch::data::loader::Loading;
 use keras_tch::device::DeviceChoice;
 use keras_tch::layers::autocast::Precision;
 
@@ -31,6 +33,16 @@ pub struct BenchArgs {
     /// autocast; the JSON keys then end in `_bf16`)
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     pub precision: Precision,
+    /// folder-epoch's photos, a folder with one sub-folder per class (default: 320 generated
+    /// JPEGs; scripts/make_photo_folder.py writes larger sets)
+    #[arg(long, value_name = "DIR")]
+    pub folder: Option<PathBuf>,
+    /// folder-epoch's decoding threads (default: as train's --workers)
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// folder-epoch's read-ahead depth, in batches
+    #[arg(long, default_value_t = Loading::default().prefetch, value_parser = super::value_parsers::at_least_one_usize)]
+    pub prefetch: usize,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -38,7 +50,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let scratch_folder = keras_tch::io::atomic::PrivateFolder::new("bench")?;
     let scratch = scratch_folder.path().to_path_buf();
     if let Some(name) = &args.only {
-        let report = run_workload(name, super::device_arg::resolve(args.device)?, args.precision, args.repeats, &scratch)?;
+        let device = super::device_arg::resolve(args.device)?;
+        let settings = BenchSettings {
+            device,
+            precision: args.precision,
+            repeats: args.repeats,
+            folder: args.folder.clone(),
+            loading: Loading { workers: args.workers.unwrap_or(Loading::for_device(device).workers), prefetch: args.prefetch },
+        };
+        let report = run_workload(name, &settings, &scratch)?;
         println!("{report}");
         return Ok(());
     }
@@ -59,6 +79,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let output = Command::new(&exe)
             .args(["bench", "--only", name, "--device", &args.device.to_string(), "--repeats", &args.repeats.to_string()])
             .args(["--precision", args.precision.name()])
+            .args(["--prefetch", &args.prefetch.to_string()])
+            .args(args.workers.iter().flat_map(|workers| ["--workers".to_string(), workers.to_string()]))
+            .args(args.folder.iter().flat_map(|folder| [std::ffi::OsStr::new("--folder"), folder.as_os_str()]))
             .output()
             .with_context(|| format!("starting the {name} workload"))?;
         if !output.status.success() {
@@ -119,6 +142,8 @@ fn print_table(r: &Value) {
         ("HappyModel epoch, 600 images, batch 16", "happy_epoch_600_b16_s", "s", "", "happy_epoch_peak_rss_mb"),
         ("load a Keras HDF5 (ImageNet ResNet50 layout)", "load_h5_s", "s", "", "load_h5_peak_rss_mb"),
         ("classify one image, process start to result", "classify_one_image_s", "s", "", ""),
+        ("folder of JPEGs, input pipeline alone, 64×64", "folder_epoch_pipeline_img_per_s", "img/s", "", ""),
+        ("folder of JPEGs, course ResNet50 epoch, 64×64", "folder_epoch_train_img_per_s", "img/s", "", "folder_epoch_peak_rss_mb"),
     ];
     for (label, key, unit, gflops, rss) in rows {
         let gflops = if gflops.is_empty() { String::new() } else { format!("{:.0}", number(gflops)) };

@@ -7,17 +7,26 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::model_source::ModelSource;
-use keras_tch::data::course::load_any_split;
+use keras_tch::data::course::course_dataset;
+use keras_tch::data::folders::folder_dataset;
+use keras_tch::imaging::PreprocessMode;
 use keras_tch::train::compile::CompileConfig;
-use keras_tch::train::evaluate::{evaluate, evaluate_learning_phase_1};
+use keras_tch::train::evaluate::{evaluate_dataset, evaluate_dataset_learning_phase_1};
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
     #[command(flatten)]
     pub source: ModelSource,
-    /// Course-layout HDF5 (test_set_x/test_set_y, or train_set_x/train_set_y)
-    #[arg(long)]
+    /// Course-layout HDF5 (test_set_x/test_set_y, or train_set_x/train_set_y), or a folder with
+    /// one sub-folder per class (read at the model's input size)
+    #[arg(long, value_name = "FILE.h5|DIR")]
     pub data: PathBuf,
+    /// preprocess_input mode of the images (default: scale255, the course's X / 255.)
+    #[arg(long, value_enum, default_value = "scale255")]
+    pub preprocess: PreprocessMode,
+    /// How folder images are read
+    #[command(flatten)]
+    pub folders: super::folder_args::FolderArgs,
     /// Print one JSON line {"loss": …, "accuracy": …} instead of the notebook's lines
     #[arg(long)]
     pub json: bool,
@@ -35,24 +44,39 @@ pub struct EvaluateArgs {
 
 pub fn run(args: &EvaluateArgs) -> Result<()> {
     let device = args.device.resolve()?;
-    let (split, classes) = load_any_split(&args.data, "test")?;
-    let [_, h, w, c] = split.x.shape()[..] else { unreachable!("load_split checks rank 4") };
-    let model = args.source.load(Some([h as i64, w as i64, c as i64]), device)?;
+    let (data, input_shape) = if args.data.is_dir() {
+        (None, None)
+    } else {
+        let data = course_dataset(&args.data, "test")?;
+        let shape = <[i64; 3]>::try_from(data.input_shape()).ok();
+        (Some(data), shape)
+    };
+    let model = args.source.load(input_shape, device)?;
+    let data = match data {
+        Some(data) => data,
+        None => {
+            let size = match model.node(model.inputs()[0]).output_shape[..] {
+                [h, w, _] => (h as u32, w as u32),
+                ref other => bail!("model '{}' takes inputs of shape {other:?}, not images (H, W, C)", model.name),
+            };
+            folder_dataset(&args.data, args.folders.reading(size))?
+        }
+    };
     let training = model
         .training_config
         .as_ref()
         .with_context(|| format!("{} has no training configuration (compile) to evaluate with", args.source.model.display()))?;
     let compile = CompileConfig::from_keras(training)?;
-    if split.is_empty() {
+    if data.is_empty() {
         bail!("{} holds no images to evaluate on", args.data.display());
     }
-    compile.check_fits(&model, classes.len())?;
-    let x = split.normalized_images();
-    let y = compile.targets(&split, classes.len());
+    compile.check_fits(&model, data.classes().len())?;
+    let data = data.with_preprocessing(args.preprocess).with_label_mode(compile.label_mode());
+    let loading = args.folders.loading(device);
     let result = if args.learning_phase == 1 {
-        evaluate_learning_phase_1(&model, &compile, &x, &y, args.batch_size)?
+        evaluate_dataset_learning_phase_1(&model, &compile, &data, args.batch_size, &loading)?
     } else {
-        evaluate(&model, &compile, &x, &y, args.batch_size)?
+        evaluate_dataset(&model, &compile, &data, args.batch_size, &loading)?
     };
     if args.json {
         println!("{{\"loss\": {}, \"accuracy\": {}}}", result.loss, result.accuracy.map_or("null".into(), |a| a.to_string()));

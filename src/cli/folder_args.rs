@@ -2,6 +2,7 @@
 //! the aspect ratio, and the worker threads that decode batches ahead of training.
 
 use clap::Args;
+use tch::Device;
 
 use keras_tch::data::folders::FolderReading;
 use keras_tch::data::loader::Loading;
@@ -19,9 +20,11 @@ pub struct FolderArgs {
     /// squashing it (Keras's crop_to_aspect_ratio)
     #[arg(long)]
     pub crop_to_aspect_ratio: bool,
-    /// Threads decoding folder images ahead of training (0: decode on the training thread)
-    #[arg(long, default_value_t = Loading::default().workers)]
-    pub workers: usize,
+    /// Threads decoding folder images ahead of training, 0 = on the training thread (default:
+    /// on a CPU device, the cores libtorch leaves free — none when it uses them all, as decoding
+    /// beside it measured slower; with CUDA, up to 4)
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Batches decoded ahead at most: memory holds this many batches of images, whatever the
     /// dataset's size
     #[arg(long, default_value_t = Loading::default().prefetch, value_parser = super::value_parsers::at_least_one_usize)]
@@ -38,7 +41,8 @@ impl FolderArgs {
         }
     }
 
-    pub fn loading(&self) -> Loading {
-        Loading { workers: self.workers, prefetch: self.prefetch }
+    /// How to read batches for a model on `device`.
+    pub fn loading(&self, device: Device) -> Loading {
+        Loading { workers: self.workers.unwrap_or(Loading::for_device(device).workers), prefetch: self.prefetch }
     }
 }

@@ -1,6 +1,7 @@
 //! The subcommands' arguments and their thin glue over the library.
 
 pub mod bench;
+pub mod callback_args;
 pub mod classify;
 pub mod convert;
 pub mod device_arg;

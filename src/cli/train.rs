@@ -51,6 +51,8 @@ pub struct TrainArgs {
     /// How folder images are read
     #[command(flatten)]
     pub folders: super::folder_args::FolderArgs,
+    #[command(flatten)]
+    pub callbacks: super::callback_args::CallbackArgs,
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
@@ -170,7 +172,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let (Some(eps), OptimizerConfig::Adam { epsilon, .. }) = (args.epsilon, &mut optimizer_config) {
         *epsilon = eps;
     }
-    let mut optimizer = Optimizer::new(optimizer_config);
+    let mut optimizer = match args.callbacks.schedule(optimizer_config.learning_rate())? {
+        Some(schedule) => Optimizer::with_schedule(optimizer_config, schedule),
+        None => Optimizer::new(optimizer_config),
+    };
 
     let run_dir = args.root.join("runs").join(&model.name);
     let options = FitOptions {
@@ -185,7 +190,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         resume: args.resume,
         augmentation: None,
         precision: args.run.precision,
-        loading: args.folders.loading(),
+        loading: args.folders.loading(device),
+        callbacks: args.callbacks.callbacks()?,
     };
     let as_the_model_takes = |data: Dataset| data.with_preprocessing(args.preprocess).with_label_mode(compile.label_mode());
     let train = as_the_model_takes(train);

@@ -180,7 +180,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         },
         run_dir: Some(run_dir.clone()),
         precision: args.run.precision,
-        loading: args.folders.loading(),
+        loading: args.folders.loading(device),
     };
     let report = train_transfer(&mut model, &head_layers, &data, &options, ctrl_c_flag())?;
     match &report.cache {
@@ -197,7 +197,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     write_bytes_atomically(&classes_path, (train.classes().join("\n") + "\n").as_bytes())?;
     println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
     if let Some(validation) = &data.validation {
-        evaluate_dataset(&model, &compile, validation, args.batch_size, &args.folders.loading())?.print_notebook_lines();
+        evaluate_dataset(&model, &compile, validation, args.batch_size, &args.folders.loading(device))?.print_notebook_lines();
     }
     Ok(())
 }

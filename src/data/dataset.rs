@@ -259,7 +259,8 @@ pub struct CourseSource {
 
 impl CourseSource {
     pub fn new(split: super::course::Split, identity: &str) -> Self {
-        Self { x: split.x.as_standard_layout().into_owned(), y: split.y, identity: identity.to_string() }
+        let x = if split.x.is_standard_layout() { split.x } else { split.x.as_standard_layout().into_owned() };
+        Self { x, y: split.y, identity: identity.to_string() }
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use super::dataset::Dataset;
 
@@ -23,13 +23,23 @@ pub struct Loading {
 }
 
 impl Default for Loading {
-    /// Defaults measured on a 2-core machine (see BENCHMARKS.md, `folder-epoch`).
+    /// [`Loading::for_device`] for the CPU.
     fn default() -> Self {
-        Self { workers: 2, prefetch: 4 }
+        Self::for_device(Device::Cpu)
     }
 }
 
 impl Loading {
+    /// The defaults, from measurement (BENCHMARKS.md, `folder-epoch`): training on the CPU, one
+    /// worker per core libtorch's threads leave free — on 2 cores, decoding beside libtorch's
+    /// two threads made training 3-7% slower than decoding on the training thread; with CUDA,
+    /// whose kernels leave the cores free, up to 4. Four batches ahead either way.
+    pub fn for_device(device: Device) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = if device.is_cuda() { cores.min(4) } else { cores.saturating_sub(tch::get_num_threads().max(1) as usize) };
+        Self { workers, prefetch: 4 }
+    }
+
     pub fn on_this_thread() -> Self {
         Self { workers: 0, prefetch: 0 }
     }
@@ -81,7 +91,10 @@ impl Batches {
         let depth = loading.prefetch.max(1);
         for _ in 0..loading.workers {
             let (shared, batches, dataset) = (shared.clone(), this.batches.clone(), this.dataset.clone());
-            this.workers.push(std::thread::spawn(move || read_ahead(&shared, &batches, &dataset, depth)));
+            this.workers.push(std::thread::spawn(move || {
+                yield_to_training();
+                read_ahead(&shared, &batches, &dataset, depth)
+            }));
         }
         this.shared = Some(shared);
         this
@@ -94,6 +107,18 @@ impl Batches {
 
     pub fn is_empty(&self) -> bool {
         self.batches.is_empty()
+    }
+}
+
+/// Run this thread only when a core is otherwise idle (Linux's SCHED_IDLE), so decoding takes
+/// the time libtorch's threads leave free instead of slowing its parallel kernels (where the
+/// cores are shared, a kernel waits for its slowest thread). Elsewhere a no-op.
+fn yield_to_training() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the parameter struct is initialised; the call changes only this thread's policy.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
     }
 }
 

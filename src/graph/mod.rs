@@ -264,6 +264,36 @@ impl Model {
             .collect()
     }
 
+    /// Keras's `get_weights()`: a copy of every weight, trainable or not, in layer order (in
+    /// this port's own layout: for [`Model::set_weights`], not for files).
+    pub fn get_weights(&self) -> Vec<Tensor> {
+        no_grad(|| self.layers().iter().flat_map(|n| n.layer.weights().into_iter().map(|w| w.tensor.copy())).collect())
+    }
+
+    /// Keras's `set_weights(values)` with what [`Model::get_weights`] returned: every weight
+    /// overwritten in place; the count and every shape must match.
+    pub fn set_weights(&self, values: &[Tensor]) -> Result<()> {
+        let weights: Vec<(String, Tensor)> = self
+            .layers()
+            .iter()
+            .flat_map(|n| n.layer.weights().into_iter().map(move |w| (format!("{}/{}", n.name, w.name), w.tensor.shallow_clone())))
+            .collect();
+        if weights.len() != values.len() {
+            bail!("set_weights: model '{}' has {} weights, {} values were given", self.name, weights.len(), values.len());
+        }
+        for ((name, weight), value) in weights.iter().zip(values) {
+            if weight.size() != value.size() {
+                bail!("set_weights: weight '{name}' has shape {} but the value has {}", tuple(&weight.size()), tuple(&value.size()));
+            }
+        }
+        no_grad(|| {
+            for ((_, weight), value) in weights.iter().zip(values) {
+                weight.shallow_clone().copy_(value);
+            }
+        });
+        Ok(())
+    }
+
     /// A weight of a layer in Keras's layout (HWIO conv kernels, (in, out) dense kernels).
     pub fn keras_weight(&self, layer: &str, weight: &str) -> Result<Tensor> {
         let node = self.layer(layer)?;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::callbacks::CallbackList;
 use super::history::History;
 use super::optimizer::Optimizer;
 use crate::graph::Model;
@@ -39,6 +40,16 @@ struct CheckpointRecord {
     history: BTreeMap<String, Vec<Option<f64>>>,
     /// The history's columns in Keras's order.
     keys: Vec<String>,
+    /// A callback ended training (Keras's `model.stop_training`). Absent in records written
+    /// before callbacks existed, as are the next two.
+    #[serde(default)]
+    stop_training: bool,
+    /// The learning rate when saved (a callback may have lowered it).
+    #[serde(default)]
+    learning_rate: Option<f64>,
+    /// Each callback's class name and state, in order (their tensors are in the weights file).
+    #[serde(default)]
+    callbacks: Vec<serde_json::Value>,
 }
 
 /// Where training stands: epochs done, the next batch of the current epoch and its running
@@ -51,14 +62,17 @@ pub struct TrainingState {
     pub correct: f64,
     pub seen: usize,
     pub history: History,
+    /// A callback ended training.
+    pub stop_training: bool,
 }
 
-pub fn save(dir: &Path, model: &Model, optimizer: &Optimizer, state: &TrainingState) -> Result<PathBuf> {
+pub fn save(dir: &Path, model: &Model, optimizer: &Optimizer, state: &TrainingState, callbacks: &CallbackList) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating checkpoint directory {}", dir.display()))?;
     let previous = read_state_file(dir).ok().map(|record| record.weights);
     let name = format!("checkpoint-{:03}-{:05}.safetensors", state.epoch, state.next_batch);
     let mut tensors = model_tensors(model);
     tensors.extend(optimizer.state());
+    tensors.extend(callbacks.state_tensors());
     write_tensors(&tensors, &dir.join(&name))?;
     let history = state.history.keys.iter().enumerate().map(|(index, key)| (key.clone(), state.history.json_column(index))).collect();
     let record = CheckpointRecord {
@@ -71,6 +85,9 @@ pub fn save(dir: &Path, model: &Model, optimizer: &Optimizer, state: &TrainingSt
         iterations: optimizer.iterations,
         history,
         keys: state.history.keys.clone(),
+        stop_training: state.stop_training,
+        learning_rate: Some(optimizer.config.learning_rate()),
+        callbacks: callbacks.states(),
     };
     let text = serde_json::to_string_pretty(&record)?;
     write_bytes_atomically(&dir.join(STATE_FILE), text.as_bytes())?;
@@ -85,7 +102,7 @@ pub fn save(dir: &Path, model: &Model, optimizer: &Optimizer, state: &TrainingSt
 /// Restore the model and optimizer from `dir`'s checkpoint; `None` if there is none yet.
 /// `checkpoint.json` is checked as the untrusted input it is: the weights file it names must be
 /// a plain file name inside `dir`, and every count must be consistent.
-pub fn restore(dir: &Path, model: &mut Model, optimizer: &mut Optimizer) -> Result<Option<TrainingState>> {
+pub fn restore(dir: &Path, model: &mut Model, optimizer: &mut Optimizer, callbacks: &mut CallbackList) -> Result<Option<TrainingState>> {
     let state_path = dir.join(STATE_FILE);
     if !state_path.exists() {
         return Ok(None);
@@ -99,11 +116,18 @@ pub fn restore(dir: &Path, model: &mut Model, optimizer: &mut Optimizer) -> Resu
         return Err(bad(format!("'iterations' is {}: negative or absurdly large", record.iterations)));
     }
     check_regular_file(&weights, "the checkpoint's weights file")?;
-    let (optimizer_state, weight_tensors): (Vec<_>, Vec<_>) =
-        read_tensors(&weights)?.into_iter().partition(|(key, _)| key.starts_with("optimizer/"));
+    let (callback_tensors, tensors): (Vec<_>, Vec<_>) =
+        read_tensors(&weights)?.into_iter().partition(|(key, _)| key.starts_with("callbacks/"));
+    let (optimizer_state, weight_tensors): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(key, _)| key.starts_with("optimizer/"));
     apply_weights(model, &weights_from_tensors(&weights, weight_tensors)?, &LoadOptions::default())
         .with_context(|| format!("resuming from {}", weights.display()))?;
     optimizer.restore(record.iterations, optimizer_state, model.device())?;
+    match record.learning_rate {
+        Some(rate) if rate.is_finite() && rate > 0.0 => optimizer.config.set_learning_rate(rate),
+        Some(rate) => return Err(bad(format!("'learning_rate' is {rate}, not a positive number"))),
+        None => {}
+    }
+    callbacks.restore(&record.callbacks, callback_tensors).with_context(|| format!("resuming from {}", state_path.display()))?;
     Ok(Some(TrainingState {
         epoch: record.epoch,
         next_batch: record.next_batch,
@@ -111,6 +135,7 @@ pub fn restore(dir: &Path, model: &mut Model, optimizer: &mut Optimizer) -> Resu
         correct: record.correct,
         seen: record.seen,
         history,
+        stop_training: record.stop_training,
     }))
 }
 

@@ -40,13 +40,24 @@ pub fn evaluate_dataset(model: &Model, compile: &CompileConfig, data: &Dataset, 
 /// statistics (and Dropout drops). The moving statistics are left as they were, as Keras's
 /// `evaluate` runs no updates.
 pub fn evaluate_learning_phase_1(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, batch_size: i64) -> Result<Evaluation> {
+    let data = Dataset::from_tensors(x, y, "evaluate's arrays").context("evaluate")?;
+    evaluate_dataset_learning_phase_1(model, compile, &data, batch_size, &Loading::on_this_thread())
+}
+
+/// [`evaluate_learning_phase_1`] on a dataset.
+pub fn evaluate_dataset_learning_phase_1(
+    model: &Model,
+    compile: &CompileConfig,
+    data: &Dataset,
+    batch_size: i64,
+    loading: &Loading,
+) -> Result<Evaluation> {
     let saved: Vec<(Tensor, Tensor)> = model
         .layers()
         .iter()
         .flat_map(|n| n.layer.weights().into_iter().filter(|w| !w.trainable).map(|w| (w.tensor.shallow_clone(), w.tensor.copy())))
         .collect();
-    let data = Dataset::from_tensors(x, y, "evaluate's arrays").context("evaluate")?;
-    let result = evaluate_in_phase(model, compile, &data, batch_size, &Loading::on_this_thread(), true);
+    let result = evaluate_in_phase(model, compile, data, batch_size, loading, true);
     no_grad(|| {
         for (variable, value) in &saved {
             variable.shallow_clone().copy_(value);

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::augment::Augmentation;
+use super::callbacks::{CallbackConfig, CallbackContext, CallbackList, Logs};
 use super::checkpoint::{self, TrainingState};
 use super::compile::{Accuracy, CompileConfig};
 use super::evaluate::{count_correct, evaluate_dataset};
@@ -44,6 +45,8 @@ pub struct FitOptions {
     pub precision: Precision,
     /// How batches are read (worker threads and read-ahead depth, for datasets read from disk).
     pub loading: Loading,
+    /// Keras's built-in callbacks, called in order.
+    pub callbacks: Vec<CallbackConfig>,
 }
 
 impl Default for FitOptions {
@@ -60,6 +63,7 @@ impl Default for FitOptions {
             augmentation: None,
             precision: Precision::Fp32,
             loading: Loading::default(),
+            callbacks: Vec::new(),
         }
     }
 }
@@ -101,7 +105,7 @@ pub fn fit(
 }
 
 /// `model.fit(dataset, validation_data=…)`: as [`fit`], reading each batch from `data` when it
-/// is needed (read ahead by `options.loading`).
+/// is needed (read ahead by `options.loading`), with the callbacks of `options.callbacks`.
 pub fn fit_dataset(
     model: &mut Model,
     compile: &CompileConfig,
@@ -109,6 +113,23 @@ pub fn fit_dataset(
     data: &Dataset,
     validation: Option<&Dataset>,
     options: &FitOptions,
+    interrupt: &AtomicBool,
+) -> Result<History> {
+    let mut callbacks = CallbackList::from_configs(&options.callbacks)?;
+    fit_with_callbacks(model, compile, optimizer, data, validation, options, &mut callbacks, interrupt)
+}
+
+/// [`fit_dataset`] with callbacks of the caller's own (any [`Callback`](super::callbacks::Callback)),
+/// called after those of `options.callbacks`.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_with_callbacks(
+    model: &mut Model,
+    compile: &CompileConfig,
+    optimizer: &mut Optimizer,
+    data: &Dataset,
+    validation: Option<&Dataset>,
+    options: &FitOptions,
+    extra: &mut CallbackList,
     interrupt: &AtomicBool,
 ) -> Result<History> {
     if options.batch_size < 1 {
@@ -129,16 +150,21 @@ pub fn fit_dataset(
         bail!("fit: no training samples");
     }
     let batch_size = options.batch_size as usize;
+    let callbacks = extra;
 
+    callbacks.on_train_begin(&mut CallbackContext::new(model, optimizer, compile))?;
     let mut state = TrainingState::default();
     if let (true, Some(dir)) = (options.resume, &options.checkpoint_dir) {
-        if let Some(restored) = checkpoint::restore(dir, model, optimizer)? {
+        if let Some(restored) = checkpoint::restore(dir, model, optimizer, callbacks)? {
             eprintln!("Resuming from {} at epoch {}, batch {}", dir.display(), restored.epoch + 1, restored.next_batch);
             state = restored;
         }
     }
 
-    while state.epoch < options.epochs {
+    while state.epoch < options.epochs && !state.stop_training {
+        if state.next_batch == 0 {
+            callbacks.on_epoch_begin(state.epoch, &mut CallbackContext::new(model, optimizer, compile))?;
+        }
         let order = epoch_order(n, options, state.epoch);
         let mut progress = Progress::start_epoch(state.epoch + 1, options.epochs, n, options.verbose);
         let batches = train.batches(Some(&order), batch_size, state.next_batch, &options.loading);
@@ -166,10 +192,14 @@ pub fn fit_dataset(
             }
             state.seen += size;
             state.next_batch = batch + 1;
-            progress.update(state.seen, &running_logs(&state, compile.accuracy));
+            let logs = running_logs(&state, compile.accuracy);
+            progress.update(state.seen, &logs);
+            if !callbacks.is_empty() {
+                callbacks.on_train_batch_end(batch, &logs, &mut CallbackContext::new(model, optimizer, compile))?;
+            }
             if interrupt.load(Ordering::SeqCst) {
                 let checkpoint = match &options.checkpoint_dir {
-                    Some(dir) => Some(checkpoint::save(dir, model, optimizer, &state)?),
+                    Some(dir) => Some(checkpoint::save(dir, model, optimizer, &state, callbacks)?),
                     None => None,
                 };
                 return Err(Stopped::Interrupted { checkpoint }.into());
@@ -183,13 +213,19 @@ pub fn fit_dataset(
                 logs.push(("val_accuracy", accuracy));
             }
         }
+        // As in Keras: the progress line first, then the callbacks (which may add to the logs),
+        // then History.
         progress.finish(&logs);
+        let mut ctx = CallbackContext::new(model, optimizer, compile);
+        callbacks.on_epoch_end(state.epoch, &mut logs, &mut ctx)?;
+        let stop_training = ctx.stop_training;
         state.history.push(&logs);
-        state = TrainingState { epoch: state.epoch + 1, history: state.history, ..Default::default() };
+        state = TrainingState { epoch: state.epoch + 1, history: state.history, stop_training, ..Default::default() };
         if let Some(dir) = &options.checkpoint_dir {
-            checkpoint::save(dir, model, optimizer, &state)?;
+            checkpoint::save(dir, model, optimizer, &state, callbacks)?;
         }
     }
+    callbacks.on_train_end(&mut CallbackContext::new(model, optimizer, compile))?;
     Ok(state.history)
 }
 
@@ -235,7 +271,7 @@ fn epoch_order(n: usize, options: &FitOptions, epoch: usize) -> Vec<usize> {
     order
 }
 
-fn running_logs(state: &TrainingState, accuracy: Option<Accuracy>) -> Vec<(&'static str, f64)> {
+fn running_logs(state: &TrainingState, accuracy: Option<Accuracy>) -> Logs {
     let seen = state.seen.max(1) as f64;
     let mut logs = vec![("loss", state.loss_sum / seen)];
     if accuracy.is_some() {

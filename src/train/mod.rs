@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod bottleneck;
+pub mod callbacks;
 pub mod checkpoint;
 pub mod compile;
 pub mod curves;
@@ -15,4 +16,5 @@ pub mod interrupt;
 pub mod losses;
 pub mod optimizer;
 pub mod progress;
+pub mod schedules;
 pub mod transfer;

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tch::{no_grad, Tensor};
 
 use super::fused_adam::{keras_adam_step, AdamTensors};
+use super::schedules::LearningRateSchedule;
 
 /// The optimizers keras-tch implements, by Keras's names (`compile(optimizer="adam")`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -95,6 +96,21 @@ impl OptimizerConfig {
         })
     }
 
+    /// The learning rate (the current one, when a schedule or a callback changes it).
+    pub fn learning_rate(&self) -> f64 {
+        match *self {
+            Self::Adam { learning_rate, .. } | Self::Sgd { learning_rate, .. } | Self::RmsProp { learning_rate, .. } => learning_rate,
+        }
+    }
+
+    pub fn set_learning_rate(&mut self, rate: f64) {
+        match self {
+            Self::Adam { learning_rate, .. } | Self::Sgd { learning_rate, .. } | Self::RmsProp { learning_rate, .. } => {
+                *learning_rate = rate
+            }
+        }
+    }
+
     /// tf.keras's `optimizer_config` for `training_config`.
     pub fn keras_config(&self) -> Value {
         match *self {
@@ -119,12 +135,20 @@ impl OptimizerConfig {
 pub struct Optimizer {
     pub config: OptimizerConfig,
     pub iterations: i64,
+    /// Sets the learning rate before each update from the step count, as Keras's
+    /// `learning_rate=<schedule>` does.
+    pub schedule: Option<LearningRateSchedule>,
     slots: HashMap<String, Vec<Tensor>>,
 }
 
 impl Optimizer {
     pub fn new(config: OptimizerConfig) -> Self {
-        Self { config, iterations: 0, slots: HashMap::new() }
+        Self { config, iterations: 0, schedule: None, slots: HashMap::new() }
+    }
+
+    /// An optimizer whose learning rate follows `schedule` (Keras's `Adam(learning_rate=schedule)`).
+    pub fn with_schedule(config: OptimizerConfig, schedule: LearningRateSchedule) -> Self {
+        Self { schedule: Some(schedule), ..Self::new(config) }
     }
 
     /// Apply one update to every variable from its gradient (`grads[i]` belongs to
@@ -135,6 +159,9 @@ impl Optimizer {
     pub fn apply(&mut self, variables: &[(String, Tensor)], grads: &[Tensor]) -> Result<()> {
         if variables.len() != grads.len() {
             bail!("optimizer: {} variables but {} gradients", variables.len(), grads.len());
+        }
+        if let Some(schedule) = &self.schedule {
+            self.config.set_learning_rate(schedule.at(self.iterations));
         }
         self.iterations += 1;
         let t = self.iterations as f64;

@@ -152,8 +152,8 @@ pub fn checkpoint_folder() -> &'static Path {
         let mut history = History::default();
         history.push(&[("loss", 0.69), ("accuracy", 0.5)]);
         history.push(&[("loss", 0.41), ("accuracy", 0.75)]);
-        let state = TrainingState { epoch: 2, next_batch: 3, loss_sum: 1.25, correct: 12.0, seen: 96, history };
-        checkpoint::save(&folder, &model, &optimizer, &state).expect("checkpoint::save");
+        let state = TrainingState { epoch: 2, next_batch: 3, loss_sum: 1.25, correct: 12.0, seen: 96, history, stop_training: false };
+        checkpoint::save(&folder, &model, &optimizer, &state, &Default::default()).expect("checkpoint::save");
         folder
     })
 }

@@ -98,7 +98,7 @@ fn resume_checkpoint(path: &Path) -> Result<()> {
     std::fs::copy(path, folder.join("checkpoint.json")).context("staging checkpoint.json")?;
     let mut model = corpus::checkpoint_model();
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
-    if checkpoint::restore(folder, &mut model, &mut optimizer)?.is_none() {
+    if checkpoint::restore(folder, &mut model, &mut optimizer, &mut Default::default())?.is_none() {
         return Ok(());
     }
     let variables = model.trainable_variables();
