@@ -401,3 +401,35 @@ fn frozen_layers_are_not_updated() {
     let (total, trainable, _) = model.param_counts();
     assert_eq!(total - trainable, 37_633 - 32_769, "summary counts the frozen layers as non-trainable");
 }
+
+/// Keras's `class_weight`: tf.keras's fit and ours on the same imbalanced data give the same
+/// weighted loss and weighted accuracy per epoch, and the same trained model.
+#[test]
+fn class_weights_train_as_keras_weights_them() {
+    let Some(python) = common::keras_python() else { return };
+    let dir = scratch_dir("class-weight");
+    let output = std::process::Command::new(python)
+        .arg(common::repo_root().join("scripts/keras_class_weight.py"))
+        .arg(&dir)
+        .env("TF_ENABLE_ONEDNN_OPTS", "0")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let io = dir.join("io.h5");
+    let mut model = load_model(&dir.join("initial.h5"), Device::Cpu).unwrap();
+    let training = model.training_config.clone().unwrap();
+    let compile = CompileConfig::from_keras(&training).unwrap();
+    let mut optimizer = Optimizer::new(OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap());
+    let class_weight: Vec<f64> = Vec::try_from(read_tensor(&io, "class_weight")).unwrap();
+    let options =
+        FitOptions { epochs: 3, batch_size: 16, shuffle: false, verbose: 0, class_weight: Some(class_weight), ..Default::default() };
+    let (x, y) = (read_tensor(&io, "x"), read_tensor(&io, "y"));
+    let history = fit(&mut model, &compile, &mut optimizer, &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
+    for key in ["loss", "accuracy"] {
+        let keras: Vec<f64> = Vec::try_from(read_tensor(&io, key)).unwrap();
+        for (epoch, (ours, theirs)) in history.get(key).unwrap().iter().zip(&keras).enumerate() {
+            assert!((ours - theirs).abs() <= 1e-5 * theirs.abs().max(1.0), "{key} of epoch {}: {ours}, Keras {theirs}", epoch + 1);
+        }
+    }
+    assert_close("predictions after training with class weights", &model.predict(&x).unwrap(), &read_tensor(&io, "y_pred"));
+}

@@ -107,7 +107,7 @@ fn course_train_step(device: Device, precision: Precision, repeats: usize) -> Re
     let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(1e-3));
     let (x, y) = (random_images(32, 64, device), one_hot(32, 6, device));
-    let samples = timings(2, repeats, || autocast(precision, || train_step(&model, &compile, &mut optimizer, &x, &y)).map(|_| ()))?;
+    let samples = timings(2, repeats, || autocast(precision, || train_step(&model, &compile, &mut optimizer, &x, &y, None)).map(|_| ()))?;
     let s = median(&samples);
     Ok(json!({ "course_train_step_b32_s": s, "course_train_step_gflops": training_flops(&model) * 32.0 / s / 1e9 }))
 }

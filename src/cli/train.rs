@@ -17,7 +17,7 @@ use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
 use keras_tch::train::compile::{CompileConfig, TrainingConfig};
 use keras_tch::train::evaluate::evaluate_dataset;
-use keras_tch::train::fit::{fit_dataset, FitOptions};
+use keras_tch::train::fit::{balanced_class_weights, fit_dataset, FitOptions};
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::losses::{CrossEntropyStyle, Loss};
 use keras_tch::train::optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
@@ -53,6 +53,11 @@ pub struct TrainArgs {
     pub folders: super::folder_args::FolderArgs,
     #[command(flatten)]
     pub callbacks: super::callback_args::CallbackArgs,
+    /// Keras's class_weight: 'balanced' (scikit-learn's compute_class_weight: n_samples /
+    /// (n_classes * count)) or CLASS:WEIGHT pairs, e.g. 0:1.0,1:3.5 (unlisted classes: 1.0).
+    /// Weights the training loss, as Keras does; not the accuracy, not the validation
+    #[arg(long, value_name = "balanced|C:W,...")]
+    pub class_weight: Option<String>,
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
@@ -118,6 +123,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         let validation = validation_path.as_ref().map(|path| course_dataset(path, "test")).transpose()?;
         (course_dataset(&train_path, "train")?, validation)
     };
+    if from_folders {
+        let validation_count = validation.as_ref().map_or(0, |v| v.len());
+        println!(
+            "Found {} files belonging to {} classes; {} for training, {validation_count} for validation.",
+            train.len() + validation_count,
+            train.classes().len(),
+            train.len()
+        );
+    }
     let train = match args.limit {
         Some(limit) => train.take(limit as usize),
         None => train,
@@ -126,15 +140,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         bail!("{} holds no training images", train_path.display());
     }
     let classes = train.classes().to_vec();
-    if from_folders {
-        println!(
-            "Found {} files belonging to {} classes; {} for training, {} for validation.",
-            train.len() + validation.as_ref().map_or(0, |v| v.len()),
-            classes.len(),
-            train.len(),
-            validation.as_ref().map_or(0, |v| v.len())
-        );
-    }
 
     init::seed(args.run.seed);
     let mut model = match (model_file, args.arch) {
@@ -192,6 +197,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         precision: args.run.precision,
         loading: args.folders.loading(device),
         callbacks: args.callbacks.callbacks()?,
+        class_weight: args.class_weight.as_deref().map(|text| class_weight(text, &train)).transpose()?,
     };
     let as_the_model_takes = |data: Dataset| data.with_preprocessing(args.preprocess).with_label_mode(compile.label_mode());
     let train = as_the_model_takes(train);
@@ -209,6 +215,31 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         evaluate_dataset(&model, &compile, validation, 32, &options.loading)?.print_notebook_lines();
     }
     Ok(())
+}
+
+/// `--class-weight`: 'balanced' from the training labels, or explicit CLASS:WEIGHT pairs.
+fn class_weight(text: &str, train: &Dataset) -> Result<Vec<f64>> {
+    if text == "balanced" {
+        let labels: Vec<i64> = Vec::try_from(train.labels()?.to_kind(tch::Kind::Int64).flatten(0, -1))?;
+        let table = balanced_class_weights(&labels)?;
+        println!(
+            "Class weights (balanced): {}",
+            table.iter().enumerate().map(|(c, w)| format!("{c}: {w:.4}")).collect::<Vec<_>>().join(", ")
+        );
+        return Ok(table);
+    }
+    let mut table = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let parsed = pair.split_once(':').and_then(|(c, w)| Some((c.trim().parse::<usize>().ok()?, w.trim().parse::<f64>().ok()?)));
+        let Some((class, weight)) = parsed.filter(|(_, w)| w.is_finite() && *w >= 0.0) else {
+            bail!("--class-weight: '{pair}' is not CLASS:WEIGHT (a class index and a weight of at least 0)");
+        };
+        if class >= table.len() {
+            table.resize(class + 1, 1.0);
+        }
+        table[class] = weight;
+    }
+    Ok(table)
 }
 
 /// One sigmoid unit for two-class data on the Happy model, else one unit per class.

@@ -153,6 +153,12 @@ impl Dataset {
         format!("{}\npreprocess {preprocess} labels {:?}", self.source.identity(&self.positions), self.label_mode)
     }
 
+    /// Every sample's label as the source stores it (class indices for folders and course
+    /// files), in order, without reading the inputs.
+    pub fn labels(&self) -> Result<Tensor> {
+        self.source.labels(&self.positions)
+    }
+
     /// Every sample's target, in order, without reading the inputs.
     pub fn targets(&self) -> Result<Tensor> {
         let labels = self.source.labels(&self.positions)?;

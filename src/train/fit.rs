@@ -19,7 +19,7 @@ use super::evaluate::{count_correct, evaluate_dataset};
 use super::history::History;
 use super::optimizer::Optimizer;
 use super::progress::Progress;
-use crate::data::dataset::Dataset;
+use crate::data::dataset::{Dataset, LabelMode};
 use crate::data::loader::Loading;
 use crate::graph::Model;
 use crate::layers::autocast::{autocast, Precision};
@@ -47,6 +47,9 @@ pub struct FitOptions {
     pub loading: Loading,
     /// Keras's built-in callbacks, called in order.
     pub callbacks: Vec<CallbackConfig>,
+    /// Keras's `class_weight`: each training sample's loss weighted by its class's entry
+    /// (classes past the end: 1.0); the accuracy and the validation are not weighted, as in Keras.
+    pub class_weight: Option<Vec<f64>>,
 }
 
 impl Default for FitOptions {
@@ -64,6 +67,7 @@ impl Default for FitOptions {
             precision: Precision::Fp32,
             loading: Loading::default(),
             callbacks: Vec::new(),
+            class_weight: None,
         }
     }
 }
@@ -176,7 +180,8 @@ pub fn fit_with_callbacks(
                 None => xb,
             };
             let yb = to_device_for_step(&yb, model.device()).to_kind(Kind::Float);
-            let (loss_value, probs) = autocast(options.precision, || train_step(model, compile, optimizer, &xb, &yb))?;
+            let weights = options.class_weight.as_deref().map(|table| sample_weights(table, compile, &yb));
+            let (loss_value, probs) = autocast(options.precision, || train_step(model, compile, optimizer, &xb, &yb, weights.as_ref()))?;
             if !loss_value.is_finite() {
                 bail!(
                     "the loss became {loss_value} at epoch {}, batch {}: training stopped{}",
@@ -187,6 +192,7 @@ pub fn fit_with_callbacks(
             }
             let size = xb.size()[0] as usize;
             state.loss_sum += loss_value * size as f64;
+            // As in Keras, class weights weight the loss, not the compiled metrics.
             if let Some(accuracy) = compile.accuracy {
                 state.correct += tch::no_grad(|| count_correct(accuracy, &yb, &probs.detach()));
             }
@@ -231,11 +237,24 @@ pub fn fit_with_callbacks(
 
 /// One optimisation step on a batch (BatchNorm in training mode): forward, Keras's loss,
 /// backward, optimizer update (in bfloat16 when run inside `autocast(Precision::Bf16, ..)`).
-/// Returns the batch's mean loss and the predicted probabilities.
+/// With sample weights, the loss is Keras's `sum_over_batch_size`: the weighted losses' sum over
+/// the batch size. Returns the batch's loss and the predicted probabilities.
 /// A non-finite loss is returned without updating the weights.
-pub fn train_step(model: &Model, compile: &CompileConfig, optimizer: &mut Optimizer, xb: &Tensor, yb: &Tensor) -> Result<(f64, Tensor)> {
+pub fn train_step(
+    model: &Model,
+    compile: &CompileConfig,
+    optimizer: &mut Optimizer,
+    xb: &Tensor,
+    yb: &Tensor,
+    sample_weight: Option<&Tensor>,
+) -> Result<(f64, Tensor)> {
     let (probs, logits) = model.forward_with_logits(&[xb], true)?;
-    let loss = compile.loss.per_sample(compile.style, yb, &probs, logits.as_ref()).mean(Kind::Float);
+    let per_sample = compile.loss.per_sample(compile.style, yb, &probs, logits.as_ref());
+    let per_sample = match sample_weight {
+        Some(weights) => per_sample * weights.to_device(probs.device()),
+        None => per_sample,
+    };
+    let loss = per_sample.mean(Kind::Float);
     let loss_value = loss.double_value(&[]);
     if loss_value.is_finite() {
         // Gradients are returned rather than accumulated into `.grad`: nothing to zero, and no
@@ -278,6 +297,33 @@ fn running_logs(state: &TrainingState, accuracy: Option<Accuracy>) -> Logs {
         logs.push(("accuracy", state.correct / seen));
     }
     logs
+}
+
+/// scikit-learn's `compute_class_weight("balanced", classes=np.unique(y), y=y)`, as a table by
+/// class index: `n_samples / (n_classes * count[class])` for the classes present (absent ones
+/// get 1.0, which no sample uses).
+pub fn balanced_class_weights(labels: &[i64]) -> Result<Vec<f64>> {
+    if let Some(bad) = labels.iter().find(|&&l| l < 0) {
+        bail!("class labels must be at least 0, found {bad}");
+    }
+    let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut counts = vec![0usize; classes];
+    for &label in labels {
+        counts[label as usize] += 1;
+    }
+    let present = counts.iter().filter(|&&c| c > 0).count();
+    Ok(counts.iter().map(|&c| if c == 0 { 1.0 } else { labels.len() as f64 / (present * c) as f64 }).collect())
+}
+
+/// Each sample's weight from its class (`table[class]`, 1.0 past the end), float32 (N).
+fn sample_weights(table: &[f64], compile: &CompileConfig, yb: &Tensor) -> Tensor {
+    let classes = match compile.label_mode() {
+        LabelMode::Categorical => yb.argmax(-1, false),
+        LabelMode::Int | LabelMode::Binary => yb.flatten(0, -1).round().to_kind(Kind::Int64),
+    };
+    let classes: Vec<i64> = Vec::try_from(classes.to_device(Device::Cpu)).unwrap_or_default();
+    let weights: Vec<f32> = classes.iter().map(|&c| table.get(c as usize).copied().unwrap_or(1.0) as f32).collect();
+    Tensor::from_slice(&weights).to_device(yb.device())
 }
 
 #[cfg(test)]
