@@ -163,6 +163,7 @@ say "ImageNet classes: $REPO/weights/imagenet_class_index.json -> $INDEX_FILE"
 # --- 6. Keras reference fixtures (the test command): made by real Keras, keyed by the script.
 if ((WITH_FIXTURES)); then
   venv_install "$REQ_KERAS"
+  venv_install "$REPO/scripts/requirements-sklearn.txt"
   FIXTURE_SCRIPT="$REPO/scripts/keras_fixtures.py"
   key="$(cat "$REPO"/scripts/keras_fixtures*.py "$REQ_KERAS" "$INDEX_FILE" | sha256sum | cut -c1-16)"
   FIXTURE_DIR="$CACHE/fixtures/$key"

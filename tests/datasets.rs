@@ -177,4 +177,27 @@ fn train_command_reads_an_image_folder() {
     let accuracy = result["accuracy"].as_f64().unwrap();
     assert!(result["loss"].as_f64().unwrap().is_finite() && (0.0..=1.0).contains(&accuracy), "{result}");
     assert!((accuracy * 30.0 - (accuracy * 30.0).round()).abs() < 1e-9, "a fraction of the 30 images: {result}");
+
+    // The report: scikit-learn's layout on stdout, the files written, mistakes named by file.
+    let report_dir = dir.join("report");
+    let output = Command::new(env!("CARGO_BIN_EXE_keras-tch"))
+        .args(["evaluate", "--device", "cpu", "--top-k", "2", "--model"])
+        .arg(&save)
+        .arg("--data")
+        .arg(&root)
+        .arg("--report")
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("precision    recall  f1-score   support") && stdout.contains("weighted avg"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["class_names"], serde_json::json!(["birds", "cats", "dogs"]));
+    let reported = report["classification_report"]["accuracy"].as_f64().unwrap();
+    assert!((reported - accuracy).abs() < 1e-9, "the report's accuracy {reported} is evaluate's {accuracy}");
+    for mistake in report["most_confident_mistakes"].as_array().unwrap() {
+        assert!(mistake["file"].as_str().unwrap().starts_with(root.to_str().unwrap()), "{mistake}");
+    }
+    assert!(report_dir.join("confusion_matrix.png").exists() && report_dir.join("report.txt").exists());
 }

@@ -40,6 +40,11 @@ pub trait SampleSource: Send + Sync {
     /// cache keys: a change in the data changes it.
     fn identity(&self, indices: &[usize]) -> String;
 
+    /// A sample's name for people (its file), where it has one.
+    fn sample_name(&self, _index: usize) -> Option<String> {
+        None
+    }
+
     /// Whether reading costs enough (decoding files) to be worth doing on worker threads.
     fn worth_prefetching(&self) -> bool {
         false
@@ -157,6 +162,11 @@ impl Dataset {
     /// files), in order, without reading the inputs.
     pub fn labels(&self) -> Result<Tensor> {
         self.source.labels(&self.positions)
+    }
+
+    /// Every sample's name (file), in order, when the source has them.
+    pub fn sample_names(&self) -> Option<Vec<String>> {
+        self.positions.iter().map(|&i| self.source.sample_name(i)).collect()
     }
 
     /// Every sample's target, in order, without reading the inputs.

@@ -269,6 +269,10 @@ impl SampleSource for FolderSource {
         identity
     }
 
+    fn sample_name(&self, index: usize) -> Option<String> {
+        Some(self.files[index].0.display().to_string())
+    }
+
     fn worth_prefetching(&self) -> bool {
         true
     }

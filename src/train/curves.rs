@@ -16,7 +16,7 @@ use crate::io::atomic::write_atomically;
 const FONT_PATHS: &[&str] = &["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
 
 /// Register DejaVu Sans as plotters' "sans-serif" once; false when no font file is found.
-fn font_available() -> bool {
+pub(crate) fn font_available() -> bool {
     static FOUND: OnceLock<bool> = OnceLock::new();
     *FOUND.get_or_init(|| {
         FONT_PATHS.iter().any(|path| match std::fs::read(path) {

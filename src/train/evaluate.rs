@@ -5,7 +5,8 @@ use anyhow::{bail, Context, Result};
 use tch::{no_grad, Kind, Tensor};
 
 use super::compile::{Accuracy, CompileConfig};
-use crate::data::dataset::Dataset;
+use super::report::EvaluationReport;
+use crate::data::dataset::{Dataset, LabelMode};
 use crate::data::loader::Loading;
 use crate::graph::Model;
 
@@ -96,6 +97,52 @@ fn evaluate_in_phase(
     })?;
     let n = data.len() as f64;
     Ok(Evaluation { loss: loss_sum / n, accuracy: compile.accuracy.map(|_| correct / n) })
+}
+
+/// The model's outputs (inference mode) and the targets for every sample of `data`, in order, on the CPU.
+pub fn predict_dataset(model: &Model, data: &Dataset, batch_size: i64, loading: &Loading) -> Result<(Tensor, Tensor)> {
+    let (mut outputs, mut targets) = (Vec::new(), Vec::new());
+    for batch in data.batches(None, batch_size.max(1) as usize, 0, loading) {
+        let (x, y) = batch?;
+        outputs.push(no_grad(|| model.predict(&x.to_device(model.device())))?.to_device(tch::Device::Cpu));
+        targets.push(y);
+    }
+    if outputs.is_empty() {
+        bail!("predict: no samples");
+    }
+    Ok((Tensor::cat(&outputs, 0), Tensor::cat(&targets, 0)))
+}
+
+/// scikit-learn's report (classification_report, confusion_matrix, top-k accuracies for each
+/// k below the number of classes) of `model` on `data`, with the `mistakes` most confidently
+/// misclassified files when the samples are files. A single sigmoid output counts as two classes.
+pub fn report_on_dataset(
+    model: &Model,
+    compile: &CompileConfig,
+    data: &Dataset,
+    batch_size: i64,
+    loading: &Loading,
+    top_k: &[usize],
+    mistakes: usize,
+) -> Result<EvaluationReport> {
+    let (outputs, targets) = predict_dataset(model, data, batch_size, loading)?;
+    let outputs = outputs.to_kind(Kind::Float);
+    let scores = if outputs.size().get(1) == Some(&1) {
+        Tensor::cat(&[outputs.ones_like() - &outputs, outputs.shallow_clone()], 1)
+    } else {
+        outputs
+    };
+    let y_true = match compile.label_mode() {
+        LabelMode::Categorical => targets.argmax(-1, false),
+        LabelMode::Int | LabelMode::Binary => targets.flatten(0, -1).round().to_kind(Kind::Int64),
+    };
+    let y_true: Vec<usize> = Vec::<i64>::try_from(y_true)?.into_iter().map(|c| c.max(0) as usize).collect();
+    let classes = scores.size()[1] as usize;
+    let names: Vec<String> =
+        if data.classes().len() == classes { data.classes().to_vec() } else { (0..classes).map(|c| c.to_string()).collect() };
+    let scores: Vec<f32> = Vec::try_from(scores.contiguous().flatten(0, -1))?;
+    let top_k: Vec<usize> = top_k.iter().copied().filter(|&k| k >= 1 && k < classes).collect();
+    EvaluationReport::new(&names, &y_true, &scores, &top_k, data.sample_names().as_deref(), mistakes)
 }
 
 pub fn count_correct(accuracy: Accuracy, y: &Tensor, probs: &Tensor) -> f64 {

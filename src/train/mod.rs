@@ -16,5 +16,6 @@ pub mod interrupt;
 pub mod losses;
 pub mod optimizer;
 pub mod progress;
+pub mod report;
 pub mod schedules;
 pub mod transfer;
