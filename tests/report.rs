@@ -61,6 +61,12 @@ fn reports_are_scikit_learns() {
     for k in ks {
         close(&ours["top_k_accuracy"][k.to_string()], &sklearn["top_k"][k.to_string()], &format!("top-{k} accuracy"));
     }
+    // --class-weight balanced is scikit-learn's compute_class_weight("balanced").
+    let labels: Vec<i64> = y_true.iter().map(|&c| c as i64).collect();
+    let balanced = keras_tch::train::fit::balanced_class_weights(&labels).unwrap();
+    for (class, weight) in sklearn["balanced"].as_object().unwrap() {
+        close(&json!(balanced[class.parse::<usize>().unwrap()]), weight, &format!("balanced weight of class {class}"));
+    }
     // The mistakes: misclassified files only, most confident first.
     let mistakes = ours["most_confident_mistakes"].as_array().unwrap();
     assert_eq!(mistakes.len(), 3);
