@@ -4,23 +4,21 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
-use keras_tch::data::course::{course_dataset, default_dataset_paths};
+use keras_tch::data::course::default_dataset_paths;
 use keras_tch::data::dataset::Dataset;
-use keras_tch::data::folders::{folder_dataset, folder_datasets};
 use keras_tch::imaging::PreprocessMode;
 use keras_tch::io::atomic::check_destination;
-use keras_tch::io::{load_model, save_model_h5};
+use keras_tch::io::load_model;
 use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
-use keras_tch::train::compile::{CompileConfig, TrainingConfig};
-use keras_tch::train::evaluate::evaluate_dataset;
-use keras_tch::train::fit::{balanced_class_weights, fit_dataset, FitOptions};
+use keras_tch::train::fit::{balanced_class_weights, FitOptions};
 use keras_tch::train::interrupt::ctrl_c_flag;
+use keras_tch::train::job::{compile_for, fit_and_save, image_input_size, open_training_data, optimizer_for, DataSpec};
 use keras_tch::train::losses::{CrossEntropyStyle, Loss};
-use keras_tch::train::optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
+use keras_tch::train::optimizer::{Optimizer, OptimizerKind};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -107,75 +105,54 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let device = args.run.device.resolve()?;
     let (train_path, validation_path) = data_paths(args)?;
     let model_file = args.model.as_ref().map(|path| load_model(path, device)).transpose()?;
-    let from_folders = train_path.is_dir();
-    let (train, validation) = if from_folders {
-        let model_size = model_file.as_ref().and_then(|m| match m.node(m.inputs()[0]).output_shape[..] {
-            [h, w, _] => Some([h as u32, w as u32]),
-            _ => None,
-        });
-        let [h, w] = args.image_size.or(model_size).unwrap_or([256, 256]);
-        let reading = args.folders.reading((h, w));
-        match &validation_path {
-            Some(path) => (folder_dataset(&train_path, reading)?, Some(folder_dataset(path, reading)?)),
-            None => folder_datasets(&train_path, args.validation_split, args.run.seed, reading)?,
-        }
-    } else {
-        let validation = validation_path.as_ref().map(|path| course_dataset(path, "test")).transpose()?;
-        (course_dataset(&train_path, "train")?, validation)
+    let spec = DataSpec {
+        train: train_path,
+        validation: validation_path,
+        validation_split: args.validation_split,
+        seed: args.run.seed,
+        image_size: args.image_size,
+        interpolation: args.folders.interpolation,
+        crop_to_aspect_ratio: args.folders.crop_to_aspect_ratio,
+        limit: args.limit.map(|n| n as usize),
     };
-    if from_folders {
-        let validation_count = validation.as_ref().map_or(0, |v| v.len());
+    let data = open_training_data(&spec, model_file.as_ref().and_then(image_input_size))?;
+    if data.from_folders {
+        let validation = data.validation.as_ref().map_or(0, |v| v.len());
+        let training = data.found - validation;
         println!(
-            "Found {} files belonging to {} classes; {} for training, {validation_count} for validation.",
-            train.len() + validation_count,
-            train.classes().len(),
-            train.len()
+            "Found {} files belonging to {} classes; {training} for training, {validation} for validation.",
+            data.found,
+            data.train.classes().len()
         );
     }
-    let train = match args.limit {
-        Some(limit) => train.take(limit as usize),
-        None => train,
-    };
-    if train.is_empty() {
-        bail!("{} holds no training images", train_path.display());
-    }
-    let classes = train.classes().to_vec();
+    let classes = data.train.classes().len();
 
     init::seed(args.run.seed);
     let mut model = match (model_file, args.arch) {
         (Some(model), _) => model,
         (None, Some(arch)) => {
             let options = ArchOptions {
-                input_shape: <[i64; 3]>::try_from(train.input_shape()).ok(),
-                classes: Some(output_units(arch, classes.len())),
+                input_shape: <[i64; 3]>::try_from(data.train.input_shape()).ok(),
+                classes: Some(output_units(arch, classes)),
                 ..Default::default()
             };
             arch.build(&options, device)?
         }
         (None, None) => unreachable!("clap requires --arch or --model"),
     };
-    let spec = args.freeze.spec();
-    if !spec.is_empty() {
-        super::freeze_args::apply(&mut model, &spec)?;
+    let freeze = args.freeze.spec();
+    if !freeze.is_empty() {
+        super::freeze_args::apply(&mut model, &freeze)?;
     }
     let style = if args.keras20_loss { CrossEntropyStyle::Keras20 } else { CrossEntropyStyle::TfKeras };
-    let compile = match (&model.training_config, args.loss) {
-        (Some(config), None) => CompileConfig { style, ..CompileConfig::from_keras(config)? },
-        (_, loss) => CompileConfig::for_model(&model, loss, style)?,
-    };
-    compile.check_fits(&model, classes.len())?;
+    let compile = compile_for(&model, args.loss, style)?;
+    compile.check_fits(&model, classes)?;
     let save = args.save.clone().unwrap_or_else(|| args.root.join("runs").join(&model.name).join("model.h5"));
     // Refused now, not after the training: the output must not be an input (e.g. --model).
     check_destination(&save)?;
-    let mut optimizer_config = match (&model.training_config, args.optimizer, args.lr) {
-        (Some(config), None, None) => TrainingConfig::from_keras(config).map(|file| file.optimizer).unwrap_or_else(|why| {
-            eprintln!("note: {why:#}; training with Keras's Adam() instead (--optimizer chooses)");
-            OptimizerConfig::adam(1e-3)
-        }),
-        (_, kind, lr) => OptimizerConfig::with_defaults(kind.unwrap_or(OptimizerKind::Adam), lr),
-    };
-    if let (Some(eps), OptimizerConfig::Adam { epsilon, .. }) = (args.epsilon, &mut optimizer_config) {
-        *epsilon = eps;
+    let (optimizer_config, note) = optimizer_for(&model, args.optimizer, args.lr, args.epsilon);
+    if let Some(note) = note {
+        eprintln!("note: {note} (--optimizer chooses)");
     }
     let mut optimizer = match args.callbacks.schedule(optimizer_config.learning_rate())? {
         Some(schedule) => Optimizer::with_schedule(optimizer_config, schedule),
@@ -188,8 +165,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         batch_size: args.batch_size,
         shuffle: !args.no_shuffle,
         seed: args.run.seed,
-        // A folder's split is image_dataset_from_directory's, made above.
-        validation_split: if from_folders { 0.0 } else { args.validation_split },
+        // A folder's split is image_dataset_from_directory's, made when it was opened.
+        validation_split: if data.from_folders { 0.0 } else { args.validation_split },
         verbose: args.run.verbose,
         checkpoint_dir: Some(args.checkpoint_dir.clone().unwrap_or_else(|| run_dir.join("checkpoints"))),
         resume: args.resume,
@@ -197,22 +174,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         precision: args.run.precision,
         loading: args.folders.loading(device),
         callbacks: args.callbacks.callbacks()?,
-        class_weight: args.class_weight.as_deref().map(|text| class_weight(text, &train)).transpose()?,
+        class_weight: args.class_weight.as_deref().map(|text| class_weight(text, &data.train)).transpose()?,
     };
-    let as_the_model_takes = |data: Dataset| data.with_preprocessing(args.preprocess).with_label_mode(compile.label_mode());
-    let train = as_the_model_takes(train);
-    let validation = validation.map(as_the_model_takes);
-    let history = fit_dataset(&mut model, &compile, &mut optimizer, &train, validation.as_ref(), &options, ctrl_c_flag())?;
-
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    history.save_json(&run_dir.join("history.json"))?;
-    history.save_csv(&run_dir.join("history.csv"))?;
-    keras_tch::train::curves::save_curves(&history, &run_dir.join("curves.png"))?;
-    model.training_config = Some(compile.training_config(&optimizer.config));
-    save_model_h5(&model, &save)?;
+    let outcome = fit_and_save(&mut model, &compile, &mut optimizer, &data, args.preprocess, &options, &run_dir, &save, ctrl_c_flag())?;
     println!("Saved {} (history in {})", save.display(), run_dir.display());
-    if let Some(validation) = &validation {
-        evaluate_dataset(&model, &compile, validation, 32, &options.loading)?.print_notebook_lines();
+    if let Some(evaluation) = outcome.evaluation {
+        evaluation.print_notebook_lines();
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod freeze;
 pub mod fused_adam;
 pub mod history;
 pub mod interrupt;
+pub mod job;
 pub mod losses;
 pub mod optimizer;
 pub mod progress;
