@@ -15,6 +15,17 @@ const MMAP_THRESHOLD_BYTES: i32 = 32 << 20;
 /// Trim the heap top only when more than this is free at once.
 const TRIM_THRESHOLD_BYTES: i32 = 1 << 30;
 
+/// Give the memory freed so far back to the kernel (glibc's `malloc_trim`): between phases of
+/// work (after an epoch, after the bottleneck features), so memory kept for speed within a phase
+/// does not pile up across a long run over many files. A no-op where the C library is not glibc.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Keep freed memory in the process instead of returning it to the kernel after each step
 /// (once per process; a no-op where the C library is not glibc).
 pub fn keep_freed_memory() {

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use tch::{Device, Tensor};
 
@@ -71,17 +71,29 @@ pub fn compute_features(
     interrupt: &AtomicBool,
 ) -> Result<Tensor> {
     let inference = model.for_inference(Precision::Fp32);
-    let batches = data
-        .batches(None, batch_size.max(1) as usize, 0, loading)
-        .map(|batch| {
-            if interrupt.load(Ordering::SeqCst) {
-                return Err(Stopped::Interrupted { checkpoint: None }.into());
-            }
-            let x = batch?.0.to_device(model.device());
-            Ok(inference.activations(&[&x], &[pool_layer])?.remove(0).to_device(Device::Cpu))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Tensor::cat(&batches, 0))
+    // One output tensor, filled batch by batch: thousands of small per-batch tensors kept
+    // until a final concatenation would scatter over the heap between the decoded images.
+    let mut features: Option<Tensor> = None;
+    let mut start = 0;
+    for batch in data.batches(None, batch_size.max(1) as usize, 0, loading) {
+        if interrupt.load(Ordering::SeqCst) {
+            return Err(Stopped::Interrupted { checkpoint: None }.into());
+        }
+        let x = batch?.0.to_device(model.device());
+        let out = inference.activations(&[&x], &[pool_layer])?.remove(0).to_device(Device::Cpu);
+        let rows = out.size()[0];
+        let all = features.get_or_insert_with(|| {
+            let mut shape = out.size();
+            shape[0] = data.len() as i64;
+            Tensor::empty(shape.as_slice(), (out.kind(), Device::Cpu))
+        });
+        tch::no_grad(|| all.narrow(0, start, rows).copy_(&out));
+        start += rows;
+    }
+    match features {
+        Some(features) => Ok(features),
+        None => bail!("no samples to compute features for"),
+    }
 }
 
 /// The features in `cache_dir/features-<key>.npy`, computed and written (atomically) when the

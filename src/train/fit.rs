@@ -230,6 +230,7 @@ pub fn fit_with_callbacks(
         if let Some(dir) = &options.checkpoint_dir {
             checkpoint::save(dir, model, optimizer, &state, callbacks)?;
         }
+        crate::runtime::release_freed_memory();
     }
     callbacks.on_train_end(&mut CallbackContext::new(model, optimizer, compile))?;
     Ok(state.history)

@@ -143,6 +143,7 @@ pub fn train_transfer(
             let key = |data: &Dataset| fingerprint.clone().add_str(&data.identity()).hex();
             let features = |data: &Dataset| compute_features(model, &head.pool, data, options.batch_size, &options.loading, interrupt);
             let (train_features, path, reused) = cached_features(dir, &key(&data.train), || features(&data.train))?;
+            crate::runtime::release_freed_memory();
             let validation_features = match &data.validation {
                 Some(validation) => Some((cached_features(dir, &key(validation), || features(validation))?.0, validation.targets()?)),
                 None => None,
