@@ -154,11 +154,16 @@ fn train_command_reads_an_image_folder() {
         .arg(&dir)
         .arg("--save")
         .arg(&save)
+        .arg("--report")
+        .arg(dir.join("train-report"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("Found 30 files belonging to 3 classes; 24 for training, 6 for validation."), "{stdout}");
+    let train_report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("train-report/report.json")).unwrap()).unwrap();
+    assert_eq!(train_report["classification_report"]["macro avg"]["support"], 6, "the report is on the 6 validation images");
     assert!(stdout.contains("Epoch 1/1\n - ") && stdout.contains(" - val_accuracy: "), "{stdout}");
     assert!(stdout.contains("Test Accuracy = "), "{stdout}");
     let model = keras_tch::io::load_model(&save, tch::Device::Cpu).unwrap();

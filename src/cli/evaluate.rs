@@ -11,7 +11,7 @@ use keras_tch::data::course::course_dataset;
 use keras_tch::data::folders::folder_dataset;
 use keras_tch::imaging::PreprocessMode;
 use keras_tch::train::compile::CompileConfig;
-use keras_tch::train::evaluate::{evaluate_dataset, evaluate_dataset_learning_phase_1, report_on_dataset};
+use keras_tch::train::evaluate::{evaluate_dataset, evaluate_dataset_learning_phase_1};
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
@@ -40,18 +40,8 @@ pub struct EvaluateArgs {
     /// which is how its published "Test Accuracy = 0.8667" for the pretrained ResNet50.h5 came out
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub learning_phase: u8,
-    /// Also print scikit-learn's classification_report (per-class precision, recall, F1,
-    /// support; macro and weighted averages), the confusion matrix, top-k accuracies and the
-    /// most confidently misclassified files, and write them to DIR (report.txt, report.json,
-    /// confusion_matrix.png)
-    #[arg(long, value_name = "DIR")]
-    pub report: Option<PathBuf>,
-    /// Top-k accuracies the report gives (those below the number of classes)
-    #[arg(long, value_delimiter = ',', default_values_t = [5usize])]
-    pub top_k: Vec<usize>,
-    /// How many of the most confidently misclassified files the report lists
-    #[arg(long, default_value_t = 10)]
-    pub mistakes: usize,
+    #[command(flatten)]
+    pub report: super::report_args::ReportArgs,
 }
 
 pub fn run(args: &EvaluateArgs) -> Result<()> {
@@ -95,13 +85,5 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     } else {
         result.print_notebook_lines();
     }
-    if let Some(dir) = &args.report {
-        let report = report_on_dataset(&model, &compile, &data, args.batch_size, &loading, &args.top_k, args.mistakes)?;
-        report.save(dir)?;
-        if !args.json {
-            print!("\n{}", report.text());
-            println!("\nReport written to {} (report.txt, report.json, confusion_matrix.png)", dir.display());
-        }
-    }
-    Ok(())
+    args.report.write(&model, &compile, &data, args.batch_size, &loading, args.json)
 }

@@ -16,6 +16,7 @@ pub mod plot;
 pub mod precision_arg;
 pub mod predict;
 pub mod pretrained_source;
+pub mod report_args;
 pub mod train;
 pub mod training_run_args;
 pub mod transfer;

@@ -56,6 +56,9 @@ pub struct TrainArgs {
     /// Weights the training loss, as Keras does; not the accuracy, not the validation
     #[arg(long, value_name = "balanced|C:W,...")]
     pub class_weight: Option<String>,
+    /// The evaluation report on the validation data, after training
+    #[command(flatten)]
+    pub report: super::report_args::ReportArgs,
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
@@ -126,6 +129,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
     }
     let classes = data.train.classes().len();
+    if args.report.report.is_some() && data.validation.is_none() && (data.from_folders || args.validation_split == 0.0) {
+        bail!("--report needs validation data (--validation-data or --validation-split)");
+    }
 
     init::seed(args.run.seed);
     let mut model = match (model_file, args.arch) {
@@ -181,7 +187,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(evaluation) = outcome.evaluation {
         evaluation.print_notebook_lines();
     }
-    Ok(())
+    // The validation data fit used: opened, or a course file's last fraction.
+    let (train, validation) = data.as_the_model_takes(args.preprocess, &compile);
+    match validation.or_else(|| train.split_last(options.validation_split).1) {
+        Some(validation) => args.report.write(&model, &compile, &validation, args.batch_size, &options.loading, false),
+        None => Ok(()),
+    }
 }
 
 /// `--class-weight`: 'balanced' from the training labels, or explicit CLASS:WEIGHT pairs.

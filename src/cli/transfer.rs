@@ -104,6 +104,9 @@ pub struct TransferArgs {
     /// How folder images are read
     #[command(flatten)]
     pub folders: super::folder_args::FolderArgs,
+    /// The evaluation report on the validation data, after training
+    #[command(flatten)]
+    pub report: super::report_args::ReportArgs,
     /// Print the new model's Keras summary table (after freezing: trainable / non-trainable)
     #[arg(long)]
     pub summary: bool,
@@ -134,6 +137,9 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     check_destination(&args.save)?;
     if train.is_empty() {
         bail!("{} holds no training images", args.data.display());
+    }
+    if args.report.report.is_some() && validation.is_none() {
+        bail!("--report needs validation data (--validation-data, --validation-split, or a test_*.h5 beside a course file)");
     }
     let mode = args.preprocess.unwrap_or(if base.imagenet_checkpoint { PreprocessMode::Caffe } else { PreprocessMode::Scale255 });
     println!(
@@ -198,6 +204,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
     if let Some(validation) = &data.validation {
         evaluate_dataset(&model, &compile, validation, args.batch_size, &args.folders.loading(device))?.print_notebook_lines();
+        args.report.write(&model, &compile, validation, args.batch_size, &args.folders.loading(device), false)?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Labelled images for transfer learning, from the two places users keep them:
+//! Labelled images for training and transfer learning, from the two places users keep them:
 //! - an image folder with one sub-folder per class, listed and split as Keras's
 //!   `image_dataset_from_directory` does (the same files for the same seed), streamed from disk
 //!   batch by batch; images are read with `load_img` (Pillow's decoding and resize filters, as

@@ -51,6 +51,14 @@ pub struct TrainingData {
     pub found: usize,
 }
 
+impl TrainingData {
+    /// The datasets as the model takes them: preprocessed, labels as `compile`'s loss wants.
+    pub fn as_the_model_takes(&self, preprocess: PreprocessMode, compile: &CompileConfig) -> (Dataset, Option<Dataset>) {
+        let convert = |data: &Dataset| data.clone().with_preprocessing(preprocess).with_label_mode(compile.label_mode());
+        (convert(&self.train), self.validation.as_ref().map(convert))
+    }
+}
+
 /// Open `spec`'s data; folder images are read at `spec.image_size`, else `model_size`, else 256×256.
 pub fn open_training_data(spec: &DataSpec, model_size: Option<[u32; 2]>) -> Result<TrainingData> {
     let from_folders = spec.train.is_dir();
@@ -141,9 +149,7 @@ pub fn fit_and_save(
     save: &Path,
     interrupt: &AtomicBool,
 ) -> Result<TrainOutcome> {
-    let as_the_model_takes = |data: &Dataset| data.clone().with_preprocessing(preprocess).with_label_mode(compile.label_mode());
-    let train = as_the_model_takes(&data.train);
-    let validation = data.validation.as_ref().map(as_the_model_takes);
+    let (train, validation) = data.as_the_model_takes(preprocess, compile);
     let history = fit_dataset(model, compile, optimizer, &train, validation.as_ref(), options, interrupt)?;
     std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     history.save_json(&run_dir.join("history.json"))?;

@@ -1,0 +1,52 @@
+//! `--report DIR`: scikit-learn's classification report, the confusion matrix, top-k accuracies
+//! and the most confidently misclassified files, printed and written — for `evaluate`, and for
+//! `train` and `transfer` on their validation data.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use keras_tch::data::dataset::Dataset;
+use keras_tch::data::loader::Loading;
+use keras_tch::graph::Model;
+use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::evaluate::report_on_dataset;
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Print scikit-learn's classification_report (per-class precision, recall, F1, support;
+    /// macro and weighted averages), the confusion matrix, top-k accuracies and the most
+    /// confidently misclassified files, and write them to DIR (report.txt, report.json,
+    /// confusion_matrix.png)
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Top-k accuracies the report gives (those below the number of classes)
+    #[arg(long, value_delimiter = ',', default_values_t = [5usize])]
+    pub top_k: Vec<usize>,
+    /// How many of the most confidently misclassified files the report lists
+    #[arg(long, default_value_t = 10)]
+    pub mistakes: usize,
+}
+
+impl ReportArgs {
+    /// The report of `model` on `data` when `--report` was given (printed unless `quiet`).
+    pub fn write(
+        &self,
+        model: &Model,
+        compile: &CompileConfig,
+        data: &Dataset,
+        batch_size: i64,
+        loading: &Loading,
+        quiet: bool,
+    ) -> Result<()> {
+        let Some(dir) = &self.report else { return Ok(()) };
+        let report = report_on_dataset(model, compile, data, batch_size, loading, &self.top_k, self.mistakes)?;
+        report.save(dir)?;
+        if !quiet {
+            print!("\n{}", report.text());
+            println!("\nReport written to {} (report.txt, report.json, confusion_matrix.png)", dir.display());
+        }
+        Ok(())
+    }
+}
