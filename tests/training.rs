@@ -122,6 +122,24 @@ fn course_resnet50_first_epoch_is_within_keras_own_spread() {
     train_like_keras("train_course_resnet50", 1, &["loss"]);
 }
 
+/// A fixture's `initial.h5`, fitted on (x, y) with its own compile and optimizer, quietly, with
+/// checkpoints in `dir`.
+fn fit_from_initial(
+    fixture: &std::path::Path,
+    x: &tch::Tensor,
+    y: &tch::Tensor,
+    dir: &std::path::Path,
+    options: FitOptions,
+) -> (keras_tch::graph::Model, keras_tch::train::history::History) {
+    let mut model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();
+    let training = model.training_config.clone().unwrap();
+    let compile = CompileConfig::from_keras(&training).unwrap();
+    let mut optimizer = Optimizer::new(OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap());
+    let options = FitOptions { verbose: 0, checkpoint_dir: Some(dir.to_path_buf()), ..options };
+    let history = fit(&mut model, &compile, &mut optimizer, x, y, None, &options, &AtomicBool::new(false)).unwrap();
+    (model, history)
+}
+
 /// Stopping after one epoch and resuming from the checkpoint gives the same model as training
 /// straight through.
 #[test]
@@ -131,22 +149,8 @@ fn resuming_from_a_checkpoint_continues_the_same_run() {
     let read = |name: &str| read_tensor(&io, name);
     let (x, y) = (read("x_train"), read("y_train"));
     let run = |epochs: usize, dir: &std::path::Path, resume: bool| {
-        let mut model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();
-        let training = model.training_config.clone().unwrap();
-        let compile = CompileConfig::from_keras(&training).unwrap();
-        let mut optimizer = Optimizer::new(OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap());
-        let options = FitOptions {
-            epochs,
-            batch_size: 32,
-            shuffle: true,
-            seed: 3,
-            verbose: 0,
-            checkpoint_dir: Some(dir.to_path_buf()),
-            resume,
-            ..Default::default()
-        };
-        let history = fit(&mut model, &compile, &mut optimizer, &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
-        (model, history)
+        let options = FitOptions { epochs, batch_size: 32, shuffle: true, seed: 3, resume, ..Default::default() };
+        fit_from_initial(&fixture, &x, &y, dir, options)
     };
     let straight = scratch_dir("resume-straight");
     let (reference, reference_history) = run(2, &straight, false);
@@ -193,22 +197,8 @@ fn resumed_runs_keep_their_callbacks_state() {
         }),
     ];
     let run = |epochs: usize, dir: &std::path::Path, resume: bool| {
-        let mut model = load_model(&fixture.join("initial.h5"), Device::Cpu).unwrap();
-        let training = model.training_config.clone().unwrap();
-        let compile = CompileConfig::from_keras(&training).unwrap();
-        let mut optimizer = Optimizer::new(OptimizerConfig::from_keras(&training["optimizer_config"]).unwrap());
-        let options = FitOptions {
-            epochs,
-            batch_size: 64,
-            seed: 5,
-            verbose: 0,
-            checkpoint_dir: Some(dir.to_path_buf()),
-            resume,
-            callbacks: callbacks.clone(),
-            ..Default::default()
-        };
-        let history = fit(&mut model, &compile, &mut optimizer, &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
-        (model, history)
+        let options = FitOptions { epochs, batch_size: 64, seed: 5, resume, callbacks: callbacks.clone(), ..Default::default() };
+        fit_from_initial(&fixture, &x, &y, dir, options)
     };
     let straight = scratch_dir("callbacks-straight");
     let (reference, reference_history) = run(6, &straight, false);
