@@ -93,6 +93,9 @@ pub fn format_template(template: &str, values: &[(&str, FormatValue)]) -> Result
     Ok(out)
 }
 
+/// The widest field or longest precision a format spec may ask for.
+const MAX_FIELD: usize = 64;
+
 /// One value by a Python format spec `[0][width][.precision][d|f|e|%]`.
 fn format_spec(value: FormatValue, spec: &str) -> Result<String, String> {
     let kind = spec.chars().last().filter(|c| c.is_ascii_alphabetic() || *c == '%');
@@ -103,6 +106,10 @@ fn format_spec(value: FormatValue, spec: &str) -> Result<String, String> {
     };
     let zero_fill = width_part.starts_with('0') && width_part.len() > 1;
     let width = if width_part.is_empty() { 0 } else { width_part.parse::<usize>().map_err(|_| format!("unsupported spec '{spec}'"))? };
+    // A path's field never needs more; a huge width or precision would only allocate.
+    if width > MAX_FIELD || precision.is_some_and(|p| p > MAX_FIELD) {
+        return Err(format!("width and precision must be at most {MAX_FIELD} in spec '{spec}'"));
+    }
     let text = match (value, kind) {
         (FormatValue::Int(v), None | Some('d')) => v.to_string(),
         (FormatValue::Int(v), Some(k)) => return format_spec(FormatValue::Float(v as f64), &format!("{body}{k}")),

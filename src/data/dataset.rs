@@ -128,10 +128,6 @@ impl Dataset {
         self.source.input_shape()
     }
 
-    pub fn preprocessing(&self) -> Option<PreprocessMode> {
-        self.preprocess
-    }
-
     /// The samples at these positions of this dataset, in that order.
     pub fn select(&self, positions: &[usize]) -> Self {
         let positions = positions.iter().map(|&p| self.positions[p]).collect();

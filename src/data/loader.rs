@@ -99,15 +99,6 @@ impl Batches {
         this.shared = Some(shared);
         this
     }
-
-    /// How many batches this pass yields.
-    pub fn len(&self) -> usize {
-        self.batches.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.batches.is_empty()
-    }
 }
 
 /// Run this thread only when a core is otherwise idle (Linux's SCHED_IDLE), so decoding takes

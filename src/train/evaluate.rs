@@ -146,17 +146,11 @@ pub fn report_on_dataset(
 }
 
 pub fn count_correct(accuracy: Accuracy, y: &Tensor, probs: &Tensor) -> f64 {
-    hits(accuracy, y, probs).sum(Kind::Double).double_value(&[])
-}
-
-/// Each sample's accuracy, float64 (N): 1 or 0, or for several binary outputs the fraction right.
-fn hits(accuracy: Accuracy, y: &Tensor, probs: &Tensor) -> Tensor {
-    match accuracy {
-        Accuracy::Categorical => y.argmax(-1, false).eq_tensor(&probs.argmax(-1, false)).to_kind(Kind::Double),
-        Accuracy::SparseCategorical => y.flatten(0, -1).to_kind(Kind::Int64).eq_tensor(&probs.argmax(-1, false)).to_kind(Kind::Double),
-        Accuracy::Binary => {
-            let right = y.reshape(probs.size()).eq_tensor(&probs.gt(0.5).to_kind(Kind::Float)).to_kind(Kind::Double);
-            right.reshape([probs.size()[0], -1]).mean_dim(1, false, Kind::Double)
-        }
-    }
+    let hits = match accuracy {
+        Accuracy::Categorical => y.argmax(-1, false).eq_tensor(&probs.argmax(-1, false)),
+        Accuracy::SparseCategorical => y.flatten(0, -1).to_kind(Kind::Int64).eq_tensor(&probs.argmax(-1, false)),
+        Accuracy::Binary => y.reshape(probs.size()).eq_tensor(&probs.gt(0.5).to_kind(Kind::Float)),
+    };
+    hits.to_kind(Kind::Double).sum(Kind::Double).double_value(&[])
+        * if accuracy == Accuracy::Binary { 1.0 / probs.size().get(1).copied().unwrap_or(1) as f64 } else { 1.0 }
 }

@@ -123,8 +123,9 @@ pub fn fit_dataset(
     fit_with_callbacks(model, compile, optimizer, data, validation, options, &mut callbacks, interrupt)
 }
 
-/// [`fit_dataset`] with callbacks of the caller's own (any [`Callback`](super::callbacks::Callback)),
-/// called after those of `options.callbacks`.
+/// [`fit_dataset`] with the caller's own list of callbacks (any
+/// [`Callback`](super::callbacks::Callback)), called in order; `options.callbacks` is not read
+/// (`CallbackList::from_configs` builds those, to push one's own after them).
 #[allow(clippy::too_many_arguments)]
 pub fn fit_with_callbacks(
     model: &mut Model,
@@ -133,7 +134,7 @@ pub fn fit_with_callbacks(
     data: &Dataset,
     validation: Option<&Dataset>,
     options: &FitOptions,
-    extra: &mut CallbackList,
+    callbacks: &mut CallbackList,
     interrupt: &AtomicBool,
 ) -> Result<History> {
     if options.batch_size < 1 {
@@ -154,7 +155,6 @@ pub fn fit_with_callbacks(
         bail!("fit: no training samples");
     }
     let batch_size = options.batch_size as usize;
-    let callbacks = extra;
 
     callbacks.on_train_begin(&mut CallbackContext::new(model, optimizer, compile))?;
     let mut state = TrainingState::default();
@@ -180,7 +180,7 @@ pub fn fit_with_callbacks(
                 None => xb,
             };
             let yb = to_device_for_step(&yb, model.device()).to_kind(Kind::Float);
-            let weights = options.class_weight.as_deref().map(|table| sample_weights(table, compile, &yb));
+            let weights = options.class_weight.as_deref().map(|table| sample_weights(table, compile, &yb)).transpose()?;
             let (loss_value, probs) = autocast(options.precision, || train_step(model, compile, optimizer, &xb, &yb, weights.as_ref()))?;
             if !loss_value.is_finite() {
                 bail!(
@@ -317,14 +317,15 @@ pub fn balanced_class_weights(labels: &[i64]) -> Result<Vec<f64>> {
 }
 
 /// Each sample's weight from its class (`table[class]`, 1.0 past the end), float32 (N).
-fn sample_weights(table: &[f64], compile: &CompileConfig, yb: &Tensor) -> Tensor {
+fn sample_weights(table: &[f64], compile: &CompileConfig, yb: &Tensor) -> Result<Tensor> {
     let classes = match compile.label_mode() {
         LabelMode::Categorical => yb.argmax(-1, false),
         LabelMode::Int | LabelMode::Binary => yb.flatten(0, -1).round().to_kind(Kind::Int64),
     };
-    let classes: Vec<i64> = Vec::try_from(classes.to_device(Device::Cpu)).unwrap_or_default();
-    let weights: Vec<f32> = classes.iter().map(|&c| table.get(c as usize).copied().unwrap_or(1.0) as f32).collect();
-    Tensor::from_slice(&weights).to_device(yb.device())
+    let classes: Vec<i64> = Vec::try_from(classes.to_device(Device::Cpu)).context("class_weight: reading the batch's classes")?;
+    let weights: Vec<f32> =
+        classes.iter().map(|&c| usize::try_from(c).ok().and_then(|c| table.get(c)).copied().unwrap_or(1.0) as f32).collect();
+    Ok(Tensor::from_slice(&weights).to_device(yb.device()))
 }
 
 #[cfg(test)]

@@ -74,6 +74,9 @@ impl EvaluationReport {
         if let Some(&bad) = y_true.iter().find(|&&c| c >= classes) {
             bail!("evaluation report: true class {bad} outside the {classes} classes");
         }
+        if let Some(names) = names.filter(|n| n.len() != y_true.len()) {
+            bail!("evaluation report: {} sample names for {} samples", names.len(), y_true.len());
+        }
         let rows: Vec<&[f32]> = scores.chunks(classes).collect();
         let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best });
         let y_pred: Vec<usize> = rows.iter().map(|row| argmax(row)).collect();

@@ -49,16 +49,6 @@ impl EarlyStopping {
         Self { config, wait: 0, stopped_epoch: 0, best: None, best_epoch: 0, best_weights: None }
     }
 
-    /// The epoch (from 0) training stopped after, if it was stopped.
-    pub fn stopped_epoch(&self) -> Option<usize> {
-        (self.stopped_epoch > 0).then_some(self.stopped_epoch)
-    }
-
-    /// The best epoch so far (from 0).
-    pub fn best_epoch(&self) -> usize {
-        self.best_epoch
-    }
-
     fn improves(&self, current: f64, reference: Option<f64>) -> bool {
         is_improvement(current, reference, self.config.min_delta, self.config.mode.maximizes(&self.config.monitor))
     }

@@ -200,14 +200,6 @@ impl Mode {
         })
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Min => "min",
-            Self::Max => "max",
-        }
-    }
-
     /// Whether larger values of `monitor` are better.
     pub fn maximizes(self, monitor: &str) -> bool {
         match self {

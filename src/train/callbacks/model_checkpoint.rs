@@ -45,7 +45,6 @@ impl ModelCheckpointConfig {
 pub struct ModelCheckpoint {
     config: ModelCheckpointConfig,
     best: Option<f64>,
-    saved: Vec<PathBuf>,
 }
 
 impl ModelCheckpoint {
@@ -57,12 +56,7 @@ impl ModelCheckpoint {
             let kinds = if config.save_weights_only { "'.weights.h5' (Keras 3) or '.h5' (tf.keras)" } else { "'.keras' or '.h5'" };
             bail!("ModelCheckpoint: the file path '{path}' must end in {kinds}");
         }
-        Ok(Self { best: config.initial_value_threshold, config, saved: Vec::new() })
-    }
-
-    /// The files saved so far, in order.
-    pub fn saved(&self) -> &[PathBuf] {
-        &self.saved
+        Ok(Self { best: config.initial_value_threshold, config })
     }
 
     fn save(&self, path: &Path, ctx: &mut CallbackContext) -> Result<()> {
@@ -108,9 +102,7 @@ impl Callback for ModelCheckpoint {
         } else if self.config.verbose > 0 {
             println!("\nEpoch {}: saving model to {}", epoch + 1, path.display());
         }
-        self.save(&path, ctx)?;
-        self.saved.push(path);
-        Ok(())
+        self.save(&path, ctx)
     }
 
     fn state(&self) -> Value {
