@@ -4,15 +4,19 @@
 //!
 //!     cargo run --release --example resnet18_34
 //!
-//! The seed's model is subclassed, so Keras's summary lists its nested `Sequential`s with
-//! "multiple" shapes; this port builds the same layers as a flat functional graph, so the table
-//! shows every layer with its shape (names: `stem_conv`, `layer2_block1_conv1`, …, `fc`).
+//! The seed's model is subclassed, so Keras's summary lists its nested `Sequential`s as rows
+//! (`multiple` where a layer has no single output shape); this port builds the same layers as a
+//! flat functional graph, so it prints both: the tutorial's table, as tf.keras prints it, then
+//! the flat one with every layer and its shape (names: `stem_conv`, `layer2_block1_conv1`, …,
+//! `fc`). The tutorial's `model.save_weights` files load onto these graphs, and weights saved
+//! here load into the tutorial's classes (see `keras_tch::io::subclassed_resnet`).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use keras_tch::graph::summary::summary;
 use keras_tch::graph::tuple;
+use keras_tch::io::subclassed_resnet::TutorialResnet;
 use keras_tch::models::{Arch, ArchOptions};
 
 fn main() -> Result<()> {
@@ -21,6 +25,9 @@ fn main() -> Result<()> {
         // model = resnet18(); model.build(input_shape=(None, 224, 224, 3)); model.summary()
         println!("# {title}");
         let model = arch.build(&ArchOptions { input_shape: Some([224, 224, 3]), ..Default::default() }, Device::cuda_if_available())?;
+        let tutorial = TutorialResnet::of(&model).context("the tutorial's model")?;
+        print!("{}", tutorial.summary(&model)?);
+        println!("# the same layers as keras-tch's flat graph");
         print!("{}", summary(&model));
         // A forward pass on a random batch, as the tutorial's training loop would run it.
         let x = Tensor::randn([2, 224, 224, 3], (Kind::Float, model.device()));

@@ -4,6 +4,7 @@
 Run inside the venv of scripts/requirements-keras.txt (the Rust tests call it):
 
   keras_check.py --model FILE --input X.h5 --output Y.h5 [--loader tf_keras|keras3] [--weights W] [--compile]
+  keras_check.py --subclassed resnet18|resnet34 --weights W --input X.h5 --output Y.h5 [--loader …]
 
 Loads FILE without compiling it (with --compile, compiled from the file's own settings, as
 load_model does by default):
@@ -12,7 +13,9 @@ load_model does by default):
             legacy reader); the default for .keras, the only loader for it
 with --weights, clones the loaded model (fresh weights, Keras's clone_model) and loads W into the
 clone with model.load_weights (Keras 3 reads a '.weights.h5' in its own layout, a '.h5' in
-tf.keras's); reads the dataset 'x' of X.h5, writes the dataset 'y' = model.predict(x) (float32) to Y.h5 and
+tf.keras's). With --subclassed instead of --model, builds the TF2 tutorial's subclassed ResNet18/34
+(scripts/keras_fixtures_tutorial.py) in the loader's Keras and loads W into it (the default loader
+is keras3 for a '.weights.h5', tf_keras otherwise). Then reads the dataset 'x' of X.h5, writes the dataset 'y' = model.predict(x) (float32) to Y.h5 and
 prints one line: 'ok <model.name> <len(model.layers)> <model.count_params()> <optimizer class or None>'.
 On any failure it prints 'error: ...' with the exception message on stderr and exits with 1
 (2 for bad arguments).
@@ -49,9 +52,19 @@ def with_weights(model, weights: str, loader: str):
     return clone
 
 
+def subclassed_model(arch: str, loader: str):
+    """The TF2 tutorial's subclassed ResNet18/34, built in a fresh session of the loader's Keras."""
+    import keras_fixtures_tutorial as tutorial
+
+    return tutorial.built_tutorial_resnet(tutorial.keras_module(loader), arch)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="the model file (.h5 full model or .keras)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="the model file (.h5 full model or .keras)")
+    source.add_argument("--subclassed", choices=("resnet18", "resnet34"),
+                        help="the TF2 tutorial's subclassed model, to load --weights into")
     parser.add_argument("--input", required=True, help="an HDF5 file with the input batch as dataset 'x'")
     parser.add_argument("--output", required=True, help="the HDF5 file to write the outputs to (dataset 'y')")
     parser.add_argument("--weights", help="a weights file to load into a fresh clone of the model")
@@ -59,17 +72,24 @@ def main() -> int:
     parser.add_argument("--loader", choices=LOADERS,
                         help="the Keras to load with (default: keras3 for .keras, tf_keras otherwise)")
     args = parser.parse_args()
-    loader = args.loader or ("keras3" if args.model.endswith(".keras") else "tf_keras")
+    if args.subclassed and not args.weights:
+        parser.error("--subclassed needs --weights")
+    keras3_file = (args.model or "").endswith(".keras") or (args.subclassed and args.weights.endswith(".weights.h5"))
+    loader = args.loader or ("keras3" if keras3_file else "tf_keras")
 
     import h5py
     import numpy as np
 
     try:
-        model = load_model(args.model, loader, args.compile)
-        if args.weights:
-            model = with_weights(model, args.weights, loader)
+        if args.subclassed:
+            model = subclassed_model(args.subclassed, loader)
+            model.load_weights(args.weights)
+        else:
+            model = load_model(args.model, loader, args.compile)
+            if args.weights:
+                model = with_weights(model, args.weights, loader)
     except Exception as error:  # noqa: BLE001  (any failure to load is the answer)
-        print(f"error: {loader} cannot load {args.model}: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"error: {loader} cannot load {args.model or args.weights}: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     try:
         with h5py.File(args.input, "r") as f:
@@ -80,7 +100,7 @@ def main() -> int:
         with h5py.File(args.output, "w") as f:
             f.create_dataset("y", data=np.asarray(y, dtype="float32"))
     except Exception as error:  # noqa: BLE001
-        print(f"error: {args.model} loaded with {loader}, but: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"error: {args.model or args.weights} loaded with {loader}, but: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     optimizer = type(model.optimizer).__name__ if getattr(model, "optimizer", None) is not None else None
     print(f"ok {model.name} {len(model.layers)} {model.count_params()} {optimizer}")

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import tf_keras  # noqa: E402  (the Keras 2 API the notebooks were written against)
 
 import keras_fixtures_imagenet  # noqa: E402  (the ImageNet pipeline fixture, in its own file)
+import keras_fixtures_tutorial  # noqa: E402  (the TF2 tutorial's subclassed ResNet18/34 and its files)
 
 SEED = 1
 
@@ -628,67 +629,13 @@ def fixture_applications_resnet50_legacy(folder: str) -> None:
                          input_scale=0.01, top_scale=1e-4)
 
 
-# --- ResNet18/34 (third seed: a TF2 subclassed-model tutorial), counts and summary only ----------
-
-
-class BasicBlock(tf_keras.layers.Layer):
-    """Two 3x3 convs; the shortcut is a 1x1 conv in every block (also at stride 1): that variant
-    is what gives the issue's counts (12,053,608 / 22,735,912)."""
-
-    def __init__(self, filter_num, stride=1):
-        super().__init__()
-        layers = tf_keras.layers
-        self.conv1 = layers.Conv2D(filter_num, (3, 3), strides=stride, padding="same")
-        self.bn1 = layers.BatchNormalization()
-        self.relu = layers.Activation("relu")
-        self.conv2 = layers.Conv2D(filter_num, (3, 3), strides=1, padding="same")
-        self.bn2 = layers.BatchNormalization()
-        self.downsample = tf_keras.Sequential([layers.Conv2D(filter_num, (1, 1), strides=stride)])
-
-    def call(self, inputs, training=None):
-        out = self.relu(self.bn1(self.conv1(inputs), training=training))
-        out = self.bn2(self.conv2(out), training=training)
-        identity = self.downsample(inputs)
-        return tf_keras.activations.relu(tf_keras.layers.add([out, identity]))
-
-
-def build_resblock(filter_num, blocks, stride=1):
-    res_blocks = tf_keras.Sequential()
-    res_blocks.add(BasicBlock(filter_num, stride))
-    for _ in range(1, blocks):
-        res_blocks.add(BasicBlock(filter_num, stride=1))
-    return res_blocks
-
-
-class ResNet(tf_keras.Model):
-    def __init__(self, layer_dims, num_classes=1000):
-        super().__init__()
-        layers = tf_keras.layers
-        self.stem = tf_keras.Sequential([
-            layers.Conv2D(64, (7, 7), strides=(2, 2), padding="same"),
-            layers.BatchNormalization(),
-            layers.Activation("relu"),
-            layers.MaxPool2D(pool_size=(3, 3), strides=(2, 2), padding="same"),
-        ])
-        self.layer1 = build_resblock(64, layer_dims[0])
-        self.layer2 = build_resblock(128, layer_dims[1], stride=2)
-        self.layer3 = build_resblock(256, layer_dims[2], stride=2)
-        self.layer4 = build_resblock(512, layer_dims[3], stride=2)
-        self.avgpool = layers.GlobalAveragePooling2D()
-        self.fc = layers.Dense(num_classes)
-
-    def call(self, inputs, training=None):
-        x = self.stem(inputs, training=training)
-        x = self.layer1(x, training=training)
-        x = self.layer2(x, training=training)
-        x = self.layer3(x, training=training)
-        x = self.layer4(x, training=training)
-        return self.fc(self.avgpool(x))
+# --- ResNet18/34 (third seed: a TF2 subclassed-model tutorial; its classes and weight-file fixture
+# are in keras_fixtures_tutorial.py) -----------------------------------------------------------
 
 
 def subclassed_resnet_fixture(folder: str, layer_dims, expected: tuple) -> None:
     fresh_session()
-    model = ResNet(layer_dims)
+    model = keras_fixtures_tutorial.tutorial_resnet(tf_keras, layer_dims)
     model.build(input_shape=(None, 224, 224, 3))
     write_summary(folder, model)
     expect_counts(write_counts(folder, model), *expected)
@@ -1190,6 +1137,7 @@ SHARED_DATA_FIXTURES = {
     "train_signs_cnn": fixture_train_signs_cnn,
     "course_signs": fixture_course_signs,
     "h5_course_resnet50_evaluate": fixture_h5_course_resnet50_evaluate,  # after FIXTURES: reads its model.h5
+    "tutorial_resnet": keras_fixtures_tutorial.fixture_tutorial_resnet,
     "imagenet_pipeline": lambda folder, shared_data: keras_fixtures_imagenet.fixture_imagenet_pipeline(
         folder, shared_data, CLASS_INDEX, sys.modules[__name__]),
 }

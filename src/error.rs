@@ -27,6 +27,10 @@ pub enum LoadProblem {
     /// A layer of the model that cannot take the file's weights.
     #[error("layer '{layer}' ({class}): {problem}")]
     Layer { layer: String, class: &'static str, problem: LayerProblem },
+    /// A file loaded by Keras's order rule (a subclassed model's weights) whose weighted layers
+    /// are not as many as the model's.
+    #[error("the model has {} weighted layer(s) ({}) but the file has {} ({}); Keras loads this layout by order", expected.len(), expected.join(", "), found.len(), found.join(", "))]
+    LayerCount { expected: Vec<String>, found: Vec<String> },
     /// A weighted layer of the file that no layer of the model takes.
     #[error("the file's layer '{stored}' matches no layer of model '{model}'")]
     UnusedFileLayer { stored: String, model: String },

@@ -4,9 +4,10 @@ mod cli;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use keras_tch::graph::summary::summary;
+use keras_tch::io::subclassed_resnet::TutorialResnet;
 use keras_tch::models::applications::Naming;
 use keras_tch::models::{Arch, ArchOptions};
 use keras_tch::train::fit::Stopped;
@@ -68,6 +69,10 @@ struct SummaryArgs {
     /// Layer naming scheme of `--arch resnet50`
     #[arg(long, value_enum, default_value = "keras")]
     naming: Naming,
+    /// For resnet18/resnet34: the table tf.keras prints for the TF2 tutorial's subclassed model
+    /// (its nested Sequentials as rows, `multiple` shapes), to compare with the tutorial line by line
+    #[arg(long)]
+    subclassed: bool,
 }
 
 pub(crate) fn parse_input_shape(text: &str) -> Result<[i64; 3], String> {
@@ -131,7 +136,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Summary(args) => {
             let options = ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming, ..Default::default() };
             let model = args.arch.build(&options, tch::Device::Cpu)?;
-            print!("{}", summary(&model));
+            if args.subclassed {
+                let tutorial = TutorialResnet::of(&model).context("--subclassed applies to --arch resnet18 and resnet34")?;
+                print!("{}", tutorial.summary(&model)?);
+            } else {
+                print!("{}", summary(&model));
+            }
             Ok(())
         }
         Command::Train(args) => cli::train::run(&args),

@@ -75,7 +75,13 @@ fn resnet18_34() {
     assert_lines(
         "resnet18_34",
         &stdout,
-        &["Total params: 12,053,608", "Total params: 22,735,912", "output shape for a batch of 2: (2, 1000)"],
+        &[
+            "Total params: 12053608 (45.98 MB)",
+            " sequential_10 (Sequential)  (None, 7, 7, 512)         8662016   ",
+            "Total params: 12,053,608",
+            "Total params: 22,735,912",
+            "output shape for a batch of 2: (2, 1000)",
+        ],
     );
 }
 

@@ -17,7 +17,8 @@ pub struct ConvertArgs {
     /// Output: .h5 (Keras 2 full model, or weights only with --weights-only), .keras (Keras 3 model),
     /// .weights.h5 (Keras 3 weights, for Keras 3's model.load_weights), or .safetensors
     pub output: PathBuf,
-    /// Write only the weights to the .h5, in tf.keras's save_weights layout (the ImageNet checkpoints')
+    /// Write only the weights to the .h5, in tf.keras's save_weights layout (the ImageNet checkpoints';
+    /// for resnet18/resnet34, the layout the TF2 tutorial's subclassed model saves and reads)
     #[arg(long)]
     pub weights_only: bool,
     /// Input shape H,W,C for --arch (default: the architecture's)

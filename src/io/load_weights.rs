@@ -13,6 +13,7 @@ use anyhow::Result;
 use tch::no_grad;
 
 use super::saved_weights::{FileLayout, SavedLayer, SavedWeight, SavedWeights};
+use super::subclassed_resnet::{SubclassedLayout, TutorialResnet};
 use crate::error::{closest_name, Error, LayerProblem, LoadProblem};
 use crate::graph::naming::{AutoNamer, KerasVersion};
 use crate::graph::{keras_shape_of, Model};
@@ -70,6 +71,8 @@ pub struct LoadReport {
     pub unused: Vec<String>,
     /// Set when the file's ResNet50 names were mapped onto the model's other scheme.
     pub scheme_mapping: Option<SchemeMapping>,
+    /// Set when the file was the TF2 tutorial's subclassed ResNet18/34 `save_weights` file.
+    pub subclassed: Option<SubclassedLayout>,
 }
 
 impl fmt::Display for LoadReport {
@@ -77,6 +80,9 @@ impl fmt::Display for LoadReport {
         write!(f, "loaded {} layer(s)", self.loaded.len())?;
         if let Some(mapping) = self.scheme_mapping {
             write!(f, " (names mapped {mapping})")?;
+        }
+        if let Some(layout) = self.subclassed {
+            write!(f, " ({layout})")?;
         }
         for (layer, why) in &self.skipped {
             write!(f, "\n  skipped '{layer}': {why}")?;
@@ -88,13 +94,48 @@ impl fmt::Display for LoadReport {
     }
 }
 
+/// One stored weight planned for one weight of a model layer.
+pub(crate) struct Assignment<'a> {
+    /// The layer's index in the model.
+    pub node: usize,
+    /// The weight's index in the layer's `weights()`.
+    pub weight: usize,
+    pub stored: &'a SavedWeight,
+}
+
 /// Load `saved` onto `model`.
 pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOptions) -> Result<LoadReport> {
+    let tutorial = TutorialResnet::of(model);
+    let (plan, report) = match tutorial.as_ref().and_then(|t| Some((t, t.layout_of(saved)?))) {
+        Some((tutorial, layout)) => tutorial.plan(model, saved, layout, options)?,
+        None => plan_by_name(model, saved, options)?,
+    };
+    // Every shape checked: only now are the values read (a file cannot make us read what no
+    // layer of the model would take), all of them before the model changes.
+    let stored: Vec<&SavedWeight> = plan.iter().map(|a| a.stored).collect();
+    let values = saved.read_values(&stored)?;
+    no_grad(|| {
+        for (assignment, value) in plan.iter().zip(&values) {
+            let weights = model.layers()[assignment.node].layer.weights();
+            let target = &weights[assignment.weight];
+            let converted = target.layout.from_keras(value).to_device(target.tensor.device());
+            target.tensor.shallow_clone().copy_(&converted);
+        }
+    });
+    if let Some(epsilon) = report.scheme_mapping.map(SchemeMapping::file_epsilon) {
+        model.set_batch_norm_epsilon(epsilon);
+    }
+    Ok(report)
+}
+
+/// Keras's `load_weights(by_name=True)`: each weighted layer of the model takes the file's layer
+/// of the same name (or the other ResNet50 scheme's, or Keras 3's group), all problems at once.
+fn plan_by_name<'a>(model: &Model, saved: &'a SavedWeights, options: &LoadOptions) -> Result<(Vec<Assignment<'a>>, LoadReport)> {
     let weighted: Vec<usize> = (0..model.layers().len()).filter(|&i| !model.layers()[i].layer.weights().is_empty()).collect();
     let (lookup, scheme_mapping) = match_layers(model, &weighted, saved);
     let mut report = LoadReport { scheme_mapping, ..Default::default() };
     let mut problems = Vec::new();
-    let mut plan: Vec<(usize, usize, &SavedWeight)> = Vec::new(); // (node, weight index, stored weight)
+    let mut plan = Vec::new();
     let mut used: HashSet<&str> = HashSet::new();
 
     for &index in &weighted {
@@ -130,23 +171,7 @@ pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOpti
     if !problems.is_empty() {
         return Err(Error::Load { path: saved.path.clone(), model: model.name.clone(), problems }.into());
     }
-
-    // Every shape checked: only now are the values read (a file cannot make us read what no
-    // layer of the model would take), all of them before the model changes.
-    let stored: Vec<&SavedWeight> = plan.iter().map(|(_, _, weight)| *weight).collect();
-    let values = saved.read_values(&stored)?;
-    no_grad(|| {
-        for ((node, weight, _), value) in plan.iter().zip(&values) {
-            let weights = model.layers()[*node].layer.weights();
-            let target = &weights[*weight];
-            let converted = target.layout.from_keras(value).to_device(target.tensor.device());
-            target.tensor.shallow_clone().copy_(&converted);
-        }
-    });
-    if let Some(epsilon) = scheme_mapping.map(SchemeMapping::file_epsilon) {
-        model.set_batch_norm_epsilon(epsilon);
-    }
-    Ok(report)
+    Ok((plan, report))
 }
 
 /// Model layer name -> stored layer, by name, or through the ResNet50 scheme mapping when that
@@ -162,8 +187,10 @@ fn match_layers<'a>(
     if saved.layout == FileLayout::Keras3 && direct < names.len() {
         // A Keras < 3.6 file: find each layer's group by Keras 3's class-and-counter naming.
         let groups = keras3_group_names(model);
-        let by_group: HashMap<String, &SavedLayer> =
-            saved.weighted_layers().filter_map(|l| Some((groups.get(l.keras3_group.as_ref()?)?.clone(), l))).collect();
+        let by_group: HashMap<String, &SavedLayer> = saved
+            .weighted_layers()
+            .filter_map(|l| Some((groups.get(l.keras3_group.as_ref()?.strip_prefix("layers/")?)?.clone(), l)))
+            .collect();
         return (by_group, None);
     }
     let mut best = (by_name.clone(), None, direct);
@@ -210,7 +237,7 @@ fn plan_layer<'a>(
     index: usize,
     stored: &'a SavedLayer,
     layout: FileLayout,
-) -> std::result::Result<Vec<(usize, usize, &'a SavedWeight)>, LayerProblem> {
+) -> std::result::Result<Vec<Assignment<'a>>, LayerProblem> {
     let weights = model.layers()[index].layer.weights();
     if stored.weights.len() != weights.len() {
         return Err(LayerProblem::WeightCount {
@@ -240,7 +267,7 @@ fn plan_layer<'a>(
                 found: value.shape.clone(),
             });
         }
-        plan.push((index, position, value));
+        plan.push(Assignment { node: index, weight: position, stored: value });
     }
     Ok(plan)
 }

@@ -16,6 +16,7 @@ pub mod safetensors;
 pub mod save_h5;
 pub mod save_keras;
 pub mod saved_weights;
+pub mod subclassed_resnet;
 
 pub use load_model::{load_model, load_weights, read_weights};
 pub use load_weights::{LoadOptions, LoadReport};

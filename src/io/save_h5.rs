@@ -15,12 +15,14 @@ use hdf5::{Group, Location};
 use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
 use super::model_config::model_config;
+use super::subclassed_resnet::TutorialResnet;
 use crate::graph::{KerasVersion, Model};
+use crate::layers::Weight;
 use crate::train::compile::TrainingConfig;
 
 /// The Keras whose HDF5 format these files follow (Keras reads `keras_version` only to convert
 /// Keras 1 files).
-const KERAS_FORMAT_VERSION: &str = "2.21.0";
+pub(crate) const KERAS_FORMAT_VERSION: &str = "2.21.0";
 
 /// `model.save("model.h5")`: architecture, weights and (if compiled) training configuration.
 pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
@@ -40,11 +42,16 @@ pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
     build().and_then(|bytes| write_bytes_atomically(path, &bytes)).with_context(|| format!("saving model '{}'", model.name))
 }
 
-/// `model.save_weights("weights.h5")`: the layer groups at the file's root.
+/// `model.save_weights("weights.h5")`: the layer groups at the file's root. The TF2 tutorial's
+/// ResNet18/34 is written as its subclassed model's `save_weights` writes it, which the
+/// tutorial's classes read (see [`super::subclassed_resnet`]).
 pub fn save_weights_h5(model: &Model, path: &Path) -> Result<()> {
     let build = || -> Result<Vec<u8>> {
         let file = create_in_memory()?;
-        write_weight_groups(model, &file)?;
+        match TutorialResnet::of(model) {
+            Some(tutorial) => tutorial.write_tf_keras(model, &file)?,
+            None => write_weight_groups(model, &file)?,
+        }
         file_image(&file)
     };
     build().and_then(|bytes| write_bytes_atomically(path, &bytes)).with_context(|| format!("saving the weights of model '{}'", model.name))
@@ -66,22 +73,28 @@ fn write_weight_groups(model: &Model, root: &Group) -> Result<()> {
         let full_names: Vec<String> = weights.iter().map(|w| format!("{}/{}:0", node.name, w.name)).collect();
         write_str_list_attr(&group, "weight_names", &full_names.iter().map(String::as_str).collect::<Vec<_>>())?;
         for (weight, full) in weights.iter().zip(&full_names) {
-            let value = weight.layout.to_keras(weight.tensor).to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
-            let dims: Vec<usize> = value.size().iter().map(|&d| d as usize).collect();
-            let data = Vec::<f32>::try_from(value.flatten(0, -1))?;
-            group.new_dataset::<f32>().shape(dims).create(full.as_str())?.write_raw(&data)?;
+            write_weight_dataset(&group, full, weight)?;
         }
     }
     Ok(())
 }
 
-fn write_str_attr(location: &Location, name: &str, value: &str) -> Result<()> {
+/// `weight` in Keras's layout as a float32 dataset `name` of `group` (intermediate groups made).
+pub(crate) fn write_weight_dataset(group: &Group, name: &str, weight: &Weight) -> Result<()> {
+    let value = weight.layout.to_keras(weight.tensor).to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
+    let dims: Vec<usize> = value.size().iter().map(|&d| d as usize).collect();
+    let data = Vec::<f32>::try_from(value.flatten(0, -1))?;
+    group.new_dataset::<f32>().shape(dims).create(name)?.write_raw(&data)?;
+    Ok(())
+}
+
+pub(crate) fn write_str_attr(location: &Location, name: &str, value: &str) -> Result<()> {
     let value = VarLenUnicode::from_str(value).map_err(|e| anyhow::anyhow!("attribute {name}: {e}"))?;
     location.new_attr::<VarLenUnicode>().shape(()).create(name)?.write_scalar(&value)?;
     Ok(())
 }
 
-fn write_str_list_attr(location: &Location, name: &str, values: &[&str]) -> Result<()> {
+pub(crate) fn write_str_list_attr(location: &Location, name: &str, values: &[&str]) -> Result<()> {
     let values: Vec<VarLenUnicode> =
         values.iter().map(|v| VarLenUnicode::from_str(v).map_err(|e| anyhow::anyhow!("attribute {name}: {e}"))).collect::<Result<_>>()?;
     location.new_attr::<VarLenUnicode>().shape([values.len()]).create(name)?.write_raw(&values)?;

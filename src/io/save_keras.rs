@@ -7,16 +7,16 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::str::FromStr;
 
 use anyhow::{Context, Result};
-use hdf5::types::VarLenUnicode;
 use serde_json::{json, Value};
 
 use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
 use super::load_weights::keras3_group_names;
 use super::model_config::model_config;
+use super::save_h5::{write_str_attr, write_weight_dataset};
+use super::subclassed_resnet::TutorialResnet;
 use crate::graph::{KerasVersion, Model};
 use crate::train::compile::TrainingConfig;
 
@@ -45,8 +45,17 @@ pub fn save_model_keras(model: &Model, path: &Path) -> Result<()> {
 
 /// Keras 3's `model.save_weights("model.weights.h5")`: the same `layers/<group>/vars/<i>` file
 /// the archive holds, on its own (Keras 3 requires the `.weights.h5` suffix for it).
+/// The TF2 tutorial's ResNet18/34 is written as its subclassed model's `save_weights` writes it
+/// (attribute paths), which the tutorial's classes read (see [`super::subclassed_resnet`]).
 pub fn save_weights_keras3(model: &Model, path: &Path) -> Result<()> {
-    write_weights_to_bytes(model)
+    let bytes = match TutorialResnet::of(model) {
+        Some(tutorial) => create_in_memory().and_then(|file| {
+            tutorial.write_keras3(model, &file)?;
+            file_image(&file)
+        }),
+        None => write_weights_to_bytes(model),
+    };
+    bytes
         .and_then(|bytes| write_bytes_atomically(path, &bytes))
         .with_context(|| format!("saving the weights of model '{}' in Keras 3's layout", model.name))
 }
@@ -69,20 +78,12 @@ fn write_weights_to_bytes(model: &Model) -> Result<Vec<u8>> {
     for node in model.layers() {
         let group = layers.create_group(by_layer[node.name.as_str()])?;
         let vars = group.create_group("vars")?;
-        write_name(&vars, &node.name)?;
+        write_str_attr(&vars, "name", &node.name)?;
         for (index, weight) in node.layer.weights().iter().enumerate() {
-            let value = weight.layout.to_keras(weight.tensor).to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
-            let dims: Vec<usize> = value.size().iter().map(|&d| d as usize).collect();
-            let data = Vec::<f32>::try_from(value.flatten(0, -1))?;
-            vars.new_dataset::<f32>().shape(dims).create(index.to_string().as_str())?.write_raw(&data)?;
+            write_weight_dataset(&vars, &index.to_string(), weight)?;
         }
     }
-    write_name(&file.create_group("vars")?, &model.name)?;
+    let root_vars = file.create_group("vars")?;
+    write_str_attr(&root_vars, "name", &model.name)?;
     file_image(&file)
-}
-
-fn write_name(group: &hdf5::Group, name: &str) -> Result<()> {
-    let value = VarLenUnicode::from_str(name).map_err(|e| anyhow::anyhow!("name {name}: {e}"))?;
-    group.new_attr::<VarLenUnicode>().shape(()).create("name")?.write_scalar(&value)?;
-    Ok(())
 }

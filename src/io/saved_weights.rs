@@ -71,8 +71,9 @@ impl SavedWeight {
 pub struct SavedLayer {
     pub name: String,
     pub weights: Vec<SavedWeight>,
-    /// Keras 3 `.weights.h5` only: the group the layer is stored under (`conv2d_1`), named after
-    /// the layer's class and position rather than the layer.
+    /// Keras 3 `.weights.h5` only: the path of the group the layer is stored under:
+    /// `layers/conv2d_1` (named after the layer's class and position rather than the layer), or a
+    /// subclassed model's attribute path (`layer1/layers/basic_block/conv1`).
     pub keras3_group: Option<String>,
 }
 
@@ -455,27 +456,72 @@ fn read_as_f32_into(dataset: &Dataset, values: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
-/// Keras 3 `.weights.h5`: `layers/<group>/vars/<i>`, where the group is named after the layer's
-/// class with a per-class counter in `model.layers` order (`conv2d`, `conv2d_1`, …), not after
-/// the layer. From Keras 3.6 each `vars` group has a `name` attribute with the layer's real
-/// name; older files are matched through the group names (see `load_weights`).
+/// Keras 3 `.weights.h5`: `<path>/vars/<i>` for every layer. A functional or `Sequential` model
+/// keeps its layers at `layers/<group>`, the group named after the layer's class with a per-class
+/// counter in `model.layers` order (`conv2d`, `conv2d_1`, …), not after the layer; a subclassed
+/// model keeps them under its attribute names, nested as its objects are
+/// (`layer1/layers/basic_block/conv1`). From Keras 3.6 each `vars` group has a `name` attribute
+/// with the layer's real name; older files are matched through the group names (see
+/// `load_weights`). The root's `optimizer` (training state) and `vars` (the model's own) are not
+/// layers.
 fn read_keras3_weights(source: &Source, file: &hdf5::File) -> Result<SavedWeights> {
-    let layers_group = file.group("layers")?;
     let mut layers = Vec::new();
-    for name in layers_group.member_names()? {
-        let group = layers_group.group(&name)?;
-        let Ok(vars) = group.group("vars") else { continue };
-        let mut weights = Vec::new();
-        let mut indices: Vec<usize> = vars.member_names()?.iter().filter_map(|n| n.parse().ok()).collect();
-        indices.sort_unstable();
-        for index in indices {
-            let dataset = vars.dataset(&index.to_string())?;
-            weights.push(float_weight(source, &name, &index.to_string(), format!("/layers/{name}/vars/{index}"), &dataset)?);
+    let mut groups_left = MAX_KERAS3_GROUPS;
+    for name in file.member_names()? {
+        if name == "optimizer" || name == "vars" {
+            continue;
         }
-        let real_name = string_attr(&vars, "name").unwrap_or_else(|| name.clone());
-        layers.push(SavedLayer { name: real_name, weights, keras3_group: Some(name) });
+        let Ok(group) = file.group(&name) else { continue };
+        read_keras3_group(source, &group, &name, 1, &mut groups_left, &mut layers)?;
     }
     Ok(SavedWeights { path: source.path.into(), layout: FileLayout::Keras3, keras_version: None, layers, source: None })
+}
+
+/// How deep a Keras 3 file's layers may nest (a model in a model in a block …), and how many
+/// groups it may have in all: far above real files, and a bound on a file whose links loop.
+const MAX_KERAS3_DEPTH: usize = 16;
+const MAX_KERAS3_GROUPS: usize = 100_000;
+
+/// The layer stored at `path` (if it has a `vars` group) and every layer nested under it.
+fn read_keras3_group(
+    source: &Source,
+    group: &Group,
+    path: &str,
+    depth: usize,
+    groups_left: &mut usize,
+    layers: &mut Vec<SavedLayer>,
+) -> Result<()> {
+    if depth > MAX_KERAS3_DEPTH {
+        bail!("{}: '{path}' nests deeper than {MAX_KERAS3_DEPTH} groups; not a Keras weights file", source.path.display());
+    }
+    *groups_left = groups_left
+        .checked_sub(1)
+        .with_context(|| format!("{}: more than {MAX_KERAS3_GROUPS} groups; not a Keras weights file", source.path.display()))?;
+    for name in group.member_names()? {
+        let Ok(child) = group.group(&name) else { continue };
+        if name == "vars" {
+            layers.push(read_keras3_vars(source, &child, path)?);
+        } else {
+            read_keras3_group(source, &child, &format!("{path}/{name}"), depth + 1, groups_left, layers)?;
+        }
+    }
+    Ok(())
+}
+
+/// The weights in `<path>/vars`, in index order.
+fn read_keras3_vars(source: &Source, vars: &Group, path: &str) -> Result<SavedLayer> {
+    let mut indices: Vec<usize> = vars.member_names()?.iter().filter_map(|n| n.parse().ok()).collect();
+    indices.sort_unstable();
+    let weights = indices
+        .into_iter()
+        .map(|index| {
+            let dataset = vars.dataset(&index.to_string())?;
+            float_weight(source, path, &index.to_string(), format!("/{path}/vars/{index}"), &dataset)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let group_name = path.rsplit('/').next().unwrap_or(path);
+    let name = string_attr(vars, "name").unwrap_or_else(|| group_name.to_string());
+    Ok(SavedLayer { name, weights, keras3_group: Some(path.to_string()) })
 }
 
 // --- What crosses from the reading process: the listing, with values left in the file.
