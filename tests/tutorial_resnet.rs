@@ -235,3 +235,24 @@ fn subclassed_summary_is_the_tutorials_table() {
         assert_eq!(TutorialResnet::of(&model).unwrap().summary(&model).unwrap(), keras, "{name}, library");
     }
 }
+
+/// The tutorial's ResNet34 file onto a ResNet18: Keras's order rule finds as many groups but
+/// other weight counts in each stage, and says so per stage; nothing is loaded.
+#[test]
+fn another_depths_file_is_refused_per_stage() {
+    let Some(fixture) = keras_fixture("tutorial_resnet") else { return };
+    let mut model = built(Arch::Resnet18);
+    let error = load_weights(&mut model, &fixture.join("resnet34_tf_keras.h5"), &LoadOptions::default()).unwrap_err();
+    let Some(Error::Load { problems, .. }) = error.downcast_ref::<Error>() else { panic!("not a load error: {error:#}") };
+    let stages: Vec<(&str, usize, usize)> = problems
+        .iter()
+        .map(|problem| match problem {
+            LoadProblem::Layer { layer, problem: LayerProblem::WeightCount { expected, found, .. }, .. } => {
+                (layer.as_str(), expected.len(), found.len())
+            }
+            other => panic!("unexpected problem: {other}"),
+        })
+        .collect();
+    // A BasicBlock holds 14 weights: ResNet18 has 2 per stage; ResNet34 3, 4, 6 and 3.
+    assert_eq!(stages, [("layer1", 28, 42), ("layer2", 28, 56), ("layer3", 28, 84), ("layer4", 28, 42)]);
+}
