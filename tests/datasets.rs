@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{keras_fixture, keras_python, repo_root, scratch_dir};
-use keras_tch::data::dataset::LabelMode;
+use keras_tch::data::course::load_split;
+use keras_tch::data::course_file::CourseFileSource;
+use keras_tch::data::dataset::{LabelMode, SampleSource};
 use keras_tch::data::folders::{folder_dataset, FolderReading, ImageFolder};
 use keras_tch::data::loader::Loading;
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
@@ -205,4 +207,22 @@ fn train_command_reads_an_image_folder() {
         assert!(mistake["file"].as_str().unwrap().starts_with(root.to_str().unwrap()), "{mistake}");
     }
     assert!(report_dir.join("confusion_matrix.png").exists() && report_dir.join("report.txt").exists());
+}
+
+/// A course file read batch by batch (hyperslabs, in a reading process) gives the images and
+/// labels of the whole split, in the order asked; a sample past the end is an error naming it.
+#[test]
+fn course_file_batches_equal_the_whole_split() {
+    let Some(path) = common::shared_data("test_signs.h5") else { return };
+    let (split, classes) = load_split(&path, "test").unwrap();
+    let (source, file_classes) = CourseFileSource::open(&path, "test").unwrap();
+    assert_eq!((source.len(), file_classes), (120, classes));
+    let indices = [119usize, 0, 1, 2, 57, 58, 3];
+    let (x, y) = source.read(&indices).unwrap();
+    let picked = Tensor::from_slice(&indices.map(|i| i as i64));
+    assert!(x.equal(&split.pixel_values().index_select(0, &picked)), "images differ from the whole split's");
+    let labels: Vec<i64> = Vec::try_from(y).unwrap();
+    assert_eq!(labels, indices.map(|i| split.y[i]));
+    let error = source.read(&[3, 120]).unwrap_err();
+    assert!(format!("{error:#}").contains("sample 120 asked of 'test_set_x', which holds 120"), "{error:#}");
 }

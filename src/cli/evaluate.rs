@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::model_source::ModelSource;
-use keras_tch::data::course::course_dataset;
+use keras_tch::data::course_file::course_dataset;
 use keras_tch::data::folders::folder_dataset;
 use keras_tch::imaging::PreprocessMode;
 use keras_tch::train::compile::CompileConfig;

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::freeze_args::FreezeArgs;
-use keras_tch::data::course::course_dataset;
+use keras_tch::data::course_file::course_dataset;
 use keras_tch::data::dataset::{Dataset, LabelMode};
 use keras_tch::data::folders::{folder_dataset, folder_datasets};
 use keras_tch::graph::summary::summary;

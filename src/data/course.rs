@@ -6,14 +6,12 @@
 //! fixed/variable-length strings).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use hdf5::types::TypeDescriptor;
 use ndarray::{Array1, Array4, Ix4};
 use tch::{Kind, Tensor};
 
-use super::dataset::{CourseSource, Dataset};
 use crate::graph::tuple;
 use crate::io::hdf5_text::read_labels;
 use crate::io::isolated::Bulk;
@@ -119,14 +117,6 @@ pub fn load_any_split(path: &Path, preferred: &str) -> Result<(Split, Vec<String
     })
 }
 
-/// The split of a course file that [`load_any_split`] picks, as a dataset: images read as 0-255
-/// float32 one batch at a time (the file's own size), integer labels.
-pub fn course_dataset(path: &Path, preferred: &str) -> Result<Dataset> {
-    let (split, classes) = load_any_split(path, preferred)?;
-    let identity = format!("course {} {preferred} {}", path.display(), super::folders::file_stamp(path));
-    Ok(Dataset::new(Arc::new(CourseSource::new(split, &identity)), classes))
-}
-
 /// Read `{prefix}_set_x`, `{prefix}_set_y` and `list_classes` from one course file, checking
 /// dtypes, ranks, counts and label range; every error names the file and the dataset.
 pub fn load_split(path: &Path, prefix: &str) -> Result<(Split, Vec<String>)> {
@@ -149,6 +139,23 @@ fn read_split<'a>(path: &Path, choose: impl FnOnce(&hdf5::File) -> &'a str) -> R
 
 /// What [`read_split`] runs in the reading process.
 fn read_split_in(file: &hdf5::File, path: &Path, file_size: u64, prefix: &str) -> Result<SplitData> {
+    let split = open_split_in(file, path, file_size, prefix)?;
+    let x = split.images.read::<u8, Ix4>().with_context(|| format!("reading {} dataset '{}'", path.display(), split.images.name()))?;
+    let shape = x.shape().to_vec();
+    Ok(((shape, Bulk(x.as_standard_layout().into_owned().into_raw_vec_and_offset().0)), (Bulk(split.labels), split.classes)))
+}
+
+/// A split of an open course file, checked, with its labels and classes read and its images
+/// not: `images` is their dataset, uint8 N×H×W×C, of a declared size the file can hold.
+pub(crate) struct OpenSplit {
+    pub images: hdf5::Dataset,
+    pub labels: Vec<i64>,
+    pub classes: Vec<String>,
+}
+
+/// Open `{prefix}_set_x`, read `{prefix}_set_y` and `list_classes`, checking dtypes, ranks,
+/// counts and label range; every error names the file and the dataset. Runs in a reading process.
+pub(crate) fn open_split_in(file: &hdf5::File, path: &Path, file_size: u64, prefix: &str) -> Result<OpenSplit> {
     let where_ = |name: &str| format!("{} dataset '{name}'", path.display());
     let x_name = format!("{prefix}_set_x");
     let x_ds = file.dataset(&x_name).with_context(|| format!("{} is missing", where_(&x_name)))?;
@@ -161,7 +168,6 @@ fn read_split_in(file: &hdf5::File, path: &Path, file_size: u64, prefix: &str) -
     }
     check_declared_size(&x_ds.shape(), 1, !x_ds.filters().is_empty(), file_size)
         .map_err(|why| anyhow::anyhow!("{}: {why}", where_(&x_name)))?;
-    let x = x_ds.read::<u8, Ix4>().with_context(|| format!("reading {}", where_(&x_name)))?;
 
     let y_name = format!("{prefix}_set_y");
     let y_ds = file.dataset(&y_name).with_context(|| format!("{} is missing", where_(&y_name)))?;
@@ -177,8 +183,8 @@ fn read_split_in(file: &hdf5::File, path: &Path, file_size: u64, prefix: &str) -
     check_declared_size(&y_shape, y_ds.dtype()?.size(), !y_ds.filters().is_empty(), file_size)
         .map_err(|why| anyhow::anyhow!("{}: {why}", where_(&y_name)))?;
     let y = y_ds.read_raw::<i64>().with_context(|| format!("reading {}", where_(&y_name)))?;
-    if y.len() != x.shape()[0] {
-        bail!("{} holds {} labels but {} holds {} images", where_(&y_name), y.len(), x_name, x.shape()[0]);
+    if y.len() != x_ds.shape()[0] {
+        bail!("{} holds {} labels but {} holds {} images", where_(&y_name), y.len(), x_name, x_ds.shape()[0]);
     }
 
     let classes =
@@ -191,8 +197,7 @@ fn read_split_in(file: &hdf5::File, path: &Path, file_size: u64, prefix: &str) -
             classes.len()
         );
     }
-    let shape = x.shape().to_vec();
-    Ok(((shape, Bulk(x.as_standard_layout().into_owned().into_raw_vec_and_offset().0)), (Bulk(y), classes)))
+    Ok(OpenSplit { images: x_ds, labels: y, classes })
 }
 
 /// The notebooks' `load_dataset()` cell for the 6-class ResNet50: the course's SIGNS files when

@@ -1,8 +1,7 @@
 //! A dataset that yields batches on demand, with a known length — what `fit`, `evaluate` and
 //! transfer learning read, whatever the samples come from:
 //! - image folders (`folders::FolderSource`), decoded batch by batch by worker threads;
-//! - a course-layout HDF5 file (`CourseSource`), kept as its uint8 pixels and converted to
-//!   float32 one batch at a time;
+//! - a course-layout HDF5 file (`course_file::CourseFileSource`), read one batch at a time;
 //! - tensors already in memory (`TensorSource`): small data, and cached bottleneck features.
 //!
 //! A source returns raw samples (pixels 0-255, integer labels); the dataset then applies Keras's
@@ -11,8 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Context, Result};
-use ndarray::{Array1, Array4};
+use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
 use super::loader::{Batches, Loading};
@@ -254,55 +252,6 @@ impl SampleSource for TensorSource {
 
     fn identity(&self, indices: &[usize]) -> String {
         if indices.len() == self.len && indices.iter().enumerate().all(|(i, &j)| i == j) {
-            self.identity.clone()
-        } else {
-            format!("{} samples {indices:?}", self.identity)
-        }
-    }
-}
-
-/// A course-layout split kept as its uint8 pixels (a quarter of float32's memory), converted
-/// one batch at a time.
-pub struct CourseSource {
-    x: Array4<u8>,
-    y: Array1<i64>,
-    identity: String,
-}
-
-impl CourseSource {
-    pub fn new(split: super::course::Split, identity: &str) -> Self {
-        let x = if split.x.is_standard_layout() { split.x } else { split.x.as_standard_layout().into_owned() };
-        Self { x, y: split.y, identity: identity.to_string() }
-    }
-}
-
-impl SampleSource for CourseSource {
-    fn len(&self) -> usize {
-        self.y.len()
-    }
-
-    fn input_shape(&self) -> Vec<i64> {
-        self.x.shape()[1..].iter().map(|&d| d as i64).collect()
-    }
-
-    fn read(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
-        let [_, h, w, c] = self.x.shape() else { unreachable!("rank 4") };
-        let image = h * w * c;
-        let pixels = self.x.as_slice().context("course images in standard layout")?;
-        let mut batch = Vec::with_capacity(indices.len() * image);
-        for &i in indices {
-            batch.extend_from_slice(&pixels[i * image..(i + 1) * image]);
-        }
-        let x = Tensor::from_slice(&batch).view([indices.len() as i64, *h as i64, *w as i64, *c as i64]).to_kind(Kind::Float);
-        Ok((x, self.labels(indices)?))
-    }
-
-    fn labels(&self, indices: &[usize]) -> Result<Tensor> {
-        Ok(Tensor::from_slice(&indices.iter().map(|&i| self.y[i]).collect::<Vec<_>>()))
-    }
-
-    fn identity(&self, indices: &[usize]) -> String {
-        if indices.len() == self.len() && indices.iter().enumerate().all(|(i, &j)| i == j) {
             self.identity.clone()
         } else {
             format!("{} samples {indices:?}", self.identity)

@@ -2,6 +2,7 @@
 //! the `Dataset` that `fit` and `evaluate` read batch by batch.
 
 pub mod course;
+pub mod course_file;
 pub mod dataset;
 pub mod folders;
 pub mod imagenet;

@@ -38,7 +38,7 @@ const ANSWER_ERROR: u8 = 1;
 const ANSWER_PANIC: u8 = 2;
 
 /// Larger pipe than the default 64 KiB: a ResNet50's 98 MB of weights cross in fewer wake-ups.
-const PIPE_BYTES: c_int = 1 << 20;
+pub(super) const PIPE_BYTES: c_int = 1 << 20;
 
 /// What a reading process may take before it is stopped.
 #[derive(Debug, Clone, Copy)]
@@ -89,15 +89,26 @@ pub fn isolated<T: Wire>(what: &str, limits: ChildLimits, job: impl FnOnce() -> 
     let status = wait_for(pid);
     let answer = match received {
         Ok(answer) => answer,
-        Err(ReadFailure::TimedOut) => bail!(
-            "{what}: libhdf5 did not finish in {} s (a corrupt HDF5 file can make it loop forever), so it was stopped; \
-             the file is corrupt, or raise KERAS_TCH_HDF5_SECONDS if it is just very large",
-            limits.time.as_secs()
-        ),
+        Err(ReadFailure::TimedOut) => return Err(timed_out(what, &limits)),
         Err(ReadFailure::Io(e)) => bail!("{what}: lost the reading process's answer: {e}"),
     };
+    explain_exit(what, status, &limits)?;
+    decode_answer(what, &answer)
+}
+
+/// The error of a reading process stopped at its time limit.
+pub(super) fn timed_out(what: &str, limits: &ChildLimits) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}: libhdf5 did not finish in {} s (a corrupt HDF5 file can make it loop forever), so it was stopped; \
+         the file is corrupt, or raise KERAS_TCH_HDF5_SECONDS if it is just very large",
+        limits.time.as_secs()
+    )
+}
+
+/// Nothing for a reading process that exited normally; else what ended it, as an error.
+pub(super) fn explain_exit(what: &str, status: std::io::Result<Exit>, limits: &ChildLimits) -> Result<()> {
     match status {
-        Ok(Exit::Code(0)) => {}
+        Ok(Exit::Code(0)) => Ok(()),
         Ok(Exit::Code(code)) => bail!("{what}: the reading process exited with status {code}"),
         Ok(Exit::Signal(signal)) if signal == libc::SIGINT || signal == libc::SIGTERM => {
             bail!("{what}: interrupted ({})", signal_name(signal))
@@ -110,41 +121,57 @@ pub fn isolated<T: Wire>(what: &str, limits: ChildLimits, job: impl FnOnce() -> 
         ),
         Err(e) => bail!("{what}: cannot wait for the reading process: {e}"),
     }
-    decode_answer(what, &answer)
 }
 
 fn child_main<T: Wire>(write_end: c_int, parent: libc::pid_t, memory_bytes: u64, job: impl FnOnce() -> Result<T>) -> ! {
-    // SAFETY: plain system calls on this (single-threaded) child.
-    unsafe {
-        // Descriptors inherited from the parent's other threads are not the child's to keep: an
-        // HDF5 file another thread has open for writing holds a lock that would outlive it here.
-        close_all_but(write_end);
-        // What libhdf5 or glibc print as they crash ("free(): invalid pointer") is not the
-        // user's to read: the parent's error says what happened.
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if null >= 0 {
-            libc::dup2(null, 1);
-            libc::dup2(null, 2);
-            libc::close(null);
-        }
-        // The child only reads; a lock it took would get in the way of the parent's writers.
-        libc::setenv(c"HDF5_USE_FILE_LOCKING".as_ptr(), c"FALSE".as_ptr(), 1);
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() != parent {
-            libc::_exit(1); // the parent is already gone
-        }
-        if let Some(now) = address_space_bytes() {
-            let cap = now.saturating_add(memory_bytes);
-            libc::setrlimit(libc::RLIMIT_AS, &libc::rlimit { rlim_cur: cap, rlim_max: cap });
-        }
-    }
+    // SAFETY: this is a freshly forked child, and `write_end` is its pipe to the parent.
+    unsafe { prepare_child(&[write_end], parent, memory_bytes) };
     // (No `panic::set_hook` here: it takes a lock another thread of the parent may have held at
     // the fork, and would wait forever. A panic's message goes to the child's stderr, /dev/null.)
+    let answer = encode_answer(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)));
+    write_all_or_exit(write_end, &answer);
+    // SAFETY: `_exit` skips atexit handlers and destructors that belong to the parent.
+    unsafe { libc::_exit(0) }
+}
+
+/// Make a freshly forked child a reading process: only the descriptors in `keep` (above
+/// stderr) stay open, its output goes to /dev/null, it takes no file locks, dies with its parent
+/// and on Ctrl-C, and may take `memory_bytes` of address space beyond what it has.
+///
+/// # Safety
+/// Only for a freshly forked child, which owns no Rust objects wrapping the descriptors it closes.
+pub(super) unsafe fn prepare_child(keep: &[c_int], parent: libc::pid_t, memory_bytes: u64) {
+    // Descriptors inherited from the parent's other threads are not the child's to keep: an
+    // HDF5 file another thread has open for writing holds a lock that would outlive it here.
+    close_all_but(keep);
+    // What libhdf5 or glibc print as they crash ("free(): invalid pointer") is not the
+    // user's to read: the parent's error says what happened.
+    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+    if null >= 0 {
+        libc::dup2(null, 1);
+        libc::dup2(null, 2);
+        libc::close(null);
+    }
+    // The child only reads; a lock it took would get in the way of the parent's writers.
+    libc::setenv(c"HDF5_USE_FILE_LOCKING".as_ptr(), c"FALSE".as_ptr(), 1);
+    libc::signal(libc::SIGINT, libc::SIG_DFL);
+    libc::signal(libc::SIGTERM, libc::SIG_DFL);
+    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    if libc::getppid() != parent {
+        libc::_exit(1); // the parent is already gone
+    }
+    if let Some(now) = address_space_bytes() {
+        let cap = now.saturating_add(memory_bytes);
+        libc::setrlimit(libc::RLIMIT_AS, &libc::rlimit { rlim_cur: cap, rlim_max: cap });
+    }
+}
+
+/// A job's outcome as the bytes the parent decodes ([`decode_answer`]): its value, its error,
+/// or its panic's message.
+pub(super) fn encode_answer<T: Wire>(outcome: std::thread::Result<Result<T>>) -> Vec<u8> {
     let mut answer = Vec::new();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+    match outcome {
         Ok(Ok(value)) => {
             answer.push(ANSWER_VALUE);
             value.put(&mut answer);
@@ -159,10 +186,15 @@ fn child_main<T: Wire>(write_end: c_int, parent: libc::pid_t, memory_bytes: u64,
             text.unwrap_or_else(|| "a panic without a message".into()).put(&mut answer);
         }
     }
-    let mut rest = answer.as_slice();
+    answer
+}
+
+/// Write all of `bytes` to `fd` from a reading process, or leave it (the parent is gone).
+pub(super) fn write_all_or_exit(fd: c_int, bytes: &[u8]) {
+    let mut rest = bytes;
     while !rest.is_empty() {
         // SAFETY: `rest` is a live buffer of `rest.len()` bytes.
-        let written = unsafe { libc::write(write_end, rest.as_ptr().cast(), rest.len()) };
+        let written = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
         if written <= 0 {
             if written < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
@@ -172,20 +204,23 @@ fn child_main<T: Wire>(write_end: c_int, parent: libc::pid_t, memory_bytes: u64,
         }
         rest = &rest[written as usize..];
     }
-    // SAFETY: as above; `_exit` skips atexit handlers and destructors that belong to the parent.
-    unsafe { libc::_exit(0) }
 }
 
-/// Close every descriptor above stderr except `keep`.
+/// Close every descriptor above stderr except those in `keep`.
 ///
 /// # Safety
 /// Only for a freshly forked child, which owns no Rust objects wrapping those descriptors.
-unsafe fn close_all_but(keep: c_int) {
-    let keep = keep as libc::c_uint;
-    if keep > 3 {
-        libc::close_range(3, keep - 1, 0);
+unsafe fn close_all_but(keep: &[c_int]) {
+    let mut keep: Vec<libc::c_uint> = keep.iter().map(|&fd| fd as libc::c_uint).collect();
+    keep.sort_unstable();
+    let mut first = 3;
+    for fd in keep {
+        if fd > first {
+            libc::close_range(first, fd - 1, 0);
+        }
+        first = first.max(fd + 1);
     }
-    libc::close_range(keep + 1, libc::c_uint::MAX, 0);
+    libc::close_range(first, libc::c_uint::MAX, 0);
 }
 
 /// This process's address space (`/proc/self/statm`'s first field, in pages).
@@ -235,12 +270,12 @@ fn read_until_eof(reader: &mut std::fs::File, deadline: Instant) -> Result<Vec<u
     }
 }
 
-enum Exit {
+pub(super) enum Exit {
     Code(i32),
     Signal(i32),
 }
 
-fn wait_for(pid: libc::pid_t) -> std::io::Result<Exit> {
+pub(super) fn wait_for(pid: libc::pid_t) -> std::io::Result<Exit> {
     loop {
         let mut status = 0;
         // SAFETY: waiting for our own child.
@@ -258,7 +293,7 @@ fn wait_for(pid: libc::pid_t) -> std::io::Result<Exit> {
     }
 }
 
-fn decode_answer<T: Wire>(what: &str, answer: &[u8]) -> Result<T> {
+pub(super) fn decode_answer<T: Wire>(what: &str, answer: &[u8]) -> Result<T> {
     let Some((&tag, mut rest)) = answer.split_first() else {
         bail!("{what}: the reading process ended without an answer");
     };

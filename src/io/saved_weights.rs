@@ -25,6 +25,7 @@ use super::hdf5_text::read_string_list;
 use super::input::check_input;
 use super::isolated::{hdf5_limits, isolated, SharedBuffer, Wire};
 use super::limits;
+use super::reading_process::ReadingProcess;
 
 /// Which Keras wrote the weights, as far as the layout tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +190,19 @@ impl H5Source {
     pub fn read<T: Wire>(&self, job: impl FnOnce(&hdf5::File) -> Result<T>) -> Result<T> {
         let what = format!("reading {}", self.name().display());
         isolated(&what, hdf5_limits(self.size()), || job(&self.open()?))
+    }
+
+    /// A reading process that keeps the file open and answers each request with
+    /// `serve(file, request)`: for reading a file piece by piece (a dataset's batches).
+    pub fn reading_process<Q: Wire, A: Wire>(&self, mut serve: impl FnMut(&hdf5::File, Q) -> Result<A>) -> Result<ReadingProcess<Q, A>> {
+        let what = format!("reading {}", self.name().display());
+        let mut file = None;
+        ReadingProcess::start(&what, hdf5_limits(self.size()), move |request| {
+            if file.is_none() {
+                file = Some(self.open()?);
+            }
+            serve(file.as_ref().expect("opened above"), request)
+        })
     }
 
     /// Open the file; only in a reading process (see [`Self::read`]).

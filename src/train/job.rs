@@ -15,7 +15,7 @@ use super::fit::{fit_dataset, FitOptions};
 use super::history::History;
 use super::losses::{CrossEntropyStyle, Loss};
 use super::optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
-use crate::data::course::course_dataset;
+use crate::data::course_file::course_dataset;
 use crate::data::dataset::Dataset;
 use crate::data::folders::{folder_dataset, folder_datasets, FolderReading};
 use crate::graph::Model;
