@@ -289,3 +289,49 @@ fn an_imagenet_checkpoint_is_a_base() {
     assert_eq!(model.node(model.layer(&head_names[0]).unwrap().inbound[0]).name, "conv5_block3_out");
     assert_eq!(model.predict(&Tensor::zeros([2, 64, 64, 3], (tch::Kind::Float, Device::Cpu))).unwrap().size(), vec![2, 4]);
 }
+
+/// Keras's callbacks and class weights reach both phases: EarlyStopping ends each phase at its
+/// second epoch (no loss improves by a min_delta of 1e9, and Keras never stops after the first);
+/// 'balanced' weights are printed from the labels; ModelCheckpoint runs only where the whole
+/// model trains (fine-tuning), saying so for the head on cached features.
+#[test]
+fn transfer_command_takes_callbacks_and_class_weights() {
+    let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
+    let Some(data) = shared_data("train_catvnoncat.h5") else { return };
+    let dir = scratch_dir("transfer-callbacks");
+    let (save, base, run) = (dir.join("cat.h5"), fixture.join("model.h5"), dir.join("run"));
+    let checkpoint = format!("{}/ft.{{epoch:02d}}.h5", dir.display());
+    let stdout = transfer(&[
+        "--base",
+        base.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "4",
+        "--fine-tune-stages",
+        "1",
+        "--fine-tune-epochs",
+        "3",
+        "--verbose",
+        "2",
+        "--device",
+        "cpu",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--save",
+        save.to_str().unwrap(),
+        "--early-stopping",
+        "monitor=loss,min_delta=1000000000,verbose=1",
+        "--model-checkpoint",
+        &checkpoint,
+        "--class-weight",
+        "balanced",
+    ]);
+    assert!(stdout.contains("Class weights (balanced): 0: "), "{stdout}");
+    assert!(stdout.contains("note: ModelCheckpoint does not run while the head trains on cached features"), "{stdout}");
+    assert_eq!(stdout.matches("Epoch 2: early stopping").count(), 2, "one per phase:\n{stdout}");
+    let epochs = |phase: &str| std::fs::read_to_string(run.join(format!("{phase}_history.csv"))).unwrap().lines().count() - 1;
+    assert_eq!((epochs("head"), epochs("fine_tune")), (2, 2));
+    let saved = |epoch: u32| dir.join(format!("ft.{epoch:02}.h5")).exists();
+    assert!(saved(1) && saved(2) && !saved(3), "the fine-tuning phase's two epochs were saved");
+}

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod callback_args;
+pub mod class_weight_arg;
 pub mod classify;
 pub mod convert;
 pub mod device_arg;

@@ -8,13 +8,12 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use keras_tch::data::course::default_dataset_paths;
-use keras_tch::data::dataset::Dataset;
 use keras_tch::imaging::PreprocessMode;
 use keras_tch::io::atomic::check_destination;
 use keras_tch::io::load_model;
 use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
-use keras_tch::train::fit::{balanced_class_weights, FitOptions};
+use keras_tch::train::fit::FitOptions;
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::job::{compile_for, fit_and_save, image_input_size, open_training_data, optimizer_for, DataSpec};
 use keras_tch::train::losses::{CrossEntropyStyle, Loss};
@@ -51,11 +50,8 @@ pub struct TrainArgs {
     pub folders: super::folder_args::FolderArgs,
     #[command(flatten)]
     pub callbacks: super::callback_args::CallbackArgs,
-    /// Keras's class_weight: 'balanced' (scikit-learn's compute_class_weight: n_samples /
-    /// (n_classes * count)) or CLASS:WEIGHT pairs, e.g. 0:1.0,1:3.5 (unlisted classes: 1.0).
-    /// Weights the training loss, as Keras does; not the accuracy, not the validation
-    #[arg(long, value_name = "balanced|C:W,...")]
-    pub class_weight: Option<String>,
+    #[command(flatten)]
+    pub class_weight: super::class_weight_arg::ClassWeightArg,
     /// The evaluation report on the validation data, after training
     #[command(flatten)]
     pub report: super::report_args::ReportArgs,
@@ -180,7 +176,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         precision: args.run.precision,
         loading: args.folders.loading(device),
         callbacks: args.callbacks.callbacks()?,
-        class_weight: args.class_weight.as_deref().map(|text| class_weight(text, &data.train)).transpose()?,
+        class_weight: args.class_weight.table(&data.train)?,
     };
     let outcome = fit_and_save(&mut model, &compile, &mut optimizer, &data, args.preprocess, &options, &run_dir, &save, ctrl_c_flag())?;
     println!("Saved {} (history in {})", save.display(), run_dir.display());
@@ -193,31 +189,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Some(validation) => args.report.write(&model, &compile, &validation, args.batch_size, &options.loading, false),
         None => Ok(()),
     }
-}
-
-/// `--class-weight`: 'balanced' from the training labels, or explicit CLASS:WEIGHT pairs.
-fn class_weight(text: &str, train: &Dataset) -> Result<Vec<f64>> {
-    if text == "balanced" {
-        let labels: Vec<i64> = Vec::try_from(train.labels()?.to_kind(tch::Kind::Int64).flatten(0, -1))?;
-        let table = balanced_class_weights(&labels)?;
-        println!(
-            "Class weights (balanced): {}",
-            table.iter().enumerate().map(|(c, w)| format!("{c}: {w:.4}")).collect::<Vec<_>>().join(", ")
-        );
-        return Ok(table);
-    }
-    let mut table = Vec::new();
-    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let parsed = pair.split_once(':').and_then(|(c, w)| Some((c.trim().parse::<usize>().ok()?, w.trim().parse::<f64>().ok()?)));
-        let Some((class, weight)) = parsed.filter(|(_, w)| w.is_finite() && *w >= 0.0) else {
-            bail!("--class-weight: '{pair}' is not CLASS:WEIGHT (a class index and a weight of at least 0)");
-        };
-        if class >= table.len() {
-            table.resize(class + 1, 1.0);
-        }
-        table[class] = weight;
-    }
-    Ok(table)
 }
 
 /// One sigmoid unit for two-class data on the Happy model, else one unit per class.

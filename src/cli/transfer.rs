@@ -104,6 +104,12 @@ pub struct TransferArgs {
     /// How folder images are read
     #[command(flatten)]
     pub folders: super::folder_args::FolderArgs,
+    /// Keras's callbacks, given to both phases (head, then fine-tuning) as to two fit calls;
+    /// --lr-schedule is train's (transfer has its two rates, --lr and --fine-tune-lr)
+    #[command(flatten)]
+    pub callbacks: super::callback_args::CallbackArgs,
+    #[command(flatten)]
+    pub class_weight: super::class_weight_arg::ClassWeightArg,
     /// The evaluation report on the validation data, after training
     #[command(flatten)]
     pub report: super::report_args::ReportArgs,
@@ -115,6 +121,9 @@ pub struct TransferArgs {
 }
 
 pub fn run(args: &TransferArgs) -> Result<()> {
+    if args.callbacks.lr_schedule.is_some() {
+        bail!("--lr-schedule applies to train; transfer trains with --lr, then fine-tunes with --fine-tune-lr");
+    }
     let device = args.run.device.resolve()?;
     // Course files fix the image size, and the base is built for it; folders are read at the
     // base's input size (224×224 for ImageNet checkpoints) unless --target-size says otherwise.
@@ -187,6 +196,8 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         run_dir: Some(run_dir.clone()),
         precision: args.run.precision,
         loading: args.folders.loading(device),
+        callbacks: args.callbacks.callbacks()?,
+        class_weight: args.class_weight.table(&train)?,
     };
     let report = train_transfer(&mut model, &head_layers, &data, &options, ctrl_c_flag())?;
     match &report.cache {

@@ -10,6 +10,7 @@ use tch::Tensor;
 
 use super::augment::Augmentation;
 use super::bottleneck::{base_fingerprint, cached_features, compute_features, copy_dense, head_model};
+use super::callbacks::CallbackConfig;
 use super::compile::CompileConfig;
 use super::curves::save_curves;
 use super::fit::{fit, fit_dataset, FitOptions};
@@ -73,6 +74,13 @@ pub struct TransferOptions {
     pub precision: Precision,
     /// How images are read (worker threads, read-ahead).
     pub loading: Loading,
+    /// Keras's callbacks, given to each phase's `fit` as a Keras user passes them to both calls
+    /// (each phase starts them afresh). On cached features the head trains alone, so a
+    /// `ModelCheckpoint` there would save only the head: it is left out of that phase (with a
+    /// note), and the whole model is saved at the end as always.
+    pub callbacks: Vec<CallbackConfig>,
+    /// Keras's `class_weight`, for both phases.
+    pub class_weight: Option<Vec<f64>>,
 }
 
 impl Default for TransferOptions {
@@ -93,6 +101,8 @@ impl Default for TransferOptions {
             run_dir: None,
             precision: Precision::Fp32,
             loading: Loading::default(),
+            callbacks: Vec::new(),
+            class_weight: None,
         }
     }
 }
@@ -133,6 +143,8 @@ pub fn train_transfer(
         checkpoint_dir: options.run_dir.as_ref().map(|dir| dir.join(format!("checkpoints-{phase}"))),
         precision: options.precision,
         loading: options.loading,
+        callbacks: options.callbacks.clone(),
+        class_weight: options.class_weight.clone(),
         ..Default::default()
     };
     let validation = data.validation.as_ref();
@@ -158,7 +170,11 @@ pub fn train_transfer(
                 &data.train.targets()?,
                 validation_features.as_ref().map(|(x, y)| (x, y)),
                 // Epochs over cached features take seconds: no checkpoints needed.
-                &FitOptions { checkpoint_dir: None, ..fit_options(options.epochs, "head") },
+                &FitOptions {
+                    checkpoint_dir: None,
+                    callbacks: head_only_callbacks(&options.callbacks),
+                    ..fit_options(options.epochs, "head")
+                },
                 interrupt,
             )?;
             copy_dense(&head_only, model, &head.dense)?;
@@ -195,6 +211,16 @@ pub fn train_transfer(
         }
     }
     Ok(TransferReport { head_history, fine_tune_history, cache })
+}
+
+/// The callbacks for the head trained alone on cached features: all but `ModelCheckpoint`,
+/// which would save the head model instead of the whole one.
+fn head_only_callbacks(callbacks: &[CallbackConfig]) -> Vec<CallbackConfig> {
+    let (checkpoints, others): (Vec<_>, Vec<_>) = callbacks.iter().cloned().partition(|c| matches!(c, CallbackConfig::ModelCheckpoint(_)));
+    if !checkpoints.is_empty() {
+        println!("note: ModelCheckpoint does not run while the head trains on cached features (it would save the head alone); the whole model is saved at the end");
+    }
+    others
 }
 
 fn save_history(history: &History, dir: &Path, phase: &str) -> Result<()> {
