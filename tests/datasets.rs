@@ -11,9 +11,9 @@ use common::{keras_fixture, keras_python, repo_root, scratch_dir};
 use keras_tch::data::course::load_split;
 use keras_tch::data::course_file::CourseFileSource;
 use keras_tch::data::dataset::{LabelMode, SampleSource};
-use keras_tch::data::folders::{folder_dataset, FolderReading, ImageFolder};
+use keras_tch::data::folders::{folder_dataset, ImageFolder};
 use keras_tch::data::loader::Loading;
-use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
+use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, ImageReading, Interpolation, PreprocessMode};
 use tch::Tensor;
 
 /// A small class-per-folder dataset from the fixture images: nested folders, upper-case
@@ -81,12 +81,7 @@ fn streamed_batches_equal_the_images_read_one_by_one() {
     let Some(images) = keras_fixture("imagenet_pipeline") else { return };
     let dir = scratch_dir("dataset-stream");
     let root = make_folder(&dir, &images.join("images"));
-    let reading = FolderReading {
-        image_size: (20, 24),
-        interpolation: Interpolation::Bilinear,
-        crop_to_aspect_ratio: false,
-        decode: DecodeOptions::default(),
-    };
+    let reading = ImageReading::new((20, 24), Interpolation::Bilinear);
     let data = folder_dataset(&root, reading).unwrap().with_preprocessing(PreprocessMode::Caffe).with_label_mode(LabelMode::Categorical);
     let folder = ImageFolder::scan(&root).unwrap();
     let expected: Vec<Tensor> = folder
@@ -121,12 +116,7 @@ fn a_broken_image_stops_the_pass_with_its_name() {
     let root = make_folder(&dir, &images.join("images"));
     let broken = root.join("cats/img3.jpg");
     std::fs::write(&broken, b"\xff\xd8\xff not really a JPEG").unwrap();
-    let reading = FolderReading {
-        image_size: (8, 8),
-        interpolation: Interpolation::Nearest,
-        crop_to_aspect_ratio: true,
-        decode: DecodeOptions::default(),
-    };
+    let reading = ImageReading::new((8, 8), Interpolation::Nearest).with_crop_to_aspect_ratio(true);
     let data = folder_dataset(&root, reading).unwrap();
     for loading in [Loading::on_this_thread(), Loading { workers: 2, prefetch: 3 }] {
         let results: Vec<_> = data.batches(None, 4, 0, &loading).collect();

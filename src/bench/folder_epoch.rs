@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use super::BenchSettings;
 use crate::data::dataset::LabelMode;
-use crate::data::folders::{folder_datasets, FolderReading};
-use crate::imaging::{DecodeOptions, Interpolation, PreprocessMode};
+use crate::data::folders::folder_datasets;
+use crate::imaging::{ImageReading, Interpolation, PreprocessMode};
 use crate::io::atomic::write_bytes_atomically;
 use crate::models::course;
 use crate::rng::SplitMix64;
@@ -30,12 +30,7 @@ pub fn folder_epoch(settings: &BenchSettings, scratch: &Path) -> Result<Value> {
         Some(folder) => folder.clone(),
         None => generated_folder(scratch)?,
     };
-    let reading = FolderReading {
-        image_size: (64, 64),
-        interpolation: Interpolation::Nearest,
-        crop_to_aspect_ratio: false,
-        decode: DecodeOptions::default(),
-    };
+    let reading = ImageReading::new((64, 64), Interpolation::Nearest);
     let (train, _) = folder_datasets(&folder, 0.0, 0, reading)?;
     let train = train.with_preprocessing(PreprocessMode::Scale255).with_label_mode(LabelMode::Categorical);
     let images = train.len() as f64;

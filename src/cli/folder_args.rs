@@ -4,9 +4,8 @@
 use clap::Args;
 use tch::Device;
 
-use keras_tch::data::folders::FolderReading;
 use keras_tch::data::loader::Loading;
-use keras_tch::imaging::{DecodeOptions, Interpolation};
+use keras_tch::imaging::{ImageReading, Interpolation};
 
 #[derive(Args, Debug)]
 pub struct FolderArgs {
@@ -32,13 +31,8 @@ pub struct FolderArgs {
 }
 
 impl FolderArgs {
-    pub fn reading(&self, image_size: (u32, u32)) -> FolderReading {
-        FolderReading {
-            image_size,
-            interpolation: self.interpolation,
-            crop_to_aspect_ratio: self.crop_to_aspect_ratio,
-            decode: DecodeOptions::default(),
-        }
+    pub fn reading(&self, image_size: (u32, u32)) -> ImageReading {
+        ImageReading::new(image_size, self.interpolation).with_crop_to_aspect_ratio(self.crop_to_aspect_ratio)
     }
 
     /// How to read batches for a model on `device`.

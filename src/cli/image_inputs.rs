@@ -1,21 +1,21 @@
-//! The images a command reads: files and folders on the command line, loaded in batches the way
-//! Keras's `load_img` → `img_to_array` → `preprocess_input` does, with per-file errors that do
-//! not stop the other files.
+//! The images a command reads: files and folders on the command line (folders walked as Keras
+//! walks a dataset's), loaded in batches by the library's one image reader (`load_img` →
+//! `img_to_array`), then `preprocess_input`, with per-file errors that do not stop the other files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
 use tch::{Device, Tensor};
 
-use keras_tch::data::folders::{has_image_extension, IMAGE_EXTENSIONS};
-use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode, DEFAULT_MAX_PIXELS};
-use keras_tch::io::input::check_regular_file;
+use keras_tch::data::folders::{image_files_under, IMAGE_EXTENSIONS};
+use keras_tch::imaging::{preprocess_input, DecodeOptions, ImageReading, Interpolation, PreprocessMode, DEFAULT_MAX_PIXELS};
 use keras_tch::train::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct ImageInputArgs {
-    /// Image files, or folders to walk (recursively, in sorted order) for .jpg .png .bmp .gif .webp .tiff
+    /// Image files, or folders to walk (recursively, in Keras's sorted os.walk order; hidden
+    /// entries skipped) for .jpg .png .bmp .gif .webp .tiff
     #[arg(required = true, value_name = "IMAGE|DIR")]
     pub inputs: Vec<PathBuf>,
     /// Resize filter of load_img (Keras's default: nearest)
@@ -62,11 +62,17 @@ impl ImageInputArgs {
         let mut files = Vec::new();
         for input in &self.inputs {
             if input.is_dir() {
-                let before = files.len();
-                walk(input, &mut files)?;
-                if files.len() == before {
+                // Hidden files (macOS's `._photo.jpg` companions) and folders are not photos.
+                let hidden = |path: &PathBuf| {
+                    path.strip_prefix(input)
+                        .is_ok_and(|relative| relative.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.')))
+                };
+                let images: Vec<PathBuf> =
+                    image_files_under(input, &IMAGE_EXTENSIONS, &mut 0)?.into_iter().filter(|p| !hidden(p)).collect();
+                if images.is_empty() {
                     bail!("{}: no images in this folder (looked for {})", input.display(), IMAGE_EXTENSIONS.join(", "));
                 }
+                files.extend(images);
             } else {
                 files.push(input.clone());
             }
@@ -96,48 +102,12 @@ impl ImageInputArgs {
         Ok(())
     }
 
-    /// Load, convert and preprocess `paths` as one batch on `device`.
+    /// Load and preprocess `paths` as one batch on `device`.
     pub fn load_batch(&self, paths: &[PathBuf], device: Device) -> Batch {
-        let options = DecodeOptions { max_pixels: self.max_pixels, apply_exif_orientation: self.exif };
         let [h, w] = self.target_size;
-        let mut arrays = Vec::new();
-        let mut batch = Batch { loaded: Vec::new(), x: None, failed: Vec::new() };
-        for path in paths {
-            match load_img(path, Some((h, w)), self.interpolation, &options) {
-                Ok(image) => {
-                    arrays.push(img_to_array(&image));
-                    batch.loaded.push(path.clone());
-                }
-                Err(error) => batch.failed.push((path.clone(), error)),
-            }
-        }
-        if !arrays.is_empty() {
-            batch.x = Some(preprocess_input(&Tensor::stack(&arrays, 0), self.preprocess).to_device(device));
-        }
-        batch
+        let decode = DecodeOptions { max_pixels: self.max_pixels, apply_exif_orientation: self.exif };
+        let read = ImageReading::new((h, w), self.interpolation).with_decode(decode).read_batch(paths);
+        let x = read.pixels.map(|pixels| preprocess_input(&pixels, self.preprocess).to_device(device));
+        Batch { loaded: read.loaded, x, failed: read.failed }
     }
-}
-
-/// Collect the images under `folder`, sorted. As `image_dataset_from_directory` does by default
-/// (`follow_links=False`), symlinked folders are not entered (so a link loop cannot hang the
-/// walk); an image-named entry that is not a regular file (a FIFO would block the read
-/// forever, a device never end) is skipped with a warning.
-fn walk(folder: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<(PathBuf, std::fs::FileType)> = std::fs::read_dir(folder)
-        .map_err(|e| anyhow::anyhow!("{}: cannot list the folder: {e}", folder.display()))?
-        .filter_map(|entry| entry.ok().and_then(|e| Some((e.path(), e.file_type().ok()?))))
-        .filter(|(path, _)| !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-        .collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (path, kind) in entries {
-        if kind.is_dir() {
-            walk(&path, files)?;
-        } else if has_image_extension(&path) {
-            match check_regular_file(&path, "the image") {
-                Ok(_) => files.push(path),
-                Err(why) => eprintln!("warning: skipping {why:#}"),
-            }
-        }
-    }
-    Ok(())
 }

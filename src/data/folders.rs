@@ -10,11 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use tch::{Kind, Tensor};
 
-use image::RgbImage;
-
 use super::course::load_any_split;
 use super::dataset::{Dataset, SampleSource};
-use crate::imaging::{read_rgb, resize, DecodeOptions, Interpolation};
+use crate::imaging::ImageReading;
 use crate::io::input::check_regular_file;
 use crate::rng::NumpyRandomState;
 
@@ -110,7 +108,7 @@ impl ImageFolder {
         let mut files = Vec::new();
         let mut skipped = 0usize;
         for (index, class) in classes.iter().enumerate() {
-            let images = walk_sorted(&root.join(class), &mut skipped)?;
+            let images = image_files_under(&root.join(class), &DATASET_FORMATS, &mut skipped)?;
             if images.is_empty() {
                 bail!("{}: class folder '{class}' holds no images ({})", root.display(), DATASET_FORMATS.join(", "));
             }
@@ -139,11 +137,11 @@ impl ImageFolder {
     }
 }
 
-/// The image files under `dir`, as Keras's `iter_valid_files` yields them: `sorted(os.walk(dir))`
-/// (folders by path), each folder's files sorted. Entries that are not regular files (a FIFO
-/// would block a read forever) are skipped with a warning; `skipped` counts image files in
-/// formats Keras does not read.
-fn walk_sorted(dir: &Path, skipped: &mut usize) -> Result<Vec<PathBuf>> {
+/// The image files under `dir` with one of `formats`' extensions, as Keras's `iter_valid_files`
+/// yields them: `sorted(os.walk(dir))` (folders by path, links to folders not followed), each
+/// folder's files sorted. Entries that are not regular files (a FIFO would block a read forever)
+/// are skipped with a warning; `skipped` counts other image files ([`IMAGE_EXTENSIONS`]).
+pub fn image_files_under(dir: &Path, formats: &[&str], skipped: &mut usize) -> Result<Vec<PathBuf>> {
     let mut folders = vec![dir.to_path_buf()];
     let mut pending = vec![dir.to_path_buf()];
     while let Some(folder) = pending.pop() {
@@ -167,7 +165,7 @@ fn walk_sorted(dir: &Path, skipped: &mut usize) -> Result<Vec<PathBuf>> {
             .collect();
         names.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
         for path in names {
-            if !extension_in(&path, &DATASET_FORMATS) {
+            if !extension_in(&path, formats) {
                 *skipped += usize::from(has_image_extension(&path));
                 continue;
             }
@@ -180,59 +178,25 @@ fn walk_sorted(dir: &Path, skipped: &mut usize) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// How a folder's images are read: Keras's `load_img` (Pillow's decoding and resize filters)
-/// at `image_size`, optionally centre-cropped to its aspect ratio first.
-#[derive(Debug, Clone, Copy)]
-pub struct FolderReading {
-    /// (height, width).
-    pub image_size: (u32, u32),
-    pub interpolation: Interpolation,
-    /// Crop the largest centred window of `image_size`'s aspect ratio before resizing (Keras's
-    /// `crop_to_aspect_ratio`, `smart_resize`'s box), instead of squashing.
-    pub crop_to_aspect_ratio: bool,
-    pub decode: DecodeOptions,
-}
-
 /// Images of a folder dataset, decoded when a batch is read (by the loader's workers).
 pub struct FolderSource {
     files: Vec<LabelledFile>,
-    reading: FolderReading,
+    reading: ImageReading,
 }
 
 impl FolderSource {
-    pub fn new(files: Vec<LabelledFile>, reading: FolderReading) -> Self {
+    pub fn new(files: Vec<LabelledFile>, reading: ImageReading) -> Self {
         Self { files, reading }
     }
 
     /// `files` of `folder` as a dataset: 0-255 pixels, integer labels.
-    pub fn dataset(folder: &ImageFolder, files: Vec<LabelledFile>, reading: FolderReading) -> Dataset {
+    pub fn dataset(folder: &ImageFolder, files: Vec<LabelledFile>, reading: ImageReading) -> Dataset {
         Dataset::new(std::sync::Arc::new(Self::new(files, reading)), folder.classes.clone())
     }
 
     pub fn files(&self) -> &[LabelledFile] {
         &self.files
     }
-
-    fn read_one(&self, path: &Path, into: &mut Vec<f32>) -> Result<()> {
-        let (height, width) = self.reading.image_size;
-        let mut image = read_rgb(path, &self.reading.decode)?;
-        if self.reading.crop_to_aspect_ratio {
-            image = crop_to_aspect_ratio(&image, height, width);
-        }
-        let image = if image.dimensions() == (width, height) { image } else { resize(&image, width, height, self.reading.interpolation) };
-        into.extend(image.as_raw().iter().map(|&v| f32::from(v)));
-        Ok(())
-    }
-}
-
-/// Keras's `smart_resize` crop box: the largest window of the target's aspect ratio, centred.
-fn crop_to_aspect_ratio(image: &RgbImage, target_height: u32, target_width: u32) -> RgbImage {
-    let (width, height) = (image.width() as f64, image.height() as f64);
-    let crop_height = ((width * target_height as f64 / target_width as f64) as u32).min(image.height());
-    let crop_width = ((height * target_width as f64 / target_height as f64) as u32).min(image.width());
-    let top = (image.height() - crop_height) / 2;
-    let left = (image.width() - crop_width) / 2;
-    image::imageops::crop_imm(image, left, top, crop_width, crop_height).to_image()
 }
 
 impl SampleSource for FolderSource {
@@ -249,7 +213,8 @@ impl SampleSource for FolderSource {
         let (height, width) = self.reading.image_size;
         let mut pixels = Vec::with_capacity(indices.len() * (height * width * 3) as usize);
         for &i in indices {
-            self.read_one(&self.files[i].0, &mut pixels)?;
+            let image = self.reading.read(&self.files[i].0)?;
+            pixels.extend(image.as_raw().iter().map(|&v| f32::from(v)));
         }
         let x = Tensor::from_slice(&pixels).view([indices.len() as i64, height as i64, width as i64, 3]);
         Ok((x, self.labels(indices)?))
@@ -281,7 +246,7 @@ impl SampleSource for FolderSource {
 /// `image_dataset_from_directory(root, validation_split=fraction, subset="both", seed=seed)`:
 /// the training and validation datasets of a class-per-folder dataset (no validation when the
 /// fraction holds no file), read as `reading` says, with integer labels.
-pub fn folder_datasets(root: &Path, fraction: f64, seed: u64, reading: FolderReading) -> Result<(Dataset, Option<Dataset>)> {
+pub fn folder_datasets(root: &Path, fraction: f64, seed: u64, reading: ImageReading) -> Result<(Dataset, Option<Dataset>)> {
     let folder = ImageFolder::scan(root)?;
     let (train, validation) = folder.split(fraction, seed)?;
     if train.is_empty() {
@@ -292,7 +257,7 @@ pub fn folder_datasets(root: &Path, fraction: f64, seed: u64, reading: FolderRea
 }
 
 /// Every image of a class-per-folder dataset, in Keras's listing order (no shuffle).
-pub fn folder_dataset(root: &Path, reading: FolderReading) -> Result<Dataset> {
+pub fn folder_dataset(root: &Path, reading: ImageReading) -> Result<Dataset> {
     let folder = ImageFolder::scan(root)?;
     let files = folder.files.clone();
     Ok(FolderSource::dataset(&folder, files, reading))

@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod preprocess;
+pub mod reading;
 pub mod resample;
 
 use std::path::Path;
@@ -12,6 +13,7 @@ use image::RgbImage;
 
 pub use decode::{decode_rgb, read_rgb, DecodeOptions, DEFAULT_MAX_PIXELS};
 pub use preprocess::{img_to_array, preprocess_input, PreprocessMode};
+pub use reading::{ImageBatch, ImageReading};
 pub use resample::{resize, Interpolation};
 
 /// Keras's `load_img(path, target_size=(height, width), interpolation=…)` in RGB mode: decode,

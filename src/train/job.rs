@@ -17,9 +17,9 @@ use super::losses::{CrossEntropyStyle, Loss};
 use super::optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
 use crate::data::course_file::course_dataset;
 use crate::data::dataset::Dataset;
-use crate::data::folders::{folder_dataset, folder_datasets, FolderReading};
+use crate::data::folders::{folder_dataset, folder_datasets};
 use crate::graph::Model;
-use crate::imaging::{DecodeOptions, Interpolation, PreprocessMode};
+use crate::imaging::{ImageReading, Interpolation, PreprocessMode};
 use crate::io::save_model_h5;
 
 /// Where the training data is and how to read it.
@@ -64,12 +64,7 @@ pub fn open_training_data(spec: &DataSpec, model_size: Option<[u32; 2]>) -> Resu
     let from_folders = spec.train.is_dir();
     let (train, validation) = if from_folders {
         let [height, width] = spec.image_size.or(model_size).unwrap_or([256, 256]);
-        let reading = FolderReading {
-            image_size: (height, width),
-            interpolation: spec.interpolation,
-            crop_to_aspect_ratio: spec.crop_to_aspect_ratio,
-            decode: DecodeOptions::default(),
-        };
+        let reading = ImageReading::new((height, width), spec.interpolation).with_crop_to_aspect_ratio(spec.crop_to_aspect_ratio);
         match &spec.validation {
             Some(path) => (folder_dataset(&spec.train, reading)?, Some(folder_dataset(path, reading)?)),
             None => folder_datasets(&spec.train, spec.validation_split, spec.seed, reading)?,
