@@ -11,7 +11,7 @@ use keras_tch::data::course_file::course_dataset;
 use keras_tch::data::folders::folder_dataset;
 use keras_tch::imaging::PreprocessMode;
 use keras_tch::train::compile::CompileConfig;
-use keras_tch::train::evaluate::{evaluate_dataset, evaluate_dataset_learning_phase_1};
+use keras_tch::train::evaluate::evaluate_dataset_learning_phase_1;
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
@@ -75,15 +75,21 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
     compile.check_fits(&model, data.classes().len())?;
     let data = data.with_preprocessing(args.preprocess).with_label_mode(compile.label_mode());
     let loading = args.folders.loading(device);
-    let result = if args.learning_phase == 1 {
-        evaluate_dataset_learning_phase_1(&model, &compile, &data, args.batch_size, &loading)?
+    let (result, report) = if args.learning_phase == 1 {
+        let result = evaluate_dataset_learning_phase_1(&model, &compile, &data, args.batch_size, &loading)?;
+        // The report describes the model as it predicts (inference mode), in a pass of its own.
+        let report = match args.report.request() {
+            Some(_) => args.report.evaluate(&model, &compile, &data, args.batch_size, &loading)?.1,
+            None => None,
+        };
+        (result, report)
     } else {
-        evaluate_dataset(&model, &compile, &data, args.batch_size, &loading)?
+        args.report.evaluate(&model, &compile, &data, args.batch_size, &loading)?
     };
     if args.json {
         println!("{{\"loss\": {}, \"accuracy\": {}}}", result.loss, result.accuracy.map_or("null".into(), |a| a.to_string()));
     } else {
         result.print_notebook_lines();
     }
-    args.report.write(&model, &compile, &data, args.batch_size, &loading, args.json)
+    report.map_or(Ok(()), |report| args.report.write(&report, args.json))
 }

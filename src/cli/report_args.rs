@@ -11,7 +11,8 @@ use keras_tch::data::dataset::Dataset;
 use keras_tch::data::loader::Loading;
 use keras_tch::graph::Model;
 use keras_tch::train::compile::CompileConfig;
-use keras_tch::train::evaluate::report_on_dataset;
+use keras_tch::train::evaluate::{evaluate_dataset, evaluate_with_report, Evaluation, ReportRequest};
+use keras_tch::train::report::EvaluationReport;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -30,18 +31,33 @@ pub struct ReportArgs {
 }
 
 impl ReportArgs {
-    /// The report of `model` on `data` when `--report` was given (printed unless `quiet`).
-    pub fn write(
+    /// What `--report` asks for, when given.
+    pub fn request(&self) -> Option<ReportRequest> {
+        self.report.as_ref().map(|_| ReportRequest { top_k: self.top_k.clone(), mistakes: self.mistakes })
+    }
+
+    /// `model` evaluated on `data`, with the report of the same predictions when `--report` was
+    /// given (one pass over the data).
+    pub fn evaluate(
         &self,
         model: &Model,
         compile: &CompileConfig,
         data: &Dataset,
         batch_size: i64,
         loading: &Loading,
-        quiet: bool,
-    ) -> Result<()> {
+    ) -> Result<(Evaluation, Option<EvaluationReport>)> {
+        match self.request() {
+            Some(request) => {
+                let (evaluation, report) = evaluate_with_report(model, compile, data, batch_size, loading, &request)?;
+                Ok((evaluation, Some(report)))
+            }
+            None => Ok((evaluate_dataset(model, compile, data, batch_size, loading)?, None)),
+        }
+    }
+
+    /// Write `report` to `--report`'s folder, printing it unless `quiet`.
+    pub fn write(&self, report: &EvaluationReport, quiet: bool) -> Result<()> {
         let Some(dir) = &self.report else { return Ok(()) };
-        let report = report_on_dataset(model, compile, data, batch_size, loading, &self.top_k, self.mistakes)?;
         report.save(dir)?;
         if !quiet {
             print!("\n{}", report.text());

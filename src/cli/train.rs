@@ -178,17 +178,36 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         callbacks: args.callbacks.callbacks()?,
         class_weight: args.class_weight.table(&data.train)?,
     };
-    let outcome = fit_and_save(&mut model, &compile, &mut optimizer, &data, args.preprocess, &options, &run_dir, &save, ctrl_c_flag())?;
+    let request = args.report.request();
+    let outcome = fit_and_save(
+        &mut model,
+        &compile,
+        &mut optimizer,
+        &data,
+        args.preprocess,
+        &options,
+        &run_dir,
+        &save,
+        request.as_ref(),
+        ctrl_c_flag(),
+    )?;
     println!("Saved {} (history in {})", save.display(), run_dir.display());
     if let Some(evaluation) = outcome.evaluation {
         evaluation.print_notebook_lines();
     }
-    // The validation data fit used: opened, or a course file's last fraction.
-    let (train, validation) = data.as_the_model_takes(args.preprocess, &compile);
-    match validation.or_else(|| train.split_last(options.validation_split).1) {
-        Some(validation) => args.report.write(&model, &compile, &validation, args.batch_size, &options.loading, false),
-        None => Ok(()),
-    }
+    let report = match (outcome.report, &request) {
+        (Some(report), _) => Some(report),
+        // No validation data was opened: the report is on the last fraction fit held out.
+        (None, Some(_)) => {
+            let (train, _) = data.as_the_model_takes(args.preprocess, &compile);
+            match train.split_last(options.validation_split).1 {
+                Some(held_out) => args.report.evaluate(&model, &compile, &held_out, args.batch_size, &options.loading)?.1,
+                None => None,
+            }
+        }
+        (None, None) => None,
+    };
+    report.map_or(Ok(()), |report| args.report.write(&report, false))
 }
 
 /// One sigmoid unit for two-class data on the Happy model, else one unit per class.

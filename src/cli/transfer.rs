@@ -19,7 +19,6 @@ use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
 use keras_tch::train::augment::Augmentation;
 use keras_tch::train::compile::CompileConfig;
-use keras_tch::train::evaluate::evaluate_dataset;
 use keras_tch::train::freeze::FreezeSpec;
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::losses::CrossEntropyStyle;
@@ -214,8 +213,11 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     write_bytes_atomically(&classes_path, (train.classes().join("\n") + "\n").as_bytes())?;
     println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
     if let Some(validation) = &data.validation {
-        evaluate_dataset(&model, &compile, validation, args.batch_size, &args.folders.loading(device))?.print_notebook_lines();
-        args.report.write(&model, &compile, validation, args.batch_size, &args.folders.loading(device), false)?;
+        let (evaluation, report) = args.report.evaluate(&model, &compile, validation, args.batch_size, &args.folders.loading(device))?;
+        evaluation.print_notebook_lines();
+        if let Some(report) = report {
+            args.report.write(&report, false)?;
+        }
     }
     Ok(())
 }

@@ -28,12 +28,12 @@ impl Evaluation {
 
 pub fn evaluate(model: &Model, compile: &CompileConfig, x: &Tensor, y: &Tensor, batch_size: i64) -> Result<Evaluation> {
     let data = Dataset::from_tensors(x, y, "evaluate's arrays").context("evaluate")?;
-    evaluate_in_phase(model, compile, &data, batch_size, &Loading::on_this_thread(), false)
+    evaluate_in_phase(model, compile, &data, batch_size, &Loading::on_this_thread(), false, None)
 }
 
 /// `model.evaluate(dataset)`: as [`evaluate`], reading each batch when it is needed.
 pub fn evaluate_dataset(model: &Model, compile: &CompileConfig, data: &Dataset, batch_size: i64, loading: &Loading) -> Result<Evaluation> {
-    evaluate_in_phase(model, compile, data, batch_size, loading, false)
+    evaluate_in_phase(model, compile, data, batch_size, loading, false, None)
 }
 
 /// `evaluate` after Keras's `K.set_learning_phase(1)`, as the course notebook ran it before
@@ -58,7 +58,7 @@ pub fn evaluate_dataset_learning_phase_1(
         .iter()
         .flat_map(|n| n.layer.weights().into_iter().filter(|w| !w.trainable).map(|w| (w.tensor.shallow_clone(), w.tensor.copy())))
         .collect();
-    let result = evaluate_in_phase(model, compile, data, batch_size, loading, true);
+    let result = evaluate_in_phase(model, compile, data, batch_size, loading, true, None);
     no_grad(|| {
         for (variable, value) in &saved {
             variable.shallow_clone().copy_(value);
@@ -67,6 +67,8 @@ pub fn evaluate_dataset_learning_phase_1(
     result
 }
 
+/// The evaluation of `model` on `data` (BatchNorm and Dropout as in training when `train`), with
+/// each batch's outputs and targets pushed to `collect` (on the CPU) when given.
 fn evaluate_in_phase(
     model: &Model,
     compile: &CompileConfig,
@@ -74,6 +76,7 @@ fn evaluate_in_phase(
     batch_size: i64,
     loading: &Loading,
     train: bool,
+    mut collect: Option<&mut Vec<(Tensor, Tensor)>>,
 ) -> Result<Evaluation> {
     if data.is_empty() {
         bail!("evaluate: no samples");
@@ -92,6 +95,9 @@ fn evaluate_in_phase(
             if let Some(accuracy) = compile.accuracy {
                 correct += count_correct(accuracy, &yb, &probs);
             }
+            if let Some(collected) = collect.as_deref_mut() {
+                collected.push((probs.to_device(tch::Device::Cpu), yb.to_device(tch::Device::Cpu)));
+            }
         }
         Ok(())
     })?;
@@ -99,33 +105,41 @@ fn evaluate_in_phase(
     Ok(Evaluation { loss: loss_sum / n, accuracy: compile.accuracy.map(|_| correct / n) })
 }
 
-/// The model's outputs (inference mode) and the targets for every sample of `data`, in order, on the CPU.
-pub fn predict_dataset(model: &Model, data: &Dataset, batch_size: i64, loading: &Loading) -> Result<(Tensor, Tensor)> {
-    let (mut outputs, mut targets) = (Vec::new(), Vec::new());
-    for batch in data.batches(None, batch_size.max(1) as usize, 0, loading) {
-        let (x, y) = batch?;
-        outputs.push(no_grad(|| model.predict(&x.to_device(model.device())))?.to_device(tch::Device::Cpu));
-        targets.push(y);
-    }
-    if outputs.is_empty() {
-        bail!("predict: no samples");
-    }
-    Ok((Tensor::cat(&outputs, 0), Tensor::cat(&targets, 0)))
+/// What an evaluation report is asked to hold: top-k accuracies for each k below the number of
+/// classes, and how many of the most confidently misclassified files to list.
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    pub top_k: Vec<usize>,
+    pub mistakes: usize,
 }
 
-/// scikit-learn's report (classification_report, confusion_matrix, top-k accuracies for each
-/// k below the number of classes) of `model` on `data`, with the `mistakes` most confidently
-/// misclassified files when the samples are files. A single sigmoid output counts as two classes.
-pub fn report_on_dataset(
+/// [`evaluate_dataset`] and scikit-learn's report (classification_report, confusion_matrix,
+/// top-k accuracies, the most confidently misclassified files when the samples are files) of
+/// the same predictions, from one pass over `data`. A single sigmoid output counts as two
+/// classes.
+pub fn evaluate_with_report(
     model: &Model,
     compile: &CompileConfig,
     data: &Dataset,
     batch_size: i64,
     loading: &Loading,
-    top_k: &[usize],
-    mistakes: usize,
+    request: &ReportRequest,
+) -> Result<(Evaluation, EvaluationReport)> {
+    let mut batches = Vec::new();
+    let evaluation = evaluate_in_phase(model, compile, data, batch_size, loading, false, Some(&mut batches))?;
+    let (outputs, targets): (Vec<Tensor>, Vec<Tensor>) = batches.into_iter().unzip();
+    let report = report_from(compile, data, &Tensor::cat(&outputs, 0), &Tensor::cat(&targets, 0), request)?;
+    Ok((evaluation, report))
+}
+
+/// The report of `outputs` against `targets` (as the loss takes them) for the samples of `data`.
+fn report_from(
+    compile: &CompileConfig,
+    data: &Dataset,
+    outputs: &Tensor,
+    targets: &Tensor,
+    request: &ReportRequest,
 ) -> Result<EvaluationReport> {
-    let (outputs, targets) = predict_dataset(model, data, batch_size, loading)?;
     let outputs = outputs.to_kind(Kind::Float);
     let scores = if outputs.size().get(1) == Some(&1) {
         Tensor::cat(&[outputs.ones_like() - &outputs, outputs.shallow_clone()], 1)
@@ -141,8 +155,8 @@ pub fn report_on_dataset(
     let names: Vec<String> =
         if data.classes().len() == classes { data.classes().to_vec() } else { (0..classes).map(|c| c.to_string()).collect() };
     let scores: Vec<f32> = Vec::try_from(scores.contiguous().flatten(0, -1))?;
-    let top_k: Vec<usize> = top_k.iter().copied().filter(|&k| k >= 1 && k < classes).collect();
-    EvaluationReport::new(&names, &y_true, &scores, &top_k, data.sample_names().as_deref(), mistakes)
+    let top_k: Vec<usize> = request.top_k.iter().copied().filter(|&k| k >= 1 && k < classes).collect();
+    EvaluationReport::new(&names, &y_true, &scores, &top_k, data.sample_names().as_deref(), request.mistakes)
 }
 
 pub fn count_correct(accuracy: Accuracy, y: &Tensor, probs: &Tensor) -> f64 {

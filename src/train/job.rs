@@ -10,11 +10,12 @@ use anyhow::{bail, Context, Result};
 
 use super::compile::{CompileConfig, TrainingConfig};
 use super::curves::save_curves;
-use super::evaluate::{evaluate_dataset, Evaluation};
+use super::evaluate::{evaluate_dataset, evaluate_with_report, Evaluation, ReportRequest};
 use super::fit::{fit_dataset, FitOptions};
 use super::history::History;
 use super::losses::{CrossEntropyStyle, Loss};
 use super::optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
+use super::report::EvaluationReport;
 use crate::data::course_file::course_dataset;
 use crate::data::dataset::Dataset;
 use crate::data::folders::{folder_dataset, folder_datasets};
@@ -127,11 +128,14 @@ pub struct TrainOutcome {
     pub history: History,
     /// On the validation data, after training.
     pub evaluation: Option<Evaluation>,
+    /// The report asked for, of the same predictions as `evaluation`.
+    pub report: Option<EvaluationReport>,
 }
 
 /// Fit `model` on the raw datasets (preprocessed with `preprocess`, labels as the loss takes
 /// them), write `history.{json,csv}` and `curves.png` to `run_dir`, save the model with its
-/// compile to `save` (a Keras `.h5`), and evaluate it on the validation data.
+/// compile to `save` (a Keras `.h5`), and evaluate it on the validation data (with the report
+/// `report` asks for, from the same pass).
 #[allow(clippy::too_many_arguments)]
 pub fn fit_and_save(
     model: &mut Model,
@@ -142,6 +146,7 @@ pub fn fit_and_save(
     options: &FitOptions,
     run_dir: &Path,
     save: &Path,
+    report: Option<&ReportRequest>,
     interrupt: &AtomicBool,
 ) -> Result<TrainOutcome> {
     let (train, validation) = data.as_the_model_takes(preprocess, compile);
@@ -152,6 +157,13 @@ pub fn fit_and_save(
     save_curves(&history, &run_dir.join("curves.png"))?;
     model.training_config = Some(compile.training_config(&optimizer.config));
     save_model_h5(model, save)?;
-    let evaluation = validation.as_ref().map(|v| evaluate_dataset(model, compile, v, 32, &options.loading)).transpose()?;
-    Ok(TrainOutcome { history, evaluation })
+    let (evaluation, report) = match (&validation, report) {
+        (Some(validation), Some(request)) => {
+            let (evaluation, report) = evaluate_with_report(model, compile, validation, 32, &options.loading, request)?;
+            (Some(evaluation), Some(report))
+        }
+        (Some(validation), None) => (Some(evaluate_dataset(model, compile, validation, 32, &options.loading)?), None),
+        (None, _) => (None, None),
+    };
+    Ok(TrainOutcome { history, evaluation, report })
 }
