@@ -28,15 +28,16 @@ use keras_tch::graph::summary::thousands;
 use keras_tch::imaging::{preprocess_input, PreprocessMode};
 use keras_tch::io::save_model_h5;
 use keras_tch::layers::{init, pooling::PoolKind};
-use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
+use keras_tch::models::transfer::{load_base, NewHead};
 use keras_tch::models::{Arch, ArchOptions};
 use keras_tch::train::compile::CompileConfig;
 use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::fit::{fit, FitOptions};
-use keras_tch::train::freeze::{freeze, FreezeSpec};
+use keras_tch::train::freeze::FreezeSpec;
 use keras_tch::train::losses::CrossEntropyStyle;
 use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
-use keras_tch::train::transfer::{train_transfer, HeadLayers, TransferData, TransferOptions};
+use keras_tch::train::transfer::{train_transfer, TransferData, TransferOptions};
+use keras_tch::train::transfer_job::transfer_model;
 
 const SOURCE_CLASSES: [i64; 3] = [0, 1, 2];
 const TARGET_CLASSES: [i64; 3] = [3, 4, 5];
@@ -171,20 +172,17 @@ fn run_regime(regime: &Regime, base_path: &Path, validation: &LabeledImages, run
     let device = Device::cuda_if_available();
     let base = load_base(base_path, [64, 64], device)?;
     let head = NewHead { pooling: PoolKind::Average, dropout: 0.0, classes: TARGET_CLASSES.len() as i64 };
-    let (mut model, head_names, _) = with_new_head(base.model, None, &head)?;
-    let base_output = model.node(model.layer(&head_names[0])?.inbound[0]).name.clone();
-    match regime.freeze {
-        Freeze::All => {
-            freeze(&mut model, &FreezeSpec { until: Some(base_output), ..Default::default() })?;
-        }
+    let spec = match regime.freeze {
+        Freeze::All => None, // the whole base: the head trains on cached features
         // Keras's fine-tuning advice: BatchNorm keeps its pretrained statistics (inference mode).
-        Freeze::Stages(n) => {
-            freeze(&mut model, &FreezeSpec { stages: Some(n), batch_norm: true, ..Default::default() })?;
-        }
-        Freeze::None => {
-            freeze(&mut model, &FreezeSpec { batch_norm: true, ..Default::default() })?;
-        }
-        Freeze::Scratch => reinitialise(&model),
+        Freeze::Stages(n) => Some(FreezeSpec { stages: Some(n), batch_norm: true, ..Default::default() }),
+        Freeze::None => Some(FreezeSpec { batch_norm: true, ..Default::default() }),
+        Freeze::Scratch => Some(FreezeSpec::default()),
+    };
+    let built = transfer_model(base.model, None, &head, spec.as_ref())?;
+    let mut model = built.model;
+    if let Freeze::Scratch = regime.freeze {
+        reinitialise(&model);
     }
     let (_, trainable, _) = model.param_counts();
     let (vx, vy) = (preprocess_input(&validation.x, MODE), validation.one_hot_labels());
@@ -201,8 +199,7 @@ fn run_regime(regime: &Regime, base_path: &Path, validation: &LabeledImages, run
         cache_dir: Some(run_dir.join("feature-cache")),
         ..Default::default()
     };
-    let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names[1].clone(), dropout: 0.0 };
-    let report = train_transfer(&mut model, &head_layers, &data, &options, keras_tch::train::interrupt::ctrl_c_flag())?;
+    let report = train_transfer(&mut model, &built.head, &data, &options, keras_tch::train::interrupt::ctrl_c_flag())?;
     if let Some((path, reused)) = &report.cache {
         println!("bottleneck features {} {}", if *reused { "reused from" } else { "cached in" }, path.display());
     }

@@ -44,6 +44,12 @@ impl FreezeArgs {
 /// Freeze what `spec` selects and print the result with the parameter counts.
 pub fn apply(model: &mut Model, spec: &FreezeSpec) -> Result<()> {
     let frozen = freeze(model, spec).context("the freezing flags (--freeze, --freeze-until, --trainable-from, --freeze-stages)")?;
+    print_frozen(model, &frozen);
+    Ok(())
+}
+
+/// `Frozen N layer(s), 'first' … 'last': trainable params …, non-trainable params …`.
+pub fn print_frozen(model: &Model, frozen: &[String]) {
     let (_, trainable, non_trainable) = model.param_counts();
     println!(
         "Frozen {} layer(s), '{}' … '{}': trainable params {}, non-trainable params {}",
@@ -53,5 +59,4 @@ pub fn apply(model: &mut Model, spec: &FreezeSpec) -> Result<()> {
         thousands(trainable),
         thousands(non_trainable)
     );
-    Ok(())
 }

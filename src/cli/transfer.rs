@@ -4,26 +4,20 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
 use super::freeze_args::FreezeArgs;
-use keras_tch::data::course_file::course_dataset;
 use keras_tch::data::dataset::{Dataset, LabelMode};
-use keras_tch::data::folders::{folder_dataset, folder_datasets};
 use keras_tch::graph::summary::summary;
 use keras_tch::imaging::PreprocessMode;
-use keras_tch::io::atomic::{check_destination, write_bytes_atomically};
-use keras_tch::io::save_model_h5;
+use keras_tch::io::atomic::check_destination;
 use keras_tch::layers::pooling::PoolKind;
-use keras_tch::models::transfer::{load_base, with_new_head, NewHead};
+use keras_tch::models::transfer::NewHead;
 use keras_tch::train::augment::Augmentation;
-use keras_tch::train::compile::CompileConfig;
-use keras_tch::train::freeze::FreezeSpec;
 use keras_tch::train::interrupt::ctrl_c_flag;
-use keras_tch::train::losses::CrossEntropyStyle;
-use keras_tch::train::optimizer::OptimizerConfig;
-use keras_tch::train::transfer::{train_transfer, HeadLayers, TransferData, TransferOptions};
+use keras_tch::train::transfer::{train_transfer, TransferData, TransferOptions};
+use keras_tch::train::transfer_job::{save_transfer_model, transfer_model, OpenedTransfer, TransferInputs};
 
 #[derive(Args, Debug)]
 pub struct TransferArgs {
@@ -124,20 +118,16 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         bail!("--lr-schedule applies to train; transfer trains with --lr, then fine-tunes with --fine-tune-lr");
     }
     let device = args.run.device.resolve()?;
-    // Course files fix the image size, and the base is built for it; folders are read at the
-    // base's input size (224×224 for ImageNet checkpoints) unless --target-size says otherwise.
-    let (base, train, validation) = if args.data.is_dir() {
-        let base = load_base(&args.base, args.target_size.unwrap_or([224, 224]).map(i64::from), device)?;
-        let shape = &base.model.node(base.model.inputs()[0]).output_shape;
-        let size = args.target_size.map_or((shape[0] as u32, shape[1] as u32), |[h, w]| (h, w));
-        let (train, validation) = load_folder_data(args, size)?;
-        (base, train, validation)
-    } else {
-        let (train, validation) = load_course_data(args)?;
-        let shape = train.input_shape();
-        let base = load_base(&args.base, [shape[0], shape[1]], device)?;
-        (base, train, validation)
+    let inputs = TransferInputs {
+        data: args.data.clone(),
+        validation_data: args.validation_data.clone(),
+        validation_split: args.validation_split,
+        seed: args.run.seed,
+        target_size: args.target_size,
+        interpolation: args.folders.interpolation,
+        crop_to_aspect_ratio: args.folders.crop_to_aspect_ratio,
     };
+    let OpenedTransfer { base, train, validation } = inputs.open(&args.base, device)?;
     if let Some(report) = &base.report {
         println!("Base {}: {report}", args.base.display());
     }
@@ -159,21 +149,19 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     );
 
     let head = NewHead { pooling: args.pooling, dropout: args.dropout, classes: train.classes().len() as i64 };
-    let (mut model, head_names, dropped) = with_new_head(base.model, args.base_output.as_deref(), &head)?;
-    if !dropped.is_empty() {
-        println!("Replaced the top: dropped {}; new head {}", dropped.join(", "), head_names.join(", "));
-    }
-    let base_output = model.node(model.layer(&head_names[0])?.inbound[0]).name.clone();
     let spec = args.freeze.spec();
-    let spec = if spec.is_empty() { FreezeSpec { until: Some(base_output), ..Default::default() } } else { spec };
-    super::freeze_args::apply(&mut model, &spec)?;
+    let built = transfer_model(base.model, args.base_output.as_deref(), &head, (!spec.is_empty()).then_some(&spec))?;
+    if !built.dropped.is_empty() {
+        println!("Replaced the top: dropped {}; new head {}", built.dropped.join(", "), built.head_names.join(", "));
+    }
+    let mut model = built.model;
+    super::freeze_args::print_frozen(&model, &built.frozen);
     if args.summary {
         print!("{}", summary(&model));
     }
 
     let as_the_model_takes = |data: Dataset| data.with_preprocessing(mode).with_label_mode(LabelMode::Categorical);
     let data = TransferData { train: as_the_model_takes(train.clone()), validation: validation.map(as_the_model_takes) };
-    let head_layers = HeadLayers { pool: head_names[0].clone(), dense: head_names.last().expect("a Dense").clone(), dropout: args.dropout };
     let run_dir = args.run_dir.clone().unwrap_or_else(|| Path::new("runs").join(&model.name));
     let options = TransferOptions {
         epochs: args.epochs,
@@ -198,53 +186,22 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         callbacks: args.callbacks.callbacks()?,
         class_weight: args.class_weight.table(&train)?,
     };
-    let report = train_transfer(&mut model, &head_layers, &data, &options, ctrl_c_flag())?;
+    let report = train_transfer(&mut model, &built.head, &data, &options, ctrl_c_flag())?;
     match &report.cache {
         Some((path, true)) => println!("Reused cached bottleneck features {}", path.display()),
         Some((path, false)) => println!("Computed bottleneck features once, cached in {}", path.display()),
         None => println!("Trained on the images (the base is not entirely frozen, augmentation is on, or --no-cache)"),
     }
 
-    let compile = CompileConfig::for_model(&model, None, CrossEntropyStyle::TfKeras)?;
-    let optimizer = OptimizerConfig::adam(if report.fine_tune_history.is_some() { args.fine_tune_lr } else { args.lr });
-    model.training_config = Some(compile.training_config(&optimizer));
-    save_model_h5(&model, &args.save)?;
-    let classes_path = args.save.with_extension("classes.txt");
-    write_bytes_atomically(&classes_path, (train.classes().join("\n") + "\n").as_bytes())?;
+    let learning_rate = if report.fine_tune_history.is_some() { args.fine_tune_lr } else { args.lr };
+    let (compile, classes_path) = save_transfer_model(&mut model, train.classes(), &args.save, learning_rate)?;
     println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
     if let Some(validation) = &data.validation {
-        let (evaluation, report) = args.report.evaluate(&model, &compile, validation, args.batch_size, &args.folders.loading(device))?;
+        let (evaluation, report) = args.report.evaluate(&model, &compile, validation, args.batch_size, &options.loading)?;
         evaluation.print_notebook_lines();
         if let Some(report) = report {
             args.report.write(&report, false)?;
         }
     }
     Ok(())
-}
-
-/// Folder datasets: --validation-data, or a seeded --validation-split of --data (the files
-/// Keras's image_dataset_from_directory picks for the same seed).
-fn load_folder_data(args: &TransferArgs, size: (u32, u32)) -> Result<(Dataset, Option<Dataset>)> {
-    let reading = args.folders.reading(size);
-    let (train, validation) = match &args.validation_data {
-        Some(path) => (folder_dataset(&args.data, reading)?, Some(folder_dataset(path, reading)?)),
-        None => folder_datasets(&args.data, args.validation_split, args.run.seed, reading)?,
-    };
-    Ok((train, validation))
-}
-
-/// Course files: the training split of --data, and the test split of --validation-data or of
-/// the sibling test_*.h5 when it exists.
-fn load_course_data(args: &TransferArgs) -> Result<(Dataset, Option<Dataset>)> {
-    let train = course_dataset(&args.data, "train").with_context(|| format!("reading {}", args.data.display()))?;
-    let validation_path = args.validation_data.clone().or_else(|| sibling_test_file(&args.data).filter(|p| p.exists()));
-    let validation = validation_path.map(|path| course_dataset(&path, "test")).transpose()?;
-    Ok((train, validation))
-}
-
-/// `train_x.h5` -> `test_x.h5` (the course's pairs: train_signs/test_signs, train_catvnoncat/…).
-fn sibling_test_file(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?.to_str()?;
-    let rest = name.strip_prefix("train_")?;
-    Some(path.with_file_name(format!("test_{rest}")))
 }

@@ -20,3 +20,4 @@ pub mod progress;
 pub mod report;
 pub mod schedules;
 pub mod transfer;
+pub mod transfer_job;
