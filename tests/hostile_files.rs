@@ -289,7 +289,7 @@ fn hdf5_reads_from_many_threads_at_once_all_finish() {
     let started = std::time::Instant::now();
     let threads: Vec<_> = (0..4)
         .map(|thread| {
-            let (model_file, scratch) = (model_file.clone(), scratch.clone());
+            let (model_file, scratch) = (model_file.clone(), scratch.to_path_buf());
             std::thread::spawn(move || -> usize {
                 let model = load_model(&model_file, Device::Cpu).unwrap();
                 for round in 0..6 {

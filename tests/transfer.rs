@@ -160,7 +160,7 @@ fn fine_tuning_moves_only_the_unfrozen_stage() {
         epochs: 1,
         batch_size: 16,
         verbose: 0,
-        cache_dir: Some(dir),
+        cache_dir: Some(dir.to_path_buf()),
         fine_tune_stages: 1,
         fine_tune_epochs: 1,
         fine_tune_learning_rate: 1e-4,
@@ -196,12 +196,13 @@ fn training_the_head_leaves_the_frozen_base_bit_identical() {
     let before = snapshot(&model);
     let labels = Tensor::from_slice(&[0i64, 1].repeat(16)).one_hot(2).to_kind(tch::Kind::Float);
     let data = TransferData::from_tensors(&x, &labels, None, "frozen-base test").unwrap();
+    let cache = scratch_dir("frozen-base");
     let options = TransferOptions {
         epochs: 3,
         batch_size: 16,
         learning_rate: 1e-2,
         verbose: 0,
-        cache_dir: Some(scratch_dir("frozen-base")),
+        cache_dir: Some(cache.to_path_buf()),
         ..Default::default()
     };
     let head_layers = HeadLayers { pool: head[0].clone(), dense: head[2].clone(), dropout: 0.2 };

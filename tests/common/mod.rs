@@ -42,12 +42,42 @@ pub fn shared_data(file: &str) -> Option<PathBuf> {
     require(folder.join(file), &format!("course data file {file}"), "expected in ../shared/data")
 }
 
-/// A fresh, empty scratch folder for one test.
-pub fn scratch_dir(test: &str) -> PathBuf {
+/// A fresh, empty scratch folder for one test, removed when the test is done with it — kept
+/// when the test fails, to look at. (Left behind, the suite's files filled the disk.)
+pub fn scratch_dir(test: &str) -> ScratchDir {
     let dir = std::env::temp_dir().join(format!("keras-tch-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    ScratchDir(dir)
+}
+
+pub struct ScratchDir(PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for ScratchDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Read a float32 dataset of a fixture's io.h5 as (flat values, shape).
