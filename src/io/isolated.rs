@@ -232,16 +232,15 @@ fn address_space_bytes() -> Option<u64> {
     pages.checked_mul(u64::try_from(page).ok()?)
 }
 
-enum ReadFailure {
+/// Why reading a reading process's answer failed.
+pub(super) enum ReadFailure {
     TimedOut,
     Io(std::io::Error),
 }
 
-/// Everything the child writes, until it closes the pipe (by exiting), or `deadline`.
-fn read_until_eof(reader: &mut std::fs::File, deadline: Instant) -> Result<Vec<u8>, ReadFailure> {
+/// Wait until `reader` has bytes (or its writer closed it), or `deadline` passes.
+pub(super) fn wait_readable(reader: &std::fs::File, deadline: Instant) -> Result<(), ReadFailure> {
     use std::os::fd::AsRawFd;
-    let mut answer = Vec::new();
-    let mut buffer = vec![0u8; PIPE_BYTES as usize];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -251,16 +250,24 @@ fn read_until_eof(reader: &mut std::fs::File, deadline: Instant) -> Result<Vec<u
         let millis = left.as_millis().clamp(1, c_int::MAX as u128) as c_int;
         // SAFETY: one live pollfd.
         let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        if ready > 0 {
+            return Ok(());
+        }
         if ready < 0 {
             let error = std::io::Error::last_os_error();
-            if error.kind() == std::io::ErrorKind::Interrupted {
-                continue;
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(ReadFailure::Io(error));
             }
-            return Err(ReadFailure::Io(error));
         }
-        if ready == 0 {
-            continue; // the deadline is checked at the top
-        }
+    }
+}
+
+/// Everything the child writes, until it closes the pipe (by exiting), or `deadline`.
+fn read_until_eof(reader: &mut std::fs::File, deadline: Instant) -> Result<Vec<u8>, ReadFailure> {
+    let mut answer = Vec::new();
+    let mut buffer = vec![0u8; PIPE_BYTES as usize];
+    loop {
+        wait_readable(reader, deadline)?;
         match reader.read(&mut buffer) {
             Ok(0) => return Ok(answer),
             Ok(n) => answer.extend_from_slice(&buffer[..n]),

@@ -17,6 +17,7 @@ use super::subclassed_resnet::{SubclassedLayout, TutorialResnet};
 use crate::error::{closest_name, Error, LayerProblem, LoadProblem};
 use crate::graph::naming::{AutoNamer, KerasVersion};
 use crate::graph::{keras_shape_of, Model};
+use crate::layers::Weight;
 use crate::models::names::resnet50_name_pairs;
 
 /// Keras's epsilon for ResNet50's BatchNorm in each scheme.
@@ -258,16 +259,22 @@ fn plan_layer<'a>(
                 .find(|w| w.name == weight.name)
                 .ok_or_else(|| LayerProblem::MissingWeight { stored: stored.name.clone(), weight: weight.name.to_string() })?
         };
-        let expected = keras_shape_of(weight);
-        if value.shape != expected {
-            return Err(LayerProblem::ShapeMismatch {
-                weight: weight.name.to_string(),
-                dataset: value.dataset.clone(),
-                expected,
-                found: value.shape.clone(),
-            });
-        }
+        check_shape(weight, value)?;
         plan.push(Assignment { node: index, weight: position, stored: value });
     }
     Ok(plan)
+}
+
+/// The stored value's shape must be the weight's, in Keras's layout.
+pub(crate) fn check_shape(weight: &Weight, value: &SavedWeight) -> std::result::Result<(), LayerProblem> {
+    let expected = keras_shape_of(weight);
+    if value.shape != expected {
+        return Err(LayerProblem::ShapeMismatch {
+            weight: weight.name.to_string(),
+            dataset: value.dataset.clone(),
+            expected,
+            found: value.shape.clone(),
+        });
+    }
+    Ok(())
 }

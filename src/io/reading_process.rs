@@ -17,7 +17,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use super::isolated::{
-    decode_answer, encode_answer, explain_exit, prepare_child, timed_out, wait_for, write_all_or_exit, ChildLimits, Wire, PIPE_BYTES,
+    decode_answer, encode_answer, explain_exit, prepare_child, timed_out, wait_for, wait_readable, write_all_or_exit, ChildLimits,
+    ReadFailure, Wire, PIPE_BYTES,
 };
 
 /// A child process answering requests `Q` with `A`, one at a time.
@@ -76,21 +77,23 @@ impl<Q: Wire, A: Wire> ReadingProcess<Q, A> {
         (body.len() as u64).put(&mut frame);
         frame.extend_from_slice(&body);
         let deadline = Instant::now() + self.limits.time;
-        let exchanged =
-            child.requests.write_all(&frame).map_err(Failure::Io).and_then(|()| read_exact_by(&mut child.answers, 8, deadline)).and_then(
-                |length| {
-                    let length = u64::take(&mut length.as_slice()).map_err(|e| Failure::Io(std::io::Error::other(e)))?;
-                    read_exact_by(&mut child.answers, usize::try_from(length).unwrap_or(usize::MAX), deadline)
-                },
-            );
+        let exchanged = child
+            .requests
+            .write_all(&frame)
+            .map_err(ReadFailure::Io)
+            .and_then(|()| read_exact_by(&mut child.answers, 8, deadline))
+            .and_then(|length| {
+                let length = u64::take(&mut length.as_slice()).map_err(|e| ReadFailure::Io(std::io::Error::other(e)))?;
+                read_exact_by(&mut child.answers, usize::try_from(length).unwrap_or(usize::MAX), deadline)
+            });
         match exchanged {
             Ok(answer) => decode_answer(&what, &answer),
             Err(failure) => {
                 let child = self.child.take().expect("checked above");
                 let status = child.stop();
                 Err(match failure {
-                    Failure::TimedOut => timed_out(&what, &self.limits),
-                    Failure::Io(e) => match explain_exit(&what, status, &self.limits) {
+                    ReadFailure::TimedOut => timed_out(&what, &self.limits),
+                    ReadFailure::Io(e) => match explain_exit(&what, status, &self.limits) {
                         Err(why) => why,
                         Ok(()) => anyhow::anyhow!("{what}: lost the reading process: {e}"),
                     },
@@ -127,41 +130,19 @@ fn pipe(what: &str) -> Result<(c_int, c_int)> {
     Ok((fds[0], fds[1]))
 }
 
-enum Failure {
-    TimedOut,
-    Io(std::io::Error),
-}
-
 /// Exactly `count` bytes from `reader`, or the failure: the deadline passed, or the pipe closed.
-fn read_exact_by(reader: &mut std::fs::File, count: usize, deadline: Instant) -> Result<Vec<u8>, Failure> {
+fn read_exact_by(reader: &mut std::fs::File, count: usize, deadline: Instant) -> Result<Vec<u8>, ReadFailure> {
     // A corrupt length is bounded by what the child could have been allowed to send.
     let mut out = Vec::with_capacity(count.min(PIPE_BYTES as usize));
     let mut buffer = vec![0u8; PIPE_BYTES as usize];
     while out.len() < count {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Failure::TimedOut);
-        }
-        let mut poll = libc::pollfd { fd: reader.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let millis = left.as_millis().clamp(1, c_int::MAX as u128) as c_int;
-        // SAFETY: one live pollfd.
-        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-        if ready < 0 {
-            let error = std::io::Error::last_os_error();
-            if error.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(Failure::Io(error));
-        }
-        if ready == 0 {
-            continue;
-        }
+        wait_readable(reader, deadline)?;
         let want = (count - out.len()).min(buffer.len());
         match reader.read(&mut buffer[..want]) {
-            Ok(0) => return Err(Failure::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the reading process ended"))),
+            Ok(0) => return Err(ReadFailure::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the reading process ended"))),
             Ok(n) => out.extend_from_slice(&buffer[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Failure::Io(e)),
+            Err(e) => return Err(ReadFailure::Io(e)),
         }
     }
     Ok(out)

@@ -21,13 +21,13 @@ use std::fmt;
 use anyhow::Result;
 use hdf5::Group;
 
-use super::load_weights::{Assignment, LoadOptions, LoadReport};
+use super::load_weights::{check_shape, Assignment, LoadOptions, LoadReport};
 use super::save_h5::{write_str_attr, write_str_list_attr, write_weight_dataset, KERAS_FORMAT_VERSION};
 use super::saved_weights::{FileLayout, SavedLayer, SavedWeight, SavedWeights};
 use crate::error::{Error, LayerProblem, LoadProblem};
 use crate::graph::naming::{snake_case, AutoNamer, KerasVersion};
 use crate::graph::summary::{subclassed_summary, SubclassedRow};
-use crate::graph::{keras_shape_of, Model};
+use crate::graph::Model;
 use crate::models::names::basic_block;
 use crate::models::resnet_basic::Depth;
 
@@ -412,15 +412,7 @@ fn plan_layer<'a>(
     }
     let mut plan = Vec::new();
     for (position, (weight, value)) in weights.iter().zip(stored).enumerate() {
-        let expected = keras_shape_of(weight);
-        if value.shape != expected {
-            return Err(LayerProblem::ShapeMismatch {
-                weight: weight.name.to_string(),
-                dataset: value.dataset.clone(),
-                expected,
-                found: value.shape.clone(),
-            });
-        }
+        check_shape(weight, value)?;
         plan.push(Assignment { node, weight: position, stored: value });
     }
     Ok(plan)
