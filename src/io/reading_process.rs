@@ -3,10 +3,11 @@
 //! process holding a model: ~50 ms a batch with 800 MB resident, measured).
 //!
 //! Same isolation as [`super::isolated`]: libhdf5 runs only in the child (prepared the same way:
-//! its own descriptors only, output to /dev/null, memory capped, dead with its parent or on
-//! Ctrl-C), each answer has the same time limit, and a child that crashed, hung or vanished is an
-//! error naming the file — after which this process answers nothing more. Requests and answers
-//! are framed by their length; answers are encoded as `isolated`'s are.
+//! its own descriptors only, output to /dev/null, memory capped, dead with its parent — but it
+//! ignores Ctrl-C, which the parent handles), each answer has the same time limit, and a child
+//! that crashed, hung or vanished is an error naming the file — after which this process answers
+//! nothing more. Requests and answers are framed by their length; answers are encoded as
+//! `isolated`'s are.
 
 use std::ffi::c_int;
 use std::io::{Read, Write};
@@ -157,7 +158,13 @@ fn serve_requests<Q: Wire, A: Wire>(
     mut serve: impl FnMut(Q) -> Result<A>,
 ) -> ! {
     // SAFETY: a freshly forked child; `requests` and `answers` are its pipes to the parent.
-    unsafe { prepare_child(&[requests, answers], parent, memory_bytes) };
+    unsafe {
+        prepare_child(&[requests, answers], parent, memory_bytes);
+        // A terminal's Ctrl-C reaches the whole process group. The parent stops cleanly at the
+        // end of its step (saving a checkpoint), which may need one more batch: this child
+        // outlives the keystroke and ends with the parent (dropped, or PR_SET_PDEATHSIG).
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
     loop {
         let Some(body) = read_frame(requests) else {
             // SAFETY: the parent is done (or gone); leave without the parent's destructors.
