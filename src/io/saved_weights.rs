@@ -298,7 +298,9 @@ fn read_h5_weights_from(file: &hdf5::File, path: &Path, file_size: u64) -> Resul
         let layers = if keras1 { layers.into_iter().map(rename_keras1_weights).collect::<Result<_>>()? } else { layers };
         return Ok(SavedWeights { path: path.into(), layout, keras_version, layers, source: None });
     }
-    if file.group("layers").is_ok() {
+    // Keras 3 writes the model's own (empty) `vars` at the root, and its layers under `layers`
+    // or, for a subclassed model, under its attribute names.
+    if file.group("layers").is_ok() || file.group("vars").is_ok() {
         return read_keras3_weights(&source, file);
     }
     bail!(
