@@ -257,23 +257,32 @@ fn ctrl_c_or_sigterm_stops_any_command_with_no_partial_output() {
     }
 }
 
+/// A long training run on the course's cat/non-cat file, checkpointing under `root`.
+fn long_training(train: &Path, root: &Path) -> Command {
+    let mut command = keras_tch();
+    command
+        .args(["train", "--arch", "happy", "--epochs", "500", "--verbose", "0", "--device", "cpu", "--data"])
+        .arg(train)
+        .arg("--checkpoint-dir")
+        .arg(root.join("checkpoints"))
+        .arg("--root")
+        .arg(root);
+    command
+}
+
+/// How a signalled training run must end: its status, the checkpoint saved and said.
+fn assert_stopped_with_a_checkpoint(output: &Output, status: i32, root: &Path) {
+    assert_eq!(output.status.code(), Some(status), "{}", stderr(output));
+    assert!(stderr(output).contains("saving a checkpoint"), "{}", stderr(output));
+    assert!(root.join("checkpoints/checkpoint.json").exists());
+}
+
 #[test]
 fn sigterm_during_training_saves_a_checkpoint_like_ctrl_c() {
     let Some(train) = shared_data("train_catvnoncat.h5") else { return };
     let root = scratch_dir("sigterm-train");
-    let checkpoints = root.join("checkpoints");
-    let mut command = keras_tch();
-    command
-        .args(["train", "--arch", "happy", "--epochs", "500", "--verbose", "0", "--device", "cpu", "--data"])
-        .arg(&train)
-        .arg("--checkpoint-dir")
-        .arg(&checkpoints)
-        .arg("--root")
-        .arg(&root);
-    let output = interrupted(command, Duration::from_secs(8), libc::SIGTERM);
-    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
-    assert!(stderr(&output).contains("saving a checkpoint"), "{}", stderr(&output));
-    assert!(checkpoints.join("checkpoint.json").exists());
+    let output = interrupted(long_training(&train, &root), Duration::from_secs(8), libc::SIGTERM);
+    assert_stopped_with_a_checkpoint(&output, 143, &root);
 }
 
 /// Ctrl-C at a terminal reaches the whole process group, the course file's reading process too:
@@ -284,19 +293,8 @@ fn sigterm_during_training_saves_a_checkpoint_like_ctrl_c() {
 fn ctrl_c_to_the_group_during_training_on_a_course_file_saves_a_checkpoint() {
     let Some(train) = shared_data("train_catvnoncat.h5") else { return };
     let root = scratch_dir("ctrl-c-group");
-    let checkpoints = root.join("checkpoints");
-    let mut command = keras_tch();
-    command
-        .args(["train", "--arch", "happy", "--epochs", "500", "--verbose", "0", "--device", "cpu", "--data"])
-        .arg(&train)
-        .arg("--checkpoint-dir")
-        .arg(&checkpoints)
-        .arg("--root")
-        .arg(&root);
-    let output = signalled(command, Duration::from_secs(8), libc::SIGINT, true);
-    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
-    assert!(stderr(&output).contains("saving a checkpoint"), "{}", stderr(&output));
-    assert!(checkpoints.join("checkpoint.json").exists());
+    let output = signalled(long_training(&train, &root), Duration::from_secs(8), libc::SIGINT, true);
+    assert_stopped_with_a_checkpoint(&output, 130, &root);
 }
 
 fn usage_error(args: &[&str]) -> String {

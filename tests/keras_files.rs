@@ -9,8 +9,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::parity::{assert_close, read_tensor, tensor};
-use common::{keras_fixture, keras_python, read_f32, repo_root, scratch_dir, shared_data};
+use common::parity::{self, assert_close, read_tensor};
+use common::{keras_fixture, keras_python, scratch_dir, shared_data};
 use keras_tch::error::{Error, LayerProblem, LoadProblem};
 use keras_tch::graph::Model;
 use keras_tch::io::safetensors::save_safetensors;
@@ -209,22 +209,9 @@ fn compiled_optimizer_in_keras(python: &Path, loader: &str, model: &Path, input:
 fn keras_check(python: &Path, loader: &str, model: &Path, extra: &[&std::ffi::OsStr], input: &Path, scratch: &Path) -> (Tensor, String) {
     let loaded = extra.last().map_or(model.as_os_str(), |last| *last);
     let out = scratch.join(format!("y_{loader}_{}.h5", Path::new(loaded).file_name().unwrap().to_string_lossy()));
-    let check = Command::new(python)
-        .arg(repo_root().join("scripts/keras_check.py"))
-        .args(["--loader", loader, "--model"])
-        .arg(model)
-        .args(extra)
-        .arg("--input")
-        .arg(input)
-        .arg("--output")
-        .arg(&out)
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{loader} could not load {}: {}", model.display(), String::from_utf8_lossy(&check.stderr));
-    let (y, shape) = read_f32(&out, "y");
-    let line = String::from_utf8_lossy(&check.stdout).lines().find(|l| l.starts_with("ok ")).unwrap_or_default().to_string();
-    (tensor(y, &shape), line)
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--loader".as_ref(), loader.as_ref(), "--model".as_ref(), model.as_os_str()];
+    args.extend(extra);
+    parity::keras_check(python, &args, input, &out)
 }
 
 /// `convert` writes weights in the layout Keras reads for the file's suffix: Keras 3's own for

@@ -302,32 +302,15 @@ fn transfer_command_takes_callbacks_and_class_weights() {
     let dir = scratch_dir("transfer-callbacks");
     let (save, base, run) = (dir.join("cat.h5"), fixture.join("model.h5"), dir.join("run"));
     let checkpoint = format!("{}/ft.{{epoch:02d}}.h5", dir.display());
-    let stdout = transfer(&[
-        "--base",
-        base.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--epochs",
-        "4",
-        "--fine-tune-stages",
-        "1",
-        "--fine-tune-epochs",
-        "3",
-        "--verbose",
-        "2",
-        "--device",
-        "cpu",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--save",
-        save.to_str().unwrap(),
-        "--early-stopping",
-        "monitor=loss,min_delta=1000000000,verbose=1",
-        "--model-checkpoint",
-        &checkpoint,
-        "--class-weight",
-        "balanced",
-    ]);
+    let phases = "--epochs 4 --fine-tune-stages 1 --fine-tune-epochs 3 --verbose 2 --device cpu --class-weight balanced";
+    let mut args: Vec<&str> = phases.split(' ').collect();
+    let paths = [("--base", &base), ("--data", &data), ("--run-dir", &run), ("--save", &save)];
+    for (flag, path) in &paths {
+        args.extend([*flag, path.to_str().unwrap()]);
+    }
+    args.extend(["--model-checkpoint", &checkpoint]);
+    args.extend(["--early-stopping", "monitor=loss,min_delta=1000000000,verbose=1"]);
+    let stdout = transfer(&args);
     assert!(stdout.contains("Class weights (balanced): 0: "), "{stdout}");
     assert!(stdout.contains("note: ModelCheckpoint does not run while the head trains on cached features"), "{stdout}");
     assert_eq!(stdout.matches("Epoch 2: early stopping").count(), 2, "one per phase:\n{stdout}");

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
-use common::parity::{assert_close, read_tensor, tensor};
-use common::{keras_fixture, keras_python, read_f32, repo_root, scratch_dir};
+use common::parity::{assert_close, keras_check, read_tensor};
+use common::{keras_fixture, keras_python, scratch_dir};
 use keras_tch::error::{Error, LayerProblem, LoadProblem};
 use keras_tch::graph::Model;
 use keras_tch::io::subclassed_resnet::{SubclassedLayout, TutorialResnet};
@@ -204,21 +204,11 @@ fn trained_here_loads_into_the_tutorial_classes() {
 /// The tutorial's subclassed ResNet18 in real Keras (`loader`) with `weights` loaded by its
 /// `load_weights`: its `predict` of `input`'s `x`.
 fn subclassed_in_keras(python: &Path, loader: &str, weights: &Path, input: &Path, scratch: &Path) -> Tensor {
-    let out = scratch.join(format!("y_{loader}.h5"));
-    let check = Command::new(python)
-        .arg(repo_root().join("scripts/keras_check.py"))
-        .args(["--loader", loader, "--subclassed", "resnet18", "--weights"])
-        .arg(weights)
-        .arg("--input")
-        .arg(input)
-        .arg("--output")
-        .arg(&out)
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{loader} could not load {}: {}", weights.display(), String::from_utf8_lossy(&check.stderr));
-    let (y, shape) = read_f32(&out, "y");
-    tensor(y, &shape)
+    let args: [&std::ffi::OsStr; 5] =
+        ["--loader".as_ref(), loader.as_ref(), "--subclassed".as_ref(), "resnet18".as_ref(), "--weights".as_ref()];
+    let mut args = args.to_vec();
+    args.push(weights.as_os_str());
+    keras_check(python, &args, input, &scratch.join(format!("y_{loader}.h5"))).0
 }
 
 /// `summary --subclassed` prints the table tf.keras prints for the tutorial's model, character
