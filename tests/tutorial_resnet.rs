@@ -246,3 +246,21 @@ fn another_depths_file_is_refused_per_stage() {
     // A BasicBlock holds 14 weights: ResNet18 has 2 per stage; ResNet34 3, 4, 6 and 3.
     assert_eq!(stages, [("layer1", 28, 42), ("layer2", 28, 56), ("layer3", 28, 84), ("layer4", 28, 42)]);
 }
+
+/// `inspect` names the layers of the tutorial's Keras 3 file by their attribute paths.
+#[test]
+fn inspect_names_nested_layers_by_path() {
+    let Some(fixture) = keras_fixture("tutorial_resnet") else { return };
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_keras-tch")).arg("inspect").arg(fixture.join("resnet18_keras3.weights.h5")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let row = |name: &str| {
+        stdout.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("no row {name}:\n{stdout}"))
+    };
+    assert!(row("layer1/layers/basic_block/bn1").ends_with("0 (64,), 1 (64,), 2 (64,), 3 (64,)"));
+    assert!(row("layers/sequential/layers/conv2d").ends_with("0 (7, 7, 3, 64), 1 (64,)"));
+    assert!(row("layer4/layers/basic_block_1/downsample/layers/conv2d").ends_with("0 (1, 1, 512, 512), 1 (512,)"));
+    assert!(row("fc").ends_with("0 (512, 1000), 1 (1000,)"));
+    assert!(stdout.contains("Total params: 12,053,608"), "{stdout}");
+}
