@@ -16,8 +16,9 @@ use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::transfer::NewHead;
 use keras_tch::train::augment::Augmentation;
 use keras_tch::train::interrupt::ctrl_c_flag;
+use keras_tch::train::job::DataSpec;
 use keras_tch::train::transfer::{train_transfer, TransferData, TransferOptions};
-use keras_tch::train::transfer_job::{save_transfer_model, transfer_model, OpenedTransfer, TransferInputs};
+use keras_tch::train::transfer_job::{open_transfer, save_transfer_model, transfer_model, OpenedTransfer};
 
 #[derive(Args, Debug)]
 pub struct TransferArgs {
@@ -118,24 +119,22 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         bail!("--lr-schedule applies to train; transfer trains with --lr, then fine-tunes with --fine-tune-lr");
     }
     let device = args.run.device.resolve()?;
-    let inputs = TransferInputs {
-        data: args.data.clone(),
-        validation_data: args.validation_data.clone(),
+    let spec = DataSpec {
+        train: args.data.clone(),
+        validation: args.validation_data.clone(),
         validation_split: args.validation_split,
         seed: args.run.seed,
-        target_size: args.target_size,
+        image_size: args.target_size,
         interpolation: args.folders.interpolation,
         crop_to_aspect_ratio: args.folders.crop_to_aspect_ratio,
+        limit: None,
     };
-    let OpenedTransfer { base, train, validation } = inputs.open(&args.base, device)?;
+    let OpenedTransfer { base, train, validation } = open_transfer(&spec, &args.base, device)?;
     if let Some(report) = &base.report {
         println!("Base {}: {report}", args.base.display());
     }
     // Refused before the work: --save must not be the base or a data file.
     check_destination(&args.save)?;
-    if train.is_empty() {
-        bail!("{} holds no training images", args.data.display());
-    }
     if args.report.report.is_some() && validation.is_none() {
         bail!("--report needs validation data (--validation-data, --validation-split, or a test_*.h5 beside a course file)");
     }

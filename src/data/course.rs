@@ -106,15 +106,19 @@ pub fn load_dataset(train_path: &Path, test_path: &Path) -> Result<CourseDataset
 /// Read whichever split a course file holds, `preferred` (`"train"` or `"test"`) when it has
 /// both; errors are about the split actually read.
 pub fn load_any_split(path: &Path, preferred: &str) -> Result<(Split, Vec<String>)> {
+    read_split(path, |file| split_to_read(file, preferred))
+}
+
+/// The split of an open course file to read: `preferred` (`"train"` or `"test"`), or the other
+/// one when the file holds only that.
+pub(crate) fn split_to_read<'a>(file: &hdf5::File, preferred: &'a str) -> &'a str {
     let other = if preferred == "train" { "test" } else { "train" };
-    read_split(path, |file| {
-        let has = |prefix: &str| file.dataset(&format!("{prefix}_set_x")).is_ok();
-        if has(preferred) || !has(other) {
-            preferred
-        } else {
-            other
-        }
-    })
+    let has = |prefix: &str| file.dataset(&format!("{prefix}_set_x")).is_ok();
+    if has(preferred) || !has(other) {
+        preferred
+    } else {
+        other
+    }
 }
 
 /// Read `{prefix}_set_x`, `{prefix}_set_y` and `list_classes` from one course file, checking

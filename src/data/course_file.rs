@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use ndarray::{s, Ix4};
 use tch::{Kind, Tensor};
 
-use super::course::open_split_in;
+use super::course::{open_split_in, split_to_read};
 use super::dataset::{Dataset, SampleSource};
 use crate::io::isolated::Bulk;
 use crate::io::reading_process::ReadingProcess;
@@ -44,10 +44,8 @@ impl CourseFileSource {
     pub fn open(path: &Path, preferred: &str) -> Result<(Self, Vec<String>)> {
         let file = H5Source::file(path).with_context(|| format!("cannot open {} as an HDF5 file", path.display()))?;
         let file_size = file.size();
-        let other = if preferred == "train" { "test" } else { "train" };
         let ((images, shape), (Bulk(labels), classes)): SplitListing = file.read(|h5| {
-            let has = |prefix: &str| h5.dataset(&format!("{prefix}_set_x")).is_ok();
-            let prefix = if has(preferred) || !has(other) { preferred } else { other };
+            let prefix = split_to_read(h5, preferred);
             let split = open_split_in(h5, path, file_size, prefix)?;
             Ok(((format!("{prefix}_set_x"), split.images.shape()), (Bulk(split.labels), split.classes)))
         })?;

@@ -1,6 +1,6 @@
 //! `keras-tch transfer` as library calls — what the command line, the ported notebooks and a
 //! library user all run: open the data (a class-per-folder dataset or a course-layout file) and
-//! the base at the data's image size ([`TransferInputs::open`]); replace the base's top by a new
+//! the base at the data's image size ([`open_transfer`]); replace the base's top by a new
 //! head and freeze the base ([`transfer_model`]); train ([`super::transfer::train_transfer`]);
 //! save the model with its compile and class names ([`save_transfer_model`]).
 
@@ -11,34 +11,15 @@ use tch::Device;
 
 use super::compile::CompileConfig;
 use super::freeze::{freeze, FreezeSpec};
+use super::job::{image_input_size, open_training_data, DataSpec};
 use super::losses::CrossEntropyStyle;
 use super::optimizer::OptimizerConfig;
 use super::transfer::HeadLayers;
-use crate::data::course_file::course_dataset;
 use crate::data::dataset::Dataset;
-use crate::data::folders::{folder_dataset, folder_datasets};
 use crate::graph::Model;
-use crate::imaging::{ImageReading, Interpolation};
 use crate::io::atomic::write_bytes_atomically;
 use crate::io::save_model_h5;
 use crate::models::transfer::{load_base, with_new_head, Base, NewHead};
-
-/// Where a transfer run's images come from, and how folder images are read.
-#[derive(Debug, Clone)]
-pub struct TransferInputs {
-    /// A folder with one sub-folder per class, or a course-layout `.h5`.
-    pub data: PathBuf,
-    /// Validation images of the same kind; default: `validation_split` of a folder, or for a
-    /// course file the test split of its sibling `test_*.h5` when it exists.
-    pub validation_data: Option<PathBuf>,
-    /// The fraction of a folder held out as `image_dataset_from_directory` holds it out.
-    pub validation_split: f64,
-    pub seed: u64,
-    /// Folder images' size (default: the base's input size; 224×224 for checkpoints).
-    pub target_size: Option<[u32; 2]>,
-    pub interpolation: Interpolation,
-    pub crop_to_aspect_ratio: bool,
-}
 
 /// The base, opened for the data's image size, and the raw datasets (0-255 pixels, integer labels).
 pub struct OpenedTransfer {
@@ -47,28 +28,21 @@ pub struct OpenedTransfer {
     pub validation: Option<Dataset>,
 }
 
-impl TransferInputs {
-    /// Open the data and the base at `base_path`: course files fix the image size and the base
-    /// is built for it; folders are read at the base's input size unless `target_size` says otherwise.
-    pub fn open(&self, base_path: &Path, device: Device) -> Result<OpenedTransfer> {
-        if self.data.is_dir() {
-            let base = load_base(base_path, self.target_size.unwrap_or([224, 224]).map(i64::from), device)?;
-            let shape = &base.model.node(base.model.inputs()[0]).output_shape;
-            let size = self.target_size.map_or((shape[0] as u32, shape[1] as u32), |[h, w]| (h, w));
-            let reading = ImageReading::new(size, self.interpolation).with_crop_to_aspect_ratio(self.crop_to_aspect_ratio);
-            let (train, validation) = match &self.validation_data {
-                Some(path) => (folder_dataset(&self.data, reading)?, Some(folder_dataset(path, reading)?)),
-                None => folder_datasets(&self.data, self.validation_split, self.seed, reading)?,
-            };
-            return Ok(OpenedTransfer { base, train, validation });
-        }
-        let train = course_dataset(&self.data, "train").with_context(|| format!("reading {}", self.data.display()))?;
-        let validation_path = self.validation_data.clone().or_else(|| sibling_test_file(&self.data).filter(|p| p.exists()));
-        let validation = validation_path.map(|path| course_dataset(&path, "test")).transpose()?;
-        let shape = train.input_shape();
-        let base = load_base(base_path, [shape[0], shape[1]], device)?;
-        Ok(OpenedTransfer { base, train, validation })
+/// Open the data `spec` names (as `train` opens it) and the base at `base_path`: folders are
+/// read at `spec.image_size`, else at the base's input size (224×224 for checkpoints); a course
+/// file fixes the image size, the base is built for it, and without `spec.validation` the test
+/// split of its sibling `test_*.h5` validates when that file exists.
+pub fn open_transfer(spec: &DataSpec, base_path: &Path, device: Device) -> Result<OpenedTransfer> {
+    if spec.train.is_dir() {
+        let base = load_base(base_path, spec.image_size.unwrap_or([224, 224]).map(i64::from), device)?;
+        let data = open_training_data(spec, image_input_size(&base.model))?;
+        return Ok(OpenedTransfer { base, train: data.train, validation: data.validation });
     }
+    let validation = spec.validation.clone().or_else(|| sibling_test_file(&spec.train).filter(|p| p.exists()));
+    let data = open_training_data(&DataSpec { validation, ..spec.clone() }, None)?;
+    let shape = data.train.input_shape();
+    let base = load_base(base_path, [shape[0], shape[1]], device)?;
+    Ok(OpenedTransfer { base, train: data.train, validation: data.validation })
 }
 
 /// `train_x.h5` -> `test_x.h5` (the course's pairs: train_signs/test_signs, train_catvnoncat/…).
