@@ -19,6 +19,9 @@ is keras3 for a '.weights.h5', tf_keras otherwise). Then reads the dataset 'x' o
 prints one line: 'ok <model.name> <len(model.layers)> <model.count_params()> <optimizer class or None>'.
 On any failure it prints 'error: ...' with the exception message on stderr and exits with 1
 (2 for bad arguments).
+
+  keras_check.py --serve   answers such checks one per line of stdin (see serve()), so that a
+                           test program imports TensorFlow once rather than once per check
 """
 import argparse
 import os
@@ -59,8 +62,19 @@ def subclassed_model(arch: str, loader: str):
     return tutorial.built_tutorial_resnet(tutorial.keras_module(loader), arch)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+class CheckFailed(Exception):
+    """A check's failure, with the message to print ('error: …' or 'bad arguments: …')."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Raises instead of exiting, so that one bad request does not end --serve."""
+
+    def error(self, message):
+        raise CheckFailed(f"bad arguments: {message}")
+
+
+def parse(argv):
+    parser = Parser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="the model file (.h5 full model or .keras)")
     source.add_argument("--subclassed", choices=("resnet18", "resnet34"),
@@ -71,9 +85,16 @@ def main() -> int:
     parser.add_argument("--compile", action="store_true", help="compile the model from the file's own settings")
     parser.add_argument("--loader", choices=LOADERS,
                         help="the Keras to load with (default: keras3 for .keras, tf_keras otherwise)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.subclassed and not args.weights:
         parser.error("--subclassed needs --weights")
+    return args
+
+
+def check(argv) -> str:
+    """One check as the module's docstring describes it: returns the 'ok …' line, raises
+    CheckFailed otherwise."""
+    args = parse(argv)
     keras3_file = (args.model or "").endswith(".keras") or (args.subclassed and args.weights.endswith(".weights.h5"))
     loader = args.loader or ("keras3" if keras3_file else "tf_keras")
 
@@ -89,8 +110,7 @@ def main() -> int:
             if args.weights:
                 model = with_weights(model, args.weights, loader)
     except Exception as error:  # noqa: BLE001  (any failure to load is the answer)
-        print(f"error: {loader} cannot load {args.model or args.weights}: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        raise CheckFailed(f"error: {loader} cannot load {args.model or args.weights}: {type(error).__name__}: {error}")
     try:
         with h5py.File(args.input, "r") as f:
             x = np.array(f["x"])
@@ -100,11 +120,51 @@ def main() -> int:
         with h5py.File(args.output, "w") as f:
             f.create_dataset("y", data=np.asarray(y, dtype="float32"))
     except Exception as error:  # noqa: BLE001
-        print(f"error: {args.model or args.weights} loaded with {loader}, but: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        raise CheckFailed(f"error: {args.model or args.weights} loaded with {loader}, but: {type(error).__name__}: {error}")
     optimizer = type(model.optimizer).__name__ if getattr(model, "optimizer", None) is not None else None
-    print(f"ok {model.name} {len(model.layers)} {model.count_params()} {optimizer}")
+    return f"ok {model.name} {len(model.layers)} {model.count_params()} {optimizer}"
+
+
+def fresh_sessions():
+    """Both Keras sessions cleared, as in a new process: auto-name counters reset, models freed."""
+    if "tf_keras" in sys.modules:
+        sys.modules["tf_keras"].backend.clear_session()
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.clear_session()
+
+
+def serve() -> int:
+    """Answers checks until stdin ends, importing TensorFlow once (the tests keep one of these per
+    test program). A request is one line, the JSON list of a check's arguments; the answer is one
+    line on stdout, {"status": 0|1|2, "stdout": …, "stderr": …}, as the check run alone would
+    exit and print. Anything else printed goes to stderr, never into the answers."""
+    import json
+    import traceback
+
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    for line in sys.stdin:
+        fresh_sessions()
+        try:
+            answer = {"status": 0, "stdout": check(json.loads(line)) + "\n", "stderr": ""}
+        except CheckFailed as failure:
+            answer = {"status": 2 if str(failure).startswith("bad arguments") else 1, "stdout": "", "stderr": str(failure)}
+        except Exception:  # noqa: BLE001  (a bug in a check answers that request, not the others)
+            answer = {"status": 1, "stdout": "", "stderr": traceback.format_exc()}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
     return 0
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
+    try:
+        print(check(sys.argv[1:]))
+        return 0
+    except CheckFailed as failure:
+        print(failure, file=sys.stderr)
+        return 2 if str(failure).startswith("bad arguments") else 1
 
 
 if __name__ == "__main__":

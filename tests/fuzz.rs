@@ -4,8 +4,8 @@
 //! files (tests/fuzz_support/). A library `Err` is the right answer to a broken file; a panic,
 //! an abort, a signal or a hang is a bug.
 //!
-//! - `fuzz_smoke` (in `cargo test`, so in CI): every target for `FUZZ_SMOKE_SECONDS` (4)
-//!   with a fixed seed, about 35 s in all; fails on any crash.
+//! - `fuzz_smoke` (in `cargo test`, so in CI): every target for `FUZZ_SMOKE_SECONDS` (2)
+//!   with a fixed seed, about 15 s in all; fails on any crash.
 //! - `fuzz_campaign` (ignored): the long runs, `scripts/fuzz.sh TARGET SECONDS [SEED]`, or
 //!   `FUZZ_TARGET=npy|…|all FUZZ_SECONDS=600 FUZZ_SEED=7 cargo test --release --test fuzz
 //!   fuzz_campaign -- --ignored --nocapture`.
@@ -42,7 +42,7 @@ const SMOKE_SEED: u64 = 14;
 #[test]
 fn fuzz_smoke() {
     let specs: Vec<&'static Spec> = TARGETS.iter().collect();
-    let summaries = fuzz_targets(&specs, SMOKE_SEED, env_f64("FUZZ_SMOKE_SECONDS", 4.0));
+    let summaries = fuzz_targets(&specs, SMOKE_SEED, env_f64("FUZZ_SMOKE_SECONDS", 2.0));
     assert_no_crashes(&summaries);
 }
 

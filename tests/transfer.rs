@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::parity::{assert_close, tensor};
-use common::{keras_fixture, keras_python, read_f32, repo_root, scratch_dir, shared_data};
+use common::parity::assert_close;
+use common::{keras_fixture, keras_python, repo_root, scratch_dir, shared_data};
 use keras_tch::data::dataset::Dataset;
 use keras_tch::data::folders::load_course_file;
 use keras_tch::data::loader::Loading;
@@ -96,6 +96,8 @@ fn transfer_command_caches_features_and_saves_a_keras_model() {
         data.to_str().unwrap(),
         "--epochs",
         "3",
+        "--limit",
+        "64",
         "--verbose",
         "2",
         "--device",
@@ -122,21 +124,9 @@ fn transfer_command_caches_features_and_saves_a_keras_model() {
     let values: Vec<f32> = Vec::try_from(x.flatten(0, -1)).unwrap();
     file.new_dataset::<f32>().shape([8, 64, 64, 3]).create("x").unwrap().write_raw(&values).unwrap();
     drop(file);
-    let out = dir.join("y.h5");
-    let check = Command::new(python)
-        .arg(repo_root().join("scripts/keras_check.py"))
-        .args(["--loader", "tf_keras", "--model"])
-        .arg(&save)
-        .arg("--input")
-        .arg(&io)
-        .arg("--output")
-        .arg(&out)
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    let (y, shape) = read_f32(&out, "y");
-    assert_close("the transferred model in tf.keras", &model.predict(&x).unwrap(), &tensor(y, &shape));
+    let args = ["--loader".as_ref(), "tf_keras".as_ref(), "--model".as_ref(), save.as_os_str()];
+    let (keras_y, _) = common::parity::keras_check(&python, &args, &io, &dir.join("y.h5"));
+    assert_close("the transferred model in tf.keras", &model.predict(&x).unwrap(), &keras_y);
 }
 
 /// The lecture's third regime: after the head, unfreeze the top stage and fine-tune at a lower
@@ -302,7 +292,7 @@ fn transfer_command_takes_callbacks_and_class_weights() {
     let dir = scratch_dir("transfer-callbacks");
     let (save, base, run) = (dir.join("cat.h5"), fixture.join("model.h5"), dir.join("run"));
     let checkpoint = format!("{}/ft.{{epoch:02d}}.h5", dir.display());
-    let phases = "--epochs 4 --fine-tune-stages 1 --fine-tune-epochs 3 --verbose 2 --device cpu --class-weight balanced";
+    let phases = "--epochs 4 --fine-tune-stages 1 --fine-tune-epochs 3 --limit 64 --verbose 2 --device cpu --class-weight balanced";
     let mut args: Vec<&str> = phases.split(' ').collect();
     let paths = [("--base", &base), ("--data", &data), ("--run-dir", &run), ("--save", &save)];
     for (flag, path) in &paths {

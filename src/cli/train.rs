@@ -79,9 +79,6 @@ pub struct TrainArgs {
     /// Keep the data in order (Keras's shuffle=False)
     #[arg(long)]
     pub no_shuffle: bool,
-    /// Use only the first N training images
-    #[arg(long, value_parser = super::value_parsers::at_least_one_i64)]
-    pub limit: Option<i64>,
     /// Where to save the trained model (Keras HDF5); default runs/<name>/model.h5
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -112,7 +109,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         image_size: args.image_size,
         interpolation: args.folders.interpolation,
         crop_to_aspect_ratio: args.folders.crop_to_aspect_ratio,
-        limit: args.limit.map(|n| n as usize),
+        limit: args.run.limit.map(|n| n as usize),
     };
     let data = open_training_data(&spec, model_file.as_ref().and_then(image_input_size))?;
     if data.from_folders {

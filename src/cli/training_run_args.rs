@@ -1,5 +1,5 @@
 //! What every training command (`train`, `transfer`) takes besides its data and model: the
-//! seed, how much to print, the precision and the device.
+//! seed, how much to print, the precision, the device and a limit on the training images.
 
 use clap::Args;
 
@@ -22,4 +22,7 @@ pub struct TrainingRunArgs {
     pub precision: Precision,
     #[command(flatten)]
     pub device: DeviceArg,
+    /// Use only the first N training images (after the validation split; for a quick trial)
+    #[arg(long, value_parser = super::value_parsers::at_least_one_i64)]
+    pub limit: Option<i64>,
 }

@@ -127,7 +127,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         image_size: args.target_size,
         interpolation: args.folders.interpolation,
         crop_to_aspect_ratio: args.folders.crop_to_aspect_ratio,
-        limit: None,
+        limit: args.run.limit.map(|n| n as usize),
     };
     let OpenedTransfer { base, train, validation } = open_transfer(&spec, &args.base, device)?;
     if let Some(report) = &base.report {

@@ -105,4 +105,5 @@ pub fn keras_python() -> Option<PathBuf> {
     }
 }
 
+pub mod keras_check_server;
 pub mod parity;

@@ -137,18 +137,11 @@ pub fn assert_same_outputs(fixture_name: &str, model: &Model) {
 /// dataset `x` of `input`, its outputs written to `output`: Keras's outputs and its `ok …` line.
 /// A failure to load is the test's failure, with Keras's message.
 pub fn keras_check(python: &Path, args: &[&std::ffi::OsStr], input: &Path, output: &Path) -> (Tensor, String) {
-    let check = std::process::Command::new(python)
-        .arg(super::repo_root().join("scripts/keras_check.py"))
-        .args(args)
-        .arg("--input")
-        .arg(input)
-        .arg("--output")
-        .arg(output)
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "keras_check.py {args:?} failed: {}", String::from_utf8_lossy(&check.stderr));
+    let mut args = args.to_vec();
+    args.extend(["--input".as_ref(), input.as_os_str(), "--output".as_ref(), output.as_os_str()]);
+    let check = super::keras_check_server::run(python, &args);
+    assert!(check.status == 0, "keras_check.py {args:?} failed: {}", check.stderr);
     let (y, shape) = read_f32(output, "y");
-    let line = String::from_utf8_lossy(&check.stdout).lines().find(|l| l.starts_with("ok ")).unwrap_or_default().to_string();
+    let line = check.stdout.lines().find(|l| l.starts_with("ok ")).unwrap_or_default().to_string();
     (tensor(y, &shape), line)
 }
