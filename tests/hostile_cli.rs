@@ -225,15 +225,31 @@ fn reading_a_keras_archive_writes_nothing_to_the_temporary_folder() {
 
 /// Start `command`, wait `after`, send `signal`, and return how it ended.
 fn interrupted(command: Command, after: Duration, signal: i32) -> Output {
-    signalled(command, after, signal, false)
+    signalled(command, SignalAt::After(after), signal, false)
+}
+
+/// When a signal is sent: after a time, or once a file exists (the first checkpoint: training
+/// is under way).
+enum SignalAt {
+    After(Duration),
+    Once(PathBuf),
 }
 
 /// As [`interrupted`], the command in a process group of its own; with `whole_group` the signal
 /// goes to the group, as a terminal's Ctrl-C does (reaching the command's own children too).
-fn signalled(mut command: Command, after: Duration, signal: i32, whole_group: bool) -> Output {
+fn signalled(mut command: Command, at: SignalAt, signal: i32, whole_group: bool) -> Output {
     use std::os::unix::process::CommandExt;
     let child = command.process_group(0).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(after);
+    match at {
+        SignalAt::After(after) => std::thread::sleep(after),
+        SignalAt::Once(path) => {
+            let started = Instant::now();
+            while !path.exists() {
+                assert!(started.elapsed() < Duration::from_secs(120), "no {} after two minutes", path.display());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
     let target = if whole_group { -(child.id() as i32) } else { child.id() as i32 };
     // SAFETY: sending a signal to our own child process (or its group).
     unsafe { libc::kill(target, signal) };
@@ -282,7 +298,8 @@ fn assert_stopped_with_a_checkpoint(output: &Output, status: i32, root: &Path) {
 fn sigterm_during_training_saves_a_checkpoint_like_ctrl_c() {
     let Some(train) = shared_data("train_catvnoncat.h5") else { return };
     let root = scratch_dir("sigterm-train");
-    let output = interrupted(long_training(&train, &root), Duration::from_secs(8), libc::SIGTERM);
+    let started = SignalAt::Once(root.join("checkpoints/checkpoint.json"));
+    let output = signalled(long_training(&train, &root), started, libc::SIGTERM, false);
     assert_stopped_with_a_checkpoint(&output, 143, &root);
 }
 
@@ -294,7 +311,8 @@ fn sigterm_during_training_saves_a_checkpoint_like_ctrl_c() {
 fn ctrl_c_to_the_group_during_training_on_a_course_file_saves_a_checkpoint() {
     let Some(train) = shared_data("train_catvnoncat.h5") else { return };
     let root = scratch_dir("ctrl-c-group");
-    let output = signalled(long_training(&train, &root), Duration::from_secs(8), libc::SIGINT, true);
+    let started = SignalAt::Once(root.join("checkpoints/checkpoint.json"));
+    let output = signalled(long_training(&train, &root), started, libc::SIGINT, true);
     assert_stopped_with_a_checkpoint(&output, 130, &root);
 }
 

@@ -80,8 +80,7 @@ impl Split {
 
 /// `convert_to_one_hot(Y, C).T` of the notebooks: one row per example, float32.
 pub fn convert_to_one_hot(labels: &Array1<i64>, num_classes: usize) -> Tensor {
-    let labels = Tensor::from_slice(labels.as_slice().expect("contiguous labels"));
-    labels.one_hot(num_classes as i64).to_kind(Kind::Float)
+    super::one_hot(&Tensor::from_slice(labels.as_slice().expect("contiguous labels")), num_classes)
 }
 
 /// Load `train_path` and `test_path` as the notebooks' `load_dataset()` does.

@@ -63,7 +63,7 @@ pub enum LabelMode {
 impl LabelMode {
     pub fn targets(self, labels: &Tensor, classes: usize) -> Tensor {
         match self {
-            Self::Categorical => labels.to_kind(Kind::Int64).one_hot(classes as i64).to_kind(Kind::Float),
+            Self::Categorical => super::one_hot(labels, classes),
             Self::Int | Self::Binary => labels.to_kind(Kind::Float).reshape([-1, 1]),
         }
     }

@@ -35,7 +35,7 @@ impl LabeledImages {
 
     /// The labels one-hot, float32 N×classes (what categorical cross-entropy takes).
     pub fn one_hot_labels(&self) -> Tensor {
-        self.y.one_hot(self.classes.len() as i64).to_kind(tch::Kind::Float)
+        super::one_hot(&self.y, self.classes.len())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -56,10 +56,9 @@ pub fn freeze(model: &mut Model, spec: &FreezeSpec) -> Result<Vec<String>> {
         }
     }
     if let Some(stages) = spec.stages {
-        let staged: Vec<Option<usize>> = names.iter().map(|n| resnet_stage(n)).collect();
-        if staged.iter().all(Option::is_none) {
-            bail!("freezing by stage applies to ResNets; no layer of model '{}' is named by stage", model.name);
-        }
+        let Some(staged) = resnet_stages(&names) else {
+            bail!("freezing by stage applies to ResNets; no layer of model '{}' is named like a residual block", model.name);
+        };
         for (i, stage) in staged.iter().enumerate() {
             if stage.is_some_and(|s| s <= stages) {
                 selected[i] = true;
@@ -112,12 +111,19 @@ pub fn matches_pattern(pattern: &str, name: &str) -> bool {
     glob(&p, &n)
 }
 
-/// The ResNet stage a layer of a ResNet belongs to (1 = the stem), from its name in any scheme
-/// this port builds: Keras's `conv1_bn` / `conv3_block2_1_conv`, the course's and
-/// keras-applications' `bn_conv1` / `res3b_branch2a` / `bn3b_branch2a`, the TF2 tutorial's
-/// `stem_bn` / `layer2_block1_conv1`. A stem name such as `conv1` means stage 1 only in a model
-/// that has residual blocks (AlexNet has a `conv1` too): see `transfer::unfreeze_top_stages`.
-pub fn resnet_stage(name: &str) -> Option<usize> {
+/// The ResNet stage of each of `layer_names` (1 = the stem, `None` for the head), or `None` when
+/// the model has no residual blocks: a stem name such as `conv1` means stage 1 only in a ResNet
+/// (AlexNet has a `conv1` too).
+pub fn resnet_stages(layer_names: &[impl AsRef<str>]) -> Option<Vec<Option<usize>>> {
+    let stages: Vec<Option<usize>> = layer_names.iter().map(|name| resnet_stage(name.as_ref())).collect();
+    stages.iter().any(|stage| stage.is_some_and(|s| s > 1)).then_some(stages)
+}
+
+/// The ResNet stage a layer of a ResNet belongs to, from its name in any scheme this port
+/// builds: Keras's `conv1_bn` / `conv3_block2_1_conv`, the course's and keras-applications'
+/// `bn_conv1` / `res3b_branch2a` / `bn3b_branch2a`, the TF2 tutorial's `stem_bn` /
+/// `layer2_block1_conv1`. Only for a model known to be a ResNet: see [`resnet_stages`].
+fn resnet_stage(name: &str) -> Option<usize> {
     let digit_after = |prefix: &str| name.strip_prefix(prefix)?.chars().next()?.to_digit(10).map(|d| d as usize);
     if ["conv1", "bn_conv1", "pool1", "stem_"].iter().any(|p| name.starts_with(p)) {
         return Some(1);
@@ -159,5 +165,20 @@ mod tests {
         assert_eq!(resnet_stage("layer2_block1_conv1"), Some(3));
         assert_eq!(resnet_stage("fc1000"), None);
         assert_eq!(resnet_stage("avg_pool"), None);
+    }
+
+    #[test]
+    fn a_stem_name_outside_a_resnet_is_no_stage() {
+        assert_eq!(resnet_stages(&["conv1", "conv2", "fc6"]), None, "AlexNet's layers");
+        assert_eq!(resnet_stages(&["conv1", "conv2_block1_1_conv", "fc"]), Some(vec![Some(1), Some(2), None]));
+    }
+
+    #[test]
+    fn freezing_alexnet_by_stage_is_refused() {
+        let mut model = crate::models::classic::alexnet(tch::Device::Cpu).unwrap();
+        let spec = FreezeSpec { stages: Some(1), ..Default::default() };
+        let error = freeze(&mut model, &spec).unwrap_err().to_string();
+        assert!(error.contains("applies to ResNets"), "{error}");
+        assert!(model.layers().iter().all(|n| n.trainable), "nothing was frozen");
     }
 }

@@ -60,8 +60,7 @@ impl Loss {
             Loss::CategoricalCrossentropy => categorical(y_true, probs, logits),
             Loss::SparseCategoricalCrossentropy => {
                 let classes = probs.size()[1];
-                let one_hot = y_true.flatten(0, -1).to_kind(Kind::Int64).one_hot(classes).to_kind(Kind::Float);
-                categorical(&one_hot, probs, logits)
+                categorical(&crate::data::one_hot(y_true, classes as usize), probs, logits)
             }
             Loss::BinaryCrossentropy => binary(style, y_true, probs, logits),
         }

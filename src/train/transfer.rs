@@ -14,7 +14,7 @@ use super::callbacks::CallbackConfig;
 use super::compile::CompileConfig;
 use super::curves::save_curves;
 use super::fit::{fit, fit_dataset, FitOptions};
-use super::freeze::resnet_stage;
+use super::freeze::resnet_stages;
 use super::history::History;
 use super::losses::CrossEntropyStyle;
 use super::optimizer::{Optimizer, OptimizerConfig};
@@ -232,20 +232,21 @@ fn save_history(history: &History, dir: &Path, phase: &str) -> Result<()> {
 /// Make the last `stages` ResNet stages trainable (5 = conv5_x, 4 = conv4_x, …), keeping their
 /// BatchNorm layers frozen in inference mode, as Keras's fine-tuning guide advises.
 pub fn unfreeze_top_stages(model: &mut Model, stages: usize) -> Result<Vec<String>> {
-    // A layer called `conv1` is a ResNet's stem only in a ResNet: AlexNet has one too.
-    if !model.layers().iter().any(|n| resnet_stage(&n.name).is_some_and(|s| s > 1)) {
+    let layer_names: Vec<&str> = model.layers().iter().map(|n| n.name.as_str()).collect();
+    let Some(layer_stages) = resnet_stages(&layer_names) else {
         bail!(
             "model '{}' has no ResNet stages to unfreeze: none of its layers is named like a residual block \
              (conv2_block1_1_conv, res2a_branch2a, layer1_block1_conv1)",
             model.name
         );
-    }
+    };
     let first = 6usize.saturating_sub(stages).max(1);
     let names: Vec<String> = model
         .layers()
         .iter()
-        .filter(|n| resnet_stage(&n.name).is_some_and(|s| s >= first) && n.layer.class_name() != "BatchNormalization")
-        .map(|n| n.name.clone())
+        .zip(&layer_stages)
+        .filter(|(n, stage)| stage.is_some_and(|s| s >= first) && n.layer.class_name() != "BatchNormalization")
+        .map(|(n, _)| n.name.clone())
         .collect();
     for name in &names {
         model.set_trainable(name, true)?;
