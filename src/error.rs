@@ -19,6 +19,23 @@ pub enum Error {
     /// A model configuration naming a Keras layer class keras-tch does not rebuild.
     #[error("layer class '{class}' is not supported by keras-tch (supported: {})", supported.join(", "))]
     UnsupportedLayerClass { class: String, supported: Vec<&'static str> },
+    /// An image whose header declares more pixels than the decoder's limit
+    /// (`DecodeOptions::max_pixels`), refused before its pixels are decoded.
+    #[error("the image is {width}×{height} = {} pixels, over the limit of {limit} (a possible decompression bomb, refused as Pillow does)", width * height)]
+    ImageTooLarge { width: u64, height: u64, limit: u64 },
+    /// Keras's `imagenet_class_index.json` is in none of the places it is looked for.
+    #[error("Keras's ImageNet class index is not at {}: run scripts/setup.sh (it builds the file offline)", Joined(searched))]
+    ClassIndexMissing { searched: Vec<PathBuf> },
+}
+
+/// Paths joined by " or ".
+struct Joined<'a>(&'a [PathBuf]);
+
+impl fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let paths: Vec<String> = self.0.iter().map(|p| p.display().to_string()).collect();
+        f.write_str(&paths.join(" or "))
+    }
 }
 
 /// One reason a load could not proceed.

@@ -124,6 +124,10 @@ fn main() -> Result<()> {
         eprintln!("{stopped}{}", if checkpoint.is_some() { " (continue with --resume)" } else { "" });
         std::process::exit(keras_tch::signals::exit_status().unwrap_or(130));
     }
+    if let Some(hint) = result.as_ref().err().and_then(cli::flag_hints::flag_hint) {
+        eprintln!("Error: {:?}\nhelp: {hint}", result.unwrap_err());
+        std::process::exit(1);
+    }
     result
 }
 

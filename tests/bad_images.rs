@@ -84,6 +84,17 @@ fn the_pixel_limit_is_adjustable() {
     let options = DecodeOptions { max_pixels: 1_000_000, ..Default::default() };
     let message = format!("{:#}", load_img(&photo, None, Interpolation::Nearest, &options).unwrap_err());
     assert!(message.contains("3024×3024 = 9144576 pixels, over the limit of 1000000"), "{message}");
+    // The library names no flag; the command line says which one lifts the limit.
+    assert!(!message.contains("--"), "{message}");
+    let Some(fixture) = keras_fixture("imagenet_pipeline") else { return };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keras-tch"))
+        .args(["classify", "--device", "cpu", "--max-pixels", "1000000", "--weights"])
+        .arg(fixture.join("keras_top.h5"))
+        .arg(&photo)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("help: raise the limit with --max-pixels"), "{stderr}");
 }
 
 /// In a batch, each bad file is reported (on stderr, and as a JSON error line) and the good

@@ -42,7 +42,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     let model = args.precision.prepare(&loaded);
     // With a single file the output is exactly Keras's line; with several, each names its image.
     let name_each = files.len() > 1;
-    let mut failures = 0;
+    let (mut failures, mut hint) = (0, None);
     args.images.for_each_batch(&files, device, |chunk, batch, progress| {
         let decoded = match &batch.x {
             Some(x) => classes.decode_predictions(&model.predict(x)?, args.top)?,
@@ -56,12 +56,16 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
                 print_predictions(path, predictions, args.json, name_each);
             } else if let Some((_, error)) = failed.next_if(|(p, _)| p == path) {
                 failures += 1;
+                hint = hint.or_else(|| super::flag_hints::flag_hint(error));
                 report_failure(path, error, args.json);
             }
         }
         Ok(())
     })?;
     if failures > 0 {
+        if let Some(hint) = hint {
+            eprintln!("help: {hint}");
+        }
         bail!("{failures} of {} image(s) could not be classified (see above)", files.len());
     }
     Ok(())

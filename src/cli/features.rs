@@ -54,11 +54,12 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     }
     let loaded = args.source.load(Head::Features(pooling), args.images.input_size(), device)?.model;
     let model = args.precision.prepare(&loaded);
-    let (mut rows, mut names, mut failures) = (Vec::new(), Vec::new(), 0);
+    let (mut rows, mut names, mut failures, mut hint) = (Vec::new(), Vec::new(), 0, None);
     args.images.for_each_batch(&files, device, |_, batch, progress| {
         progress.clear();
         for (_, error) in &batch.failed {
             failures += 1;
+            hint = hint.or_else(|| super::flag_hints::flag_hint(error));
             eprintln!("error: {error:#}");
         }
         if let Some(x) = &batch.x {
@@ -75,6 +76,9 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     write_bytes_atomically(&names_path, (names.join("\n") + "\n").as_bytes())?;
     eprintln!("features {} -> {}; image names -> {}", tuple(&features.size()), args.output.display(), names_path.display());
     if failures > 0 {
+        if let Some(hint) = hint {
+            eprintln!("help: {hint}");
+        }
         bail!("{failures} of {} image(s) could not be loaded and are not in the output (see above)", files.len());
     }
     Ok(())

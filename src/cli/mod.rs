@@ -8,6 +8,7 @@ pub mod convert;
 pub mod device_arg;
 pub mod evaluate;
 pub mod features;
+pub mod flag_hints;
 pub mod folder_args;
 pub mod freeze_args;
 pub mod image_inputs;

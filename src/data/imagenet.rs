@@ -37,12 +37,7 @@ impl ClassIndex {
         let candidates = [Self::default_path(Path::new(".")), Self::default_path(Path::new(env!("CARGO_MANIFEST_DIR")))];
         match candidates.iter().find(|p| p.exists()) {
             Some(path) => Self::load(path),
-            None => bail!(
-                "Keras's ImageNet class index is not at {} or {}: run scripts/setup.sh (it builds the file offline), \
-                 or pass --class-index FILE",
-                candidates[0].display(),
-                candidates[1].display()
-            ),
+            None => Err(crate::Error::ClassIndexMissing { searched: candidates.to_vec() }.into()),
         }
     }
 

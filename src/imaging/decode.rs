@@ -105,12 +105,8 @@ fn check_size(width: u64, height: u64, max_pixels: u64) -> Result<()> {
     if width == 0 || height == 0 {
         bail!("the image is {width}×{height} pixels (empty)");
     }
-    let pixels = width * height;
-    if pixels > max_pixels {
-        bail!(
-            "the image is {width}×{height} = {pixels} pixels, over the limit of {max_pixels} \
-             (a possible decompression bomb, refused as Pillow does; raise the limit with --max-pixels)"
-        );
+    if width * height > max_pixels {
+        return Err(crate::Error::ImageTooLarge { width, height, limit: max_pixels }.into());
     }
     Ok(())
 }

@@ -85,7 +85,7 @@ pub fn freeze(model: &mut Model, spec: &FreezeSpec) -> Result<Vec<String>> {
 fn position(names: &[String], name: &str) -> Result<usize> {
     match names.iter().position(|n| n == name) {
         Some(i) => Ok(i),
-        None => bail!("no layer named '{name}' (layers are named like '{}'; see `keras-tch summary`)", sample(names)),
+        None => bail!("no layer named '{name}' (layers are named like '{}')", sample(names)),
     }
 }
 

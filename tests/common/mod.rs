@@ -24,11 +24,16 @@ fn require(path: PathBuf, what: &str, how: &str) -> Option<PathBuf> {
     if in_ci() {
         panic!("{what} is missing: {} ({how})", path.display());
     }
-    // Past libtest's capture (which hides a passing test's output), so a green run that checked
-    // nothing against Keras says so.
-    let test = std::thread::current().name().unwrap_or("a test").to_string();
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {what} is missing ({}); {how}", path.display());
+    skipped(&format!("{what} is missing ({})", path.display()), how);
     None
+}
+
+/// Say that the running test checks nothing, why, and how to make it check: a `SKIPPED <test>:
+/// <why>; <how>` line past libtest's capture (which hides a passing test's output), so a green
+/// run that checked nothing says so.
+pub fn skipped(why: &str, how: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}; {how}");
 }
 
 /// A folder written by scripts/keras_fixtures.py (real Keras), e.g. `keras_fixture("conv2d_valid")`.
