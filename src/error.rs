@@ -19,6 +19,13 @@ pub enum Error {
     /// A model configuration naming a Keras layer class keras-tch does not rebuild.
     #[error("layer class '{class}' is not supported by keras-tch (supported: {})", supported.join(", "))]
     UnsupportedLayerClass { class: String, supported: Vec<&'static str> },
+    /// A layer configuration field keras-tch cannot take: of the wrong type, out of bounds, or
+    /// a value it does not implement (the layer is named by the error's context).
+    #[error("{problem}")]
+    InvalidConfigField { field: String, problem: String },
+    /// A file that is none of the formats keras-tch reads.
+    #[error("{} is neither HDF5 (.h5), a Keras archive (.keras) nor safetensors: its first bytes are {first_bytes:02x?}", path.display())]
+    UnknownFileFormat { path: PathBuf, first_bytes: Vec<u8> },
     /// An image whose header declares more pixels than the decoder's limit
     /// (`DecodeOptions::max_pixels`), refused before its pixels are decoded.
     #[error("the image is {width}×{height} = {} pixels, over the limit of {limit} (a possible decompression bomb, refused as Pillow does)", width * height)]

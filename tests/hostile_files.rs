@@ -119,8 +119,17 @@ fn absurd_sizes_in_model_config_are_refused_naming_the_layer() {
     for (what, layer, expected) in cases {
         let path = dir.join(format!("{what}.h5"));
         model_config_file(&path, &functional(&format!("{INPUT_8X8X3}, {layer}")));
-        let message = error_of(load_model(&path, Device::Cpu));
+        let Err(error) = load_model(&path, Device::Cpu) else { panic!("{what}: the file loaded") };
+        let message = format!("{error:#}");
         assert!(message.contains("layer 'out'") && message.contains(expected), "{what}: {message}");
+        // A caller can match the field, as a typed error.
+        let field = match what {
+            "kernel" => continue,
+            "negative" => "units",
+            field => field,
+        };
+        let typed = error.chain().find_map(|cause| cause.downcast_ref::<keras_tch::Error>());
+        assert!(matches!(typed, Some(keras_tch::Error::InvalidConfigField { field: f, .. }) if f == field), "{what}: {typed:?}");
     }
     // A huge input feeding a Dense layer: the kernel would be 10^12 × 3 × 10 floats.
     let path = dir.join("input.h5");

@@ -46,7 +46,7 @@ pub fn detect(path: &Path) -> Result<FileKind> {
     if path.extension().is_some_and(|e| e == "safetensors") {
         return Ok(FileKind::Safetensors);
     }
-    bail!("{} is neither HDF5 (.h5), a Keras archive (.keras) nor safetensors: its first bytes are {:02x?}", path.display(), &head[..read])
+    Err(crate::Error::UnknownFileFormat { path: path.to_path_buf(), first_bytes: head[..read].to_vec() }.into())
 }
 
 /// Whether `path` describes its own architecture (a full-model `.h5` with `model_config`, or a

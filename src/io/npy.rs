@@ -1,5 +1,12 @@
 //! NumPy `.npy` files (format version 1.0/2.0) for `keras-tch predict`: float32 (or float64,
 //! converted) C-order arrays in, float32 out.
+//!
+//! Hand-written rather than tch's `Tensor::read_npy` / `write_npy`, which open the path as
+//! given and read to its end (a FIFO blocks, a link to `/dev/zero` fills memory, no size is
+//! checked against the header before the read) and write in place, where an interrupted write
+//! leaves a truncated file. Here the input is checked first (`io::input`: a regular file, within
+//! the limits), the declared shape is compared with the bytes really there, and the output goes
+//! through the atomic writer.
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! numbers, bounded sizes, known strings). Both dialects arrive here: Keras 3 may wrap an
 //! activation as `{"class_name": "function", "config": "relu"}`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 use super::activation::Activation;
@@ -33,22 +33,26 @@ impl<'a> KerasConfig<'a> {
 
     /// A required whole number of at least 1 (`filters`, `units`).
     pub fn size(&self, key: &str) -> Result<i64> {
-        let value =
-            self.get(key).as_i64().with_context(|| format!("{} needs a whole number '{key}', got {}", self.class_name, self.get(key)))?;
+        let value = self
+            .get(key)
+            .as_i64()
+            .ok_or_else(|| invalid(key, format!("{} needs a whole number '{key}', got {}", self.class_name, self.get(key))))?;
         bounded(value, 1, &format!("'{key}'"))
     }
 
     pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         match self.get(key) {
             Value::Null => Ok(default),
-            value => value.as_f64().with_context(|| format!("{}'s '{key}' must be a number, got {value}", self.class_name)),
+            value => value.as_f64().ok_or_else(|| invalid(key, format!("{}'s '{key}' must be a number, got {value}", self.class_name))),
         }
     }
 
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
         match self.get(key) {
             Value::Null => Ok(default),
-            value => value.as_bool().with_context(|| format!("{}'s '{key}' must be true or false, got {value}", self.class_name)),
+            value => {
+                value.as_bool().ok_or_else(|| invalid(key, format!("{}'s '{key}' must be true or false, got {value}", self.class_name)))
+            }
         }
     }
 
@@ -71,7 +75,7 @@ impl<'a> KerasConfig<'a> {
         match self.get("padding").as_str().unwrap_or("valid").to_ascii_lowercase().as_str() {
             "valid" => Ok(Padding::Valid),
             "same" => Ok(Padding::Same),
-            other => bail!("padding '{other}' is not supported (valid, same)"),
+            other => Err(invalid("padding", format!("padding '{other}' is not supported (valid, same)"))),
         }
     }
 
@@ -81,7 +85,7 @@ impl<'a> KerasConfig<'a> {
             Value::Null => Ok(Activation::Linear),
             Value::String(name) => Activation::from_keras_name(name),
             Value::Object(map) => Activation::from_keras_name(map.get("config").and_then(Value::as_str).unwrap_or("")),
-            other => bail!("unreadable activation {other}"),
+            other => Err(invalid("activation", format!("unreadable activation {other}"))),
         }
     }
 
@@ -89,7 +93,9 @@ impl<'a> KerasConfig<'a> {
     pub fn require_channels_last(&self) -> Result<()> {
         match self.get("data_format").as_str() {
             None | Some("channels_last") => Ok(()),
-            Some(other) => bail!("data_format '{other}' is not supported; keras-tch runs channels_last models"),
+            Some(other) => {
+                Err(invalid("data_format", format!("data_format '{other}' is not supported; keras-tch runs channels_last models")))
+            }
         }
     }
 }
@@ -97,20 +103,26 @@ impl<'a> KerasConfig<'a> {
 /// `value` if it is in `min..=MAX_DIMENSION`.
 pub fn bounded(value: i64, min: i64, what: &str) -> Result<i64> {
     if value < min || value > MAX_DIMENSION {
-        bail!("{what} must be between {min} and {MAX_DIMENSION}, got {value}");
+        return Err(invalid(what, format!("{what} must be between {min} and {MAX_DIMENSION}, got {value}")));
     }
     Ok(value)
 }
 
 /// One number (`3`, meaning `[3, 3]`) or a pair (`[3, 2]`), as Keras's `normalize_tuple` takes.
 pub fn pair(value: &Value, what: &str) -> Result<[i64; 2]> {
-    let whole = |v: &Value| v.as_i64().with_context(|| format!("{what} must be whole numbers, got {value}"));
+    let whole = |v: &Value| v.as_i64().ok_or_else(|| invalid(what, format!("{what} must be whole numbers, got {value}")));
     match value {
         Value::Number(_) => {
             let v = whole(value)?;
             Ok([v, v])
         }
         Value::Array(items) if items.len() == 2 => Ok([whole(&items[0])?, whole(&items[1])?]),
-        other => bail!("{what} must be a number or a pair, got {other}"),
+        other => Err(invalid(what, format!("{what} must be a number or a pair, got {other}"))),
     }
+}
+
+/// A configuration field keras-tch cannot take, as the typed error (the layer is named by the
+/// caller's context).
+pub fn invalid(field: &str, problem: String) -> anyhow::Error {
+    crate::Error::InvalidConfigField { field: field.trim_matches('\'').to_string(), problem }.into()
 }
