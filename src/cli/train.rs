@@ -45,16 +45,6 @@ pub struct TrainArgs {
     /// preprocess_input mode of the images (default: scale255, the course's X / 255.)
     #[arg(long, value_enum, default_value = "scale255")]
     pub preprocess: PreprocessMode,
-    /// How folder images are read
-    #[command(flatten)]
-    pub folders: super::folder_args::FolderArgs,
-    #[command(flatten)]
-    pub callbacks: super::callback_args::CallbackArgs,
-    #[command(flatten)]
-    pub class_weight: super::class_weight_arg::ClassWeightArg,
-    /// The evaluation report on the validation data, after training
-    #[command(flatten)]
-    pub report: super::report_args::ReportArgs,
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     #[arg(long, default_value_t = 32, value_parser = super::value_parsers::at_least_one_i64)]
@@ -107,8 +97,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         validation_split: args.validation_split,
         seed: args.run.seed,
         image_size: args.image_size,
-        interpolation: args.folders.interpolation,
-        crop_to_aspect_ratio: args.folders.crop_to_aspect_ratio,
+        interpolation: args.run.folders.interpolation,
+        crop_to_aspect_ratio: args.run.folders.crop_to_aspect_ratio,
         limit: args.run.limit.map(|n| n as usize),
     };
     let data = open_training_data(&spec, model_file.as_ref().and_then(image_input_size))?;
@@ -122,7 +112,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
     }
     let classes = data.train.classes().len();
-    if args.report.report.is_some() && data.validation.is_none() && (data.from_folders || args.validation_split == 0.0) {
+    if args.run.report.report.is_some() && data.validation.is_none() && (data.from_folders || args.validation_split == 0.0) {
         bail!("--report needs validation data (--validation-data or --validation-split)");
     }
 
@@ -153,7 +143,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(note) = note {
         eprintln!("note: {note} (--optimizer chooses)");
     }
-    let mut optimizer = match args.callbacks.schedule(optimizer_config.learning_rate())? {
+    let mut optimizer = match args.run.callbacks.schedule(optimizer_config.learning_rate())? {
         Some(schedule) => Optimizer::with_schedule(optimizer_config, schedule),
         None => Optimizer::new(optimizer_config),
     };
@@ -171,11 +161,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         resume: args.resume,
         augmentation: None,
         precision: args.run.precision,
-        loading: args.folders.loading(device),
-        callbacks: args.callbacks.callbacks()?,
-        class_weight: args.class_weight.table(&data.train)?,
+        loading: args.run.folders.loading(device),
+        callbacks: args.run.callbacks.callbacks()?,
+        class_weight: args.run.class_weight.table(&data.train)?,
     };
-    let request = args.report.request();
+    let request = args.run.report.request();
     let outcome = fit_and_save(
         &mut model,
         &compile,
@@ -198,13 +188,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (None, Some(_)) => {
             let (train, _) = data.as_the_model_takes(args.preprocess, &compile);
             match train.split_last(options.validation_split).1 {
-                Some(held_out) => args.report.evaluate(&model, &compile, &held_out, args.batch_size, &options.loading)?.1,
+                Some(held_out) => args.run.report.evaluate(&model, &compile, &held_out, args.batch_size, &options.loading)?.1,
                 None => None,
             }
         }
         (None, None) => None,
     };
-    report.map_or(Ok(()), |report| args.report.write(&report, false))
+    report.map_or(Ok(()), |report| args.run.report.write(&report, false))
 }
 
 /// One sigmoid unit for two-class data on the Happy model, else one unit per class.

@@ -1,5 +1,8 @@
 //! What every training command (`train`, `transfer`) takes besides its data and model: the
-//! seed, how much to print, the precision, the device and a limit on the training images.
+//! seed, how much to print, the precision, the device, a limit on the training images, how
+//! folder images are read, Keras's callbacks and class weights, and the evaluation report.
+//! (`transfer` gives the callbacks to both of its phases, as a Keras user passes them to two
+//! `fit` calls, and refuses `--lr-schedule`: it has its two rates, `--lr` and `--fine-tune-lr`.)
 
 use clap::Args;
 
@@ -25,4 +28,14 @@ pub struct TrainingRunArgs {
     /// Use only the first N training images (after the validation split; for a quick trial)
     #[arg(long, value_parser = super::value_parsers::at_least_one_i64)]
     pub limit: Option<i64>,
+    /// How folder images are read
+    #[command(flatten)]
+    pub folders: super::folder_args::FolderArgs,
+    #[command(flatten)]
+    pub callbacks: super::callback_args::CallbackArgs,
+    #[command(flatten)]
+    pub class_weight: super::class_weight_arg::ClassWeightArg,
+    /// The evaluation report on the validation data, after training
+    #[command(flatten)]
+    pub report: super::report_args::ReportArgs,
 }

@@ -95,18 +95,6 @@ pub struct TransferArgs {
     /// Augment: random per-channel colour shifts of up to ± L pixel levels (Keras's channel_shift_range)
     #[arg(long, default_value_t = 0.0, value_name = "L")]
     pub channel_shift: f64,
-    /// How folder images are read
-    #[command(flatten)]
-    pub folders: super::folder_args::FolderArgs,
-    /// Keras's callbacks, given to both phases (head, then fine-tuning) as to two fit calls;
-    /// --lr-schedule is train's (transfer has its two rates, --lr and --fine-tune-lr)
-    #[command(flatten)]
-    pub callbacks: super::callback_args::CallbackArgs,
-    #[command(flatten)]
-    pub class_weight: super::class_weight_arg::ClassWeightArg,
-    /// The evaluation report on the validation data, after training
-    #[command(flatten)]
-    pub report: super::report_args::ReportArgs,
     /// Print the new model's Keras summary table (after freezing: trainable / non-trainable)
     #[arg(long)]
     pub summary: bool,
@@ -115,7 +103,7 @@ pub struct TransferArgs {
 }
 
 pub fn run(args: &TransferArgs) -> Result<()> {
-    if args.callbacks.lr_schedule.is_some() {
+    if args.run.callbacks.lr_schedule.is_some() {
         bail!("--lr-schedule applies to train; transfer trains with --lr, then fine-tunes with --fine-tune-lr");
     }
     let device = args.run.device.resolve()?;
@@ -125,8 +113,8 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         validation_split: args.validation_split,
         seed: args.run.seed,
         image_size: args.target_size,
-        interpolation: args.folders.interpolation,
-        crop_to_aspect_ratio: args.folders.crop_to_aspect_ratio,
+        interpolation: args.run.folders.interpolation,
+        crop_to_aspect_ratio: args.run.folders.crop_to_aspect_ratio,
         limit: args.run.limit.map(|n| n as usize),
     };
     let OpenedTransfer { base, train, validation } = open_transfer(&spec, &args.base, device)?;
@@ -135,7 +123,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     }
     // Refused before the work: --save must not be the base or a data file.
     check_destination(&args.save)?;
-    if args.report.report.is_some() && validation.is_none() {
+    if args.run.report.report.is_some() && validation.is_none() {
         bail!("--report needs validation data (--validation-data, --validation-split, or a test_*.h5 beside a course file)");
     }
     let mode = args.preprocess.unwrap_or(if base.imagenet_checkpoint { PreprocessMode::Caffe } else { PreprocessMode::Scale255 });
@@ -181,9 +169,9 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         },
         run_dir: Some(run_dir.clone()),
         precision: args.run.precision,
-        loading: args.folders.loading(device),
-        callbacks: args.callbacks.callbacks()?,
-        class_weight: args.class_weight.table(&train)?,
+        loading: args.run.folders.loading(device),
+        callbacks: args.run.callbacks.callbacks()?,
+        class_weight: args.run.class_weight.table(&train)?,
     };
     let report = train_transfer(&mut model, &built.head, &data, &options, ctrl_c_flag())?;
     match &report.cache {
@@ -196,10 +184,10 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     let (compile, classes_path) = save_transfer_model(&mut model, train.classes(), &args.save, learning_rate)?;
     println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
     if let Some(validation) = &data.validation {
-        let (evaluation, report) = args.report.evaluate(&model, &compile, validation, args.batch_size, &options.loading)?;
+        let (evaluation, report) = args.run.report.evaluate(&model, &compile, validation, args.batch_size, &options.loading)?;
         evaluation.print_notebook_lines();
         if let Some(report) = report {
-            args.report.write(&report, false)?;
+            args.run.report.write(&report, false)?;
         }
     }
     Ok(())
