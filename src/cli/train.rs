@@ -15,7 +15,9 @@ use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
 use keras_tch::train::fit::FitOptions;
 use keras_tch::train::interrupt::ctrl_c_flag;
-use keras_tch::train::job::{compile_for, fit_and_save, image_input_size, open_training_data, optimizer_for, DataSpec};
+use keras_tch::train::job::{
+    compile_for, continue_saved_optimizer, fit_and_save, image_input_size, open_training_data, optimizer_for, DataSpec,
+};
 use keras_tch::train::losses::{CrossEntropyStyle, Loss};
 use keras_tch::train::optimizer::{Optimizer, OptimizerKind};
 
@@ -59,6 +61,12 @@ pub struct TrainArgs {
     /// Adam's epsilon (Keras today: 1e-7; Keras <= 2.1.2 and the course's Adam(epsilon=1e-08): 1e-8)
     #[arg(long, value_parser = super::value_parsers::positive_finite)]
     pub epsilon: Option<f64>,
+    /// Start the optimizer afresh instead of from the state a --model file saved (Keras's
+    /// equivalent: compile the loaded model again). The saved state is used when training goes
+    /// on with the file's own optimizer class; --lr and --epsilon change its settings, not its
+    /// state
+    #[arg(long)]
+    pub reset_optimizer: bool,
     /// Loss (default: the model file's own compiled loss, else chosen from the model's output)
     #[arg(long, value_enum)]
     pub loss: Option<Loss>,
@@ -147,6 +155,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Some(schedule) => Optimizer::with_schedule(optimizer_config, schedule),
         None => Optimizer::new(optimizer_config),
     };
+    if !args.reset_optimizer {
+        if let Some(said) = continue_saved_optimizer(&model, &mut optimizer) {
+            eprintln!("{said}");
+        }
+    }
 
     let run_dir = args.root.join("runs").join(&model.name);
     let options = FitOptions {

@@ -155,7 +155,16 @@ impl GraphBuilder {
                 last_use[id.0] = last_use[id.0].max(i);
             }
         }
-        Ok(Model { name: self.name, vs: self.vs, nodes, inputs, outputs, last_use, training_config: None })
+        Ok(Model {
+            name: self.name,
+            vs: self.vs,
+            nodes,
+            inputs,
+            outputs,
+            last_use,
+            training_config: None,
+            optimizer_state: Default::default(),
+        })
     }
 
     pub fn name_of(&self, id: NodeId) -> &str {

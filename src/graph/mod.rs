@@ -8,6 +8,7 @@
 mod builder;
 pub mod inference;
 pub mod naming;
+pub mod optimizer_state;
 pub mod plot;
 pub mod summary;
 
@@ -62,6 +63,8 @@ pub struct Model {
     last_use: Vec<usize>,
     /// Keras's `training_config` (optimizer, loss, metrics) of a loaded or compiled model.
     pub training_config: Option<serde_json::Value>,
+    /// The optimizer's state the loaded file saved, for training to continue from.
+    pub optimizer_state: optimizer_state::SavedOptimizerState,
 }
 
 impl std::fmt::Debug for Model {

@@ -13,11 +13,13 @@ use super::input::check_input;
 use super::limits;
 use super::load_weights::{apply_weights, LoadOptions, LoadReport};
 use super::model_config::model_from_config;
+use super::optimizer_weights::optimizer_state_from_h5;
 use super::safetensors::read_safetensors_weights;
 use super::saved_weights::{
     has_model_config, read_h5_model, read_h5_weights, read_h5_weights_of, FileLayout, H5Source, SavedLayer, SavedWeight, SavedWeights,
 };
 use crate::error::Error;
+use crate::graph::optimizer_state::SavedOptimizerState;
 use crate::graph::Model;
 use crate::layers::init::InitialWeights;
 
@@ -73,6 +75,14 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
                 .with_context(|| format!("rebuilding the model of {}", path.display()))?;
             apply_weights(&mut model, &stored.weights?, &LoadOptions::default())?;
             model.training_config = training;
+            model.optimizer_state = match stored.optimizer_weights {
+                Ok(None) => SavedOptimizerState::Absent,
+                Ok(Some((iterations, saved))) => match optimizer_state_from_h5(iterations, &saved, &model) {
+                    Ok(state) => SavedOptimizerState::Restorable(state),
+                    Err(why) => SavedOptimizerState::Unusable(format!("{why:#}")),
+                },
+                Err(why) => SavedOptimizerState::Unusable(format!("{why:#}")),
+            };
             Ok(model)
         }
         FileKind::KerasArchive => {

@@ -12,6 +12,7 @@ pub mod load_model;
 pub mod load_weights;
 pub mod model_config;
 pub mod npy;
+pub mod optimizer_weights;
 pub mod reading_process;
 pub mod safetensors;
 pub mod save_h5;

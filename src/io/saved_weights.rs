@@ -239,6 +239,10 @@ pub struct KerasModelH5 {
     pub model_config: String,
     pub training_config: Option<String>,
     pub weights: Result<SavedWeights>,
+    /// tf.keras's `optimizer_weights` group, when the file has one: its step count, and its slot
+    /// weights as one layer named `optimizer_weights` whose weights keep their full names
+    /// (`Adam/m/conv1/kernel:0`); or why it could not be listed.
+    pub optimizer_weights: Result<Option<(i64, SavedWeights)>>,
 }
 
 /// Read a full-model HDF5 file, or `None` if it has no `model_config` (weights only).
@@ -252,16 +256,49 @@ pub fn read_h5_model(path: &Path) -> Result<Option<KerasModelH5>> {
             Err(_) => None,
         };
         let weights = read_h5_weights_from(file, path, source.size()).map_err(|e| format!("{e:#}"));
-        Ok(Some(((model_config, training_config), weights)))
+        let optimizer = read_optimizer_weights(file, path, source.size()).map_err(|e| format!("{e:#}"));
+        Ok(Some((((model_config, training_config), weights), optimizer)))
     })?;
-    Ok(answer.map(|((model_config, training_config), weights)| KerasModelH5 {
+    let in_source = |mut weights: SavedWeights| {
+        weights.source = Some(Arc::clone(&source));
+        weights
+    };
+    Ok(answer.map(|(((model_config, training_config), weights), optimizer)| KerasModelH5 {
         model_config,
         training_config,
-        weights: weights.map_err(anyhow::Error::msg).map(|mut weights| {
-            weights.source = Some(Arc::clone(&source));
-            weights
-        }),
+        weights: weights.map_err(anyhow::Error::msg).map(in_source),
+        optimizer_weights: optimizer
+            .map_err(anyhow::Error::msg)
+            .map(|state| state.map(|(iterations, weights)| (iterations, in_source(weights)))),
     }))
+}
+
+/// tf.keras's `optimizer_weights` (2.11+: `iteration:0`, then `Adam/m/<layer>/<weight>:0` …;
+/// ≤ 2.10: `Adam/iterations:0` …): the step count and the listed float weights, unread.
+fn read_optimizer_weights(file: &hdf5::File, path: &Path, file_size: u64) -> Result<Option<(i64, SavedWeights)>> {
+    let Ok(group) = file.group("optimizer_weights") else { return Ok(None) };
+    let source = Source { path, file_size };
+    let names = read_chunked_list(&group, "weight_names").with_context(|| format!("{}: reading optimizer_weights", path.display()))?;
+    let (mut iterations, mut weights) = (None, Vec::new());
+    for full in names {
+        let dataset = group
+            .dataset(&full)
+            .with_context(|| format!("{}: optimizer_weights lists '{full}' but the file has no such dataset", path.display()))?;
+        if full == "iteration:0" || full.ends_with("iterations:0") {
+            let count = dataset.read_scalar::<i64>().with_context(|| format!("{}: reading the step count '{full}'", path.display()))?;
+            iterations = Some(count);
+        } else {
+            let weight = float_weight(&source, "optimizer_weights", &full, format!("{}/{full}", group.name()), &dataset)?;
+            weights.push(SavedWeight { name: full, ..weight });
+        }
+    }
+    let iterations = iterations.with_context(|| format!("{}: optimizer_weights lists no step count (iteration:0)", path.display()))?;
+    let layer = SavedLayer { name: "optimizer_weights".into(), weights, keras3_group: None };
+    let keras_version = string_attr(file, "keras_version");
+    Ok(Some((
+        iterations,
+        SavedWeights { path: path.into(), layout: FileLayout::FullModel, keras_version, layers: vec![layer], source: None },
+    )))
 }
 
 /// Whether the HDF5 file at `path` has a `model_config` (describes its own architecture).

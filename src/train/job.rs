@@ -19,6 +19,7 @@ use super::report::EvaluationReport;
 use crate::data::course_file::course_dataset;
 use crate::data::dataset::Dataset;
 use crate::data::folders::{folder_dataset, folder_datasets};
+use crate::graph::optimizer_state::SavedOptimizerState;
 use crate::graph::Model;
 use crate::imaging::{ImageReading, Interpolation, PreprocessMode};
 use crate::io::save_model_h5;
@@ -121,6 +122,19 @@ pub fn optimizer_for(
         *epsilon = value;
     }
     (config, note)
+}
+
+/// Keras's `load_model` then `fit`: continue from the optimizer state `model`'s file saved,
+/// when it is `optimizer`'s class. Returns what was done (or why not), to tell the user.
+pub fn continue_saved_optimizer(model: &Model, optimizer: &mut Optimizer) -> Option<String> {
+    match &model.optimizer_state {
+        SavedOptimizerState::Absent => None,
+        SavedOptimizerState::Unusable(why) => Some(format!("note: the model file's optimizer state is not used: {why}")),
+        SavedOptimizerState::Restorable(state) => Some(match optimizer.restore_saved(state, model.device()) {
+            Ok(()) => format!("Continuing from the model file's optimizer state ({}, {} steps)", state.class, state.iterations),
+            Err(why) => format!("note: {why:#}: the optimizer starts afresh"),
+        }),
+    }
 }
 
 /// What [`fit_and_save`] did.

@@ -16,6 +16,7 @@ use tch::{no_grad, Tensor};
 
 use super::fused_adam::{keras_adam_step, AdamTensors};
 use super::schedules::LearningRateSchedule;
+use crate::graph::optimizer_state::OptimizerState;
 
 /// The optimizers keras-tch implements, by Keras's names (`compile(optimizer="adam")`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -108,6 +109,15 @@ impl OptimizerConfig {
             Self::Adam { learning_rate, .. } | Self::Sgd { learning_rate, .. } | Self::RmsProp { learning_rate, .. } => {
                 *learning_rate = rate
             }
+        }
+    }
+
+    /// Keras's class name (`Adam`, `SGD`, `RMSprop`).
+    pub fn keras_class(&self) -> &'static str {
+        match self {
+            Self::Adam { .. } => "Adam",
+            Self::Sgd { .. } => "SGD",
+            Self::RmsProp { .. } => "RMSprop",
         }
     }
 
@@ -232,6 +242,20 @@ impl Optimizer {
             .collect();
         state.sort_by(|a, b| a.0.cmp(&b.0));
         state
+    }
+
+    /// Continue from the state a Keras file saved with its model (as `load_model` then `fit`
+    /// do): its step count, which drives Adam's bias correction, and every variable's slots
+    /// (`load_model` checked them against the model). Refused when the state is another
+    /// optimizer class's.
+    pub fn restore_saved(&mut self, state: &OptimizerState, device: tch::Device) -> Result<()> {
+        let class = self.config.keras_class();
+        if state.class != class {
+            bail!("the file's optimizer state is {}'s, but training uses {class}", state.class);
+        }
+        self.slots = state.slots.iter().map(|(name, slots)| (name.clone(), slots.iter().map(|t| t.to_device(device)).collect())).collect();
+        self.iterations = state.iterations;
+        Ok(())
     }
 
     /// Restore slots written by [`Optimizer::state`].

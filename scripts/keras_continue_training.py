@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Continuing training where Keras stopped: the Keras side of tests/optimizer_state.rs.
+
+Run inside the venv of scripts/requirements-keras.txt:
+
+  keras_continue_training.py --shared-data DIR --out OUT
+
+For each optimizer below, trains the Happy House model (keras_fixtures.happy_model) with
+tf.keras for 2 epochs on the first 96 cat/non-cat training images (/255, batch 32, no shuffle),
+saves it with model.save to OUT/<optimizer>/trained.h5 (the optimizer's state included), then
+continues one more epoch twice from that file: load_model (the optimizer restored, as Keras
+resumes) and the same weights compiled afresh (a new optimizer). Writes OUT/io.h5 (x, y: the
+training images; x_held, y_held: the 50 test images) and OUT/<optimizer>/continued.json:
+the step count saved, and for each continuation its epoch's training loss and its loss on
+the held-out images after the epoch.
+"""
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import keras_fixtures  # noqa: E402
+
+tf_keras = keras_fixtures.tf_keras
+
+OPTIMIZERS = {
+    "adam": lambda: tf_keras.optimizers.Adam(learning_rate=0.002),
+    "sgd": lambda: tf_keras.optimizers.SGD(learning_rate=0.05, momentum=0.9),
+    "rmsprop": lambda: tf_keras.optimizers.RMSprop(learning_rate=0.001),
+}
+IMAGES = 96
+
+
+def read_split(path: str, split: str, count=None):
+    with h5py.File(path, "r") as f:
+        x = (np.array(f[f"{split}_set_x"][:count]) / 255.0).astype("float32")
+        y = np.array(f[f"{split}_set_y"][:count]).reshape(-1, 1).astype("float32")
+    return x, y
+
+
+def continued(model, x, y, x_held, y_held) -> dict:
+    history = model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    return {"loss": history.history["loss"][0], "held_loss": model.evaluate(x_held, y_held, batch_size=32, verbose=0)[0]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared-data", required=True, help="the folder of train_catvnoncat.h5 and test_catvnoncat.h5")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    x, y = read_split(os.path.join(args.shared_data, "train_catvnoncat.h5"), "train", IMAGES)
+    x_held, y_held = read_split(os.path.join(args.shared_data, "test_catvnoncat.h5"), "test")
+    os.makedirs(args.out, exist_ok=True)
+    with h5py.File(os.path.join(args.out, "io.h5"), "w") as f:
+        for name, value in [("x", x), ("y", y), ("x_held", x_held), ("y_held", y_held)]:
+            f.create_dataset(name, data=value)
+    for name, optimizer in OPTIMIZERS.items():
+        folder = os.path.join(args.out, name)
+        os.makedirs(folder, exist_ok=True)
+        keras_fixtures.fresh_session()
+        model = keras_fixtures.happy_model()
+        model.compile(optimizer=optimizer(), loss="binary_crossentropy", metrics=["accuracy"])
+        model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+        trained = os.path.join(folder, "trained.h5")
+        model.save(trained)
+        restored = tf_keras.models.load_model(trained)
+        result = {"iterations": int(restored.optimizer.iterations.numpy())}
+        result["restored"] = continued(restored, x, y, x_held, y_held)
+        fresh = tf_keras.models.load_model(trained, compile=False)
+        fresh.compile(optimizer=optimizer(), loss="binary_crossentropy", metrics=["accuracy"])
+        result["fresh"] = continued(fresh, x, y, x_held, y_held)
+        with open(os.path.join(folder, "continued.json"), "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

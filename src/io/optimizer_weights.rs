@@ -1,0 +1,85 @@
+//! The optimizer's state in a tf.keras `.h5` (`model.save`, 2.11+): `optimizer_weights` lists
+//! `iteration:0`, then each trainable weight's slots as `<Optimizer>/<slot>/<layer>/<weight>:0`
+//! — Adam's `m` and `v`, SGD's `m`, RMSprop's `velocity`. Matched to the model's trainable
+//! variables by name and shape; any mismatch makes the whole state unusable, with the reasons.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+
+use super::saved_weights::SavedWeights;
+use crate::graph::optimizer_state::OptimizerState;
+use crate::graph::{tuple, Model};
+use crate::layers::keras_layout::Layout;
+
+/// Each optimizer class's slots, in the order keras-tch's optimizer keeps them.
+const SLOTS: [(&str, &[&str]); 3] = [("Adam", &["m", "v"]), ("SGD", &["m"]), ("RMSprop", &["velocity"])];
+
+/// The state `saved` (from `read_h5_model`) holds for `model`, checked against its trainable
+/// variables: every one has all its slots, of its shape, and nothing else is listed.
+pub fn optimizer_state_from_h5(iterations: i64, saved: &SavedWeights, model: &Model) -> Result<OptimizerState> {
+    let weights: Vec<_> = saved.layers.iter().flat_map(|layer| &layer.weights).collect();
+    let Some(first) = weights.first() else { bail!("optimizer_weights lists a step count but no slot") };
+    let class = first.name.split('/').next().unwrap_or_default().to_string();
+    let Some((_, slot_names)) = SLOTS.iter().find(|(name, _)| *name == class) else {
+        bail!("'{}' is not a slot of an optimizer keras-tch implements (Adam, SGD, RMSprop)", first.name);
+    };
+    let variables = trainable_layouts(model);
+    let (mut problems, mut found) = (Vec::new(), HashMap::<String, Vec<Option<usize>>>::new());
+    for (index, weight) in weights.iter().enumerate() {
+        // `Adam/m/conv1/kernel:0` → slot `m` of `conv1/kernel`.
+        let name = weight.name.strip_suffix(":0").unwrap_or(&weight.name);
+        let parsed = name.strip_prefix(&format!("{class}/")).and_then(|rest| rest.split_once('/'));
+        let Some((slot, variable)) = parsed else {
+            problems.push(format!("'{}' is not named <{class}>/<slot>/<layer>/<weight>", weight.name));
+            continue;
+        };
+        let Some(position) = slot_names.iter().position(|s| *s == slot) else {
+            problems.push(format!("'{}': {class} has no slot '{slot}' ({})", weight.name, slot_names.join(", ")));
+            continue;
+        };
+        match variables.get(variable) {
+            None => problems.push(format!("'{}': the model has no trainable weight '{variable}'", weight.name)),
+            Some((shape, _)) if *shape != weight.shape => problems.push(format!(
+                "'{}' has shape {} but the weight '{variable}' has shape {}",
+                weight.name,
+                tuple(&weight.shape),
+                tuple(shape)
+            )),
+            Some(_) => found.entry(variable.to_string()).or_insert_with(|| vec![None; slot_names.len()])[position] = Some(index),
+        }
+    }
+    let mut missing: Vec<&String> = variables.keys().filter(|v| found.get(*v).is_none_or(|s| s.iter().any(Option::is_none))).collect();
+    missing.sort();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        problems.push(format!("no {class} slots for trainable weight(s) {}", names.join(", ")));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    let values = saved.read_values(&weights)?;
+    // Slots are kept in the variable's torch layout, as the optimizer updates them.
+    let mut slots: Vec<(String, Vec<tch::Tensor>)> = found
+        .into_iter()
+        .map(|(variable, indices)| {
+            let layout = variables[&variable].1;
+            (variable, indices.into_iter().flatten().map(|i| layout.from_keras(&values[i])).collect())
+        })
+        .collect();
+    slots.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(OptimizerState { class, iterations, slots })
+}
+
+/// Each trainable variable's Keras shape and layout, by its Keras name (`conv1/kernel`): the
+/// variables `Model::trainable_variables` lists.
+fn trainable_layouts(model: &Model) -> HashMap<String, (Vec<i64>, Layout)> {
+    let mut variables = HashMap::new();
+    for node in model.layers().iter().filter(|node| node.trainable) {
+        for weight in node.layer.weights().into_iter().filter(|weight| weight.trainable) {
+            let keras_shape = weight.layout.keras_shape(&weight.tensor.size());
+            variables.insert(format!("{}/{}", node.name, weight.name), (keras_shape, weight.layout));
+        }
+    }
+    variables
+}

@@ -1,0 +1,68 @@
+//! Continuing training where Keras stopped: a model tf.keras trained and saved (`model.save`,
+//! its optimizer's state included) continues here as it continues in Keras after
+//! `load_model` — not as it would with a fresh optimizer. The Keras side is
+//! scripts/keras_continue_training.py, run by this test.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use serde_json::Value;
+use tch::Device;
+
+use common::parity::read_tensor;
+use common::{keras_python, repo_root, scratch_dir, shared_data};
+use keras_tch::graph::optimizer_state::SavedOptimizerState;
+use keras_tch::io::load_model;
+use keras_tch::train::compile::{CompileConfig, TrainingConfig};
+use keras_tch::train::evaluate::evaluate;
+use keras_tch::train::fit::{fit, FitOptions};
+use keras_tch::train::job::continue_saved_optimizer;
+use keras_tch::train::optimizer::Optimizer;
+
+#[test]
+fn training_continues_from_the_optimizer_state_keras_saved() {
+    let Some(train) = shared_data("train_catvnoncat.h5") else { return };
+    let Some(python) = keras_python() else { return };
+    let dir = scratch_dir("optimizer-state");
+    let output = std::process::Command::new(python)
+        .arg(repo_root().join("scripts/keras_continue_training.py"))
+        .arg("--shared-data")
+        .arg(train.parent().unwrap())
+        .arg("--out")
+        .arg(&*dir)
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let io = dir.join("io.h5");
+    let (x, y) = (read_tensor(&io, "x"), read_tensor(&io, "y"));
+    let (x_held, y_held) = (read_tensor(&io, "x_held"), read_tensor(&io, "y_held"));
+    for optimizer_name in ["adam", "sgd", "rmsprop"] {
+        let folder = dir.join(optimizer_name);
+        let keras: Value = serde_json::from_str(&std::fs::read_to_string(folder.join("continued.json")).unwrap()).unwrap();
+        let mut model = load_model(&folder.join("trained.h5"), Device::Cpu).unwrap();
+        let SavedOptimizerState::Restorable(state) = &model.optimizer_state else {
+            panic!("{optimizer_name}: the saved optimizer state was not read: {:?}", model.optimizer_state)
+        };
+        assert_eq!(state.iterations, keras["iterations"].as_i64().unwrap(), "{optimizer_name}: the step count");
+        let training = TrainingConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
+        let compile = CompileConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
+        let mut optimizer = Optimizer::new(training.optimizer);
+        let said = continue_saved_optimizer(&model, &mut optimizer).unwrap();
+        assert!(said.starts_with("Continuing from the model file's optimizer state"), "{optimizer_name}: {said}");
+
+        let options = FitOptions { epochs: 1, batch_size: 32, shuffle: false, verbose: 0, ..Default::default() };
+        let history = fit(&mut model, &compile, &mut optimizer, &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
+        let loss = history.get("loss").unwrap()[0];
+        let held = evaluate(&model, &compile, &x_held, &y_held, 32).unwrap().loss;
+        let (restored, fresh) = (&keras["restored"], &keras["fresh"]);
+        let keras_loss = restored["loss"].as_f64().unwrap();
+        let keras_held = restored["held_loss"].as_f64().unwrap();
+        let fresh_loss = fresh["loss"].as_f64().unwrap();
+        println!("{optimizer_name}: loss {loss} (Keras {keras_loss}; fresh optimizer {fresh_loss}), held-out {held} (Keras {keras_held})");
+        assert!((loss - keras_loss).abs() <= 0.002, "{optimizer_name}: continued loss {loss}, Keras's {keras_loss}");
+        assert!((held - keras_held).abs() <= 0.03, "{optimizer_name}: held-out loss {held}, Keras's {keras_held}");
+        assert!((loss - keras_loss).abs() < (loss - fresh_loss).abs(), "{optimizer_name}: as close to a fresh optimizer ({fresh_loss})");
+    }
+}
