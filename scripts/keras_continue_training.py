@@ -4,6 +4,7 @@
 Run inside the venv of scripts/requirements-keras.txt:
 
   keras_continue_training.py --shared-data DIR --out OUT
+  keras_continue_training.py --continue FILE [FILE...] --io IO.h5
 
 For each optimizer below, trains the Happy House model (keras_fixtures.happy_model) with
 tf.keras for 2 epochs on the first 96 cat/non-cat training images (/255, batch 32, no shuffle),
@@ -13,6 +14,10 @@ resumes) and the same weights compiled afresh (a new optimizer). Writes OUT/io.h
 training images; x_held, y_held: the 50 test images) and OUT/<optimizer>/continued.json:
 the step count saved, and for each continuation its epoch's training loss and its loss on
 the held-out images after the epoch.
+
+With --continue, loads each FILE (a model keras-tch trained and saved) with tf.keras's
+load_model and continues it one epoch the same way on IO.h5's images; prints a JSON list with
+that result per file (its "iterations" being the step count Keras restored).
 """
 import argparse
 import json
@@ -49,11 +54,30 @@ def continued(model, x, y, x_held, y_held) -> dict:
     return {"loss": history.history["loss"][0], "held_loss": model.evaluate(x_held, y_held, batch_size=32, verbose=0)[0]}
 
 
+def continue_files(paths, io: str) -> int:
+    with h5py.File(io, "r") as f:
+        x, y, x_held, y_held = (np.array(f[name]) for name in ("x", "y", "x_held", "y_held"))
+    results = []
+    for path in paths:
+        model = tf_keras.models.load_model(path)
+        result = {"iterations": int(model.optimizer.iterations.numpy()), "optimizer": type(model.optimizer).__name__}
+        result.update(continued(model, x, y, x_held, y_held))
+        results.append(result)
+    print(json.dumps(results))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared-data", required=True, help="the folder of train_catvnoncat.h5 and test_catvnoncat.h5")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--shared-data", help="the folder of train_catvnoncat.h5 and test_catvnoncat.h5")
+    parser.add_argument("--out")
+    parser.add_argument("--continue", dest="continue_paths", nargs="+", help="model files to continue one epoch")
+    parser.add_argument("--io", help="with --continue: the io.h5 the training run wrote")
     args = parser.parse_args()
+    if args.continue_paths:
+        return continue_files(args.continue_paths, args.io)
+    if not (args.shared_data and args.out):
+        parser.error("--shared-data and --out (or --continue and --io) are required")
     x, y = read_split(os.path.join(args.shared_data, "train_catvnoncat.h5"), "train", IMAGES)
     x_held, y_held = read_split(os.path.join(args.shared_data, "test_catvnoncat.h5"), "test")
     os.makedirs(args.out, exist_ok=True)

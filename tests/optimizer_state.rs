@@ -1,7 +1,9 @@
 //! Continuing training where Keras stopped: a model tf.keras trained and saved (`model.save`,
 //! its optimizer's state included) continues here as it continues in Keras after
-//! `load_model` — not as it would with a fresh optimizer. The Keras side is
-//! scripts/keras_continue_training.py, run by this test.
+//! `load_model` — not as it would with a fresh optimizer; and a model keras-tch saved after
+//! that continues in tf.keras from the same step count, as it continues here. For Adam, SGD
+//! with momentum and RMSprop. The Keras side is scripts/keras_continue_training.py, run by this
+//! test.
 
 mod common;
 
@@ -14,10 +16,11 @@ use common::parity::read_tensor;
 use common::{keras_python, repo_root, scratch_dir, shared_data};
 use keras_tch::graph::optimizer_state::SavedOptimizerState;
 use keras_tch::io::load_model;
+use keras_tch::io::save_model_h5;
 use keras_tch::train::compile::{CompileConfig, TrainingConfig};
 use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::fit::{fit, FitOptions};
-use keras_tch::train::job::continue_saved_optimizer;
+use keras_tch::train::job::{continue_saved_optimizer, keep_training_state};
 use keras_tch::train::optimizer::Optimizer;
 
 #[test]
@@ -25,7 +28,7 @@ fn training_continues_from_the_optimizer_state_keras_saved() {
     let Some(train) = shared_data("train_catvnoncat.h5") else { return };
     let Some(python) = keras_python() else { return };
     let dir = scratch_dir("optimizer-state");
-    let output = std::process::Command::new(python)
+    let output = std::process::Command::new(&python)
         .arg(repo_root().join("scripts/keras_continue_training.py"))
         .arg("--shared-data")
         .arg(train.parent().unwrap())
@@ -38,6 +41,7 @@ fn training_continues_from_the_optimizer_state_keras_saved() {
     let io = dir.join("io.h5");
     let (x, y) = (read_tensor(&io, "x"), read_tensor(&io, "y"));
     let (x_held, y_held) = (read_tensor(&io, "x_held"), read_tensor(&io, "y_held"));
+    let mut ours = Vec::new();
     for optimizer_name in ["adam", "sgd", "rmsprop"] {
         let folder = dir.join(optimizer_name);
         let keras: Value = serde_json::from_str(&std::fs::read_to_string(folder.join("continued.json")).unwrap()).unwrap();
@@ -64,5 +68,35 @@ fn training_continues_from_the_optimizer_state_keras_saved() {
         assert!((loss - keras_loss).abs() <= 0.002, "{optimizer_name}: continued loss {loss}, Keras's {keras_loss}");
         assert!((held - keras_held).abs() <= 0.03, "{optimizer_name}: held-out loss {held}, Keras's {keras_held}");
         assert!((loss - keras_loss).abs() < (loss - fresh_loss).abs(), "{optimizer_name}: as close to a fresh optimizer ({fresh_loss})");
+
+        // Saved here after that epoch, for the other direction below.
+        keep_training_state(&mut model, &compile, &optimizer);
+        save_model_h5(&model, &folder.join("continued_here.h5")).unwrap();
+        ours.push((optimizer_name, folder.join("continued_here.h5"), optimizer.iterations, training.optimizer, compile));
+    }
+
+    // The other way: the files saved here continue in tf.keras with their optimizers restored —
+    // the same step counts, and the epoch keras-tch gives from them.
+    let output = std::process::Command::new(&python)
+        .arg(repo_root().join("scripts/keras_continue_training.py"))
+        .arg("--continue")
+        .args(ours.iter().map(|(_, file, ..)| file))
+        .arg("--io")
+        .arg(&io)
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let in_keras: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    for ((optimizer_name, file, iterations, optimizer_config, compile), in_keras) in ours.into_iter().zip(&in_keras) {
+        assert_eq!(in_keras["iterations"].as_i64().unwrap(), iterations, "{optimizer_name}: steps Keras restored");
+        let mut model = load_model(&file, Device::Cpu).unwrap();
+        let mut optimizer = Optimizer::new(optimizer_config);
+        continue_saved_optimizer(&model, &mut optimizer).unwrap();
+        let options = FitOptions { epochs: 1, batch_size: 32, shuffle: false, verbose: 0, ..Default::default() };
+        let history = fit(&mut model, &compile, &mut optimizer, &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
+        let (loss, keras_loss) = (history.get("loss").unwrap()[0], in_keras["loss"].as_f64().unwrap());
+        println!("{optimizer_name}: our file continued here {loss}, in Keras {keras_loss}");
+        assert!((loss - keras_loss).abs() <= 0.002, "{optimizer_name}: our file continued: here {loss}, in Keras {keras_loss}");
     }
 }

@@ -1,12 +1,16 @@
 //! The optimizer's state in a tf.keras `.h5` (`model.save`, 2.11+): `optimizer_weights` lists
 //! `iteration:0`, then each trainable weight's slots as `<Optimizer>/<slot>/<layer>/<weight>:0`
-//! — Adam's `m` and `v`, SGD's `m`, RMSprop's `velocity`. Matched to the model's trainable
-//! variables by name and shape; any mismatch makes the whole state unusable, with the reasons.
+//! — Adam's `m` and `v`, SGD's `m`, RMSprop's `velocity` — in Keras's layout. Read: matched to
+//! the model's trainable variables by name and shape; any mismatch makes the whole state
+//! unusable, with the reasons. Written: in the model's `trainable_weights` order, as tf.keras
+//! writes and reads it back.
 
 use std::collections::HashMap;
 
 use anyhow::{bail, Result};
+use tch::{Device, Kind, Tensor};
 
+use super::save_h5::{write_f32_dataset, write_str_list_attr};
 use super::saved_weights::SavedWeights;
 use crate::graph::optimizer_state::OptimizerState;
 use crate::graph::{tuple, Model};
@@ -24,7 +28,8 @@ pub fn optimizer_state_from_h5(iterations: i64, saved: &SavedWeights, model: &Mo
     let Some((_, slot_names)) = SLOTS.iter().find(|(name, _)| *name == class) else {
         bail!("'{}' is not a slot of an optimizer keras-tch implements (Adam, SGD, RMSprop)", first.name);
     };
-    let variables = trainable_layouts(model);
+    let variables: HashMap<String, (Vec<i64>, Layout)> =
+        trainable_layouts(model).into_iter().map(|(name, shape, layout)| (name, (shape, layout))).collect();
     let (mut problems, mut found) = (Vec::new(), HashMap::<String, Vec<Option<usize>>>::new());
     for (index, weight) in weights.iter().enumerate() {
         // `Adam/m/conv1/kernel:0` → slot `m` of `conv1/kernel`.
@@ -60,7 +65,7 @@ pub fn optimizer_state_from_h5(iterations: i64, saved: &SavedWeights, model: &Mo
     }
     let values = saved.read_values(&weights)?;
     // Slots are kept in the variable's torch layout, as the optimizer updates them.
-    let mut slots: Vec<(String, Vec<tch::Tensor>)> = found
+    let mut slots: Vec<(String, Vec<Tensor>)> = found
         .into_iter()
         .map(|(variable, indices)| {
             let layout = variables[&variable].1;
@@ -71,14 +76,39 @@ pub fn optimizer_state_from_h5(iterations: i64, saved: &SavedWeights, model: &Mo
     Ok(OptimizerState { class, iterations, slots })
 }
 
-/// Each trainable variable's Keras shape and layout, by its Keras name (`conv1/kernel`): the
-/// variables `Model::trainable_variables` lists.
-fn trainable_layouts(model: &Model) -> HashMap<String, (Vec<i64>, Layout)> {
-    let mut variables = HashMap::new();
+/// `state` as tf.keras's `optimizer_weights` group of `file`: `iteration:0`, then each trainable
+/// variable's slots in the model's order (a variable the optimizer has not updated yet gets
+/// zeros, as a new slot starts).
+pub(crate) fn write_optimizer_weights(model: &Model, state: &OptimizerState, file: &hdf5::File) -> Result<()> {
+    let Some((_, slot_names)) = SLOTS.iter().find(|(name, _)| *name == state.class) else {
+        bail!("no Keras layout for {}'s state", state.class);
+    };
+    let group = file.create_group("optimizer_weights")?;
+    let mut names = vec!["iteration:0".to_string()];
+    group.new_dataset::<i64>().shape(()).create("iteration:0")?.write_scalar(&state.iterations)?;
+    let slots: HashMap<&str, &Vec<Tensor>> = state.slots.iter().map(|(name, slots)| (name.as_str(), slots)).collect();
+    for (variable, keras_shape, layout) in trainable_layouts(model) {
+        for (index, slot) in slot_names.iter().enumerate() {
+            let value = match slots.get(variable.as_str()).and_then(|slots| slots.get(index)) {
+                Some(value) => layout.to_keras(value),
+                None => Tensor::zeros(&keras_shape, (Kind::Float, Device::Cpu)),
+            };
+            let name = format!("{}/{slot}/{variable}:0", state.class);
+            write_f32_dataset(&group, &name, &value)?;
+            names.push(name);
+        }
+    }
+    write_str_list_attr(&group, "weight_names", &names.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Each trainable variable's Keras name (`conv1/kernel`), Keras shape and layout, in the order of
+/// `Model::trainable_variables` (Keras's `trainable_weights`).
+fn trainable_layouts(model: &Model) -> Vec<(String, Vec<i64>, Layout)> {
+    let mut variables = Vec::new();
     for node in model.layers().iter().filter(|node| node.trainable) {
         for weight in node.layer.weights().into_iter().filter(|weight| weight.trainable) {
             let keras_shape = weight.layout.keras_shape(&weight.tensor.size());
-            variables.insert(format!("{}/{}", node.name, weight.name), (keras_shape, weight.layout));
+            variables.push((format!("{}/{}", node.name, weight.name), keras_shape, weight.layout));
         }
     }
     variables

@@ -1,5 +1,6 @@
 //! Writing Keras 2 / tf.keras HDF5 files that real Keras loads: the full-model layout of
-//! `model.save("model.h5")` (`model_config`, `training_config`, `model_weights`) and the
+//! `model.save("model.h5")` (`model_config`, `training_config`, `model_weights`, and the
+//! optimizer's `optimizer_weights` when the model carries its state) and the
 //! weights-only layout of `save_weights` (the ImageNet checkpoints' layout), as tf.keras 2.x
 //! writes them (`keras/src/legacy/saving/legacy_h5_format.py` reads the same): variable-length
 //! string attributes, `weight_names` of the form `layer/kernel:0`, an empty float64
@@ -15,7 +16,9 @@ use hdf5::{Group, Location};
 use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
 use super::model_config::model_config;
+use super::optimizer_weights::write_optimizer_weights;
 use super::subclassed_resnet::TutorialResnet;
+use crate::graph::optimizer_state::SavedOptimizerState;
 use crate::graph::{KerasVersion, Model};
 use crate::layers::Weight;
 use crate::train::compile::TrainingConfig;
@@ -37,6 +40,9 @@ pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
         }
         let weights = file.create_group("model_weights")?;
         write_weight_groups(model, &weights)?;
+        if let SavedOptimizerState::Restorable(state) = &model.optimizer_state {
+            write_optimizer_weights(model, state, &file)?;
+        }
         file_image(&file)
     };
     build().and_then(|bytes| write_bytes_atomically(path, &bytes)).with_context(|| format!("saving model '{}'", model.name))
@@ -81,7 +87,12 @@ fn write_weight_groups(model: &Model, root: &Group) -> Result<()> {
 
 /// `weight` in Keras's layout as a float32 dataset `name` of `group` (intermediate groups made).
 pub(crate) fn write_weight_dataset(group: &Group, name: &str, weight: &Weight) -> Result<()> {
-    let value = weight.layout.to_keras(weight.tensor).to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
+    write_f32_dataset(group, name, &weight.layout.to_keras(weight.tensor))
+}
+
+/// `value` as a float32 dataset `name` of `group` (intermediate groups made).
+pub(crate) fn write_f32_dataset(group: &Group, name: &str, value: &tch::Tensor) -> Result<()> {
+    let value = value.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
     let dims: Vec<usize> = value.size().iter().map(|&d| d as usize).collect();
     let data = Vec::<f32>::try_from(value.flatten(0, -1))?;
     group.new_dataset::<f32>().shape(dims).create(name)?.write_raw(&data)?;

@@ -178,6 +178,8 @@ impl TrainingConfig {
             KerasVersion::Keras2 => self.compile.training_config(&self.optimizer),
             KerasVersion::Keras3 => {
                 let mut optimizer = self.optimizer.keras_config();
+                // tf.keras's flag; Keras 3 has one kind of optimizer and does not write it.
+                optimizer["config"].as_object_mut().map(|config| config.remove("is_legacy_optimizer"));
                 optimizer["module"] = json!("keras.optimizers");
                 optimizer["registered_name"] = Value::Null;
                 json!({

@@ -137,6 +137,13 @@ pub fn continue_saved_optimizer(model: &Model, optimizer: &mut Optimizer) -> Opt
     }
 }
 
+/// What `model.save` after `fit` keeps besides the weights: the compile settings and the
+/// optimizer's state, so that the file continues training (here or in Keras) where it stopped.
+pub fn keep_training_state(model: &mut Model, compile: &CompileConfig, optimizer: &Optimizer) {
+    model.training_config = Some(compile.training_config(&optimizer.config));
+    model.optimizer_state = SavedOptimizerState::Restorable(optimizer.saved_state());
+}
+
 /// What [`fit_and_save`] did.
 pub struct TrainOutcome {
     pub history: History,
@@ -169,7 +176,7 @@ pub fn fit_and_save(
     history.save_json(&run_dir.join("history.json"))?;
     history.save_csv(&run_dir.join("history.csv"))?;
     save_curves(&history, &run_dir.join("curves.png"))?;
-    model.training_config = Some(compile.training_config(&optimizer.config));
+    keep_training_state(model, compile, optimizer);
     save_model_h5(model, save)?;
     let (evaluation, report) = match (&validation, report) {
         (Some(validation), Some(request)) => {

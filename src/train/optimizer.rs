@@ -121,9 +121,11 @@ impl OptimizerConfig {
         }
     }
 
-    /// tf.keras's `optimizer_config` for `training_config`.
+    /// tf.keras's `optimizer_config` for `training_config`. `is_legacy_optimizer: false`, as
+    /// tf.keras ≥ 2.11 writes it: without it tf.keras rebuilds a legacy optimizer, which cannot
+    /// take the saved `optimizer_weights`.
     pub fn keras_config(&self) -> Value {
-        match *self {
+        let mut config = match *self {
             OptimizerConfig::Adam { learning_rate, beta_1, beta_2, epsilon } => json!({
                 "class_name": "Adam",
                 "config": { "name": "Adam", "learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon, "amsgrad": false }
@@ -136,7 +138,9 @@ impl OptimizerConfig {
                 "class_name": "RMSprop",
                 "config": { "name": "RMSprop", "learning_rate": learning_rate, "rho": rho, "epsilon": epsilon, "momentum": 0.0, "centered": false }
             }),
-        }
+        };
+        config["config"]["is_legacy_optimizer"] = json!(false);
+        config
     }
 }
 
@@ -256,6 +260,15 @@ impl Optimizer {
         self.slots = state.slots.iter().map(|(name, slots)| (name.clone(), slots.iter().map(|t| t.to_device(device)).collect())).collect();
         self.iterations = state.iterations;
         Ok(())
+    }
+
+    /// A snapshot of the state, to save with the model (`model.save` writes it; see
+    /// [`Optimizer::restore_saved`]).
+    pub fn saved_state(&self) -> OptimizerState {
+        let mut slots: Vec<(String, Vec<Tensor>)> =
+            self.slots.iter().map(|(name, slots)| (name.clone(), slots.iter().map(Tensor::copy).collect())).collect();
+        slots.sort_by(|a, b| a.0.cmp(&b.0));
+        OptimizerState { class: self.config.keras_class().to_string(), iterations: self.iterations, slots }
     }
 
     /// Restore slots written by [`Optimizer::state`].
