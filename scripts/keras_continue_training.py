@@ -6,12 +6,14 @@ Run inside the venv of scripts/requirements-keras.txt:
   keras_continue_training.py --shared-data DIR --out OUT
   keras_continue_training.py --continue FILE [FILE...] --io IO.h5
 
-For each optimizer below, trains the Happy House model (keras_fixtures.happy_model) with
-tf.keras for 2 epochs on the first 96 cat/non-cat training images (/255, batch 32, no shuffle),
-saves it with model.save to OUT/<optimizer>/trained.h5 (the optimizer's state included), then
+For each optimizer below, and for tf.keras and Keras 3, trains the Happy House model
+(keras_fixtures.happy_model) for 2 epochs on the first 96 cat/non-cat training images (/255, batch 32, no shuffle),
+saves it with model.save to OUT/<optimizer>/trained.h5 (tf.keras) and trained.keras (Keras 3),
+the optimizer's state included, then
 continues one more epoch twice from that file: load_model (the optimizer restored, as Keras
 resumes) and the same weights compiled afresh (a new optimizer). Writes OUT/io.h5 (x, y: the
-training images; x_held, y_held: the 50 test images) and OUT/<optimizer>/continued.json:
+training images; x_held, y_held: the 50 test images) and OUT/<optimizer>/continued.json
+(tf.keras) and continued_keras3.json:
 the step count saved, and for each continuation its epoch's training loss and its loss on
 the held-out images after the epoch.
 
@@ -35,9 +37,9 @@ import keras_fixtures  # noqa: E402
 tf_keras = keras_fixtures.tf_keras
 
 OPTIMIZERS = {
-    "adam": lambda: tf_keras.optimizers.Adam(learning_rate=0.002),
-    "sgd": lambda: tf_keras.optimizers.SGD(learning_rate=0.05, momentum=0.9),
-    "rmsprop": lambda: tf_keras.optimizers.RMSprop(learning_rate=0.001),
+    "adam": lambda keras: keras.optimizers.Adam(learning_rate=0.002),
+    "sgd": lambda keras: keras.optimizers.SGD(learning_rate=0.05, momentum=0.9),
+    "rmsprop": lambda keras: keras.optimizers.RMSprop(learning_rate=0.001),
 }
 IMAGES = 96
 
@@ -84,23 +86,28 @@ def main() -> int:
     with h5py.File(os.path.join(args.out, "io.h5"), "w") as f:
         for name, value in [("x", x), ("y", y), ("x_held", x_held), ("y_held", y_held)]:
             f.create_dataset(name, data=value)
+    import keras as keras3
+
     for name, optimizer in OPTIMIZERS.items():
         folder = os.path.join(args.out, name)
         os.makedirs(folder, exist_ok=True)
-        keras_fixtures.fresh_session()
-        model = keras_fixtures.happy_model()
-        model.compile(optimizer=optimizer(), loss="binary_crossentropy", metrics=["accuracy"])
-        model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
-        trained = os.path.join(folder, "trained.h5")
-        model.save(trained)
-        restored = tf_keras.models.load_model(trained)
-        result = {"iterations": int(restored.optimizer.iterations.numpy())}
-        result["restored"] = continued(restored, x, y, x_held, y_held)
-        fresh = tf_keras.models.load_model(trained, compile=False)
-        fresh.compile(optimizer=optimizer(), loss="binary_crossentropy", metrics=["accuracy"])
-        result["fresh"] = continued(fresh, x, y, x_held, y_held)
-        with open(os.path.join(folder, "continued.json"), "w") as f:
-            json.dump(result, f, indent=1)
+        for keras, file, report in [(tf_keras, "trained.h5", "continued.json"), (keras3, "trained.keras", "continued_keras3.json")]:
+            keras_fixtures.fresh_session()
+            keras3.utils.clear_session()
+            keras.utils.set_random_seed(keras_fixtures.SEED)
+            model = keras_fixtures.happy_model(keras)
+            model.compile(optimizer=optimizer(keras), loss="binary_crossentropy", metrics=["accuracy"])
+            model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+            trained = os.path.join(folder, file)
+            model.save(trained)
+            restored = keras.models.load_model(trained)
+            result = {"iterations": int(restored.optimizer.iterations.numpy())}
+            result["restored"] = continued(restored, x, y, x_held, y_held)
+            fresh = keras.models.load_model(trained, compile=False)
+            fresh.compile(optimizer=optimizer(keras), loss="binary_crossentropy", metrics=["accuracy"])
+            result["fresh"] = continued(fresh, x, y, x_held, y_held)
+            with open(os.path.join(folder, report), "w") as f:
+                json.dump(result, f, indent=1)
     return 0
 
 

@@ -42,10 +42,14 @@ fn training_continues_from_the_optimizer_state_keras_saved() {
     let (x, y) = (read_tensor(&io, "x"), read_tensor(&io, "y"));
     let (x_held, y_held) = (read_tensor(&io, "x_held"), read_tensor(&io, "y_held"));
     let mut ours = Vec::new();
-    for optimizer_name in ["adam", "sgd", "rmsprop"] {
+    let runs = ["adam", "sgd", "rmsprop"]
+        .into_iter()
+        .flat_map(|name| [(name, "trained.h5", "continued.json"), (name, "trained.keras", "continued_keras3.json")]);
+    for (optimizer_name, file, report) in runs {
         let folder = dir.join(optimizer_name);
-        let keras: Value = serde_json::from_str(&std::fs::read_to_string(folder.join("continued.json")).unwrap()).unwrap();
-        let mut model = load_model(&folder.join("trained.h5"), Device::Cpu).unwrap();
+        let keras: Value = serde_json::from_str(&std::fs::read_to_string(folder.join(report)).unwrap()).unwrap();
+        let mut model = load_model(&folder.join(file), Device::Cpu).unwrap();
+        let optimizer_name = format!("{optimizer_name} ({file})");
         let SavedOptimizerState::Restorable(state) = &model.optimizer_state else {
             panic!("{optimizer_name}: the saved optimizer state was not read: {:?}", model.optimizer_state)
         };
@@ -71,8 +75,9 @@ fn training_continues_from_the_optimizer_state_keras_saved() {
 
         // Saved here after that epoch, for the other direction below.
         keep_training_state(&mut model, &compile, &optimizer);
-        save_model_h5(&model, &folder.join("continued_here.h5")).unwrap();
-        ours.push((optimizer_name, folder.join("continued_here.h5"), optimizer.iterations, training.optimizer, compile));
+        let saved = folder.join(format!("continued_here_from_{}.h5", file.replace('.', "_")));
+        save_model_h5(&model, &saved).unwrap();
+        ours.push((optimizer_name, saved, optimizer.iterations, training.optimizer, compile));
     }
 
     // The other way: the files saved here continue in tf.keras with their optimizers restored —

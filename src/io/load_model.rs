@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -13,13 +14,14 @@ use super::input::check_input;
 use super::limits;
 use super::load_weights::{apply_weights, LoadOptions, LoadReport};
 use super::model_config::model_from_config;
-use super::optimizer_weights::optimizer_state_from_h5;
+use super::optimizer_weights::{optimizer_state_from_h5, optimizer_state_from_keras3};
 use super::safetensors::read_safetensors_weights;
 use super::saved_weights::{
-    has_model_config, read_h5_model, read_h5_weights, read_h5_weights_of, FileLayout, H5Source, SavedLayer, SavedWeight, SavedWeights,
+    has_model_config, read_h5_model, read_h5_weights, read_h5_weights_shared, read_keras3_optimizer, FileLayout, H5Source,
+    ListedOptimizerState, SavedLayer, SavedWeight, SavedWeights,
 };
 use crate::error::Error;
-use crate::graph::optimizer_state::SavedOptimizerState;
+use crate::graph::optimizer_state::{OptimizerState, SavedOptimizerState};
 use crate::graph::Model;
 use crate::layers::init::InitialWeights;
 
@@ -75,14 +77,7 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
                 .with_context(|| format!("rebuilding the model of {}", path.display()))?;
             apply_weights(&mut model, &stored.weights?, &LoadOptions::default())?;
             model.training_config = training;
-            model.optimizer_state = match stored.optimizer_weights {
-                Ok(None) => SavedOptimizerState::Absent,
-                Ok(Some((iterations, saved))) => match optimizer_state_from_h5(iterations, &saved, &model) {
-                    Ok(state) => SavedOptimizerState::Restorable(state),
-                    Err(why) => SavedOptimizerState::Unusable(format!("{why:#}")),
-                },
-                Err(why) => SavedOptimizerState::Unusable(format!("{why:#}")),
-            };
+            model.optimizer_state = saved_state(stored.optimizer_weights, &model, optimizer_state_from_h5);
             Ok(model)
         }
         FileKind::KerasArchive => {
@@ -90,9 +85,11 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
             let config = parse_json(&archive.text("config.json")?, path, "config.json")?;
             let mut model = model_from_config(&config, InitialWeights::ToBeLoaded, device)
                 .with_context(|| format!("rebuilding the model of {}", path.display()))?;
-            apply_weights(&mut model, &archive.weights()?, &LoadOptions::default())?;
+            let (weights, optimizer) = archive.weights()?;
+            apply_weights(&mut model, &weights, &LoadOptions::default())?;
             // An uncompiled model's `compile_config` is null, or `{}` in recent Keras 3.
             model.training_config = config.get("compile_config").filter(|c| c.as_object().is_some_and(|map| !map.is_empty())).cloned();
+            model.optimizer_state = saved_state(optimizer, &model, optimizer_state_from_keras3);
             Ok(model)
         }
         FileKind::Safetensors => Err(Error::WeightsOnly { path: path.into(), kind: "safetensors checkpoint" }.into()),
@@ -109,7 +106,7 @@ pub fn load_weights(model: &mut Model, path: &Path, options: &LoadOptions) -> Re
 pub fn read_weights(path: &Path) -> Result<SavedWeights> {
     match detect(path)? {
         FileKind::Hdf5 => read_h5_weights(path),
-        FileKind::KerasArchive => KerasArchive::open(path)?.weights(),
+        FileKind::KerasArchive => Ok(KerasArchive::open(path)?.weights()?.0),
         FileKind::Safetensors => read_safetensors_weights(path),
     }
 }
@@ -166,10 +163,27 @@ impl KerasArchive {
         String::from_utf8(self.bytes(name)?).with_context(|| format!("{}: '{name}' is not UTF-8", self.path.display()))
     }
 
-    /// `model.weights.h5`, opened in memory (no temporary file).
-    fn weights(mut self) -> Result<SavedWeights> {
+    /// `model.weights.h5`, opened in memory (no temporary file): the layers' weights, and the
+    /// optimizer's variables (or why they could not be listed).
+    fn weights(mut self) -> Result<(SavedWeights, Result<ListedOptimizerState>)> {
         let bytes = self.bytes("model.weights.h5")?;
-        read_h5_weights_of(H5Source::memory(self.path.join("model.weights.h5"), bytes)?)
+        let source = Arc::new(H5Source::memory(self.path.join("model.weights.h5"), bytes)?);
+        let optimizer = read_keras3_optimizer(Arc::clone(&source));
+        let weights = read_h5_weights_shared(source)?;
+        Ok((weights, optimizer))
+    }
+}
+
+/// What the file says of its optimizer's state, read by `read` (one dialect's layout).
+fn saved_state(
+    listed: Result<ListedOptimizerState>,
+    model: &Model,
+    read: fn(i64, &SavedWeights, &Model) -> Result<OptimizerState>,
+) -> SavedOptimizerState {
+    match listed.and_then(|listed| listed.map(|(iterations, saved)| read(iterations, &saved, model)).transpose()) {
+        Ok(None) => SavedOptimizerState::Absent,
+        Ok(Some(state)) => SavedOptimizerState::Restorable(state),
+        Err(why) => SavedOptimizerState::Unusable(format!("{why:#}")),
     }
 }
 

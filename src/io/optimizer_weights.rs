@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::save_h5::{write_f32_dataset, write_str_list_attr};
@@ -15,6 +15,8 @@ use super::saved_weights::SavedWeights;
 use crate::graph::optimizer_state::OptimizerState;
 use crate::graph::{tuple, Model};
 use crate::layers::keras_layout::Layout;
+use crate::train::compile::TrainingConfig;
+use crate::train::optimizer::OptimizerConfig;
 
 /// Each optimizer class's slots, in the order keras-tch's optimizer keeps them.
 const SLOTS: [(&str, &[&str]); 3] = [("Adam", &["m", "v"]), ("SGD", &["m"]), ("RMSprop", &["velocity"])];
@@ -74,6 +76,57 @@ pub fn optimizer_state_from_h5(iterations: i64, saved: &SavedWeights, model: &Mo
         .collect();
     slots.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(OptimizerState { class, iterations, slots })
+}
+
+/// The state a Keras 3 `.keras` holds for `model` (`optimizer/vars`: the step count, the
+/// learning rate unless it follows a schedule, then each trainable variable's slots in the
+/// model's variable order — Adam's momentum and velocity, SGD's momentum when it has one,
+/// RMSprop's velocity). The optimizer class is the compile config's; every slot's shape is
+/// checked against its variable.
+pub fn optimizer_state_from_keras3(iterations: i64, saved: &SavedWeights, model: &Model) -> Result<OptimizerState> {
+    let config = model.training_config.as_ref().context("the file has optimizer variables but no compile_config naming the optimizer")?;
+    let optimizer = TrainingConfig::from_keras(config)?.optimizer;
+    let per_variable = match optimizer {
+        OptimizerConfig::Adam { .. } => 2,
+        OptimizerConfig::Sgd { momentum: 0.0, .. } => 0,
+        OptimizerConfig::Sgd { .. } | OptimizerConfig::RmsProp { .. } => 1,
+    };
+    let class = optimizer.keras_class();
+    let weights: Vec<_> = saved.layers.iter().flat_map(|layer| &layer.weights).collect();
+    let variables = trainable_layouts(model);
+    let expected = variables.len() * per_variable;
+    // The learning rate is one of the variables unless it follows a schedule.
+    let first_slot = match weights.len().checked_sub(expected) {
+        Some(extra @ (0 | 1)) => extra,
+        _ => bail!(
+            "the file's {class} has {} variable(s) besides its step count, but {} trainable weight(s) with {per_variable} slot(s) each make {expected} (and perhaps the learning rate)",
+            weights.len(),
+            variables.len()
+        ),
+    };
+    let slot_weights = &weights[first_slot..];
+    let mut problems = Vec::new();
+    for (position, weight) in slot_weights.iter().enumerate() {
+        let (variable, shape, _) = &variables[position / per_variable];
+        if weight.shape != *shape {
+            problems.push(format!(
+                "optimizer/vars/{} has shape {} but the weight '{variable}' has shape {}",
+                weight.name,
+                tuple(&weight.shape),
+                tuple(shape)
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    let values = saved.read_values(slot_weights)?;
+    let mut values = values.iter();
+    let slots = variables
+        .iter()
+        .map(|(variable, _, layout)| (variable.clone(), values.by_ref().take(per_variable).map(|value| layout.from_keras(value)).collect()))
+        .collect();
+    Ok(OptimizerState { class: class.to_string(), iterations, slots })
 }
 
 /// `state` as tf.keras's `optimizer_weights` group of `file`: `iteration:0`, then each trainable

@@ -225,11 +225,19 @@ pub fn read_h5_weights(path: &Path) -> Result<SavedWeights> {
 
 /// [`read_h5_weights`] of any [`H5Source`].
 pub fn read_h5_weights_of(source: H5Source) -> Result<SavedWeights> {
-    let source = Arc::new(source);
+    read_h5_weights_shared(Arc::new(source))
+}
+
+/// [`read_h5_weights`] of an [`H5Source`] other readers share.
+pub fn read_h5_weights_shared(source: Arc<H5Source>) -> Result<SavedWeights> {
     let mut weights = source.read(|file| read_h5_weights_from(file, source.name(), source.size()))?;
     weights.source = Some(source);
     Ok(weights)
 }
+
+/// An optimizer's stored state as listed before it is read: its step count, and its other
+/// variables as the weights of one layer; `None` when the file has none.
+pub type ListedOptimizerState = Option<(i64, SavedWeights)>;
 
 /// A full-model HDF5 file (`model.save("x.h5")`): its `model_config` text, its
 /// `training_config` text when it has one, and its weights — or why they could not be listed,
@@ -242,7 +250,7 @@ pub struct KerasModelH5 {
     /// tf.keras's `optimizer_weights` group, when the file has one: its step count, and its slot
     /// weights as one layer named `optimizer_weights` whose weights keep their full names
     /// (`Adam/m/conv1/kernel:0`); or why it could not be listed.
-    pub optimizer_weights: Result<Option<(i64, SavedWeights)>>,
+    pub optimizer_weights: Result<ListedOptimizerState>,
 }
 
 /// Read a full-model HDF5 file, or `None` if it has no `model_config` (weights only).
@@ -275,7 +283,7 @@ pub fn read_h5_model(path: &Path) -> Result<Option<KerasModelH5>> {
 
 /// tf.keras's `optimizer_weights` (2.11+: `iteration:0`, then `Adam/m/<layer>/<weight>:0` …;
 /// ≤ 2.10: `Adam/iterations:0` …): the step count and the listed float weights, unread.
-fn read_optimizer_weights(file: &hdf5::File, path: &Path, file_size: u64) -> Result<Option<(i64, SavedWeights)>> {
+fn read_optimizer_weights(file: &hdf5::File, path: &Path, file_size: u64) -> Result<ListedOptimizerState> {
     let Ok(group) = file.group("optimizer_weights") else { return Ok(None) };
     let source = Source { path, file_size };
     let names = read_chunked_list(&group, "weight_names").with_context(|| format!("{}: reading optimizer_weights", path.display()))?;
@@ -528,6 +536,42 @@ fn read_keras3_weights(source: &Source, file: &hdf5::File) -> Result<SavedWeight
         read_keras3_group(source, &group, &name, 1, &mut groups_left, &mut layers)?;
     }
     Ok(SavedWeights { path: source.path.into(), layout: FileLayout::Keras3, keras_version: None, layers, source: None })
+}
+
+/// Keras 3's optimizer variables (`optimizer/vars/0` the step count, then the others in their
+/// order: the learning rate unless it follows a schedule, then each trainable variable's
+/// slots), listed unread as one layer `optimizer` whose weights are named `1`, `2`, …; `None`
+/// when the file has none.
+pub fn read_keras3_optimizer(source: Arc<H5Source>) -> Result<ListedOptimizerState> {
+    let path = source.name().to_path_buf();
+    let size = source.size();
+    let answer = source.read(|file| {
+        let Ok(vars) = file.group("optimizer/vars") else { return Ok(None) };
+        let source = Source { path: &path, file_size: size };
+        let count = vars.member_names()?.len();
+        let iterations = vars
+            .dataset("0")
+            .and_then(|d| d.read_scalar::<i64>())
+            .with_context(|| format!("{}: reading the optimizer's step count (optimizer/vars/0)", path.display()))?;
+        let weights = (1..count)
+            .map(|i| {
+                let dataset = vars
+                    .dataset(&i.to_string())
+                    .with_context(|| format!("{}: optimizer/vars has {count} members but no '{i}'", path.display()))?;
+                let weight = float_weight(&source, "optimizer", &i.to_string(), format!("optimizer/vars/{i}"), &dataset)?;
+                Ok(SavedWeight { name: i.to_string(), ..weight })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let layer = SavedLayer { name: "optimizer".into(), weights, keras3_group: Some("optimizer".into()) };
+        Ok(Some((
+            iterations,
+            SavedWeights { path: path.clone(), layout: FileLayout::Keras3, keras_version: None, layers: vec![layer], source: None },
+        )))
+    })?;
+    Ok(answer.map(|(iterations, mut weights): (i64, SavedWeights)| {
+        weights.source = Some(source);
+        (iterations, weights)
+    }))
 }
 
 /// How deep a Keras 3 file's layers may nest (a model in a model in a block …), and how many
