@@ -3,10 +3,11 @@
 
 Run inside the venv of scripts/requirements-keras.txt:
 
-  keras_continue_training.py --shared-data DIR --out OUT
+  keras_continue_training.py --shared-data DIR --out OUT [--keras tf_keras|keras3]
   keras_continue_training.py --continue FILE [FILE...] --io IO.h5
 
-For each optimizer below, and for tf.keras and Keras 3, trains the Happy House model
+For each optimizer below, and for tf.keras and Keras 3 (or the one --keras names), trains the
+Happy House model
 (keras_fixtures.happy_model) for 2 epochs on the first 96 cat/non-cat training images (/255, batch 32, no shuffle),
 saves it with model.save to OUT/<optimizer>/trained.h5 (tf.keras) and trained.keras (Keras 3),
 the optimizer's state included, then
@@ -73,6 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared-data", help="the folder of train_catvnoncat.h5 and test_catvnoncat.h5")
     parser.add_argument("--out")
+    parser.add_argument("--keras", choices=("tf_keras", "keras3"), help="train with this Keras only (default: both)")
     parser.add_argument("--continue", dest="continue_paths", nargs="+", help="model files to continue one epoch")
     parser.add_argument("--io", help="with --continue: the io.h5 the training run wrote")
     args = parser.parse_args()
@@ -91,7 +93,10 @@ def main() -> int:
     for name, optimizer in OPTIMIZERS.items():
         folder = os.path.join(args.out, name)
         os.makedirs(folder, exist_ok=True)
-        for keras, file, report in [(tf_keras, "trained.h5", "continued.json"), (keras3, "trained.keras", "continued_keras3.json")]:
+        runs = [("tf_keras", tf_keras, "trained.h5", "continued.json"), ("keras3", keras3, "trained.keras", "continued_keras3.json")]
+        for version, keras, file, report in runs:
+            if args.keras not in (None, version):
+                continue
             keras_fixtures.fresh_session()
             keras3.utils.clear_session()
             keras.utils.set_random_seed(keras_fixtures.SEED)

@@ -23,17 +23,32 @@ use keras_tch::train::fit::{fit, FitOptions};
 use keras_tch::train::job::{continue_saved_optimizer, keep_training_state};
 use keras_tch::train::optimizer::Optimizer;
 
+/// tf.keras's `.h5` (its `optimizer_weights`).
 #[test]
-fn training_continues_from_the_optimizer_state_keras_saved() {
+fn training_continues_from_the_optimizer_state_tf_keras_saved() {
+    continues_from_keras("tf_keras", "trained.h5", "continued.json");
+}
+
+/// Keras 3's `.keras` (its `optimizer/vars`).
+#[test]
+fn training_continues_from_the_optimizer_state_keras3_saved() {
+    continues_from_keras("keras3", "trained.keras", "continued_keras3.json");
+}
+
+/// Keras (`keras`: tf_keras or keras3) trains and saves `file` per optimizer and writes its
+/// continuations to `report`; the file continues here as there, and what keras-tch saves after
+/// continues in tf.keras as here.
+fn continues_from_keras(keras: &str, file: &str, report: &str) {
     let Some(train) = shared_data("train_catvnoncat.h5") else { return };
     let Some(python) = keras_python() else { return };
-    let dir = scratch_dir("optimizer-state");
+    let dir = scratch_dir(&format!("optimizer-state-{keras}"));
     let output = std::process::Command::new(&python)
         .arg(repo_root().join("scripts/keras_continue_training.py"))
         .arg("--shared-data")
         .arg(train.parent().unwrap())
         .arg("--out")
         .arg(&*dir)
+        .args(["--keras", keras])
         .env("TF_CPP_MIN_LOG_LEVEL", "3")
         .output()
         .unwrap();
@@ -42,10 +57,7 @@ fn training_continues_from_the_optimizer_state_keras_saved() {
     let (x, y) = (read_tensor(&io, "x"), read_tensor(&io, "y"));
     let (x_held, y_held) = (read_tensor(&io, "x_held"), read_tensor(&io, "y_held"));
     let mut ours = Vec::new();
-    let runs = ["adam", "sgd", "rmsprop"]
-        .into_iter()
-        .flat_map(|name| [(name, "trained.h5", "continued.json"), (name, "trained.keras", "continued_keras3.json")]);
-    for (optimizer_name, file, report) in runs {
+    for optimizer_name in ["adam", "sgd", "rmsprop"] {
         let folder = dir.join(optimizer_name);
         let keras: Value = serde_json::from_str(&std::fs::read_to_string(folder.join(report)).unwrap()).unwrap();
         let mut model = load_model(&folder.join(file), Device::Cpu).unwrap();

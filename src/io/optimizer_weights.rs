@@ -1,9 +1,10 @@
-//! The optimizer's state in a tf.keras `.h5` (`model.save`, 2.11+): `optimizer_weights` lists
-//! `iteration:0`, then each trainable weight's slots as `<Optimizer>/<slot>/<layer>/<weight>:0`
-//! — Adam's `m` and `v`, SGD's `m`, RMSprop's `velocity` — in Keras's layout. Read: matched to
-//! the model's trainable variables by name and shape; any mismatch makes the whole state
-//! unusable, with the reasons. Written: in the model's `trainable_weights` order, as tf.keras
-//! writes and reads it back.
+//! The optimizer's state in Keras files, both directions. tf.keras `.h5` (`model.save`, 2.11+):
+//! `optimizer_weights` lists `iteration:0`, then each trainable weight's slots as
+//! `<Optimizer>/<slot>/<layer>/<weight>:0` — Adam's `m` and `v`, SGD's `m`, RMSprop's
+//! `velocity` — in Keras's layout; read by name, written in the model's `trainable_weights`
+//! order, as tf.keras writes and reads it. Keras 3 `.keras` (read only, for now):
+//! `optimizer/vars/N` by position. Either way every slot is checked against its variable, and
+//! any mismatch makes the whole state unusable, with the reasons.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,6 @@
-//! One `scripts/keras_check.py --serve` per test program: TensorFlow takes seconds to import, so
-//! the program's Keras checks share one Python process instead of starting one each.
+//! Up to two `scripts/keras_check.py --serve` per test program (one per test thread on this
+//! 2-core machine): TensorFlow takes seconds to import, so the program's Keras checks share
+//! these Python processes instead of starting one each.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -19,14 +20,22 @@ struct Server {
     answers: BufReader<ChildStdout>,
 }
 
-/// The program's server, started on first use; `None` again after it died, to start anew.
-static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+/// The program's servers, each started on first use; `None` again after it died, to start anew.
+static SERVERS: [Mutex<Option<Server>>; 2] = [Mutex::new(None), Mutex::new(None)];
 
-/// `keras_check.py ARGS` answered by the program's server (checks run one at a time).
+/// `keras_check.py ARGS` answered by one of the program's servers.
 pub fn run(python: &Path, args: &[&std::ffi::OsStr]) -> CheckOutput {
     let args: Vec<&str> = args.iter().map(|a| a.to_str().expect("keras_check.py arguments are UTF-8")).collect();
-    // A test that panicked while holding the lock left the server between requests: reuse it.
-    let mut server = SERVER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // A free server, else wait for the first. A test that panicked while holding a lock left
+    // its server between requests: reuse it.
+    let mut server = SERVERS
+        .iter()
+        .find_map(|server| match server.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        })
+        .unwrap_or_else(|| SERVERS[0].lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
     let running = server.get_or_insert_with(|| start(python));
     let answer = ask(running, &serde_json::to_string(&args).unwrap());
     if answer.is_none() {
