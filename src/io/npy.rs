@@ -110,5 +110,6 @@ mod tests {
         assert!(read_npy(&path).unwrap().equal(&x));
         std::fs::write(&path, b"not numpy").unwrap();
         assert!(read_npy(&path).unwrap_err().to_string().contains("magic"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
