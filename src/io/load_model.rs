@@ -85,8 +85,10 @@ pub fn load_model(path: &Path, device: Device) -> Result<Model> {
             let config = parse_json(&archive.text("config.json")?, path, "config.json")?;
             let mut model = model_from_config(&config, InitialWeights::ToBeLoaded, device)
                 .with_context(|| format!("rebuilding the model of {}", path.display()))?;
-            let (weights, optimizer) = archive.weights()?;
-            apply_weights(&mut model, &weights, &LoadOptions::default())?;
+            let source = archive.weights_source()?;
+            // The optimizer's variables too (or why they could not be listed), for `train`.
+            let optimizer = read_keras3_optimizer(Arc::clone(&source));
+            apply_weights(&mut model, &read_h5_weights_shared(source)?, &LoadOptions::default())?;
             // An uncompiled model's `compile_config` is null, or `{}` in recent Keras 3.
             model.training_config = config.get("compile_config").filter(|c| c.as_object().is_some_and(|map| !map.is_empty())).cloned();
             model.optimizer_state = saved_state(optimizer, &model, optimizer_state_from_keras3);
@@ -106,7 +108,7 @@ pub fn load_weights(model: &mut Model, path: &Path, options: &LoadOptions) -> Re
 pub fn read_weights(path: &Path) -> Result<SavedWeights> {
     match detect(path)? {
         FileKind::Hdf5 => read_h5_weights(path),
-        FileKind::KerasArchive => Ok(KerasArchive::open(path)?.weights()?.0),
+        FileKind::KerasArchive => read_h5_weights_shared(KerasArchive::open(path)?.weights_source()?),
         FileKind::Safetensors => read_safetensors_weights(path),
     }
 }
@@ -163,14 +165,10 @@ impl KerasArchive {
         String::from_utf8(self.bytes(name)?).with_context(|| format!("{}: '{name}' is not UTF-8", self.path.display()))
     }
 
-    /// `model.weights.h5`, opened in memory (no temporary file): the layers' weights, and the
-    /// optimizer's variables (or why they could not be listed).
-    fn weights(mut self) -> Result<(SavedWeights, Result<ListedOptimizerState>)> {
+    /// `model.weights.h5`, opened in memory (no temporary file).
+    fn weights_source(&mut self) -> Result<Arc<H5Source>> {
         let bytes = self.bytes("model.weights.h5")?;
-        let source = Arc::new(H5Source::memory(self.path.join("model.weights.h5"), bytes)?);
-        let optimizer = read_keras3_optimizer(Arc::clone(&source));
-        let weights = read_h5_weights_shared(source)?;
-        Ok((weights, optimizer))
+        Ok(Arc::new(H5Source::memory(self.path.join("model.weights.h5"), bytes)?))
     }
 }
 

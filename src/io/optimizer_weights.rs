@@ -87,12 +87,12 @@ pub fn optimizer_state_from_h5(iterations: i64, saved: &SavedWeights, model: &Mo
 pub fn optimizer_state_from_keras3(iterations: i64, saved: &SavedWeights, model: &Model) -> Result<OptimizerState> {
     let config = model.training_config.as_ref().context("the file has optimizer variables but no compile_config naming the optimizer")?;
     let optimizer = TrainingConfig::from_keras(config)?.optimizer;
-    let per_variable = match optimizer {
-        OptimizerConfig::Adam { .. } => 2,
-        OptimizerConfig::Sgd { momentum: 0.0, .. } => 0,
-        OptimizerConfig::Sgd { .. } | OptimizerConfig::RmsProp { .. } => 1,
-    };
     let class = optimizer.keras_class();
+    // Keras 3's SGD makes no momentum slots without momentum.
+    let per_variable = match optimizer {
+        OptimizerConfig::Sgd { momentum: 0.0, .. } => 0,
+        _ => SLOTS.iter().find(|(name, _)| *name == class).map_or(0, |(_, slots)| slots.len()),
+    };
     let weights: Vec<_> = saved.layers.iter().flat_map(|layer| &layer.weights).collect();
     let variables = trainable_layouts(model);
     let expected = variables.len() * per_variable;
