@@ -14,7 +14,8 @@
 //!     cargo run --release --example transfer_learning [-- --quick] [-- --base FILE]
 //!
 //! `--quick` (for the tests) pretrains for one epoch on 20 images per class and trains each
-//! regime for one epoch (five on cached features), in runs/transfer_learning-quick.
+//! regime on 10 images per class for one epoch (two for the little-data regimes), in
+//! runs/transfer_learning-quick.
 
 use std::path::{Path, PathBuf};
 
@@ -49,8 +50,8 @@ const PRETRAIN_EPOCHS: usize = 12;
 #[derive(Parser)]
 #[command(about)]
 struct Options {
-    /// Pretrain for one epoch on 20 images per class and train each regime for one epoch (five
-    /// on cached features), in runs/transfer_learning-quick
+    /// Pretrain for one epoch on 20 images per class and train each regime on 10 images per
+    /// class for one epoch (two for the little-data regimes), in runs/transfer_learning-quick
     #[arg(long)]
     quick: bool,
     /// Start from this Keras file instead of pretraining a base (e.g. an ImageNet checkpoint; then
@@ -90,8 +91,8 @@ fn main() -> Result<()> {
 
     // ## The three regimes, and training from scratch for comparison.
     let little = train.select_classes(&TARGET_CLASSES, Some(10));
-    let all = train.select_classes(&TARGET_CLASSES, if quick { Some(20) } else { None });
-    let (few, many) = if quick { (5, 1) } else { (60, 4) };
+    let all = train.select_classes(&TARGET_CLASSES, if quick { Some(10) } else { None });
+    let (few, many) = if quick { (2, 1) } else { (60, 4) };
     let regimes = [
         Regime {
             name: "little data: frozen base, new softmax on cached features",
