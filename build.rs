@@ -52,10 +52,11 @@ fn export_tch_version() {
 }
 
 /// The C++ shims for what tch does not expose — `src/train/fused_adam.cpp` (libtorch's fused
-/// Adam kernel) and `src/libtorch_version.cpp` (libtorch's own version) — compiled with the
-/// flags torch-sys compiles its own C++ with.
+/// Adam kernel), `src/train/distributed.cpp` (c10d's store and Gloo process group) and
+/// `src/libtorch_version.cpp` (libtorch's own version) — compiled with the flags torch-sys
+/// compiles its own C++ with.
 fn compile_shims(lib_dir: &Path) {
-    let sources = ["src/train/fused_adam.cpp", "src/libtorch_version.cpp"];
+    let sources = ["src/train/fused_adam.cpp", "src/train/distributed.cpp", "src/libtorch_version.cpp"];
     for source in sources {
         println!("cargo:rerun-if-changed={source}");
     }
@@ -64,15 +65,22 @@ fn compile_shims(lib_dir: &Path) {
     if !include.join("ATen/ATen.h").exists() {
         fail(&format!("libtorch's headers were not found: {} has no ATen/ATen.h; {SETUP_HINT}", include.display()));
     }
+    // c10d's ProcessGroupGloo.hpp includes Gloo's headers, which the torch wheel does not ship
+    // (the class holds Gloo's types only through pointers; the code is in libtorch_cpu.so).
+    if !Path::new("/usr/include/gloo/context.h").exists() {
+        fail(&format!("Gloo's headers were not found (Debian package libgloo-dev); {SETUP_HINT}"));
+    }
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
     cc::Build::new()
         .cpp(true)
         .pic(true)
         .warnings(false)
         .include(&include)
+        .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
+        .flag("-DUSE_C10D_GLOO")
         .files(sources)
         .compile("keras_tch_shims");
 }

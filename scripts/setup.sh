@@ -44,8 +44,9 @@ die() { echo "[setup] error: $*" >&2; exit 1; }
 
 # --- 1. System packages (Debian): HDF5 for the hdf5 crate, pkg-config to find it, graphviz for
 #        model diagrams, DejaVu for the text of training-curve plots, cmake + nasm to build the
-#        libjpeg-turbo the turbojpeg crate bundles (the JPEG decoder Pillow uses).
-SYSTEM_PACKAGES=(libhdf5-dev pkg-config g++ cmake nasm graphviz fonts-dejavu-core)
+#        libjpeg-turbo the turbojpeg crate bundles (the JPEG decoder Pillow uses), Gloo's headers
+#        for the c10d shim (src/train/distributed.cpp; the torch wheel ships c10d's, not Gloo's).
+SYSTEM_PACKAGES=(libhdf5-dev pkg-config g++ cmake nasm graphviz fonts-dejavu-core libgloo-dev)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -33,6 +33,14 @@ pub enum Error {
     /// Keras's `imagenet_class_index.json` is in none of the places it is looked for.
     #[error("Keras's ImageNet class index is not at {}: run scripts/setup.sh (it builds the file offline)", Joined(searched))]
     ClassIndexMissing { searched: Vec<PathBuf> },
+    /// A launcher's variable (torchrun's `RANK`, `WORLD_SIZE`, `MASTER_PORT`, …) missing or
+    /// malformed.
+    #[error("distributed launch: {variable}={value:?} {problem}")]
+    LaunchVariable { variable: &'static str, value: String, problem: String },
+    /// A collective of the distributed process group failed: a rank died or is unreachable, or
+    /// the group's timeout passed.
+    #[error("rank {rank} of {world_size}: {operation} failed: {message}")]
+    Collective { rank: usize, world_size: usize, operation: &'static str, message: String },
 }
 
 /// Paths joined by " or ".
