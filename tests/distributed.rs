@@ -9,11 +9,29 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tch::{Kind, Tensor};
+use std::sync::atomic::AtomicBool;
+
+use tch::{Device, Kind, Tensor};
 
 use common::scratch_dir;
+use keras_tch::graph::{GraphBuilder, Model};
+use keras_tch::io::safetensors::save_safetensors;
+use keras_tch::io::{load_weights, LoadOptions};
+use keras_tch::layers::activation::Activation;
+use keras_tch::layers::batch_norm::batch_norm;
+use keras_tch::layers::conv::conv2d;
+use keras_tch::layers::dense::dense;
+use keras_tch::layers::init;
+use keras_tch::layers::reshape::Flatten;
+use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::data_parallel::DataParallel;
 use keras_tch::train::distributed::{LaunchEnv, ProcessGroup, StoreServer};
+use keras_tch::train::fit::{fit, FitOptions};
+use keras_tch::train::losses::{CrossEntropyStyle, Loss};
+use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
 
+/// Where rank 0 of a training scenario saves its weights.
+const WEIGHTS_OUT: &str = "KERAS_TCH_TEST_DISTRIBUTED_WEIGHTS";
 /// The variable naming the scenario a launched rank plays (unset: not a launched rank).
 const SCENARIO: &str = "KERAS_TCH_TEST_DISTRIBUTED_SCENARIO";
 /// The group's timeout in the ranks: a hang would fail the test rather than stall it.
@@ -29,8 +47,7 @@ struct RankRun {
 }
 
 /// Hosts a store, launches `world_size` ranks playing `scenario`, and waits for them all.
-fn launch(scenario: &str, world_size: usize) -> (Vec<RankRun>, Duration) {
-    let dir = scratch_dir(&format!("distributed-{scenario}"));
+fn launch(scenario: &str, world_size: usize, dir: &Path) -> (Vec<RankRun>, Duration) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let _store = StoreServer::serve(listener, GROUP_TIMEOUT).unwrap();
@@ -41,6 +58,7 @@ fn launch(scenario: &str, world_size: usize) -> (Vec<RankRun>, Duration) {
         let child = Command::new(std::env::current_exe().unwrap())
             .args(["rank_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(SCENARIO, scenario)
+            .env(WEIGHTS_OUT, dir.join("rank0.safetensors"))
             .env("RANK", rank.to_string())
             .env("LOCAL_RANK", rank.to_string())
             .env("WORLD_SIZE", world_size.to_string())
@@ -80,7 +98,8 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn collectives_give_correct_values_across_two_processes() {
-    let (runs, _) = launch("collectives", 2);
+    let dir = scratch_dir("distributed-collectives");
+    let (runs, _) = launch("collectives", 2, &dir);
     for (rank, run) in runs.iter().enumerate() {
         assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
         assert!(run.stdout.contains(&format!("rank {rank} of 2: collectives ok")), "rank {rank}: {}", run.stdout);
@@ -89,12 +108,145 @@ fn collectives_give_correct_values_across_two_processes() {
 
 #[test]
 fn a_rank_that_dies_makes_the_other_fail_with_a_clear_error() {
-    let (runs, elapsed) = launch("one_dies", 2);
+    let dir = scratch_dir("distributed-one-dies");
+    let (runs, elapsed) = launch("one_dies", 2, &dir);
     println!("rank 0, {elapsed:?} after launch: {}", runs[0].stderr.trim());
     assert_eq!(runs[1].status.code(), Some(3), "rank 1 exits as told: {}", runs[1].stderr);
     assert!(!runs[0].status.success(), "rank 0 cannot succeed without rank 1: {}", runs[0].stdout);
     assert!(runs[0].stderr.contains("rank 0 of 2: all-reduce failed"), "rank 0's error: {}", runs[0].stderr);
     assert!(elapsed < DEADLINE, "took {elapsed:?}");
+}
+
+/// A small model without BatchNorm: Conv2D(relu) → Flatten → Dense(softmax), seeded.
+fn small_model() -> Model {
+    init::seed(11);
+    let mut g = GraphBuilder::new("small", Device::Cpu);
+    let x = g.input(Some("x"), &[6, 6, 3]).unwrap();
+    let h = g.conv2d(Some("conv"), conv2d(4, 3).activation(Activation::Relu), x).unwrap();
+    let h = g.add(Some("flatten"), Flatten, &[h]).unwrap();
+    let y = g.dense(Some("probs"), dense(3).activation(Activation::Softmax), h).unwrap();
+    g.finish(&[y]).unwrap()
+}
+
+/// 37 samples (so that the last global batch of 8 is short: 5, split 3 + 2) and their one-hot
+/// classes; the same in every process.
+fn small_data() -> (Tensor, Tensor) {
+    tch::manual_seed(5);
+    let x = Tensor::randn([37, 6, 6, 3], (Kind::Float, Device::Cpu));
+    let labels = Tensor::arange(37, (Kind::Int64, Device::Cpu)).remainder(3);
+    (x, labels.one_hot(3).to_kind(Kind::Float))
+}
+
+/// Trains `small_model` on `small_data` for 2 epochs of global batches of 8, shuffled; as one
+/// rank of `parallel` when given. Returns the model and its epoch losses.
+fn train_small(optimizer: OptimizerConfig, parallel: Option<DataParallel>) -> (Model, Vec<f64>) {
+    let mut model = small_model();
+    let (x, y) = small_data();
+    let compile = CompileConfig::for_model(&model, Some(Loss::CategoricalCrossentropy), CrossEntropyStyle::TfKeras).unwrap();
+    let options = FitOptions { epochs: 2, batch_size: 8, seed: 3, verbose: 0, data_parallel: parallel, ..Default::default() };
+    let history = fit(&mut model, &compile, &mut Optimizer::new(optimizer), &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
+    let losses = history.get("loss").unwrap().to_vec();
+    (model, losses)
+}
+
+const SGD: OptimizerConfig = OptimizerConfig::Sgd { learning_rate: 0.05, momentum: 0.9, nesterov: false };
+
+/// Two ranks with a global batch of 8 take the steps one process takes with batches of 8: the
+/// same epoch losses and the same weights (within float rounding of the split sums).
+#[test]
+fn two_ranks_train_as_one_process_with_the_global_batch() {
+    let dir = scratch_dir("distributed-train");
+    let (runs, _) = launch("train", 2, &dir);
+    for (rank, run) in runs.iter().enumerate() {
+        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
+    }
+    let (single, single_losses) = train_small(SGD, None);
+    let mut ranks = small_model();
+    load_weights(&mut ranks, &dir.join("rank0.safetensors"), &LoadOptions::default()).unwrap();
+    let largest =
+        single.get_weights().iter().zip(ranks.get_weights()).map(|(a, b)| (a - b).abs().max().double_value(&[])).fold(0.0, f64::max);
+    println!("largest weight difference: {largest:e}; one process's losses {single_losses:?}; ranks': {}", runs[0].stdout.trim());
+    assert!(largest <= 1e-6, "weights differ by {largest:e}");
+    for run in &runs {
+        // (libtest prints its "test rank_process ... " on the same line)
+        let losses = run.stdout.lines().find_map(|line| line.split_once("losses ")).expect("losses line").1;
+        let losses: Vec<f64> = losses.split(',').map(|v| v.parse().unwrap()).collect();
+        for (ours, single) in losses.iter().zip(&single_losses) {
+            assert!((ours - single).abs() <= 1e-5, "epoch loss {ours} on the ranks, {single} in one process");
+        }
+    }
+}
+
+/// `small_model` with a BatchNormalization after its convolution.
+fn small_batch_norm_model() -> Model {
+    init::seed(13);
+    let mut g = GraphBuilder::new("small_bn", Device::Cpu);
+    let x = g.input(Some("x"), &[6, 6, 3]).unwrap();
+    let h = g.conv2d(Some("conv"), conv2d(4, 3), x).unwrap();
+    let h = g.batch_norm(Some("bn"), batch_norm(), h).unwrap();
+    let h = g.add(Some("relu"), Activation::Relu, &[h]).unwrap();
+    let h = g.add(Some("flatten"), Flatten, &[h]).unwrap();
+    let y = g.dense(Some("probs"), dense(3).activation(Activation::Softmax), h).unwrap();
+    g.finish(&[y]).unwrap()
+}
+
+const PLAIN_SGD: OptimizerConfig = OptimizerConfig::Sgd { learning_rate: 0.1, momentum: 0.0, nesterov: false };
+
+/// One step on the first 16 samples as a global batch (8 per rank), in order.
+fn batch_norm_step(parallel: Option<DataParallel>) -> Model {
+    let mut model = small_batch_norm_model();
+    let (x, y) = small_data();
+    let (x, y) = (x.narrow(0, 0, 16), y.narrow(0, 0, 16));
+    let compile = CompileConfig::for_model(&model, Some(Loss::CategoricalCrossentropy), CrossEntropyStyle::TfKeras).unwrap();
+    let options = FitOptions { batch_size: 16, shuffle: false, verbose: 0, data_parallel: parallel, ..Default::default() };
+    fit(&mut model, &compile, &mut Optimizer::new(PLAIN_SGD), &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
+    model
+}
+
+/// BatchNorm on two ranks, as Keras's mirrored strategies run it by default: each replica
+/// normalises with its own half-batch's statistics, and the moving statistics come out as the
+/// mean of the two replicas'. Computed here in one process, half by half, for comparison.
+#[test]
+fn batch_norm_uses_each_replicas_statistics_and_averages_the_moving_ones() {
+    let dir = scratch_dir("distributed-batch-norm");
+    let (runs, _) = launch("batch_norm", 2, &dir);
+    for (rank, run) in runs.iter().enumerate() {
+        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
+    }
+    let mut ranks = small_batch_norm_model();
+    load_weights(&mut ranks, &dir.join("rank0.safetensors"), &LoadOptions::default()).unwrap();
+
+    // Each half on its own copy of the initial model (BatchNorm's backward needs the moving
+    // statistics unchanged until it has run).
+    let halves = [small_batch_norm_model(), small_batch_norm_model()];
+    let (x, y) = small_data();
+    let compile = CompileConfig::for_model(&halves[0], Some(Loss::CategoricalCrossentropy), CrossEntropyStyle::TfKeras).unwrap();
+    let mut loss_sum = Tensor::zeros([], (Kind::Float, Device::Cpu));
+    for (half, model) in halves.iter().enumerate() {
+        let (xh, yh) = (x.narrow(0, 8 * half as i64, 8), y.narrow(0, 8 * half as i64, 8));
+        let (probs, logits) = model.forward_with_logits(&[&xh], true).unwrap();
+        loss_sum += compile.loss.per_sample(compile.style, &yh, &probs, logits.as_ref()).sum(Kind::Float);
+    }
+    let loss = loss_sum / 16.0;
+    let (first, second) = (halves[0].trainable_variables(), halves[1].trainable_variables());
+    let grads = Tensor::run_backward(&[&loss], &first.iter().chain(&second).map(|(_, v)| v).collect::<Vec<_>>(), false, false);
+    let summed: Vec<Tensor> = grads[..first.len()].iter().zip(&grads[first.len()..]).map(|(a, b)| a + b).collect();
+    Optimizer::new(PLAIN_SGD).apply(&first, &summed).unwrap();
+    let model = &halves[0];
+    for name in ["moving_mean", "moving_variance"] {
+        let (a, b) = (model.keras_weight("bn", name).unwrap(), halves[1].keras_weight("bn", name).unwrap());
+        assert!(!a.allclose(&b, 1e-6, 1e-6, false), "the halves' {name} differ, or this test shows nothing");
+        model.set_keras_weight("bn", name, &((&a + &b) / 2.0)).unwrap();
+    }
+    for (layer, weight) in [("bn", "moving_mean"), ("bn", "moving_variance"), ("conv", "kernel"), ("bn", "gamma"), ("probs", "kernel")] {
+        let (expected, found) = (model.keras_weight(layer, weight).unwrap(), ranks.keras_weight(layer, weight).unwrap());
+        let difference = (&expected - &found).abs().max().double_value(&[]);
+        println!("{layer}/{weight}: {difference:e}");
+        assert!(difference <= 1e-6, "{layer}/{weight} differs from the half-by-half computation by {difference:e}");
+    }
+    let largest =
+        model.get_weights().iter().zip(ranks.get_weights()).map(|(a, b)| (a - b).abs().max().double_value(&[])).fold(0.0, f64::max);
+    assert!(largest <= 1e-6, "a weight differs by {largest:e}");
 }
 
 /// One rank of the tests above, launched by them (skipped when run on its own).
@@ -137,6 +289,19 @@ fn rank_process() {
                     eprintln!("{error:#}");
                     std::process::exit(1);
                 }
+            }
+        }
+        "train" => {
+            let (model, losses) = train_small(SGD, Some(DataParallel::new(group)));
+            if rank == 0 {
+                save_safetensors(&model, Path::new(&std::env::var(WEIGHTS_OUT).unwrap())).unwrap();
+            }
+            println!("losses {}", losses.iter().map(f64::to_string).collect::<Vec<_>>().join(","));
+        }
+        "batch_norm" => {
+            let model = batch_norm_step(Some(DataParallel::new(group)));
+            if rank == 0 {
+                save_safetensors(&model, Path::new(&std::env::var(WEIGHTS_OUT).unwrap())).unwrap();
             }
         }
         other => panic!("unknown scenario {other}"),

@@ -12,9 +12,10 @@ use std::process::Command;
 use common::parity::{self, assert_close, read_tensor};
 use common::{keras_fixture, keras_python, scratch_dir, shared_data};
 use keras_tch::error::{Error, LayerProblem, LoadProblem};
-use keras_tch::graph::Model;
+use keras_tch::graph::{GraphBuilder, Model};
 use keras_tch::io::safetensors::save_safetensors;
 use keras_tch::io::{load_model, load_weights, save_model_h5, save_model_keras, save_weights_h5, LoadOptions};
+use keras_tch::layers::dense::dense;
 use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::applications::{self, Naming, Pooling};
 use keras_tch::models::happy::happy_model;
@@ -256,6 +257,33 @@ fn relu_and_softmax_layers_match_keras_both_ways() {
         let loader = if file.ends_with(".h5") { "tf_keras" } else { "keras3" };
         let y = predict_in_keras(&python, loader, &written, None, &fixture.join("io.h5"), &dir);
         assert_close(&format!("our {file} in {loader}"), &y, &io(&fixture, output));
+    }
+}
+
+/// A model's own layer called `probs` takes the weights of the file's `probs` (only a model
+/// without one reads keras-applications' `probs` as `predictions`).
+#[test]
+fn a_layer_called_probs_loads_its_own_weights() {
+    let build = || {
+        let mut g = GraphBuilder::new("with_probs", Device::Cpu);
+        let x = g.input(None, &[4]).unwrap();
+        let y = g.dense(Some("probs"), dense(2), x).unwrap();
+        g.finish(&[y]).unwrap()
+    };
+    let (model, dir) = (build(), scratch_dir("probs-layer"));
+    for file in [dir.join("w.h5"), dir.join("w.safetensors")] {
+        if file.extension().is_some_and(|e| e == "h5") {
+            save_weights_h5(&model, &file).unwrap();
+        } else {
+            save_safetensors(&model, &file).unwrap();
+        }
+        let mut fresh = build();
+        load_weights(&mut fresh, &file, &LoadOptions::default()).unwrap();
+        assert!(
+            fresh.keras_weight("probs", "kernel").unwrap().equal(&model.keras_weight("probs", "kernel").unwrap()),
+            "{}",
+            file.display()
+        );
     }
 }
 

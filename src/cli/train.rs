@@ -177,6 +177,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         loading: args.run.folders.loading(device),
         callbacks: args.run.callbacks.callbacks()?,
         class_weight: args.run.class_weight.table(&data.train)?,
+        data_parallel: None,
     };
     let request = args.run.report.request();
     let outcome = fit_and_save(

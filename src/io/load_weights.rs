@@ -183,6 +183,7 @@ fn match_layers<'a>(
     saved: &'a SavedWeights,
 ) -> (HashMap<String, &'a SavedLayer>, Option<SchemeMapping>) {
     let names: Vec<&str> = weighted.iter().map(|&i| model.layers()[i].name.as_str()).collect();
+    let canonical = |saved_name: &'a str| canonical(saved_name, &names);
     let by_name: HashMap<String, &SavedLayer> = saved.weighted_layers().map(|l| (canonical(&l.name).to_string(), l)).collect();
     let direct = names.iter().filter(|n| by_name.contains_key(**n)).count();
     if saved.layout == FileLayout::Keras3 && direct < names.len() {
@@ -216,9 +217,10 @@ fn match_layers<'a>(
 
 /// keras-applications 1.0.8 (`resnet_common.py`, the first home of the ImageNet files in the
 /// current naming) called ResNet50's classifier `probs`; Keras loads those files by layer order,
-/// so the name never mattered there. Here it is read as `predictions`.
-fn canonical(saved_name: &str) -> &str {
-    if saved_name == "probs" {
+/// so the name never mattered there. Here it is read as `predictions` — unless the model has a
+/// layer of its own called `probs`.
+fn canonical<'a>(saved_name: &'a str, model_names: &[&str]) -> &'a str {
+    if saved_name == "probs" && !model_names.contains(&"probs") {
         "predictions"
     } else {
         saved_name

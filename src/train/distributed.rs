@@ -251,6 +251,12 @@ impl ProcessGroup {
     }
 }
 
+// SAFETY: c10d's ProcessGroupGloo is made to be called from several threads (each collective
+// is queued under the group's mutex and run by its worker threads; DDP's reducer calls it from
+// autograd's threads); the handle is only freed in `drop`.
+unsafe impl Send for ProcessGroup {}
+unsafe impl Sync for ProcessGroup {}
+
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
         // SAFETY: `handle` came from keras_tch_process_group_new and is freed once.
@@ -281,6 +287,9 @@ impl StoreServer {
         Ok(StoreServer { handle })
     }
 }
+
+// SAFETY: the store server runs on its own thread; the handle is only freed in `drop`.
+unsafe impl Send for StoreServer {}
 
 impl Drop for StoreServer {
     fn drop(&mut self) {

@@ -15,6 +15,7 @@ use super::augment::Augmentation;
 use super::callbacks::{CallbackConfig, CallbackContext, CallbackList, Logs};
 use super::checkpoint::{self, TrainingState};
 use super::compile::{Accuracy, CompileConfig};
+use super::data_parallel::{DataParallel, StepTotals};
 use super::evaluate::{count_correct, evaluate_dataset};
 use super::history::History;
 use super::optimizer::Optimizer;
@@ -50,6 +51,9 @@ pub struct FitOptions {
     /// Keras's `class_weight`: each training sample's loss weighted by its class's entry
     /// (classes past the end: 1.0); the accuracy and the validation are not weighted, as in Keras.
     pub class_weight: Option<Vec<f64>>,
+    /// Train as one rank of a data-parallel job (`batch_size` is then the global batch, split
+    /// across the ranks; only rank 0 prints and writes checkpoints).
+    pub data_parallel: Option<DataParallel>,
 }
 
 impl Default for FitOptions {
@@ -68,6 +72,7 @@ impl Default for FitOptions {
             loading: Loading::default(),
             callbacks: Vec::new(),
             class_weight: None,
+            data_parallel: None,
         }
     }
 }
@@ -155,8 +160,15 @@ pub fn fit_with_callbacks(
         bail!("fit: no training samples");
     }
     let batch_size = options.batch_size as usize;
+    let parallel = options.data_parallel.as_ref();
+    let chief = parallel.is_none_or(DataParallel::is_chief);
+    let replica_batch_size = match parallel {
+        Some(parallel) => parallel.replica_batch_size(batch_size)?,
+        None => batch_size,
+    };
+    let verbose = if chief { options.verbose } else { 0 };
 
-    callbacks.on_train_begin(&mut CallbackContext::new(model, optimizer, compile))?;
+    callbacks.on_train_begin(&mut context(model, optimizer, compile, chief))?;
     let mut state = TrainingState::default();
     if let (true, Some(dir)) = (options.resume, &options.checkpoint_dir) {
         if let Some(restored) = checkpoint::restore(dir, model, optimizer, callbacks)? {
@@ -164,24 +176,57 @@ pub fn fit_with_callbacks(
             state = restored;
         }
     }
+    if let Some(parallel) = parallel {
+        parallel.broadcast_weights(model)?;
+    }
 
     while state.epoch < options.epochs && !state.stop_training {
         if state.next_batch == 0 {
-            callbacks.on_epoch_begin(state.epoch, &mut CallbackContext::new(model, optimizer, compile))?;
+            callbacks.on_epoch_begin(state.epoch, &mut context(model, optimizer, compile, chief))?;
         }
         let order = epoch_order(n, options, state.epoch);
-        let mut progress = Progress::start_epoch(state.epoch + 1, options.epochs, n, options.verbose);
-        let batches = train.batches(Some(&order), batch_size, state.next_batch, &options.loading);
-        for (batch, read) in (state.next_batch..).zip(batches) {
-            let (xb, yb) = read?;
-            let xb = to_device_for_step(&xb, model.device());
-            let xb = match &options.augmentation {
-                Some(augmentation) => augmentation.apply(&xb, state.epoch, batch),
-                None => xb,
+        // A rank reads only its slice of each global batch.
+        let order = match parallel {
+            Some(parallel) => parallel.local_order(&order, batch_size),
+            None => order,
+        };
+        let mut progress = Progress::start_epoch(state.epoch + 1, options.epochs, n, verbose);
+        let mut batches = train.batches(Some(&order), replica_batch_size, state.next_batch, &options.loading);
+        for batch in state.next_batch..n.div_ceil(batch_size) {
+            let size = (n - batch * batch_size).min(batch_size);
+            // A rank whose slice of a short last batch is empty still takes part in the step.
+            let has_samples = parallel.is_none_or(|parallel| !parallel.slice(size).is_empty());
+            let prepared = if has_samples {
+                let (xb, yb) = batches.next().context("the dataset gave fewer batches than its length implies")??;
+                let xb = to_device_for_step(&xb, model.device());
+                let xb = match &options.augmentation {
+                    Some(augmentation) => augmentation.apply(&xb, state.epoch, batch),
+                    None => xb,
+                };
+                let yb = to_device_for_step(&yb, model.device()).to_kind(Kind::Float);
+                let weights = options.class_weight.as_deref().map(|table| sample_weights(table, compile, &yb)).transpose()?;
+                Some((xb, yb, weights))
+            } else {
+                None
             };
-            let yb = to_device_for_step(&yb, model.device()).to_kind(Kind::Float);
-            let weights = options.class_weight.as_deref().map(|table| sample_weights(table, compile, &yb)).transpose()?;
-            let (loss_value, probs) = autocast(options.precision, || train_step(model, compile, optimizer, &xb, &yb, weights.as_ref()))?;
+            let step = match (parallel, &prepared) {
+                (Some(parallel), prepared) => {
+                    let batch = prepared.as_ref().map(|(xb, yb, weights)| (xb, yb, weights.as_ref()));
+                    let interrupted = interrupt.load(Ordering::SeqCst);
+                    autocast(options.precision, || replica_train_step(model, compile, optimizer, batch, size, parallel, interrupted))?
+                }
+                (None, Some((xb, yb, weights))) => {
+                    let (loss, probs) = autocast(options.precision, || train_step(model, compile, optimizer, xb, yb, weights.as_ref()))?;
+                    // As in Keras, class weights weight the loss, not the compiled metrics.
+                    let correct = match compile.accuracy {
+                        Some(accuracy) if loss.is_finite() => tch::no_grad(|| count_correct(accuracy, yb, &probs.detach())),
+                        _ => 0.0,
+                    };
+                    StepResult { loss, correct, interrupted: interrupt.load(Ordering::SeqCst) }
+                }
+                (None, None) => unreachable!("a single process always has samples"),
+            };
+            let loss_value = step.loss;
             if !loss_value.is_finite() {
                 bail!(
                     "the loss became {loss_value} at epoch {}, batch {}: training stopped{}",
@@ -190,26 +235,29 @@ pub fn fit_with_callbacks(
                     options.checkpoint_dir.as_ref().map_or(String::new(), |d| format!("; the last good checkpoint is in {}", d.display()))
                 );
             }
-            let size = xb.size()[0] as usize;
             state.loss_sum += loss_value * size as f64;
-            // As in Keras, class weights weight the loss, not the compiled metrics.
-            if let Some(accuracy) = compile.accuracy {
-                state.correct += tch::no_grad(|| count_correct(accuracy, &yb, &probs.detach()));
-            }
+            state.correct += step.correct;
             state.seen += size;
             state.next_batch = batch + 1;
             let logs = running_logs(&state, compile.accuracy);
             progress.update(state.seen, &logs);
             if !callbacks.is_empty() {
-                callbacks.on_train_batch_end(batch, &logs, &mut CallbackContext::new(model, optimizer, compile))?;
+                callbacks.on_train_batch_end(batch, &logs, &mut context(model, optimizer, compile, chief))?;
             }
-            if interrupt.load(Ordering::SeqCst) {
+            if step.interrupted {
+                if let Some(parallel) = parallel {
+                    parallel.average_non_trainable_weights(model)?;
+                }
                 let checkpoint = match &options.checkpoint_dir {
-                    Some(dir) => Some(checkpoint::save(dir, model, optimizer, &state, callbacks)?),
+                    Some(dir) if chief => Some(checkpoint::save(dir, model, optimizer, &state, callbacks)?),
+                    Some(dir) => Some(dir.clone()), // saved there by rank 0
                     None => None,
                 };
                 return Err(Stopped::Interrupted { checkpoint }.into());
             }
+        }
+        if let Some(parallel) = parallel {
+            parallel.average_non_trainable_weights(model)?;
         }
         let mut logs = running_logs(&state, compile.accuracy);
         if let Some(validation) = validation {
@@ -222,18 +270,34 @@ pub fn fit_with_callbacks(
         // As in Keras: the progress line first, then the callbacks (which may add to the logs),
         // then History.
         progress.finish(&logs);
-        let mut ctx = CallbackContext::new(model, optimizer, compile);
+        let mut ctx = context(model, optimizer, compile, chief);
         callbacks.on_epoch_end(state.epoch, &mut logs, &mut ctx)?;
         let stop_training = ctx.stop_training;
         state.history.push(&logs);
         state = TrainingState { epoch: state.epoch + 1, history: state.history, stop_training, ..Default::default() };
-        if let Some(dir) = &options.checkpoint_dir {
+        if let (Some(dir), true) = (&options.checkpoint_dir, chief) {
             checkpoint::save(dir, model, optimizer, &state, callbacks)?;
+        }
+        if let Some(parallel) = parallel {
+            parallel.group().barrier()?;
         }
         crate::runtime::release_freed_memory();
     }
-    callbacks.on_train_end(&mut CallbackContext::new(model, optimizer, compile))?;
+    callbacks.on_train_end(&mut context(model, optimizer, compile, chief))?;
     Ok(state.history)
+}
+
+/// The callbacks' view of training; `chief`: this process is the one that writes files.
+fn context<'a>(model: &'a mut Model, optimizer: &'a mut Optimizer, compile: &'a CompileConfig, chief: bool) -> CallbackContext<'a> {
+    CallbackContext { chief, ..CallbackContext::new(model, optimizer, compile) }
+}
+
+/// One step's result: the batch's mean loss, its correct predictions, and whether any process
+/// was interrupted.
+struct StepResult {
+    loss: f64,
+    correct: f64,
+    interrupted: bool,
 }
 
 /// One optimisation step on a batch (BatchNorm in training mode): forward, Keras's loss,
@@ -265,6 +329,49 @@ pub fn train_step(
         optimizer.apply(&variables, &grads)?;
     }
     Ok((loss_value, probs))
+}
+
+/// [`train_step`] as one replica of a data-parallel step over a global batch of `global_size`
+/// samples, of which `batch` (`x`, `y`, sample weights) is this rank's slice (`None`: an empty
+/// slice of a short last batch). The replica's loss is its samples' loss sum over the global
+/// batch size (Keras's `compute_average_loss`), so the gradients summed over the ranks are the
+/// global batch's mean gradient; every rank then applies that same update.
+#[allow(clippy::too_many_arguments)]
+fn replica_train_step(
+    model: &Model,
+    compile: &CompileConfig,
+    optimizer: &mut Optimizer,
+    batch: Option<(&Tensor, &Tensor, Option<&Tensor>)>,
+    global_size: usize,
+    parallel: &DataParallel,
+    interrupted: bool,
+) -> Result<StepResult> {
+    let variables = model.trainable_variables();
+    let (grads, totals) = match batch {
+        Some((xb, yb, sample_weight)) => {
+            let (probs, logits) = model.forward_with_logits(&[xb], true)?;
+            let per_sample = compile.loss.per_sample(compile.style, yb, &probs, logits.as_ref());
+            let per_sample = match sample_weight {
+                Some(weights) => per_sample * weights.to_device(probs.device()),
+                None => per_sample,
+            };
+            let loss_sum = per_sample.sum(Kind::Float);
+            let loss = &loss_sum / global_size as f64;
+            let grads = Tensor::run_backward(&[&loss], &variables.iter().map(|(_, v)| v).collect::<Vec<_>>(), false, false);
+            let correct = compile.accuracy.map_or(0.0, |accuracy| tch::no_grad(|| count_correct(accuracy, yb, &probs.detach())));
+            (grads, StepTotals { loss_sum: loss_sum.double_value(&[]), correct, interrupted })
+        }
+        None => {
+            let grads = variables.iter().map(|(_, v)| v.zeros_like()).collect();
+            (grads, StepTotals { loss_sum: 0.0, correct: 0.0, interrupted })
+        }
+    };
+    let totals = parallel.sum_step(&grads, totals)?;
+    let loss = totals.loss_sum / global_size as f64;
+    if loss.is_finite() {
+        optimizer.apply(&variables, &grads)?;
+    }
+    Ok(StepResult { loss, correct: totals.correct, interrupted: totals.interrupted })
 }
 
 /// A batch on the model's device. Host batches bound for CUDA go through pinned memory so the

@@ -7,6 +7,7 @@ pub mod callbacks;
 pub mod checkpoint;
 pub mod compile;
 pub mod curves;
+pub mod data_parallel;
 pub mod distributed;
 pub mod evaluate;
 pub mod fit;

@@ -34,11 +34,14 @@ pub struct CallbackContext<'a> {
     pub compile: &'a CompileConfig,
     /// Keras's `model.stop_training`: set to end training after this epoch.
     pub stop_training: bool,
+    /// This process writes files (Keras's chief worker): always, except on ranks other than 0
+    /// of a data-parallel job.
+    pub chief: bool,
 }
 
 impl<'a> CallbackContext<'a> {
     pub fn new(model: &'a mut Model, optimizer: &'a mut Optimizer, compile: &'a CompileConfig) -> Self {
-        Self { model, optimizer, compile, stop_training: false }
+        Self { model, optimizer, compile, stop_training: false, chief: true }
     }
 }
 

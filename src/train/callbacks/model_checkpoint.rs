@@ -82,6 +82,9 @@ impl Callback for ModelCheckpoint {
     }
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, ctx: &mut CallbackContext) -> Result<()> {
+        // The ranks of a data-parallel job hold the same model: the chief alone saves it (the
+        // others keep the best value in step, for their checkpoints).
+        let verbose = if ctx.chief { self.config.verbose } else { 0 };
         let mut values = vec![("epoch", FormatValue::Int(epoch as i64 + 1))];
         values.extend(logs.iter().map(|(key, value)| (*key, FormatValue::Float(*value))));
         let path = PathBuf::from(format_template(&self.config.filepath, &values).map_err(|why| anyhow::anyhow!("ModelCheckpoint: {why}"))?);
@@ -90,17 +93,20 @@ impl Callback for ModelCheckpoint {
             let current = monitored(logs, monitor, "ModelCheckpoint")?;
             let best_text = self.best.map_or("None".to_string(), |b| format!("{b:.5}"));
             if !is_improvement(current, self.best, 0.0, self.config.mode.maximizes(monitor)) {
-                if self.config.verbose > 0 {
+                if verbose > 0 {
                     println!("\nEpoch {}: {monitor} did not improve from {best_text}", epoch + 1);
                 }
                 return Ok(());
             }
-            if self.config.verbose > 0 {
+            if verbose > 0 {
                 println!("\nEpoch {}: {monitor} improved from {best_text} to {current:.5}, saving model to {}", epoch + 1, path.display());
             }
             self.best = Some(current);
-        } else if self.config.verbose > 0 {
+        } else if verbose > 0 {
             println!("\nEpoch {}: saving model to {}", epoch + 1, path.display());
+        }
+        if !ctx.chief {
+            return Ok(());
         }
         self.save(&path, ctx)
     }

@@ -1,0 +1,147 @@
+//! Keras's data parallelism (`tf.distribute`'s mirrored strategies) over a c10d process group:
+//! every rank holds the whole model; `batch_size` is the *global* batch, and each rank takes its
+//! slice of every global batch; the gradients are summed across ranks from per-replica losses
+//! scaled by the global batch size (Keras's `compute_average_loss`), so each step applies the
+//! true mean gradient of the global batch — a short last batch included — and every rank applies
+//! the same update. BatchNorm normalises with each replica's own batch statistics (Keras's
+//! default, `synchronized=False`); the moving statistics are averaged across ranks at each
+//! epoch's end. Rank 0 (Keras's chief) alone writes files.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use tch::{no_grad, Kind, Tensor};
+
+use super::distributed::ProcessGroup;
+use crate::graph::Model;
+
+/// One rank's side of a data-parallel job.
+#[derive(Clone)]
+pub struct DataParallel {
+    group: Arc<ProcessGroup>,
+}
+
+impl std::fmt::Debug for DataParallel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataParallel(rank {} of {})", self.rank(), self.world_size())
+    }
+}
+
+/// What the ranks sum at each step beside the gradients: this rank's loss sum, correct count and
+/// whether it was interrupted (Ctrl-C reaches every rank, not always at the same batch).
+pub struct StepTotals {
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub interrupted: bool,
+}
+
+impl DataParallel {
+    pub fn new(group: ProcessGroup) -> Self {
+        Self { group: Arc::new(group) }
+    }
+
+    pub fn rank(&self) -> usize {
+        self.group.rank()
+    }
+
+    pub fn world_size(&self) -> usize {
+        self.group.world_size()
+    }
+
+    /// Keras's chief worker: the rank that prints and writes files.
+    pub fn is_chief(&self) -> bool {
+        self.rank() == 0
+    }
+
+    pub fn group(&self) -> &ProcessGroup {
+        &self.group
+    }
+
+    /// Each rank's share of a global batch of `global_batch_size`: it must divide evenly, as
+    /// Keras's distribution strategies require.
+    pub fn replica_batch_size(&self, global_batch_size: usize) -> Result<usize> {
+        let world = self.world_size();
+        if global_batch_size % world != 0 {
+            bail!(
+                "the batch size {global_batch_size} is the global batch, split across {world} processes: it must be a multiple of {world}"
+            );
+        }
+        Ok(global_batch_size / world)
+    }
+
+    /// This rank's slice of a global batch of `size` samples (a short last batch is split as
+    /// evenly as possible, the first ranks taking one more).
+    pub fn slice(&self, size: usize) -> Range<usize> {
+        replica_slice(size, self.rank(), self.world_size())
+    }
+
+    /// This rank's samples of an epoch, in order: its slice of each global batch of `order`.
+    pub fn local_order(&self, order: &[usize], global_batch_size: usize) -> Vec<usize> {
+        order.chunks(global_batch_size).flat_map(|batch| batch[self.slice(batch.len())].to_vec()).collect()
+    }
+
+    /// Every weight, trainable or not, copied from rank 0 (so the replicas start equal, as
+    /// Keras's mirrored variables do).
+    pub fn broadcast_weights(&self, model: &Model) -> Result<()> {
+        let weights: Vec<Tensor> =
+            model.layers().iter().flat_map(|node| node.layer.weights().into_iter().map(|w| w.tensor.shallow_clone())).collect();
+        self.group.broadcast(&weights.iter().collect::<Vec<_>>(), 0)
+    }
+
+    /// The non-trainable weights (BatchNorm's moving statistics) replaced by their mean over
+    /// the ranks.
+    pub fn average_non_trainable_weights(&self, model: &Model) -> Result<()> {
+        let weights: Vec<Tensor> = model
+            .layers()
+            .iter()
+            .flat_map(|node| node.layer.weights().into_iter().filter(|w| !w.trainable).map(|w| w.tensor.shallow_clone()))
+            .filter(|tensor| tensor.is_floating_point())
+            .collect();
+        if weights.is_empty() {
+            return Ok(());
+        }
+        self.group.all_reduce_sum(&weights.iter().collect::<Vec<_>>())?;
+        let world = self.world_size() as f64;
+        no_grad(|| {
+            for weight in &weights {
+                let _ = weight.shallow_clone().g_div_scalar_(world);
+            }
+        });
+        Ok(())
+    }
+
+    /// Sums `gradients` (in place) and this rank's `totals` over the ranks, in one collective.
+    pub fn sum_step(&self, gradients: &[Tensor], totals: StepTotals) -> Result<StepTotals> {
+        let device = gradients.first().map_or(tch::Device::Cpu, |g| g.device());
+        let values = Tensor::from_slice(&[totals.loss_sum as f32, totals.correct as f32, f32::from(u8::from(totals.interrupted))])
+            .to_kind(Kind::Float)
+            .to_device(device);
+        let mut all: Vec<&Tensor> = gradients.iter().collect();
+        all.push(&values);
+        self.group.all_reduce_sum(&all)?;
+        let summed = Vec::<f32>::try_from(&values.to_device(tch::Device::Cpu))?;
+        Ok(StepTotals { loss_sum: f64::from(summed[0]), correct: f64::from(summed[1]), interrupted: summed[2] > 0.0 })
+    }
+}
+
+/// Rank `rank`'s slice of a batch of `size` samples split over `world` ranks.
+fn replica_slice(size: usize, rank: usize, world: usize) -> Range<usize> {
+    let (base, extra) = (size / world, size % world);
+    let start = rank * base + rank.min(extra);
+    start..start + base + usize::from(rank < extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replica_slice;
+
+    #[test]
+    fn slices_cover_a_batch_once_in_order() {
+        let slices = |size, world| (0..world).map(|rank| replica_slice(size, rank, world)).collect::<Vec<_>>();
+        assert_eq!(slices(8, 2), [0..4, 4..8]);
+        assert_eq!(slices(5, 2), [0..3, 3..5]);
+        assert_eq!(slices(1, 2), [0..1, 1..1]);
+        assert_eq!(slices(7, 3), [0..3, 3..5, 5..7]);
+    }
+}
