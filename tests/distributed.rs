@@ -5,18 +5,18 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use std::sync::atomic::AtomicBool;
 
 use tch::{Device, Kind, Tensor};
 
-use common::scratch_dir;
+use common::{scratch_dir, shared_data};
 use keras_tch::graph::{GraphBuilder, Model};
 use keras_tch::io::safetensors::save_safetensors;
-use keras_tch::io::{load_weights, LoadOptions};
+use keras_tch::io::{load_model, load_weights, LoadOptions};
 use keras_tch::layers::activation::Activation;
 use keras_tch::layers::batch_norm::batch_norm;
 use keras_tch::layers::conv::conv2d;
@@ -46,50 +46,76 @@ struct RankRun {
     stderr: String,
 }
 
-/// Hosts a store, launches `world_size` ranks playing `scenario`, and waits for them all.
+/// Processes launched as torchrun launches them, around a rendezvous store this test hosts as
+/// torchrun's agent does.
+struct Job {
+    _store: StoreServer,
+    ranks: Vec<(Child, PathBuf, PathBuf)>,
+    started: Instant,
+}
+
+impl Job {
+    /// `world_size` processes, `command(rank)` each, with torchrun's variables (its
+    /// `restart_count`-th attempt); their output goes to `dir`.
+    fn start(world_size: usize, dir: &Path, restart_count: usize, command: impl Fn(usize) -> Command) -> Job {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let store = StoreServer::serve(listener, GROUP_TIMEOUT).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let mut ranks = Vec::new();
+        for rank in 0..world_size {
+            let (stdout, stderr) = (dir.join(format!("rank{rank}.out")), dir.join(format!("rank{rank}.err")));
+            let child = command(rank)
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("WORLD_SIZE", world_size.to_string())
+                .env("LOCAL_WORLD_SIZE", world_size.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .env("TORCHELASTIC_USE_AGENT_STORE", "True")
+                .env("TORCHELASTIC_RESTART_COUNT", restart_count.to_string())
+                .env("OMP_NUM_THREADS", "1")
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&stdout).unwrap())
+                .stderr(std::fs::File::create(&stderr).unwrap())
+                .spawn()
+                .unwrap();
+            ranks.push((child, stdout, stderr));
+        }
+        Job { _store: store, ranks, started: Instant::now() }
+    }
+
+    /// Waits for every rank (failing the test past the deadline).
+    fn wait(self) -> (Vec<RankRun>, Duration) {
+        let mut runs = Vec::new();
+        for (mut child, stdout, stderr) in self.ranks {
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break status;
+                }
+                if self.started.elapsed() > DEADLINE {
+                    let _ = child.kill();
+                    panic!("a rank still runs after {DEADLINE:?}: {}", read(&stderr));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            runs.push(RankRun { status, stdout: read(&stdout), stderr: read(&stderr) });
+        }
+        (runs, self.started.elapsed())
+    }
+}
+
+/// Launches `world_size` ranks of this test program playing `scenario`, and waits for them.
 fn launch(scenario: &str, world_size: usize, dir: &Path) -> (Vec<RankRun>, Duration) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let _store = StoreServer::serve(listener, GROUP_TIMEOUT).unwrap();
-    let started = Instant::now();
-    let mut ranks = Vec::new();
-    for rank in 0..world_size {
-        let (stdout, stderr) = (dir.join(format!("rank{rank}.out")), dir.join(format!("rank{rank}.err")));
-        let child = Command::new(std::env::current_exe().unwrap())
+    let job = Job::start(world_size, dir, 0, |_| {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
             .args(["rank_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(SCENARIO, scenario)
-            .env(WEIGHTS_OUT, dir.join("rank0.safetensors"))
-            .env("RANK", rank.to_string())
-            .env("LOCAL_RANK", rank.to_string())
-            .env("WORLD_SIZE", world_size.to_string())
-            .env("LOCAL_WORLD_SIZE", world_size.to_string())
-            .env("MASTER_ADDR", "127.0.0.1")
-            .env("MASTER_PORT", port.to_string())
-            .env("TORCHELASTIC_USE_AGENT_STORE", "True")
-            .env("TORCHELASTIC_RESTART_COUNT", "0")
-            .env("OMP_NUM_THREADS", "1")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        ranks.push((child, stdout, stderr));
-    }
-    let mut runs = Vec::new();
-    for (mut child, stdout, stderr) in ranks {
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > DEADLINE {
-                let _ = child.kill();
-                panic!("{scenario}: a rank still runs after {DEADLINE:?}: {}", read(&stderr));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        runs.push(RankRun { status, stdout: read(&stdout), stderr: read(&stderr) });
-    }
-    (runs, started.elapsed())
+            .env(WEIGHTS_OUT, dir.join("rank0.safetensors"));
+        command
+    });
+    job.wait()
 }
 
 fn read(path: &Path) -> String {
@@ -247,6 +273,71 @@ fn batch_norm_uses_each_replicas_statistics_and_averages_the_moving_ones() {
     let largest =
         model.get_weights().iter().zip(ranks.get_weights()).map(|(a, b)| (a - b).abs().max().double_value(&[])).fold(0.0, f64::max);
     assert!(largest <= 1e-6, "a weight differs by {largest:e}");
+}
+
+/// `keras-tch train` as torchrun runs it, on 2 processes: the job's model, killed mid-run and
+/// resumed (`--resume`, torchrun's next attempt), ends with the weights an uninterrupted job
+/// ends with; the rank left alone by the kill fails with an error naming itself.
+#[test]
+fn a_killed_training_job_resumes_to_the_uninterrupted_weights() {
+    let Some(train) = shared_data("train_catvnoncat.h5") else { return };
+    let dir = scratch_dir("distributed-resume");
+    let train = &train;
+    let train_command = |run: &str, resume: bool| {
+        let folder = dir.join(run);
+        move |_rank: usize| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_keras-tch"));
+            // 64 images, global batches of 16: 4 steps an epoch, 8 images per rank per step.
+            command
+                .args(["train", "--arch", "happy", "--epochs", "4", "--limit", "64", "--batch-size", "16", "--verbose", "0"])
+                .args(["--device", "cpu", "--distributed-timeout", "30", "--data"])
+                .arg(train)
+                .arg("--root")
+                .arg(&folder)
+                .arg("--checkpoint-dir")
+                .arg(folder.join("checkpoints"))
+                .arg("--save")
+                .arg(folder.join("model.h5"));
+            if resume {
+                command.arg("--resume");
+            }
+            command
+        }
+    };
+    let (whole, _) = Job::start(2, &dir.join("whole"), 0, train_command("whole", false)).wait();
+    for (rank, run) in whole.iter().enumerate() {
+        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
+    }
+    assert!(whole[0].stdout.contains("Saved "), "rank 0 reports the save: {}", whole[0].stdout);
+    assert!(whole[1].stdout.trim().is_empty(), "only rank 0 prints: {}", whole[1].stdout);
+
+    // Killed once the second epoch's checkpoint is written.
+    let mut job = Job::start(2, &dir.join("killed"), 0, train_command("killed", false));
+    let state = dir.join("killed/checkpoints/checkpoint.json");
+    loop {
+        assert!(job.started.elapsed() < DEADLINE, "no second checkpoint in {DEADLINE:?}");
+        let epoch = std::fs::read_to_string(&state).ok().and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        if epoch.is_some_and(|record| record["epoch"].as_u64() >= Some(2)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    job.ranks[1].0.kill().unwrap(); // SIGKILL
+    let (killed, _) = job.wait();
+    println!("rank 0 after rank 1 was killed: {}", killed[0].stderr.lines().next().unwrap_or_default());
+    assert!(!killed[0].status.success(), "rank 0 cannot finish alone");
+    assert!(killed[0].stderr.contains("rank 0 of 2:"), "rank 0's error names it: {}", killed[0].stderr);
+    assert!(!dir.join("killed/model.h5").exists(), "no model saved by a failed job");
+
+    let (resumed, _) = Job::start(2, &dir.join("killed"), 1, train_command("killed", true)).wait();
+    for (rank, run) in resumed.iter().enumerate() {
+        assert!(run.status.success(), "resumed rank {rank}: {}\n{}", run.stdout, run.stderr);
+    }
+    let (expected, found) =
+        (load_model(&dir.join("whole/model.h5"), Device::Cpu).unwrap(), load_model(&dir.join("killed/model.h5"), Device::Cpu).unwrap());
+    let largest =
+        expected.get_weights().iter().zip(found.get_weights()).map(|(a, b)| (a - b).abs().max().double_value(&[])).fold(0.0, f64::max);
+    assert!(largest <= 1e-6, "the resumed job's weights differ from the uninterrupted job's by {largest:e}");
 }
 
 /// One rank of the tests above, launched by them (skipped when run on its own).

@@ -6,6 +6,7 @@ pub mod class_weight_arg;
 pub mod classify;
 pub mod convert;
 pub mod device_arg;
+pub mod distributed_args;
 pub mod evaluate;
 pub mod features;
 pub mod flag_hints;

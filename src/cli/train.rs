@@ -13,6 +13,7 @@ use keras_tch::io::atomic::check_destination;
 use keras_tch::io::load_model;
 use keras_tch::layers::init;
 use keras_tch::models::{Arch, ArchOptions};
+use keras_tch::train::data_parallel::DataParallel;
 use keras_tch::train::fit::FitOptions;
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::job::{
@@ -93,11 +94,15 @@ pub struct TrainArgs {
     pub freeze: super::freeze_args::FreezeArgs,
     #[command(flatten)]
     pub run: super::training_run_args::TrainingRunArgs,
+    #[command(flatten)]
+    pub distributed: super::distributed_args::DistributedArgs,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let device = args.run.device.resolve()?;
-    let (train_path, validation_path) = data_paths(args)?;
+    // Under torchrun, one process of a data-parallel job: rank 0 alone prints and writes.
+    let (data_parallel, device) = args.distributed.join(args.run.device.resolve()?)?;
+    let chief = data_parallel.as_ref().is_none_or(DataParallel::is_chief);
+    let (train_path, validation_path) = data_paths(args, chief)?;
     let model_file = args.model.as_ref().map(|path| load_model(path, device)).transpose()?;
     let spec = DataSpec {
         train: train_path,
@@ -110,7 +115,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         limit: args.run.limit.map(|n| n as usize),
     };
     let data = open_training_data(&spec, model_file.as_ref().and_then(image_input_size))?;
-    if data.from_folders {
+    if data.from_folders && chief {
         let validation = data.validation.as_ref().map_or(0, |v| v.len());
         let training = data.found - validation;
         println!(
@@ -148,7 +153,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // Refused now, not after the training: the output must not be an input (e.g. --model).
     check_destination(&save)?;
     let (optimizer_config, note) = optimizer_for(&model, args.optimizer, args.lr, args.epsilon);
-    if let Some(note) = note {
+    if let (Some(note), true) = (note, chief) {
         eprintln!("note: {note} (--optimizer chooses)");
     }
     let mut optimizer = match args.run.callbacks.schedule(optimizer_config.learning_rate())? {
@@ -156,7 +161,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         None => Optimizer::new(optimizer_config),
     };
     if !args.reset_optimizer {
-        if let Some(said) = continue_saved_optimizer(&model, &mut optimizer) {
+        if let (Some(said), true) = (continue_saved_optimizer(&model, &mut optimizer), chief) {
             eprintln!("{said}");
         }
     }
@@ -177,7 +182,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         loading: args.run.folders.loading(device),
         callbacks: args.run.callbacks.callbacks()?,
         class_weight: args.run.class_weight.table(&data.train)?,
-        data_parallel: None,
+        data_parallel,
     };
     let request = args.run.report.request();
     let outcome = fit_and_save(
@@ -192,6 +197,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         request.as_ref(),
         ctrl_c_flag(),
     )?;
+    if !chief {
+        return Ok(());
+    }
     println!("Saved {} (history in {})", save.display(), run_dir.display());
     if let Some(evaluation) = outcome.evaluation {
         evaluation.print_notebook_lines();
@@ -220,12 +228,14 @@ fn output_units(arch: Arch, classes: usize) -> i64 {
     }
 }
 
-fn data_paths(args: &TrainArgs) -> Result<(PathBuf, Option<PathBuf>)> {
+fn data_paths(args: &TrainArgs, chief: bool) -> Result<(PathBuf, Option<PathBuf>)> {
     match &args.data {
         Some(path) => Ok((path.clone(), args.validation_data.clone())),
         None => {
             let (train, test, description) = default_dataset_paths(&args.root)?;
-            println!("Data: {description}");
+            if chief {
+                println!("Data: {description}");
+            }
             let validation = args.validation_data.clone().or((args.validation_split == 0.0).then_some(test));
             Ok((train, validation))
         }

@@ -106,6 +106,10 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     if args.run.callbacks.lr_schedule.is_some() {
         bail!("--lr-schedule applies to train; transfer trains with --lr, then fine-tunes with --fine-tune-lr");
     }
+    // Each process would do the whole job and write the same files.
+    if let Some(env) = keras_tch::train::distributed::LaunchEnv::from_env()? {
+        bail!("transfer runs as one process, but this is rank {} of {} (WORLD_SIZE is set, as torchrun sets it): run it without torchrun; `train` trains data-parallel", env.rank, env.world_size);
+    }
     let device = args.run.device.resolve()?;
     let spec = DataSpec {
         train: args.data.clone(),

@@ -3,8 +3,9 @@
 //! process holding a model: ~50 ms a batch with 800 MB resident, measured).
 //!
 //! Same isolation as [`super::isolated`]: libhdf5 runs only in the child (prepared the same way:
-//! its own descriptors only, output to /dev/null, memory capped, dead with its parent — but it
-//! ignores Ctrl-C, which the parent handles), each answer has the same time limit, and a child
+//! its own descriptors only, output to /dev/null, memory capped — but it ignores Ctrl-C, which
+//! the parent handles, and it ends when its parent's end of the request pipe closes, since it
+//! outlives the thread that forked it), each answer has the same time limit, and a child
 //! that crashed, hung or vanished is an error naming the file — after which this process answers
 //! nothing more. Requests and answers are framed by their length; answers are encoded as
 //! `isolated`'s are.
@@ -50,7 +51,7 @@ impl<Q: Wire, A: Wire> ReadingProcess<Q, A> {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             std::mem::forget(hdf5_lock);
-            serve_requests(request_read, answer_write, parent, limits.memory_bytes, serve);
+            serve_requests(request_read, answer_write, parent, limits, serve);
         }
         drop(hdf5_lock);
         // SAFETY: the child's ends, not used by the parent (their closing is how each side sees the other leave).
@@ -154,15 +155,22 @@ fn serve_requests<Q: Wire, A: Wire>(
     requests: c_int,
     answers: c_int,
     parent: libc::pid_t,
-    memory_bytes: u64,
+    limits: ChildLimits,
     mut serve: impl FnMut(Q) -> Result<A>,
 ) -> ! {
+    // Whole seconds, at least one: what `alarm` counts in.
+    let seconds = limits.time.as_secs().clamp(1, u64::from(u32::MAX)) as u32;
     // SAFETY: a freshly forked child; `requests` and `answers` are its pipes to the parent.
     unsafe {
-        prepare_child(&[requests, answers], parent, memory_bytes);
+        prepare_child(&[requests, answers], parent, limits.memory_bytes);
+        // PR_SET_PDEATHSIG fires when the *thread* that forked this child ends, not its process:
+        // a reading process outlives that thread (a batch loader's, which ends with its epoch).
+        // It sees its parent leave by the end of its request pipe instead, and a request cannot
+        // outlive the parent by more than the time limit (below).
+        libc::prctl(libc::PR_SET_PDEATHSIG, 0);
         // A terminal's Ctrl-C reaches the whole process group. The parent stops cleanly at the
         // end of its step (saving a checkpoint), which may need one more batch: this child
-        // outlives the keystroke and ends with the parent (dropped, or PR_SET_PDEATHSIG).
+        // outlives the keystroke and ends with the parent (its pipe closed).
         libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
     loop {
@@ -170,7 +178,13 @@ fn serve_requests<Q: Wire, A: Wire>(
             // SAFETY: the parent is done (or gone); leave without the parent's destructors.
             unsafe { libc::_exit(0) }
         };
+        // SIGALRM's default action ends a request that runs past the time limit, whether or
+        // not the parent is still there to kill it.
+        // SAFETY: alarm has no preconditions.
+        unsafe { libc::alarm(seconds) };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Q::take(&mut body.as_slice()).and_then(&mut serve)));
+        // SAFETY: as above.
+        unsafe { libc::alarm(0) };
         let answer = encode_answer(outcome);
         let mut frame = Vec::with_capacity(answer.len() + 8);
         (answer.len() as u64).put(&mut frame);
@@ -229,6 +243,21 @@ mod tests {
         assert_ne!(pid, std::process::id() as u64, "served in another process");
         assert_eq!(process.ask(&0).unwrap_err().to_string(), "no sample 0");
         assert_eq!(process.ask(&7).unwrap(), (first + 2, pid), "the same child, its state kept");
+    }
+
+    /// A reading process started by a thread that has since ended (a batch loader's, at the
+    /// end of its epoch) still answers: it belongs to the process, not to that thread.
+    #[test]
+    fn a_child_outlives_the_thread_that_started_it() {
+        let mut process = std::thread::spawn(|| {
+            let mut process = ReadingProcess::start("reading f.h5", LIMITS, |n: u64| Ok(n + 1)).unwrap();
+            assert_eq!(process.ask(&1).unwrap(), 2); // the child is ready before the thread ends
+            process
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(process.ask(&41).unwrap(), 42);
     }
 
     /// A crash ends the child with an error naming the file; later requests are refused.

@@ -172,7 +172,9 @@ pub fn fit_with_callbacks(
     let mut state = TrainingState::default();
     if let (true, Some(dir)) = (options.resume, &options.checkpoint_dir) {
         if let Some(restored) = checkpoint::restore(dir, model, optimizer, callbacks)? {
-            eprintln!("Resuming from {} at epoch {}, batch {}", dir.display(), restored.epoch + 1, restored.next_batch);
+            if chief {
+                eprintln!("Resuming from {} at epoch {}, batch {}", dir.display(), restored.epoch + 1, restored.next_batch);
+            }
             state = restored;
         }
     }

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 
 use super::compile::{CompileConfig, TrainingConfig};
 use super::curves::save_curves;
+use super::data_parallel::DataParallel;
 use super::evaluate::{evaluate_dataset, evaluate_with_report, Evaluation, ReportRequest};
 use super::fit::{fit_dataset, FitOptions};
 use super::history::History;
@@ -172,12 +173,18 @@ pub fn fit_and_save(
 ) -> Result<TrainOutcome> {
     let (train, validation) = data.as_the_model_takes(preprocess, compile);
     let history = fit_dataset(model, compile, optimizer, &train, validation.as_ref(), options, interrupt)?;
-    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    history.save_json(&run_dir.join("history.json"))?;
-    history.save_csv(&run_dir.join("history.csv"))?;
-    save_curves(&history, &run_dir.join("curves.png"))?;
     keep_training_state(model, compile, optimizer);
-    save_model_h5(model, save)?;
+    // In a data-parallel job the ranks end with the same model: rank 0 writes it.
+    if options.data_parallel.as_ref().is_none_or(DataParallel::is_chief) {
+        std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+        history.save_json(&run_dir.join("history.json"))?;
+        history.save_csv(&run_dir.join("history.csv"))?;
+        save_curves(&history, &run_dir.join("curves.png"))?;
+        save_model_h5(model, save)?;
+    }
+    if let Some(parallel) = &options.data_parallel {
+        parallel.group().barrier()?;
+    }
     let (evaluation, report) = match (&validation, report) {
         (Some(validation), Some(request)) => {
             let (evaluation, report) = evaluate_with_report(model, compile, validation, 32, &options.loading, request)?;

@@ -1,0 +1,36 @@
+//! Training as one process of a job `torchrun` (or SLURM, or Kubernetes' PyTorchJob) launched:
+//! the launcher's variables say which rank this is; without them (or with `WORLD_SIZE=1`)
+//! training runs in this one process, as before.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tch::Device;
+
+use keras_tch::train::data_parallel::DataParallel;
+use keras_tch::train::distributed::{LaunchEnv, ProcessGroup, DEFAULT_TIMEOUT};
+
+#[derive(Args, Debug)]
+pub struct DistributedArgs {
+    /// Under torchrun: how long (seconds) a process waits for the others, at the rendezvous and
+    /// at each step, before it fails (torch.distributed's default: 1800). A process that dies
+    /// makes the others fail at once
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT.as_secs(), value_name = "SECONDS")]
+    pub distributed_timeout: u64,
+}
+
+impl DistributedArgs {
+    /// This process's part in the job its launcher describes (`None`: a single process), and the
+    /// device it trains on: with CUDA, the GPU of its `LOCAL_RANK`.
+    pub fn join(&self, device: Device) -> Result<(Option<DataParallel>, Device)> {
+        let Some(env) = LaunchEnv::from_env()? else { return Ok((None, device)) };
+        // main() restores SIGPIPE's default (so that `| head` ends the output quietly); a peer
+        // that goes away must be an error of the next collective, not a silent death by
+        // SIGPIPE. (Python, and so torch.distributed, ignores SIGPIPE too.)
+        // SAFETY: setting a signal's disposition to "ignore" has no preconditions.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let timeout = std::time::Duration::from_secs(self.distributed_timeout.max(1));
+        let group = ProcessGroup::join(&env, timeout).context("joining the torchrun job (--distributed-timeout sets how long to wait)")?;
+        let device = if device.is_cuda() { Device::Cuda(env.local_rank) } else { device };
+        Ok((Some(DataParallel::new(group)), device))
+    }
+}
