@@ -163,22 +163,26 @@ fn small_data() -> (Tensor, Tensor) {
     (x, labels.one_hot(3).to_kind(Kind::Float))
 }
 
-/// Trains `small_model` on `small_data` for 2 epochs of global batches of 8, shuffled; as one
-/// rank of `parallel` when given. Returns the model and its epoch losses.
+/// Trains `small_model` on `small_data` for 2 epochs of global batches of 8, shuffled, validated
+/// on 11 more samples (shared 6 + 5 by two ranks); as one rank of `parallel` when given. Returns
+/// the model and its history's losses, validation losses and validation accuracies.
 fn train_small(optimizer: OptimizerConfig, parallel: Option<DataParallel>) -> (Model, Vec<f64>) {
     let mut model = small_model();
     let (x, y) = small_data();
+    let (x_val, y_val) = (x.narrow(0, 0, 11) * -1.0, y.narrow(0, 0, 11));
     let compile = CompileConfig::for_model(&model, Some(Loss::CategoricalCrossentropy), CrossEntropyStyle::TfKeras).unwrap();
     let options = FitOptions { epochs: 2, batch_size: 8, seed: 3, verbose: 0, data_parallel: parallel, ..Default::default() };
-    let history = fit(&mut model, &compile, &mut Optimizer::new(optimizer), &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
-    let losses = history.get("loss").unwrap().to_vec();
-    (model, losses)
+    let validation = Some((&x_val, &y_val));
+    let history = fit(&mut model, &compile, &mut Optimizer::new(optimizer), &x, &y, validation, &options, &AtomicBool::new(false)).unwrap();
+    let logged = ["loss", "val_loss", "val_accuracy"].iter().flat_map(|key| history.get(key).unwrap().to_vec()).collect();
+    (model, logged)
 }
 
 const SGD: OptimizerConfig = OptimizerConfig::Sgd { learning_rate: 0.05, momentum: 0.9, nesterov: false };
 
 /// Two ranks with a global batch of 8 take the steps one process takes with batches of 8: the
-/// same epoch losses and the same weights (within float rounding of the split sums).
+/// same weights (within float rounding of the split sums), epoch losses and validation results
+/// (each rank evaluating its share).
 #[test]
 fn two_ranks_train_as_one_process_with_the_global_batch() {
     let dir = scratch_dir("distributed-train");
@@ -191,14 +195,14 @@ fn two_ranks_train_as_one_process_with_the_global_batch() {
     load_weights(&mut ranks, &dir.join("rank0.safetensors"), &LoadOptions::default()).unwrap();
     let largest =
         single.get_weights().iter().zip(ranks.get_weights()).map(|(a, b)| (a - b).abs().max().double_value(&[])).fold(0.0, f64::max);
-    println!("largest weight difference: {largest:e}; one process's losses {single_losses:?}; ranks': {}", runs[0].stdout.trim());
+    println!("largest weight difference: {largest:e}; one process's history {single_losses:?}; the ranks': {}", runs[0].stdout.trim());
     assert!(largest <= 1e-6, "weights differ by {largest:e}");
     for run in &runs {
         // (libtest prints its "test rank_process ... " on the same line)
         let losses = run.stdout.lines().find_map(|line| line.split_once("losses ")).expect("losses line").1;
         let losses: Vec<f64> = losses.split(',').map(|v| v.parse().unwrap()).collect();
         for (ours, single) in losses.iter().zip(&single_losses) {
-            assert!((ours - single).abs() <= 1e-5, "epoch loss {ours} on the ranks, {single} in one process");
+            assert!((ours - single).abs() <= 1e-5, "history {losses:?}: {ours} on the ranks, {single} in one process");
         }
     }
 }

@@ -13,7 +13,11 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use tch::{no_grad, Kind, Tensor};
 
+use super::compile::CompileConfig;
 use super::distributed::ProcessGroup;
+use super::evaluate::{evaluate_dataset, Evaluation};
+use crate::data::dataset::Dataset;
+use crate::data::loader::Loading;
 use crate::graph::Model;
 
 /// One rank's side of a data-parallel job.
@@ -109,6 +113,25 @@ impl DataParallel {
             }
         });
         Ok(())
+    }
+
+    /// Keras's `evaluate` on `data`, each rank evaluating its contiguous share and the sums
+    /// reduced: the same loss and accuracy as one process evaluating it all.
+    pub fn evaluate(&self, model: &Model, compile: &CompileConfig, data: &Dataset, batch_size: i64, loading: &Loading) -> Result<Evaluation> {
+        let share: Vec<usize> = self.slice(data.len()).collect();
+        let local = if share.is_empty() { None } else { Some(evaluate_dataset(model, compile, &data.select(&share), batch_size, loading)?) };
+        let n = share.len() as f64;
+        let sums = Tensor::from_slice(&[
+            local.as_ref().map_or(0.0, |e| e.loss * n),
+            local.as_ref().and_then(|e| e.accuracy).map_or(0.0, |a| a * n),
+            n,
+        ]);
+        self.group.all_reduce_sum(&[&sums])?;
+        let [loss_sum, correct, total] = <[f64; 3]>::try_from(Vec::<f64>::try_from(&sums)?).expect("three sums");
+        if total == 0.0 {
+            bail!("evaluate: no samples");
+        }
+        Ok(Evaluation { loss: loss_sum / total, accuracy: compile.accuracy.map(|_| correct / total) })
     }
 
     /// Sums `gradients` (in place) and this rank's `totals` over the ranks, in one collective.

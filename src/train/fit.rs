@@ -263,7 +263,10 @@ pub fn fit_with_callbacks(
         }
         let mut logs = running_logs(&state, compile.accuracy);
         if let Some(validation) = validation {
-            let result = evaluate_dataset(model, compile, validation, options.batch_size, &options.loading)?;
+            let result = match parallel {
+                Some(parallel) => parallel.evaluate(model, compile, validation, options.batch_size, &options.loading)?,
+                None => evaluate_dataset(model, compile, validation, options.batch_size, &options.loading)?,
+            };
             logs.push(("val_loss", result.loss));
             if let Some(accuracy) = result.accuracy {
                 logs.push(("val_accuracy", accuracy));

@@ -190,7 +190,10 @@ pub fn fit_and_save(
             let (evaluation, report) = evaluate_with_report(model, compile, validation, 32, &options.loading, request)?;
             (Some(evaluation), Some(report))
         }
-        (Some(validation), None) => (Some(evaluate_dataset(model, compile, validation, 32, &options.loading)?), None),
+        (Some(validation), None) => match &options.data_parallel {
+            Some(parallel) => (Some(parallel.evaluate(model, compile, validation, 32, &options.loading)?), None),
+            None => (Some(evaluate_dataset(model, compile, validation, 32, &options.loading)?), None),
+        },
         (None, _) => (None, None),
     };
     Ok(TrainOutcome { history, evaluation, report })
