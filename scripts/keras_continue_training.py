@@ -18,9 +18,10 @@ training images; x_held, y_held: the 50 test images) and OUT/<optimizer>/continu
 the step count saved, and for each continuation its epoch's training loss and its loss on
 the held-out images after the epoch.
 
-With --continue, loads each FILE (a model keras-tch trained and saved) with tf.keras's
-load_model and continues it one epoch the same way on IO.h5's images; prints a JSON list with
-that result per file (its "iterations" being the step count Keras restored).
+With --continue, loads each FILE (a model keras-tch trained and saved) with load_model — tf.keras's
+for a .h5, Keras 3's for a .keras — and continues it one epoch the same way on IO.h5's images;
+prints a JSON list with that result per file (its "iterations" being the step count Keras
+restored).
 """
 import argparse
 import json
@@ -62,7 +63,12 @@ def continue_files(paths, io: str) -> int:
         x, y, x_held, y_held = (np.array(f[name]) for name in ("x", "y", "x_held", "y_held"))
     results = []
     for path in paths:
-        model = tf_keras.models.load_model(path)
+        if path.endswith(".keras"):
+            import keras as keras3
+
+            model = keras3.models.load_model(path)
+        else:
+            model = tf_keras.models.load_model(path)
         result = {"iterations": int(model.optimizer.iterations.numpy()), "optimizer": type(model.optimizer).__name__}
         result.update(continued(model, x, y, x_held, y_held))
         results.append(result)

@@ -1,7 +1,7 @@
-//! Continuing training where Keras stopped: a model tf.keras trained and saved (`model.save`,
+//! Continuing training where Keras stopped: a model tf.keras or Keras 3 trained and saved (`model.save`,
 //! its optimizer's state included) continues here as it continues in Keras after
 //! `load_model` — not as it would with a fresh optimizer; and a model keras-tch saved after
-//! that continues in tf.keras from the same step count, as it continues here. For Adam, SGD
+//! that continues in that Keras from the same step count, as it continues here. For Adam, SGD
 //! with momentum and RMSprop. The Keras side is scripts/keras_continue_training.py, run by this
 //! test.
 
@@ -16,7 +16,7 @@ use common::parity::read_tensor;
 use common::{keras_python, repo_root, scratch_dir, shared_data};
 use keras_tch::graph::optimizer_state::SavedOptimizerState;
 use keras_tch::io::load_model;
-use keras_tch::io::save_model_h5;
+use keras_tch::io::{save_model_h5, save_model_keras};
 use keras_tch::train::compile::{CompileConfig, TrainingConfig};
 use keras_tch::train::evaluate::evaluate;
 use keras_tch::train::fit::{fit, FitOptions};
@@ -37,7 +37,7 @@ fn training_continues_from_the_optimizer_state_keras3_saved() {
 
 /// Keras (`keras`: tf_keras or keras3) trains and saves `file` per optimizer and writes its
 /// continuations to `report`; the file continues here as there, and what keras-tch saves after
-/// continues in tf.keras as here.
+/// continues in the same Keras as here.
 fn continues_from_keras(keras: &str, file: &str, report: &str) {
     let Some(train) = shared_data("train_catvnoncat.h5") else { return };
     let Some(python) = keras_python() else { return };
@@ -87,12 +87,18 @@ fn continues_from_keras(keras: &str, file: &str, report: &str) {
 
         // Saved here after that epoch, for the other direction below.
         keep_training_state(&mut model, &compile, &optimizer);
-        let saved = folder.join(format!("continued_here_from_{}.h5", file.replace('.', "_")));
-        save_model_h5(&model, &saved).unwrap();
+        // In the format of the Keras that saved the file.
+        let keras3 = file.ends_with(".keras");
+        let saved = folder.join(if keras3 { "continued_here.keras" } else { "continued_here.h5" });
+        if keras3 {
+            save_model_keras(&model, &saved).unwrap();
+        } else {
+            save_model_h5(&model, &saved).unwrap();
+        }
         ours.push((optimizer_name, saved, optimizer.iterations, training.optimizer, compile));
     }
 
-    // The other way: the files saved here continue in tf.keras with their optimizers restored —
+    // The other way: the files saved here continue in Keras with their optimizers restored —
     // the same step counts, and the epoch keras-tch gives from them.
     let output = std::process::Command::new(&python)
         .arg(repo_root().join("scripts/keras_continue_training.py"))

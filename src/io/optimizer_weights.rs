@@ -2,8 +2,7 @@
 //! `optimizer_weights` lists `iteration:0`, then each trainable weight's slots as
 //! `<Optimizer>/<slot>/<layer>/<weight>:0` — Adam's `m` and `v`, SGD's `m`, RMSprop's
 //! `velocity` — in Keras's layout; read by name, written in the model's `trainable_weights`
-//! order, as tf.keras writes and reads it. Keras 3 `.keras` (read only, for now):
-//! `optimizer/vars/N` by position. Either way every slot is checked against its variable, and
+//! order, as tf.keras writes and reads it. Keras 3 `.keras`: `optimizer/vars/N` by position. Either way every slot is checked against its variable, and
 //! any mismatch makes the whole state unusable, with the reasons.
 
 use std::collections::HashMap;
@@ -89,10 +88,7 @@ pub fn optimizer_state_from_keras3(iterations: i64, saved: &SavedWeights, model:
     let optimizer = TrainingConfig::from_keras(config)?.optimizer;
     let class = optimizer.keras_class();
     // Keras 3's SGD makes no momentum slots without momentum.
-    let per_variable = match optimizer {
-        OptimizerConfig::Sgd { momentum: 0.0, .. } => 0,
-        _ => SLOTS.iter().find(|(name, _)| *name == class).map_or(0, |(_, slots)| slots.len()),
-    };
+    let per_variable = keras3_slot_count(&optimizer);
     let weights: Vec<_> = saved.layers.iter().flat_map(|layer| &layer.weights).collect();
     let variables = trainable_layouts(model);
     let expected = variables.len() * per_variable;
@@ -153,6 +149,47 @@ pub(crate) fn write_optimizer_weights(model: &Model, state: &OptimizerState, fil
         }
     }
     write_str_list_attr(&group, "weight_names", &names.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// How many variables Keras 3's `optimizer` makes per trainable variable (its SGD makes no
+/// momentum without momentum).
+fn keras3_slot_count(optimizer: &OptimizerConfig) -> usize {
+    match optimizer {
+        OptimizerConfig::Sgd { momentum, .. } if *momentum == 0.0 => 0,
+        _ => SLOTS.iter().find(|(name, _)| *name == optimizer.keras_class()).map_or(0, |(_, slots)| slots.len()),
+    }
+}
+
+/// `state` of `optimizer` as Keras 3's `optimizer/vars` group of `file` (a `.keras` archive's
+/// `model.weights.h5`): `0` the step count (int64), `1` the learning rate, then each trainable
+/// variable's slots in the model's order, as many as Keras 3's optimizer makes — Keras 3 loads
+/// them only when their count is its own.
+pub(crate) fn write_keras3_optimizer_vars(
+    model: &Model,
+    state: &OptimizerState,
+    optimizer: &OptimizerConfig,
+    file: &hdf5::File,
+) -> Result<()> {
+    if state.class != optimizer.keras_class() {
+        bail!("the optimizer state is {}'s but the compile config's optimizer is {}", state.class, optimizer.keras_class());
+    }
+    let vars = file.create_group("optimizer")?.create_group("vars")?;
+    vars.new_dataset::<i64>().shape(()).create("0")?.write_scalar(&state.iterations)?;
+    vars.new_dataset::<f32>().shape(()).create("1")?.write_scalar(&(optimizer.learning_rate() as f32))?;
+    let per_variable = keras3_slot_count(optimizer);
+    let slots: HashMap<&str, &Vec<Tensor>> = state.slots.iter().map(|(name, slots)| (name.as_str(), slots)).collect();
+    let mut index = 2;
+    for (variable, keras_shape, layout) in trainable_layouts(model) {
+        for slot in 0..per_variable {
+            let value = match slots.get(variable.as_str()).and_then(|slots| slots.get(slot)) {
+                Some(value) => layout.to_keras(value),
+                None => Tensor::zeros(&keras_shape, (Kind::Float, Device::Cpu)),
+            };
+            write_f32_dataset(&vars, &index.to_string(), &value)?;
+            index += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Each trainable variable's Keras name (`conv1/kernel`), Keras shape and layout, in the order of

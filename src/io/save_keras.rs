@@ -15,18 +15,27 @@ use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
 use super::load_weights::keras3_group_names;
 use super::model_config::model_config;
+use super::optimizer_weights::write_keras3_optimizer_vars;
 use super::save_h5::{write_str_attr, write_weight_dataset};
 use super::subclassed_resnet::TutorialResnet;
+use crate::graph::optimizer_state::SavedOptimizerState;
 use crate::graph::{KerasVersion, Model};
 use crate::train::compile::TrainingConfig;
 
 /// The Keras whose `.keras` format this follows.
 const KERAS3_FORMAT_VERSION: &str = "3.15.1";
 
-/// `model.save("model.keras")`.
+/// `model.save("model.keras")`, with the optimizer's state when the model carries one (Keras
+/// 3's `load_model` then restores it).
 pub fn save_model_keras(model: &Model, path: &Path) -> Result<()> {
     let config = keras3_config(model)?;
-    let weights = write_weights_to_bytes(model)?;
+    let weights = create_in_memory().and_then(|file| {
+        write_weights(model, &file)?;
+        if let (SavedOptimizerState::Restorable(state), Some(training)) = (&model.optimizer_state, &model.training_config) {
+            write_keras3_optimizer_vars(model, state, &TrainingConfig::from_keras(training)?.optimizer, &file)?;
+        }
+        file_image(&file)
+    })?;
     let build = || -> Result<Vec<u8>> {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let stored = zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
@@ -53,7 +62,10 @@ pub fn save_weights_keras3(model: &Model, path: &Path) -> Result<()> {
             tutorial.write_keras3(model, &file)?;
             file_image(&file)
         }),
-        None => write_weights_to_bytes(model),
+        None => create_in_memory().and_then(|file| {
+            write_weights(model, &file)?;
+            file_image(&file)
+        }),
     };
     bytes
         .and_then(|bytes| write_bytes_atomically(path, &bytes))
@@ -69,9 +81,8 @@ fn keras3_config(model: &Model) -> Result<Value> {
     Ok(config)
 }
 
-/// `model.weights.h5` in Keras 3's layout, as bytes (it goes inside the zip).
-fn write_weights_to_bytes(model: &Model) -> Result<Vec<u8>> {
-    let file = create_in_memory()?;
+/// The model's weights in Keras 3's `model.weights.h5` layout, into `file`.
+fn write_weights(model: &Model, file: &hdf5::File) -> Result<()> {
     let groups = keras3_group_names(model);
     let by_layer: std::collections::HashMap<&str, &str> = groups.iter().map(|(g, l)| (l.as_str(), g.as_str())).collect();
     let layers = file.create_group("layers")?;
@@ -85,5 +96,5 @@ fn write_weights_to_bytes(model: &Model) -> Result<Vec<u8>> {
     }
     let root_vars = file.create_group("vars")?;
     write_str_attr(&root_vars, "name", &model.name)?;
-    file_image(&file)
+    Ok(())
 }

@@ -117,9 +117,17 @@ impl DataParallel {
 
     /// Keras's `evaluate` on `data`, each rank evaluating its contiguous share and the sums
     /// reduced: the same loss and accuracy as one process evaluating it all.
-    pub fn evaluate(&self, model: &Model, compile: &CompileConfig, data: &Dataset, batch_size: i64, loading: &Loading) -> Result<Evaluation> {
+    pub fn evaluate(
+        &self,
+        model: &Model,
+        compile: &CompileConfig,
+        data: &Dataset,
+        batch_size: i64,
+        loading: &Loading,
+    ) -> Result<Evaluation> {
         let share: Vec<usize> = self.slice(data.len()).collect();
-        let local = if share.is_empty() { None } else { Some(evaluate_dataset(model, compile, &data.select(&share), batch_size, loading)?) };
+        let local =
+            if share.is_empty() { None } else { Some(evaluate_dataset(model, compile, &data.select(&share), batch_size, loading)?) };
         let n = share.len() as f64;
         let sums = Tensor::from_slice(&[
             local.as_ref().map_or(0.0, |e| e.loss * n),
