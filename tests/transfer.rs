@@ -12,6 +12,7 @@ use common::{keras_fixture, keras_python, repo_root, scratch_dir, shared_data};
 use keras_tch::data::dataset::Dataset;
 use keras_tch::data::folders::load_course_file;
 use keras_tch::data::loader::Loading;
+use keras_tch::graph::optimizer_state::SavedOptimizerState;
 use keras_tch::graph::Model;
 use keras_tch::imaging::{preprocess_input, PreprocessMode};
 use keras_tch::layers::pooling::PoolKind;
@@ -308,4 +309,10 @@ fn transfer_command_takes_callbacks_and_class_weights() {
     assert_eq!((epochs("head"), epochs("fine_tune")), (2, 2));
     let saved = |epoch: u32| dir.join(format!("ft.{epoch:02}.h5")).exists();
     assert!(saved(1) && saved(2) && !saved(3), "the fine-tuning phase's two epochs were saved");
+    // A full-model save carries the optimizer's state, as Keras's model.save does.
+    let checkpointed = keras_tch::io::load_model(&dir.join("ft.02.h5"), Device::Cpu).unwrap();
+    let SavedOptimizerState::Restorable(state) = &checkpointed.optimizer_state else {
+        panic!("ModelCheckpoint's file has no usable optimizer state: {:?}", checkpointed.optimizer_state)
+    };
+    assert_eq!(state.iterations, 4, "two fine-tuning epochs of two steps");
 }

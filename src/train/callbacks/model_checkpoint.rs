@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::{is_improvement, monitored, Callback, CallbackContext, Logs, Mode};
+use crate::graph::optimizer_state::SavedOptimizerState;
 use crate::io::atomic::check_destination;
 use crate::io::{save_model_h5, save_model_keras, save_weights_h5, save_weights_keras3};
 use crate::pyfmt::{format_template, FormatValue};
@@ -68,10 +69,14 @@ impl ModelCheckpoint {
         if self.config.save_weights_only {
             return if name.ends_with(".weights.h5") { save_weights_keras3(ctx.model, path) } else { save_weights_h5(ctx.model, path) };
         }
-        // A saved model carries its compile, as Keras's `model.save` does.
+        // A saved model carries its compile and its optimizer's state, as Keras's `model.save`
+        // does (so that training can go on from it, here or in Keras).
         let previous = ctx.model.training_config.replace(ctx.compile.training_config(&ctx.optimizer.config));
+        let previous_state =
+            std::mem::replace(&mut ctx.model.optimizer_state, SavedOptimizerState::Restorable(ctx.optimizer.saved_state()));
         let saved = if name.ends_with(".keras") { save_model_keras(ctx.model, path) } else { save_model_h5(ctx.model, path) };
         ctx.model.training_config = previous;
+        ctx.model.optimizer_state = previous_state;
         saved
     }
 }
