@@ -344,6 +344,42 @@ fn a_killed_training_job_resumes_to_the_uninterrupted_weights() {
     assert!(largest <= 1e-6, "the resumed job's weights differ from the uninterrupted job's by {largest:e}");
 }
 
+/// The real `torchrun --no-python` launching two processes of `keras-tch train`, when a PyTorch
+/// install provides it (the benchmark venv of scripts/bench-compare.sh, or `torchrun` on the
+/// PATH); skipped otherwise — the tests above, which stand in for its agent, are the required ones.
+#[test]
+fn torchrun_launches_a_training_job() {
+    let Some(train) = shared_data("train_catvnoncat.h5") else { return };
+    let cache = std::env::var_os("KERAS_TCH_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/keras-tch")));
+    let cached = cache.map(|cache| cache.join("venv-bench/bin/torchrun"));
+    let on_path =
+        std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("torchrun")).find(|p| p.exists()));
+    let Some(torchrun) = cached.filter(|p| p.exists()).or(on_path) else {
+        common::skipped("no torchrun (PyTorch's launcher) here", "scripts/bench-compare.sh installs it in its venv");
+        return;
+    };
+    let dir = scratch_dir("distributed-torchrun");
+    let output = Command::new(torchrun)
+        .args(["--standalone", "--nproc-per-node=2", "--no-python"])
+        .arg(env!("CARGO_BIN_EXE_keras-tch"))
+        .args(["train", "--arch", "happy", "--epochs", "1", "--limit", "32", "--batch-size", "16", "--verbose", "0", "--device", "cpu"])
+        .arg("--data")
+        .arg(&train)
+        .arg("--root")
+        .arg(&*dir)
+        .arg("--save")
+        .arg(dir.join("model.h5"))
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.matches("Saved ").count(), 1, "rank 0 alone saves and says so: {stdout}");
+    load_model(&dir.join("model.h5"), Device::Cpu).unwrap();
+}
+
 /// One rank of the tests above, launched by them (skipped when run on its own).
 #[test]
 #[ignore = "a rank process: the tests above launch it"]
