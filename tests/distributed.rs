@@ -13,8 +13,9 @@ use std::sync::atomic::AtomicBool;
 
 use tch::{Device, Kind, Tensor};
 
-use common::{scratch_dir, shared_data};
+use common::{keras_fixture, scratch_dir, shared_data};
 use keras_tch::graph::{GraphBuilder, Model};
+use keras_tch::io::npy::read_npy;
 use keras_tch::io::safetensors::save_safetensors;
 use keras_tch::io::{load_model, load_weights, LoadOptions};
 use keras_tch::layers::activation::Activation;
@@ -342,6 +343,67 @@ fn a_killed_training_job_resumes_to_the_uninterrupted_weights() {
     let largest =
         expected.get_weights().iter().zip(found.get_weights()).map(|(a, b)| (a - b).abs().max().double_value(&[])).fold(0.0, f64::max);
     assert!(largest <= 1e-6, "the resumed job's weights differ from the uninterrupted job's by {largest:e}");
+}
+
+/// `classify` and `features` as two processes: each photo is read and run once, by one of
+/// them; rank 0 prints (and writes) exactly what one process prints and writes, a file that
+/// does not load reported in its place.
+#[test]
+fn classify_and_features_share_the_photos_out() {
+    let Some(fixture) = keras_fixture("imagenet_pipeline") else { return };
+    let Some(photo) = shared_data("my_image.jpg") else { return };
+    let dir = scratch_dir("distributed-inference");
+    let broken = dir.join("broken.jpg");
+    std::fs::write(&broken, b"not a jpeg").unwrap();
+    let listed = std::fs::read_to_string(fixture.join("classify.txt")).unwrap();
+    let mut photos: Vec<PathBuf> =
+        listed.lines().filter(|name| *name != "my_image.jpg").map(|name| fixture.join("images").join(name)).collect();
+    photos.insert(1, broken);
+    photos.push(photo);
+    let keras_tch = |args: &[&str], output: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keras-tch"));
+        command.args(args).args(["--batch-size", "2", "--device", "cpu"]);
+        if let Some(output) = output {
+            command.arg("--output").arg(output);
+        }
+        command.args(&photos);
+        command
+    };
+    let classify = ["classify", "--json", "--weights", fixture.join("keras_top.h5").to_str().unwrap()].map(String::from);
+    let classify: Vec<&str> = classify.iter().map(String::as_str).collect();
+    let single = keras_tch(&classify, None).output().unwrap();
+    let (ranks, _) = Job::start(2, &dir.join("classify"), 0, |_| keras_tch(&classify, None)).wait();
+    // The same lines — images in order, errors, classes — the probabilities within float
+    // rounding (the processes batch the photos differently).
+    let lines = |text: &str| text.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()).collect::<Vec<_>>();
+    let (ours, one) = (lines(&ranks[0].stdout), lines(&String::from_utf8_lossy(&single.stdout)));
+    assert_eq!(ours.len(), one.len(), "one line per photo: {}", ranks[0].stdout);
+    for (ours, one) in ours.iter().zip(&one) {
+        assert_eq!((&ours["image"], &ours["error"]), (&one["image"], &one["error"]));
+        let top = |line: &serde_json::Value| line["predictions"].as_array().cloned().unwrap_or_default();
+        for (o, e) in top(ours).iter().zip(top(one).iter()) {
+            assert_eq!((&o[0], &o[1]), (&e[0], &e[1]), "{}", ours["image"]);
+            assert!((o[2].as_f64().unwrap() - e[2].as_f64().unwrap()).abs() <= 1e-5, "{}: {o} vs {e}", ours["image"]);
+        }
+    }
+    assert_eq!(ranks[0].status.code(), single.status.code(), "{}", ranks[0].stderr);
+    assert!(ranks[0].stderr.contains("broken.jpg"), "the broken file reported: {}", ranks[0].stderr);
+    assert!(ranks[1].stdout.is_empty(), "rank 1 prints nothing: {}", ranks[1].stdout);
+    assert_eq!(ranks[1].status.code(), Some(0), "{}", ranks[1].stderr);
+
+    let features = ["features", "--pooling", "avg", "--weights", fixture.join("keras_notop.h5").to_str().unwrap()].map(String::from);
+    let features: Vec<&str> = features.iter().map(String::as_str).collect();
+    let (one, two) = (dir.join("one.npy"), dir.join("two.npy"));
+    let single = keras_tch(&features, Some(&one)).output().unwrap();
+    let (ranks, _) = Job::start(2, &dir.join("features"), 0, |_| keras_tch(&features, Some(&two))).wait();
+    assert_eq!(ranks[0].status.code(), single.status.code(), "{}", ranks[0].stderr);
+    let (expected, found) = (read_npy(&one).unwrap(), read_npy(&two).unwrap());
+    assert_eq!(expected.size(), found.size());
+    // Float rounding of differently batched convolutions (3e-5 here, features up to 2.5): within
+    // the 1e-4 this project holds Keras parity to; a row out of place would differ by ~1.
+    let largest = (&expected - &found).abs().max().double_value(&[]);
+    assert!(largest <= 1e-4, "features differ by {largest:e}");
+    assert_eq!(std::fs::read_to_string(dir.join("one.txt")).unwrap(), std::fs::read_to_string(dir.join("two.txt")).unwrap());
 }
 
 /// The real `torchrun --no-python` launching two processes of `keras-tch train`, when a PyTorch

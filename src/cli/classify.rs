@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 
+use super::distributed_args::DistributedArgs;
 use super::image_inputs::ImageInputArgs;
 use super::precision_arg::PrecisionArg;
 use super::pretrained_source::PretrainedSource;
@@ -29,10 +30,13 @@ pub struct ClassifyArgs {
     pub precision: PrecisionArg,
     #[command(flatten)]
     pub images: ImageInputArgs,
+    #[command(flatten)]
+    pub distributed: DistributedArgs,
 }
 
 pub fn run(args: &ClassifyArgs) -> Result<()> {
-    let device = args.images.device.resolve()?;
+    // Under torchrun the photos are shared out between the processes; rank 0 prints.
+    let (parallel, device) = args.distributed.join(args.images.device.resolve()?)?;
     let classes = match &args.class_index {
         Some(path) => ClassIndex::load(path)?,
         None => ClassIndex::find()?,
@@ -43,25 +47,30 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     // With a single file the output is exactly Keras's line; with several, each names its image.
     let name_each = files.len() > 1;
     let (mut failures, mut hint) = (0, None);
-    args.images.for_each_batch(&files, device, |chunk, batch, progress| {
-        let decoded = match &batch.x {
-            Some(x) => classes.decode_predictions(&model.predict(x)?, args.top)?,
-            None => Vec::new(),
-        };
-        progress.clear();
-        // Results in the order the files were given, failures in their place.
-        let (mut loaded, mut failed) = (batch.loaded.iter().zip(&decoded).peekable(), batch.failed.iter().peekable());
-        for path in chunk {
-            if let Some((_, predictions)) = loaded.next_if(|(p, _)| *p == path) {
-                print_predictions(path, predictions, args.json, name_each);
-            } else if let Some((_, error)) = failed.next_if(|(p, _)| p == path) {
-                failures += 1;
-                hint = hint.or_else(|| super::flag_hints::flag_hint(error));
-                report_failure(path, error, args.json);
+    let row_shape = loaded.node(loaded.outputs()[0]).output_shape.clone();
+    // Results in the order the files were given, failures in their place.
+    args.images.for_each_output(
+        &files,
+        device,
+        parallel.as_ref(),
+        &row_shape,
+        |x| model.predict(x),
+        |path, outcome, progress| {
+            progress.clear();
+            match outcome {
+                Ok(probabilities) => {
+                    let predictions = classes.decode_predictions(&probabilities.unsqueeze(0), args.top)?;
+                    print_predictions(path, &predictions[0], args.json, name_each);
+                }
+                Err(error) => {
+                    failures += 1;
+                    hint = hint.or_else(|| super::flag_hints::flag_hint(&error));
+                    report_failure(path, &error, args.json);
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     if failures > 0 {
         if let Some(hint) = hint {
             eprintln!("help: {hint}");

@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use tch::Tensor;
 
+use super::distributed_args::DistributedArgs;
 use super::image_inputs::ImageInputArgs;
 use super::precision_arg::PrecisionArg;
 use super::pretrained_source::PretrainedSource;
@@ -39,10 +40,13 @@ pub struct FeaturesArgs {
     pub precision: PrecisionArg,
     #[command(flatten)]
     pub images: ImageInputArgs,
+    #[command(flatten)]
+    pub distributed: DistributedArgs,
 }
 
 pub fn run(args: &FeaturesArgs) -> Result<()> {
-    let device = args.images.device.resolve()?;
+    // Under torchrun the photos are shared out between the processes; rank 0 writes.
+    let (parallel, device) = args.distributed.join(args.images.device.resolve()?)?;
     let pooling = args.pooling;
     let files = args.images.files()?;
     let names_path = args.names.clone().unwrap_or_else(|| args.output.with_extension("txt"));
@@ -55,19 +59,32 @@ pub fn run(args: &FeaturesArgs) -> Result<()> {
     let loaded = args.source.load(Head::Features(pooling), args.images.input_size(), device)?.model;
     let model = args.precision.prepare(&loaded);
     let (mut rows, mut names, mut failures, mut hint) = (Vec::new(), Vec::new(), 0, None);
-    args.images.for_each_batch(&files, device, |_, batch, progress| {
-        progress.clear();
-        for (_, error) in &batch.failed {
-            failures += 1;
-            hint = hint.or_else(|| super::flag_hints::flag_hint(error));
-            eprintln!("error: {error:#}");
-        }
-        if let Some(x) = &batch.x {
-            rows.push(model.predict(x)?.to_device(tch::Device::Cpu));
-            names.extend(batch.loaded.iter().map(|p| p.display().to_string()));
-        }
-        Ok(())
-    })?;
+    let row_shape = loaded.node(loaded.outputs()[0]).output_shape.clone();
+    args.images.for_each_output(
+        &files,
+        device,
+        parallel.as_ref(),
+        &row_shape,
+        |x| model.predict(x),
+        |path, outcome, progress| {
+            match outcome {
+                Ok(row) => {
+                    rows.push(row.unsqueeze(0));
+                    names.push(path.display().to_string());
+                }
+                Err(error) => {
+                    progress.clear();
+                    failures += 1;
+                    hint = hint.or_else(|| super::flag_hints::flag_hint(&error));
+                    eprintln!("error: {error:#}");
+                }
+            }
+            Ok(())
+        },
+    )?;
+    if parallel.as_ref().is_some_and(|parallel| !parallel.is_chief()) {
+        return Ok(());
+    }
     if rows.is_empty() {
         bail!("none of the {} image(s) could be loaded; nothing written", files.len());
     }

@@ -2,7 +2,7 @@
 //! walks a dataset's), loaded in batches by the library's one image reader (`load_img` →
 //! `img_to_array`), then `preprocess_input`, with per-file errors that do not stop the other files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -10,6 +10,7 @@ use tch::{Device, Tensor};
 
 use keras_tch::data::folders::{image_files_under, IMAGE_EXTENSIONS};
 use keras_tch::imaging::{preprocess_input, DecodeOptions, ImageReading, Interpolation, PreprocessMode, DEFAULT_MAX_PIXELS};
+use keras_tch::train::data_parallel::DataParallel;
 use keras_tch::train::progress::Progress;
 
 #[derive(Args, Debug)]
@@ -84,22 +85,75 @@ impl ImageInputArgs {
         self.target_size.map(i64::from)
     }
 
-    /// Go through `files` batch by batch with a progress bar on stderr: each batch is loaded,
-    /// then handed to `each` with its file names and the bar (to `clear` before printing).
-    pub fn for_each_batch(
+    /// Run `predict` on every file, batch by batch with a progress bar on stderr, and hand each
+    /// file's outcome — its output row, or why it did not load — to `each` in the order the
+    /// files were given (with the bar, to `clear` before printing). As one rank of a
+    /// data-parallel job (`parallel`), each batch of `--batch-size` × ranks files is shared out,
+    /// every rank loading and running its slice, and the rows (each of `row_shape`) are gathered:
+    /// `each` then runs on rank 0 only, which reads a file another rank could not load again
+    /// for its error.
+    pub fn for_each_output(
         &self,
         files: &[PathBuf],
         device: Device,
-        mut each: impl FnMut(&[PathBuf], Batch, &Progress) -> Result<()>,
+        parallel: Option<&DataParallel>,
+        row_shape: &[i64],
+        predict: impl Fn(&Tensor) -> Result<Tensor>,
+        mut each: impl FnMut(&Path, Result<Tensor>, &Progress) -> Result<()>,
     ) -> Result<()> {
-        let batch_size = self.batch_size.max(1);
-        let mut progress = Progress::on_stderr(files.len().div_ceil(batch_size));
-        for (step, chunk) in files.chunks(batch_size).enumerate() {
-            each(chunk, self.load_batch(chunk, device), &progress)?;
-            progress.update(step + 1, &[]);
+        let chief = parallel.is_none_or(DataParallel::is_chief);
+        let step_files = self.batch_size.max(1) * parallel.map_or(1, DataParallel::world_size);
+        let mut progress = Progress::on_stderr(files.len().div_ceil(step_files));
+        for (step, chunk) in files.chunks(step_files).enumerate() {
+            let mine = parallel.map_or(0..chunk.len(), |parallel| parallel.slice(chunk.len()));
+            let batch = self.load_batch(&chunk[mine.clone()], device);
+            let rows = batch.x.as_ref().map(&predict).transpose()?.map(|y| y.to_device(Device::Cpu));
+            // This rank's files in order, each with its row or its error.
+            let (mut loaded, mut failed) = (batch.loaded.iter().peekable(), batch.failed.into_iter().peekable());
+            let mut outcomes = Vec::with_capacity(mine.len());
+            for path in &chunk[mine] {
+                if loaded.next_if(|p| *p == path).is_some() {
+                    outcomes.push(Ok(()));
+                } else if let Some((_, error)) = failed.next_if(|(p, _)| p == path) {
+                    outcomes.push(Err(error));
+                }
+            }
+            match parallel {
+                None => {
+                    let mut row = 0;
+                    for (path, outcome) in chunk.iter().zip(outcomes) {
+                        let outcome = outcome.map(|()| rows.as_ref().expect("rows for loaded files").get(row));
+                        row += i64::from(outcome.is_ok());
+                        each(path, outcome, &progress)?;
+                    }
+                }
+                Some(parallel) => {
+                    let present: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
+                    let (all, present) = parallel.gather_rows(chunk.len(), row_shape, rows.as_ref(), &present)?;
+                    if chief {
+                        for (index, path) in chunk.iter().enumerate() {
+                            let outcome = if present[index] { Ok(all.get(index as i64)) } else { Err(self.load_error(path, device)) };
+                            each(path, outcome, &progress)?;
+                        }
+                    }
+                }
+            }
+            if chief {
+                progress.update(step + 1, &[]);
+            }
         }
-        progress.finish(&[]);
+        if chief {
+            progress.finish(&[]);
+        }
         Ok(())
+    }
+
+    /// Why `path` does not load (read again: another rank found it would not).
+    fn load_error(&self, path: &Path, device: Device) -> anyhow::Error {
+        match self.load_batch(&[path.to_path_buf()], device).failed.pop() {
+            Some((_, error)) => error,
+            None => anyhow::anyhow!("{}: another process could not load it, but this one can (was it replaced meanwhile?)", path.display()),
+        }
     }
 
     /// Load and preprocess `paths` as one batch on `device`.

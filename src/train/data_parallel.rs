@@ -10,7 +10,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tch::{no_grad, Kind, Tensor};
 
 use super::compile::CompileConfig;
@@ -140,6 +140,34 @@ impl DataParallel {
             bail!("evaluate: no samples");
         }
         Ok(Evaluation { loss: loss_sum / total, accuracy: compile.accuracy.map(|_| correct / total) })
+    }
+
+    /// Rows each rank computed for its slice of `total` items, assembled in item order on every
+    /// rank: `rows` holds this rank's rows for the items of its slice marked `present` (in
+    /// order), each of `row_shape`. Returns the `total` rows (zeros where absent) and which items
+    /// are present. (A sum where every row is zero but its owner's.)
+    pub fn gather_rows(&self, total: usize, row_shape: &[i64], rows: Option<&Tensor>, present: &[bool]) -> Result<(Tensor, Vec<bool>)> {
+        let mine = self.slice(total);
+        if present.len() != mine.len() {
+            bail!("gather_rows: {} flags for a slice of {} items", present.len(), mine.len());
+        }
+        let shape: Vec<i64> = std::iter::once(total as i64).chain(row_shape.iter().copied()).collect();
+        let all = Tensor::zeros(&shape, (Kind::Float, tch::Device::Cpu));
+        let flags = Tensor::zeros([total as i64], (Kind::Float, tch::Device::Cpu));
+        let mut next_row = 0;
+        no_grad(|| -> Result<()> {
+            for (offset, _) in present.iter().enumerate().filter(|(_, present)| **present) {
+                let rows = rows.context("gather_rows: items marked present but no rows")?;
+                let row = (mine.start + offset) as i64;
+                all.get(row).copy_(&rows.get(next_row).to_device(tch::Device::Cpu).to_kind(Kind::Float));
+                let _ = flags.get(row).fill_(1.0);
+                next_row += 1;
+            }
+            Ok(())
+        })?;
+        self.group.all_reduce_sum(&[&all, &flags])?;
+        let present = Vec::<f32>::try_from(&flags)?.into_iter().map(|flag| flag > 0.0).collect();
+        Ok((all, present))
     }
 
     /// Sums `gradients` (in place) and this rank's `totals` over the ranks, in one collective.
