@@ -406,6 +406,59 @@ fn classify_and_features_share_the_photos_out() {
     assert_eq!(std::fs::read_to_string(dir.join("one.txt")).unwrap(), std::fs::read_to_string(dir.join("two.txt")).unwrap());
 }
 
+/// `transfer` as two processes: the bottleneck features computed half by each, the head trained
+/// on them and the top stage fine-tuned data-parallel (its BatchNorm frozen, as transfer
+/// fine-tunes) — the model one process trains with the same global batch.
+#[test]
+fn transfer_on_two_processes_trains_the_model_one_process_trains() {
+    let Some(base) = keras_fixture("h5_course_resnet50") else { return };
+    let Some(data) = shared_data("train_catvnoncat.h5") else { return };
+    let dir = scratch_dir("distributed-transfer");
+    let transfer = |run: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keras-tch"));
+        command
+            .args([
+                "transfer",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--limit",
+                "40",
+                "--dropout",
+                "0",
+                "--verbose",
+                "0",
+                "--device",
+                "cpu",
+            ])
+            .args(["--fine-tune-stages", "1", "--fine-tune-epochs", "1"])
+            .arg("--base")
+            .arg(base.join("model.h5"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--run-dir")
+            .arg(dir.join(run))
+            .arg("--save")
+            .arg(dir.join(run).join("model.h5"));
+        command
+    };
+    // One thread, as each rank has: Adam turns float rounding differences in gradients near
+    // zero into visible ones (one process on 1 and on 2 threads differs by 0.1 in the head).
+    let single = transfer("one").env("OMP_NUM_THREADS", "1").output().unwrap();
+    assert!(single.status.success(), "{}", String::from_utf8_lossy(&single.stderr));
+    let (ranks, _) = Job::start(2, &dir.join("two-logs"), 0, |_| transfer("two")).wait();
+    for (rank, run) in ranks.iter().enumerate() {
+        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
+    }
+    assert!(ranks[0].stdout.contains("Computed bottleneck features once"), "{}", ranks[0].stdout);
+    let (one, two) =
+        (load_model(&dir.join("one/model.h5"), Device::Cpu).unwrap(), load_model(&dir.join("two/model.h5"), Device::Cpu).unwrap());
+    let largest = one.get_weights().iter().zip(two.get_weights()).map(|(a, b)| (a - b).abs().max().double_value(&[])).fold(0.0, f64::max);
+    println!("transfer, 2 processes against 1: largest weight difference {largest:e}");
+    assert!(largest <= 1e-5, "the weights differ by {largest:e}");
+}
+
 /// The real `torchrun --no-python` launching two processes of `keras-tch train`, when a PyTorch
 /// install provides it (the benchmark venv of scripts/bench-compare.sh, or `torchrun` on the
 /// PATH); skipped otherwise — the tests above, which stand in for its agent, are the required ones.

@@ -48,9 +48,9 @@ fn the_head_on_cached_features_computes_what_the_full_model_does() {
     let data = Dataset::from_tensors(&x, &Tensor::zeros([24], (tch::Kind::Int64, Device::Cpu)), "cats").unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (features, _, reused) =
-        cached_features(&dir, "k", || compute_features(&model, &head[0], &data, 8, &Loading::default(), &stop)).unwrap();
+        cached_features(&dir, "k", None, || compute_features(&model, &head[0], &data, 8, &Loading::default(), &stop)).unwrap();
     assert!(!reused);
-    let (read_back, _, reused) = cached_features(&dir, "k", || unreachable!("the cache exists")).unwrap();
+    let (read_back, _, reused) = cached_features(&dir, "k", None, || unreachable!("the cache exists")).unwrap();
     assert!(reused);
     assert!(read_back.equal(&features), "the cache file holds the computed features exactly");
     let head_only = head_model(&model, &head[2], 0.2, Device::Cpu).unwrap();

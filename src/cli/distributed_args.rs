@@ -20,7 +20,8 @@ pub struct DistributedArgs {
 
 impl DistributedArgs {
     /// This process's part in the job its launcher describes (`None`: a single process), and the
-    /// device it trains on: with CUDA, the GPU of its `LOCAL_RANK`.
+    /// device it trains on: with CUDA, the GPU of its `LOCAL_RANK`. Ranks other than 0 print
+    /// nothing: their standard output goes to /dev/null (errors still reach standard error).
     pub fn join(&self, device: Device) -> Result<(Option<DataParallel>, Device)> {
         let Some(env) = LaunchEnv::from_env()? else { return Ok((None, device)) };
         // main() restores SIGPIPE's default (so that `| head` ends the output quietly); a peer
@@ -31,6 +32,23 @@ impl DistributedArgs {
         let timeout = std::time::Duration::from_secs(self.distributed_timeout.max(1));
         let group = ProcessGroup::join(&env, timeout).context("joining the torchrun job (--distributed-timeout sets how long to wait)")?;
         let device = if device.is_cuda() { Device::Cuda(env.local_rank) } else { device };
-        Ok((Some(DataParallel::new(group)), device))
+        let parallel = DataParallel::new(group);
+        if !parallel.is_chief() {
+            silence_stdout()?;
+        }
+        Ok((Some(parallel), device))
     }
+}
+
+/// Standard output to /dev/null: every rank runs the same command, and rank 0 speaks for them.
+fn silence_stdout() -> Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").context("opening /dev/null")?;
+    let _ = std::io::stdout().flush();
+    // SAFETY: both descriptors are open; dup2 replaces descriptor 1 atomically.
+    if unsafe { libc::dup2(null.as_raw_fd(), 1) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("redirecting standard output to /dev/null");
+    }
+    Ok(())
 }

@@ -15,6 +15,7 @@ use keras_tch::io::atomic::check_destination;
 use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::transfer::NewHead;
 use keras_tch::train::augment::Augmentation;
+use keras_tch::train::data_parallel::DataParallel;
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::job::DataSpec;
 use keras_tch::train::transfer::{train_transfer, TransferData, TransferOptions};
@@ -100,17 +101,20 @@ pub struct TransferArgs {
     pub summary: bool,
     #[command(flatten)]
     pub run: super::training_run_args::TrainingRunArgs,
+    #[command(flatten)]
+    pub distributed: super::distributed_args::DistributedArgs,
 }
 
 pub fn run(args: &TransferArgs) -> Result<()> {
     if args.run.callbacks.lr_schedule.is_some() {
         bail!("--lr-schedule applies to train; transfer trains with --lr, then fine-tunes with --fine-tune-lr");
     }
-    // Each process would do the whole job and write the same files.
-    if let Some(env) = keras_tch::train::distributed::LaunchEnv::from_env()? {
-        bail!("transfer runs as one process, but this is rank {} of {} (WORLD_SIZE is set, as torchrun sets it): run it without torchrun; `train` trains data-parallel", env.rank, env.world_size);
-    }
-    let device = args.run.device.resolve()?;
+    // Under torchrun, one process of a data-parallel job: rank 0 alone prints and writes.
+    let (data_parallel, device) = args.distributed.join(args.run.device.resolve()?)?;
+    let chief = data_parallel.as_ref().is_none_or(DataParallel::is_chief);
+    // --seed promises a seeded initialisation: of the new head (and of the base before its
+    // weights are loaded), as `train` seeds its architecture.
+    keras_tch::layers::init::seed(args.run.seed);
     let spec = DataSpec {
         train: args.data.clone(),
         validation: args.validation_data.clone(),
@@ -176,6 +180,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         loading: args.run.folders.loading(device),
         callbacks: args.run.callbacks.callbacks()?,
         class_weight: args.run.class_weight.table(&train)?,
+        data_parallel,
     };
     let report = train_transfer(&mut model, &built.head, &data, &options, ctrl_c_flag())?;
     match &report.cache {
@@ -184,6 +189,9 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         None => println!("Trained on the images (the base is not entirely frozen, augmentation is on, or --no-cache)"),
     }
 
+    if !chief {
+        return Ok(());
+    }
     let learning_rate = if report.fine_tune_history.is_some() { args.fine_tune_lr } else { args.lr };
     let (compile, classes_path) = save_transfer_model(&mut model, train.classes(), &args.save, learning_rate)?;
     println!("Saved {} (class names in {})", args.save.display(), classes_path.display());

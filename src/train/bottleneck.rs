@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use tch::{Device, Tensor};
 
+use super::data_parallel::DataParallel;
 use super::fit::Stopped;
 use crate::data::dataset::Dataset;
 use crate::data::loader::Loading;
@@ -98,15 +99,52 @@ pub fn compute_features(
 
 /// The features in `cache_dir/features-<key>.npy`, computed and written (atomically) when the
 /// file does not exist. Returns the features, the file and whether it was reused.
-pub fn cached_features(cache_dir: &Path, key: &str, compute: impl FnOnce() -> Result<Tensor>) -> Result<(Tensor, PathBuf, bool)> {
+/// In a data-parallel job (`parallel`) every rank reads the cache only if every rank finds it
+/// (`compute` is then a collective, run by all), and rank 0 alone writes it.
+pub fn cached_features(
+    cache_dir: &Path,
+    key: &str,
+    parallel: Option<&DataParallel>,
+    compute: impl FnOnce() -> Result<Tensor>,
+) -> Result<(Tensor, PathBuf, bool)> {
     let path = cache_dir.join(format!("features-{key}.npy"));
-    if path.exists() {
+    let found = match parallel {
+        Some(parallel) => parallel.all(path.exists())?,
+        None => path.exists(),
+    };
+    if found {
         return Ok((read_npy(&path)?, path, true));
     }
     let features = compute()?;
-    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
-    write_npy(&path, &features)?;
+    if parallel.is_none_or(DataParallel::is_chief) {
+        std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
+        write_npy(&path, &features)?;
+    }
+    if let Some(parallel) = parallel {
+        parallel.group().barrier()?;
+    }
     Ok((features, path, false))
+}
+
+/// [`compute_features`] shared out between the ranks of a data-parallel job: each computes its
+/// contiguous share, and every rank gets them all, in order.
+pub fn compute_features_in_parallel(
+    model: &Model,
+    pool_layer: &str,
+    data: &Dataset,
+    batch_size: i64,
+    loading: &Loading,
+    parallel: &DataParallel,
+    interrupt: &AtomicBool,
+) -> Result<Tensor> {
+    let share: Vec<usize> = parallel.slice(data.len()).collect();
+    let mine = if share.is_empty() {
+        None
+    } else {
+        Some(compute_features(model, pool_layer, &data.select(&share), batch_size, loading, interrupt)?)
+    };
+    let row_shape = model.layer(pool_layer)?.output_shape.clone();
+    Ok(parallel.gather_rows(data.len(), &row_shape, mine.as_ref(), &vec![true; share.len()])?.0)
 }
 
 /// The head alone, on features: `Input(features) -> [Dropout] -> Dense(softmax)`, with the Dense

@@ -170,6 +170,13 @@ impl DataParallel {
         Ok((all, present))
     }
 
+    /// Whether `flag` holds on every rank.
+    pub fn all(&self, flag: bool) -> Result<bool> {
+        let count = Tensor::from_slice(&[f32::from(u8::from(flag))]);
+        self.group.all_reduce_sum(&[&count])?;
+        Ok(count.double_value(&[0]) as usize == self.world_size())
+    }
+
     /// Sums `gradients` (in place) and this rank's `totals` over the ranks, in one collective.
     pub fn sum_step(&self, gradients: &[Tensor], totals: StepTotals) -> Result<StepTotals> {
         let device = gradients.first().map_or(tch::Device::Cpu, |g| g.device());

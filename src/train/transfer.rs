@@ -9,10 +9,11 @@ use anyhow::{bail, Result};
 use tch::Tensor;
 
 use super::augment::Augmentation;
-use super::bottleneck::{base_fingerprint, cached_features, compute_features, copy_dense, head_model};
+use super::bottleneck::{base_fingerprint, cached_features, compute_features, compute_features_in_parallel, copy_dense, head_model};
 use super::callbacks::CallbackConfig;
 use super::compile::CompileConfig;
 use super::curves::save_curves;
+use super::data_parallel::DataParallel;
 use super::fit::{fit, fit_dataset, FitOptions};
 use super::freeze::resnet_stages;
 use super::history::History;
@@ -81,6 +82,9 @@ pub struct TransferOptions {
     pub callbacks: Vec<CallbackConfig>,
     /// Keras's `class_weight`, for both phases.
     pub class_weight: Option<Vec<f64>>,
+    /// Train as one rank of a data-parallel job (as `fit` does; the bottleneck features are
+    /// computed shared out between the ranks; rank 0 writes).
+    pub data_parallel: Option<DataParallel>,
 }
 
 impl Default for TransferOptions {
@@ -103,6 +107,7 @@ impl Default for TransferOptions {
             loading: Loading::default(),
             callbacks: Vec::new(),
             class_weight: None,
+            data_parallel: None,
         }
     }
 }
@@ -145,19 +150,28 @@ pub fn train_transfer(
         loading: options.loading,
         callbacks: options.callbacks.clone(),
         class_weight: options.class_weight.clone(),
+        data_parallel: options.data_parallel.clone(),
         ..Default::default()
     };
+    let parallel = options.data_parallel.as_ref();
     let validation = data.validation.as_ref();
 
     let (head_history, cache) = match &options.cache_dir {
         Some(dir) if base_is_frozen(model, head) && !options.augmentation.is_active() => {
             let fingerprint = base_fingerprint(model, &head.pool)?;
             let key = |data: &Dataset| fingerprint.clone().add_str(&data.identity()).hex();
-            let features = |data: &Dataset| compute_features(model, &head.pool, data, options.batch_size, &options.loading, interrupt);
-            let (train_features, path, reused) = cached_features(dir, &key(&data.train), || features(&data.train))?;
+            let features = |data: &Dataset| match parallel {
+                Some(parallel) => {
+                    compute_features_in_parallel(model, &head.pool, data, options.batch_size, &options.loading, parallel, interrupt)
+                }
+                None => compute_features(model, &head.pool, data, options.batch_size, &options.loading, interrupt),
+            };
+            let (train_features, path, reused) = cached_features(dir, &key(&data.train), parallel, || features(&data.train))?;
             crate::runtime::release_freed_memory();
             let validation_features = match &data.validation {
-                Some(validation) => Some((cached_features(dir, &key(validation), || features(validation))?.0, validation.targets()?)),
+                Some(validation) => {
+                    Some((cached_features(dir, &key(validation), parallel, || features(validation))?.0, validation.targets()?))
+                }
                 None => None,
             };
             let mut head_only = head_model(model, &head.dense, head.dropout, model.device())?;
@@ -204,7 +218,7 @@ pub fn train_transfer(
     } else {
         None
     };
-    if let Some(dir) = &options.run_dir {
+    if let (Some(dir), true) = (&options.run_dir, parallel.is_none_or(DataParallel::is_chief)) {
         save_history(&head_history, dir, "head")?;
         if let Some(history) = &fine_tune_history {
             save_history(history, dir, "fine_tune")?;
