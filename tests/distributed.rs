@@ -417,21 +417,7 @@ fn transfer_on_two_processes_trains_the_model_one_process_trains() {
     let transfer = |run: &str| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_keras-tch"));
         command
-            .args([
-                "transfer",
-                "--epochs",
-                "2",
-                "--batch-size",
-                "8",
-                "--limit",
-                "40",
-                "--dropout",
-                "0",
-                "--verbose",
-                "0",
-                "--device",
-                "cpu",
-            ])
+            .args("transfer --epochs 2 --batch-size 8 --limit 24 --dropout 0 --verbose 0 --device cpu".split(' '))
             .args(["--fine-tune-stages", "1", "--fine-tune-epochs", "1"])
             .arg("--base")
             .arg(base.join("model.h5"))

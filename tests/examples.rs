@@ -105,8 +105,11 @@ fn case_studies() {
 
 #[test]
 fn transfer_learning() {
+    // The course ResNet50 Keras saved, as the pretrained base (the program's own pretraining,
+    // one epoch in quick mode, is what `--base` replaces).
+    let Some(base) = keras_fixture("h5_course_resnet50") else { return };
     let _ = std::fs::remove_dir_all(repo_root().join("runs/transfer_learning-quick"));
-    let stdout = run("transfer_learning", &["--quick"]);
+    let stdout = run("transfer_learning", &["--quick", "--base", base.join("model.h5").to_str().unwrap()]);
     assert_lines("transfer_learning", &stdout, &["Source task: classes", "bottleneck features cached in", "regime", "val acc"]);
     assert_eq!(stdout.matches("Test Accuracy = ").count(), 4, "four regimes evaluated");
 }

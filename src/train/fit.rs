@@ -318,12 +318,7 @@ pub fn train_step(
     yb: &Tensor,
     sample_weight: Option<&Tensor>,
 ) -> Result<(f64, Tensor)> {
-    let (probs, logits) = model.forward_with_logits(&[xb], true)?;
-    let per_sample = compile.loss.per_sample(compile.style, yb, &probs, logits.as_ref());
-    let per_sample = match sample_weight {
-        Some(weights) => per_sample * weights.to_device(probs.device()),
-        None => per_sample,
-    };
+    let (per_sample, probs) = per_sample_loss(model, compile, xb, yb, sample_weight)?;
     let loss = per_sample.mean(Kind::Float);
     let loss_value = loss.double_value(&[]);
     if loss_value.is_finite() {
@@ -334,6 +329,24 @@ pub fn train_step(
         optimizer.apply(&variables, &grads)?;
     }
     Ok((loss_value, probs))
+}
+
+/// The forward pass in training mode: each sample's loss (weighted by `sample_weight`) and the
+/// predicted probabilities.
+fn per_sample_loss(
+    model: &Model,
+    compile: &CompileConfig,
+    xb: &Tensor,
+    yb: &Tensor,
+    sample_weight: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let (probs, logits) = model.forward_with_logits(&[xb], true)?;
+    let per_sample = compile.loss.per_sample(compile.style, yb, &probs, logits.as_ref());
+    let per_sample = match sample_weight {
+        Some(weights) => per_sample * weights.to_device(probs.device()),
+        None => per_sample,
+    };
+    Ok((per_sample, probs))
 }
 
 /// [`train_step`] as one replica of a data-parallel step over a global batch of `global_size`
@@ -354,12 +367,7 @@ fn replica_train_step(
     let variables = model.trainable_variables();
     let (grads, totals) = match batch {
         Some((xb, yb, sample_weight)) => {
-            let (probs, logits) = model.forward_with_logits(&[xb], true)?;
-            let per_sample = compile.loss.per_sample(compile.style, yb, &probs, logits.as_ref());
-            let per_sample = match sample_weight {
-                Some(weights) => per_sample * weights.to_device(probs.device()),
-                None => per_sample,
-            };
+            let (per_sample, probs) = per_sample_loss(model, compile, xb, yb, sample_weight)?;
             let loss_sum = per_sample.sum(Kind::Float);
             let loss = &loss_sum / global_size as f64;
             let grads = Tensor::run_backward(&[&loss], &variables.iter().map(|(_, v)| v).collect::<Vec<_>>(), false, false);
