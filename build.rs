@@ -57,7 +57,7 @@ fn export_tch_version() {
 /// compiles its own C++ with.
 fn compile_shims(lib_dir: &Path) {
     let sources = ["src/train/fused_adam.cpp", "src/train/distributed.cpp", "src/libtorch_version.cpp"];
-    for source in sources {
+    for source in sources.iter().chain(&["src/train/shim_support.hpp"]) {
         println!("cargo:rerun-if-changed={source}");
     }
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");

@@ -7,6 +7,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "shim_support.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -29,22 +31,8 @@ struct StoreServer {
     c10::intrusive_ptr<c10d::TCPStore> store;
 };
 
-int report(const std::exception& e, char* error, size_t error_len) {
-    if (error_len > 0) {
-        std::strncpy(error, e.what(), error_len - 1);
-        error[error_len - 1] = '\0';
-    }
-    return 1;
-}
-
-std::vector<at::Tensor> tensors(void* const* handles, size_t count) {
-    std::vector<at::Tensor> list;
-    list.reserve(count);
-    for (size_t i = 0; i < count; ++i) {
-        list.push_back(*static_cast<at::Tensor*>(handles[i]));
-    }
-    return list;
-}
+using keras_tch::report;
+using keras_tch::tensors;
 
 void wait(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout) {
     if (!work->wait(timeout)) {

@@ -7,23 +7,15 @@
 #include <ATen/ATen.h>
 #include <ATen/ops/_fused_adam.h>
 
+#include "shim_support.hpp"
+
 #include <cstddef>
 #include <cstring>
 #include <exception>
 #include <vector>
 
-namespace {
-
-std::vector<at::Tensor> tensors(void* const* handles, size_t count) {
-    std::vector<at::Tensor> list;
-    list.reserve(count);
-    for (size_t i = 0; i < count; ++i) {
-        list.push_back(*static_cast<at::Tensor*>(handles[i]));
-    }
-    return list;
-}
-
-}  // namespace
+using keras_tch::report;
+using keras_tch::tensors;
 
 extern "C" int keras_tch_fused_adam(void* const* params, void* const* grads, void* const* exp_avgs,
                                     void* const* exp_avg_sqs, size_t count, double step, double lr,
@@ -38,10 +30,6 @@ extern "C" int keras_tch_fused_adam(void* const* params, void* const* grads, voi
                          /*amsgrad=*/false, /*maximize=*/false);
         return 0;
     } catch (const std::exception& e) {
-        if (error_len > 0) {
-            std::strncpy(error, e.what(), error_len - 1);
-            error[error_len - 1] = '\0';
-        }
-        return 1;
+        return report(e, error, error_len);
     }
 }
