@@ -56,7 +56,7 @@ fn continues_from_keras(keras: &str, file: &str, report: &str) {
     let io = dir.join("io.h5");
     let (x, y) = (read_tensor(&io, "x"), read_tensor(&io, "y"));
     let (x_held, y_held) = (read_tensor(&io, "x_held"), read_tensor(&io, "y_held"));
-    let mut ours = Vec::new();
+    let (mut ours, mut converted) = (Vec::new(), Vec::new());
     for optimizer_name in ["adam", "sgd", "rmsprop"] {
         let folder = dir.join(optimizer_name);
         let keras: Value = serde_json::from_str(&std::fs::read_to_string(folder.join(report)).unwrap()).unwrap();
@@ -66,6 +66,15 @@ fn continues_from_keras(keras: &str, file: &str, report: &str) {
             panic!("{optimizer_name}: the saved optimizer state was not read: {:?}", model.optimizer_state)
         };
         assert_eq!(state.iterations, keras["iterations"].as_i64().unwrap(), "{optimizer_name}: the step count");
+        // `convert` to the other format carries the state: Keras's own file as the other
+        // Keras's, to continue there as it continued where it was saved.
+        let other = folder.join(if file.ends_with(".keras") { "converted.h5" } else { "converted.keras" });
+        if file.ends_with(".keras") {
+            save_model_h5(&model, &other).unwrap();
+        } else {
+            save_model_keras(&model, &other).unwrap();
+        }
+        converted.push((optimizer_name.clone(), other, state.iterations, keras["restored"]["loss"].as_f64().unwrap()));
         let training = TrainingConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
         let compile = CompileConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
         let mut optimizer = Optimizer::new(training.optimizer);
@@ -104,6 +113,7 @@ fn continues_from_keras(keras: &str, file: &str, report: &str) {
         .arg(repo_root().join("scripts/keras_continue_training.py"))
         .arg("--continue")
         .args(ours.iter().map(|(_, file, ..)| file))
+        .args(converted.iter().map(|(_, file, ..)| file))
         .arg("--io")
         .arg(&io)
         .env("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -111,7 +121,18 @@ fn continues_from_keras(keras: &str, file: &str, report: &str) {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let in_keras: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
-    for ((optimizer_name, file, iterations, optimizer_config, compile), in_keras) in ours.into_iter().zip(&in_keras) {
+    let (in_keras, converted_in_keras) = in_keras.split_at(ours.len());
+    for ((optimizer_name, file, iterations, keras_loss), in_keras) in converted.iter().zip(converted_in_keras) {
+        assert_eq!(in_keras["iterations"].as_i64().unwrap(), *iterations, "{optimizer_name}: steps restored from {}", file.display());
+        let loss = in_keras["loss"].as_f64().unwrap();
+        println!("{optimizer_name}: converted to {}, continued {loss}; where it was saved {keras_loss}", file.display());
+        assert!(
+            (loss - keras_loss).abs() <= 0.002,
+            "{optimizer_name}: {} continued to {loss}, the original to {keras_loss}",
+            file.display()
+        );
+    }
+    for ((optimizer_name, file, iterations, optimizer_config, compile), in_keras) in ours.into_iter().zip(in_keras) {
         assert_eq!(in_keras["iterations"].as_i64().unwrap(), iterations, "{optimizer_name}: steps Keras restored");
         let mut model = load_model(&file, Device::Cpu).unwrap();
         let mut optimizer = Optimizer::new(optimizer_config);

@@ -315,4 +315,9 @@ fn transfer_command_takes_callbacks_and_class_weights() {
         panic!("ModelCheckpoint's file has no usable optimizer state: {:?}", checkpointed.optimizer_state)
     };
     assert_eq!(state.iterations, 4, "two fine-tuning epochs of two steps");
+    let saved = keras_tch::io::load_model(&save, Device::Cpu).unwrap();
+    let SavedOptimizerState::Restorable(state) = &saved.optimizer_state else {
+        panic!("the saved model has no usable optimizer state: {:?}", saved.optimizer_state)
+    };
+    assert_eq!(state.iterations, 4, "the fine-tuning optimizer's");
 }

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::freeze_args::FreezeArgs;
 use keras_tch::data::dataset::{Dataset, LabelMode};
+use keras_tch::graph::optimizer_state::SavedOptimizerState;
 use keras_tch::graph::summary::summary;
 use keras_tch::imaging::PreprocessMode;
 use keras_tch::io::atomic::check_destination;
@@ -193,6 +194,8 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         return Ok(());
     }
     let learning_rate = if report.fine_tune_history.is_some() { args.fine_tune_lr } else { args.lr };
+    // Saved with its optimizer's state, as Keras's model.save after fit: training goes on from it.
+    model.optimizer_state = SavedOptimizerState::Restorable(report.optimizer_state);
     let (compile, classes_path) = save_transfer_model(&mut model, train.classes(), &args.save, learning_rate)?;
     println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
     if let Some(validation) = &data.validation {

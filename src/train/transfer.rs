@@ -21,6 +21,7 @@ use super::losses::CrossEntropyStyle;
 use super::optimizer::{Optimizer, OptimizerConfig};
 use crate::data::dataset::Dataset;
 use crate::data::loader::Loading;
+use crate::graph::optimizer_state::OptimizerState;
 use crate::graph::Model;
 use crate::layers::autocast::Precision;
 
@@ -116,6 +117,8 @@ impl Default for TransferOptions {
 pub struct TransferReport {
     pub head_history: History,
     pub fine_tune_history: Option<History>,
+    /// The last phase's optimizer state (Adam's), for the saved model to continue from.
+    pub optimizer_state: OptimizerState,
     /// The feature cache file, and whether an earlier run's was reused.
     pub cache: Option<(PathBuf, bool)>,
 }
@@ -156,7 +159,7 @@ pub fn train_transfer(
     let parallel = options.data_parallel.as_ref();
     let validation = data.validation.as_ref();
 
-    let (head_history, cache) = match &options.cache_dir {
+    let (head_history, cache, head_optimizer) = match &options.cache_dir {
         Some(dir) if base_is_frozen(model, head) && !options.augmentation.is_active() => {
             let fingerprint = base_fingerprint(model, &head.pool)?;
             let key = |data: &Dataset| fingerprint.clone().add_str(&data.identity()).hex();
@@ -192,21 +195,22 @@ pub fn train_transfer(
                 interrupt,
             )?;
             copy_dense(&head_only, model, &head.dense)?;
-            (history, Some((path, reused)))
+            // The head model's Dense has the whole model's name: its slots fit the whole model.
+            (history, Some((path, reused)), optimizer.saved_state())
         }
         _ => {
             let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.learning_rate));
             let history =
                 fit_dataset(model, &compile, &mut optimizer, &data.train, validation, &fit_options(options.epochs, "head"), interrupt)?;
-            (history, None)
+            (history, None, optimizer.saved_state())
         }
     };
 
-    let fine_tune_history = if options.fine_tune_stages > 0 && options.fine_tune_epochs > 0 {
+    let (fine_tune_history, optimizer_state) = if options.fine_tune_stages > 0 && options.fine_tune_epochs > 0 {
         unfreeze_top_stages(model, options.fine_tune_stages)?;
         // Keras recompiles after changing `trainable`: a fresh optimizer at the lower rate.
         let mut optimizer = Optimizer::new(OptimizerConfig::adam(options.fine_tune_learning_rate));
-        Some(fit_dataset(
+        let history = fit_dataset(
             model,
             &compile,
             &mut optimizer,
@@ -214,9 +218,10 @@ pub fn train_transfer(
             validation,
             &fit_options(options.fine_tune_epochs, "fine-tune"),
             interrupt,
-        )?)
+        )?;
+        (Some(history), optimizer.saved_state())
     } else {
-        None
+        (None, head_optimizer)
     };
     if let (Some(dir), true) = (&options.run_dir, parallel.is_none_or(DataParallel::is_chief)) {
         save_history(&head_history, dir, "head")?;
@@ -224,7 +229,7 @@ pub fn train_transfer(
             save_history(history, dir, "fine_tune")?;
         }
     }
-    Ok(TransferReport { head_history, fine_tune_history, cache })
+    Ok(TransferReport { head_history, fine_tune_history, cache, optimizer_state })
 }
 
 /// The callbacks for the head trained alone on cached features: all but `ModelCheckpoint`,
