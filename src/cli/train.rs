@@ -99,10 +99,11 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    // Under torchrun, one process of a data-parallel job: rank 0 alone prints and writes.
+    // Under torchrun, one process of a data-parallel job: rank 0 alone prints (the others'
+    // stdout goes to /dev/null) and writes.
     let (data_parallel, device) = args.distributed.join(args.run.device.resolve()?)?;
     let chief = data_parallel.as_ref().is_none_or(DataParallel::is_chief);
-    let (train_path, validation_path) = data_paths(args, chief)?;
+    let (train_path, validation_path) = data_paths(args)?;
     let model_file = args.model.as_ref().map(|path| load_model(path, device)).transpose()?;
     let spec = DataSpec {
         train: train_path,
@@ -115,7 +116,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         limit: args.run.limit.map(|n| n as usize),
     };
     let data = open_training_data(&spec, model_file.as_ref().and_then(image_input_size))?;
-    if data.from_folders && chief {
+    if data.from_folders {
         let validation = data.validation.as_ref().map_or(0, |v| v.len());
         let training = data.found - validation;
         println!(
@@ -228,14 +229,12 @@ fn output_units(arch: Arch, classes: usize) -> i64 {
     }
 }
 
-fn data_paths(args: &TrainArgs, chief: bool) -> Result<(PathBuf, Option<PathBuf>)> {
+fn data_paths(args: &TrainArgs) -> Result<(PathBuf, Option<PathBuf>)> {
     match &args.data {
         Some(path) => Ok((path.clone(), args.validation_data.clone())),
         None => {
             let (train, test, description) = default_dataset_paths(&args.root)?;
-            if chief {
-                println!("Data: {description}");
-            }
+            println!("Data: {description}");
             let validation = args.validation_data.clone().or((args.validation_split == 0.0).then_some(test));
             Ok((train, validation))
         }
