@@ -110,6 +110,7 @@ struct DemoArgs {
 
 fn main() -> Result<()> {
     keras_tch::runtime::keep_freed_memory();
+    keras_tch::io::isolated::turn_off_error_backtraces();
     // Rust ignores SIGPIPE, so printing into a closed pipe would panic; a CLI should just stop.
     // SAFETY: setting a signal's disposition to its default before any thread starts.
     unsafe {

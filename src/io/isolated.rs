@@ -15,7 +15,10 @@
 //! multi-threaded process, it must not wait for a lock another thread held at that instant: it
 //! holds HDF5's (taken across the fork), glibc's allocator is fork-safe, and it takes no other
 //! (no printing, no panic hook). The one left is std's backtrace lock, taken when an error is
-//! made with `RUST_BACKTRACE` set: a child that found it held would be stopped at the time limit.
+//! made with `RUST_BACKTRACE` set: a child that found it held (another thread was capturing a
+//! backtrace at the fork) waited for it until the time limit, about once in 50 runs of a test
+//! program with `RUST_BACKTRACE=1`. So the program turns that capture off before its threads
+//! start: [`turn_off_error_backtraces`].
 
 use std::ffi::c_int;
 use std::io::Read;
@@ -47,6 +50,16 @@ pub struct ChildLimits {
     /// Address space beyond what the process had when it was forked (`RLIMIT_AS`): a corrupt
     /// file cannot make libhdf5 take the machine's memory.
     pub memory_bytes: u64,
+}
+
+/// Make errors without capturing a backtrace (`RUST_LIB_BACKTRACE=0`), unless the user set
+/// `RUST_LIB_BACKTRACE` themselves; panics still print theirs under `RUST_BACKTRACE=1`. A
+/// reading process forked while another thread held std's backtrace lock would otherwise wait
+/// for it forever when it made an error. Call it first thing in `main`, before any thread starts.
+pub fn turn_off_error_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
 }
 
 /// Run `job` in a child process and return what it returned. `what` says what is being read
