@@ -1099,6 +1099,40 @@ def fixture_googlenet(folder: str) -> None:
     table_fixture(folder, tf_keras.Model(x_in, x, name="googlenet"))
 
 
+# --- Keras runs that tests used to start themselves (TensorFlow takes seconds to import, and
+# their results depend only on the script and, for one, the course data) -----------------------
+
+
+def run_script(script: str, args, env=None, stdout_to=None) -> None:
+    """Run scripts/SCRIPT with ARGS in a fresh Python (its own TensorFlow settings), optionally
+    writing its standard output to the file stdout_to."""
+    import subprocess
+
+    command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), script), *args]
+    result = subprocess.run(command, check=True, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE)
+    if stdout_to:
+        with open(stdout_to, "wb") as f:
+            f.write(result.stdout)
+
+
+def fixture_callbacks(folder: str) -> None:
+    """keras_callbacks.py's results (both Keras versions' callbacks and schedules on scripted
+    logs), as results.json, for tests/callbacks.rs."""
+    run_script("keras_callbacks.py", [], stdout_to=os.path.join(folder, "results.json"))
+
+
+def fixture_class_weight(folder: str) -> None:
+    """keras_class_weight.py's files (tf.keras fit with class_weight), for tests/training.rs;
+    oneDNN off, as the test compares 3 epochs at 1e-5."""
+    run_script("keras_class_weight.py", [folder], env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+
+
+def fixture_continue_training(folder: str, shared_data: str) -> None:
+    """keras_continue_training.py's first part (both Keras versions train, save and continue),
+    for tests/optimizer_state.rs, which continues the saved files here and in Keras."""
+    run_script("keras_continue_training.py", ["--shared-data", shared_data, "--out", folder])
+
+
 FIXTURES = {
     "conv2d_valid": fixture_conv2d_valid,
     "conv_same_stride2": fixture_conv_same_stride2,
@@ -1130,6 +1164,8 @@ FIXTURES = {
     "lenet5": fixture_lenet5,
     "alexnet": fixture_alexnet,
     "googlenet": fixture_googlenet,
+    "callbacks": fixture_callbacks,
+    "class_weight": fixture_class_weight,
 }
 SHARED_DATA_FIXTURES = {
     "train_course_resnet50": fixture_train_course_resnet50,
@@ -1138,6 +1174,7 @@ SHARED_DATA_FIXTURES = {
     "course_signs": fixture_course_signs,
     "h5_course_resnet50_evaluate": fixture_h5_course_resnet50_evaluate,  # after FIXTURES: reads its model.h5
     "tutorial_resnet": keras_fixtures_tutorial.fixture_tutorial_resnet,
+    "continue_training": fixture_continue_training,
     "imagenet_pipeline": lambda folder, shared_data: keras_fixtures_imagenet.fixture_imagenet_pipeline(
         folder, shared_data, CLASS_INDEX, sys.modules[__name__]),
 }

@@ -166,7 +166,9 @@ if ((WITH_FIXTURES)); then
   venv_install "$REQ_KERAS"
   venv_install "$REPO/scripts/requirements-sklearn.txt"
   FIXTURE_SCRIPT="$REPO/scripts/keras_fixtures.py"
-  key="$(cat "$REPO"/scripts/keras_fixtures*.py "$REQ_KERAS" "$INDEX_FILE" | sha256sum | cut -c1-16)"
+  # Every Keras-side script: the fixtures run keras_callbacks.py, keras_class_weight.py and
+  # keras_continue_training.py too.
+  key="$(cat "$REPO"/scripts/keras_*.py "$REQ_KERAS" "$INDEX_FILE" | sha256sum | cut -c1-16)"
   FIXTURE_DIR="$CACHE/fixtures/$key"
   if [ ! -f "$FIXTURE_DIR/.complete" ]; then
     say "generating Keras fixtures in $FIXTURE_DIR"

@@ -7,12 +7,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 use tch::{Device, Tensor};
 
-use common::{keras_python, repo_root, scratch_dir};
+use common::{keras_fixture, scratch_dir};
 use keras_tch::graph::{GraphBuilder, Model};
 use keras_tch::layers::dense::dense;
 use keras_tch::train::callbacks::{
@@ -23,11 +22,10 @@ use keras_tch::train::losses::CrossEntropyStyle;
 use keras_tch::train::optimizer::{Optimizer, OptimizerConfig};
 use keras_tch::train::schedules::LearningRateSchedule;
 
+/// What scripts/keras_callbacks.py printed, run by scripts/keras_fixtures.py.
 fn keras_results() -> Option<Value> {
-    let python = keras_python()?;
-    let output = Command::new(python).arg(repo_root().join("scripts/keras_callbacks.py")).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    Some(serde_json::from_slice(&output.stdout).unwrap())
+    let fixture = keras_fixture("callbacks")?;
+    Some(serde_json::from_slice(&std::fs::read(fixture.join("results.json")).unwrap()).unwrap())
 }
 
 fn number(args: &Value, key: &str, default: f64) -> f64 {

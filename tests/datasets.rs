@@ -52,14 +52,17 @@ fn folder_splits_are_image_dataset_from_directory_s() {
     let dir = scratch_dir("dataset-split");
     let root = make_folder(&dir, &images.join("images"));
     let folder = ImageFolder::scan(&root).unwrap();
-    for (fraction, seed) in [(0.2, 1337u64), (0.5, 7), (0.3, 4_000_000_000)] {
-        let output = Command::new(&python)
-            .arg(repo_root().join("scripts/keras_dataset_split.py"))
-            .args([root.to_str().unwrap(), &fraction.to_string(), &seed.to_string()])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let keras: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let cases = [(0.2, 1337u64), (0.5, 7), (0.3, 4_000_000_000)];
+    let output = Command::new(&python)
+        .arg(repo_root().join("scripts/keras_dataset_split.py"))
+        .arg(&root)
+        .args(cases.iter().flat_map(|(fraction, seed)| [fraction.to_string(), seed.to_string()]))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let splits: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(splits.len(), cases.len(), "one split per case");
+    for ((fraction, seed), keras) in cases.into_iter().zip(splits) {
         let keras_list = |version: &str, subset: &str| -> Vec<String> {
             let paths = keras[version][subset].as_array().unwrap().iter().map(|p| PathBuf::from(p.as_str().unwrap()));
             relative(paths, &root)

@@ -2,8 +2,9 @@
 //! its optimizer's state included) continues here as it continues in Keras after
 //! `load_model` — not as it would with a fresh optimizer; and a model keras-tch saved after
 //! that continues in that Keras from the same step count, as it continues here. For Adam, SGD
-//! with momentum and RMSprop. The Keras side is scripts/keras_continue_training.py, run by this
-//! test.
+//! with momentum and RMSprop. The Keras side is scripts/keras_continue_training.py: its training
+//! run by scripts/keras_fixtures.py (the fixture `continue_training`), its continuations of our
+//! files by this test.
 
 mod common;
 
@@ -13,7 +14,7 @@ use serde_json::Value;
 use tch::Device;
 
 use common::parity::read_tensor;
-use common::{keras_python, repo_root, scratch_dir, shared_data};
+use common::{keras_fixture, keras_python, repo_root, scratch_dir};
 use keras_tch::graph::optimizer_state::SavedOptimizerState;
 use keras_tch::io::load_model;
 use keras_tch::io::{save_model_h5, save_model_keras};
@@ -35,32 +36,22 @@ fn training_continues_from_the_optimizer_state_keras3_saved() {
     continues_from_keras("keras3", "trained.keras", "continued_keras3.json");
 }
 
-/// Keras (`keras`: tf_keras or keras3) trains and saves `file` per optimizer and writes its
-/// continuations to `report`; the file continues here as there, and what keras-tch saves after
-/// continues in the same Keras as here.
+/// Keras (`keras`: tf_keras or keras3) trained and saved `file` per optimizer and wrote its
+/// continuations to `report` (the fixture `continue_training`); the file continues here as
+/// there, and what keras-tch saves after continues in the same Keras as here.
 fn continues_from_keras(keras: &str, file: &str, report: &str) {
-    let Some(train) = shared_data("train_catvnoncat.h5") else { return };
+    let Some(fixture) = keras_fixture("continue_training") else { return };
     let Some(python) = keras_python() else { return };
     let dir = scratch_dir(&format!("optimizer-state-{keras}"));
-    let output = std::process::Command::new(&python)
-        .arg(repo_root().join("scripts/keras_continue_training.py"))
-        .arg("--shared-data")
-        .arg(train.parent().unwrap())
-        .arg("--out")
-        .arg(&*dir)
-        .args(["--keras", keras])
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let io = dir.join("io.h5");
+    let io = fixture.join("io.h5");
     let (x, y) = (read_tensor(&io, "x"), read_tensor(&io, "y"));
     let (x_held, y_held) = (read_tensor(&io, "x_held"), read_tensor(&io, "y_held"));
     let (mut ours, mut converted) = (Vec::new(), Vec::new());
     for optimizer_name in ["adam", "sgd", "rmsprop"] {
-        let folder = dir.join(optimizer_name);
-        let keras: Value = serde_json::from_str(&std::fs::read_to_string(folder.join(report)).unwrap()).unwrap();
-        let mut model = load_model(&folder.join(file), Device::Cpu).unwrap();
+        let (trained, folder) = (fixture.join(optimizer_name), dir.join(optimizer_name));
+        std::fs::create_dir(&folder).unwrap();
+        let keras: Value = serde_json::from_str(&std::fs::read_to_string(trained.join(report)).unwrap()).unwrap();
+        let mut model = load_model(&trained.join(file), Device::Cpu).unwrap();
         let optimizer_name = format!("{optimizer_name} ({file})");
         let SavedOptimizerState::Restorable(state) = &model.optimizer_state else {
             panic!("{optimizer_name}: the saved optimizer state was not read: {:?}", model.optimizer_state)

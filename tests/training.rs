@@ -397,15 +397,8 @@ fn frozen_layers_are_not_updated() {
 /// weighted loss and weighted accuracy per epoch, and the same trained model.
 #[test]
 fn class_weights_train_as_keras_weights_them() {
-    let Some(python) = common::keras_python() else { return };
-    let dir = scratch_dir("class-weight");
-    let output = std::process::Command::new(python)
-        .arg(common::repo_root().join("scripts/keras_class_weight.py"))
-        .arg(&dir)
-        .env("TF_ENABLE_ONEDNN_OPTS", "0")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // scripts/keras_class_weight.py's files, run by scripts/keras_fixtures.py.
+    let Some(dir) = common::keras_fixture("class_weight") else { return };
     let io = dir.join("io.h5");
     let mut model = load_model(&dir.join("initial.h5"), Device::Cpu).unwrap();
     let training = model.training_config.clone().unwrap();
