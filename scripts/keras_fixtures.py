@@ -1099,6 +1099,41 @@ def fixture_googlenet(folder: str) -> None:
     table_fixture(folder, tf_keras.Model(x_in, x, name="googlenet"))
 
 
+def guide_model(keras):
+    """The model of Keras's transfer-learning guide, on a ResNet50 base (weights=None: nothing is
+    downloaded), without its random augmentation block: Rescaling, the whole base as one layer
+    called with training=False, GlobalAveragePooling2D, Dropout, Dense. Returns (model, base)."""
+    base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(64, 64, 3))
+    base.trainable = False
+    inputs = keras.Input(shape=(64, 64, 3))
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1)(inputs)
+    x = base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    outputs = keras.layers.Dense(3)(x)
+    return keras.Model(inputs, outputs), base
+
+
+def fixture_nested_models(folder: str) -> None:
+    """The transfer-learning guide's model (guide_model) saved by tf.keras (model.h5) and by
+    Keras 3 (model.keras) with the same weights (random BN statistics and biases in the base);
+    io.h5: 'x' (pixels in 0..255), 'y' (tf.keras) and 'y_keras3'."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    model, base = guide_model(tf_keras)
+    randomize_bn_and_bias(base, rng)
+    randomize_bn_and_bias(model, rng)
+    x = rng.uniform(0.0, 255.0, (2, 64, 64, 3)).astype("float32")
+    model.save(os.path.join(folder, "model.h5"))
+    keras = keras3_session()
+    keras3_model, _ = guide_model(keras)
+    keras3_model.set_weights(model.get_weights())
+    keras3_model.save(os.path.join(folder, "model.keras"))
+    y, y_keras3 = inference(model, x), inference(keras3_model, x)
+    np.testing.assert_allclose(y_keras3, y, atol=1e-5)
+    write_io(folder, x=x, y=y, y_keras3=y_keras3)
+
+
 # --- Keras runs that tests used to start themselves (TensorFlow takes seconds to import, and
 # their results depend only on the script and, for one, the course data) -----------------------
 
@@ -1164,6 +1199,7 @@ FIXTURES = {
     "lenet5": fixture_lenet5,
     "alexnet": fixture_alexnet,
     "googlenet": fixture_googlenet,
+    "nested_models": fixture_nested_models,
     "callbacks": fixture_callbacks,
     "class_weight": fixture_class_weight,
 }

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use tch::{nn, Device};
 
 use super::naming::{AutoNamer, KerasVersion};
+use super::nesting::{path_name, NestedModel, PATH_SEPARATOR};
 use super::{keras_shape, InputLayer, Model, Node, NodeId};
 use crate::layers::batch_norm::BatchNormConfig;
 use crate::layers::conv::Conv2DConfig;
@@ -24,6 +25,10 @@ pub struct GraphBuilder {
     names: HashSet<String>,
     auto_names: AutoNamer,
     initial_weights: InitialWeights,
+    nested: Vec<NestedModel>,
+    /// The nested models being built, innermost last: index into `nested`, and the `training=`
+    /// its layers inherit.
+    open_nested: Vec<(usize, Option<bool>)>,
 }
 
 impl GraphBuilder {
@@ -36,6 +41,8 @@ impl GraphBuilder {
             names: HashSet::new(),
             auto_names: AutoNamer::new(KerasVersion::Keras2),
             initial_weights: InitialWeights::KerasDefaults,
+            nested: Vec::new(),
+            open_nested: Vec::new(),
         }
     }
 
@@ -64,7 +71,9 @@ impl GraphBuilder {
                 dropped.push(node.name);
             }
         }
-        let names = nodes.iter().map(|n| n.name.clone()).collect();
+        let names: HashSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        // A nested model stays while any of its layers does.
+        let nested = model.nested.into_iter().filter(|nested| names.iter().any(|name| nested.contains(name))).collect();
         let builder = Self {
             name: model.name,
             vs: model.vs,
@@ -72,8 +81,38 @@ impl GraphBuilder {
             names,
             auto_names: AutoNamer::new(KerasVersion::Keras2),
             initial_weights: InitialWeights::KerasDefaults,
+            nested,
+            open_nested: Vec::new(),
         };
         Ok((builder, NodeId(new_index[output.0]), dropped))
+    }
+
+    /// Start adding the layers of a model nested as a layer (`name`, of Keras class
+    /// `class_name`, called with `training=call_training`): until [`Self::leave_nested_model`],
+    /// layers are named `name/<layer>` and inherit the call's `training=`.
+    pub fn enter_nested_model(&mut self, name: &str, class_name: &str, call_training: Option<bool>) -> Result<()> {
+        check_layer_name(name)?;
+        let path = path_name(self.open_nested.last().map_or("", |&(index, _)| &self.nested[index].path), name);
+        if self.names.contains(&path) || self.nested.iter().any(|nested| nested.path == path) {
+            bail!("model '{}' already has a layer named '{path}': all layer names in a model must be unique", self.name);
+        }
+        let inherited = call_training.or(self.open_nested.last().and_then(|&(_, training)| training));
+        self.nested.push(NestedModel { path, class_name: class_name.to_string(), call_training });
+        self.open_nested.push((self.nested.len() - 1, inherited));
+        Ok(())
+    }
+
+    /// Done with the innermost nested model being built.
+    pub fn leave_nested_model(&mut self) {
+        self.open_nested.pop();
+    }
+
+    /// The `training=` keyword layer `id` is called with (Keras's call arguments); `None` keeps
+    /// what it inherits from the nested model it is in.
+    pub fn set_call_training(&mut self, id: NodeId, call_training: Option<bool>) {
+        if call_training.is_some() {
+            self.nodes[id.0].call_training = call_training;
+        }
     }
 
     /// `Input(shape)`: shape without the batch axis, e.g. `[64, 64, 3]`.
@@ -164,7 +203,13 @@ impl GraphBuilder {
             last_use,
             training_config: None,
             optimizer_state: Default::default(),
+            nested: self.nested,
         })
+    }
+
+    /// How many layers have been added so far.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     pub fn name_of(&self, id: NodeId) -> &str {
@@ -203,7 +248,8 @@ impl GraphBuilder {
     }
 
     fn push(&mut self, name: String, layer: Box<dyn Layer>, inbound: Vec<NodeId>, output_shape: Shape) -> NodeId {
-        self.nodes.push(Node { name, layer, inbound, output_shape, trainable: true });
+        let call_training = self.open_nested.last().and_then(|&(_, training)| training);
+        self.nodes.push(Node { name, layer, inbound, output_shape, trainable: true, call_training });
         NodeId(self.nodes.len() - 1)
     }
 
@@ -218,14 +264,21 @@ impl GraphBuilder {
                 }
             },
         };
-        if name.is_empty() || name.contains('/') {
-            bail!("layer name '{name}' must be non-empty and contain no '/'");
-        }
-        if !self.names.insert(name.clone()) {
+        check_layer_name(&name)?;
+        let name = path_name(self.open_nested.last().map_or("", |&(index, _)| &self.nested[index].path), &name);
+        if self.nested.iter().any(|nested| nested.path == name) || !self.names.insert(name.clone()) {
             bail!("model '{}' already has a layer named '{name}': all layer names in a model must be unique", self.name);
         }
         Ok(name)
     }
+}
+
+/// A layer's own name: non-empty, without the separator of nested paths.
+fn check_layer_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(PATH_SEPARATOR) {
+        bail!("layer name '{name}' must be non-empty and contain no '{PATH_SEPARATOR}'");
+    }
+    Ok(())
 }
 
 /// Keras's `model.layers` order (tf.keras `functional._map_graph_network`): a depth-first walk

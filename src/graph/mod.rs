@@ -8,6 +8,7 @@
 mod builder;
 pub mod inference;
 pub mod naming;
+pub mod nesting;
 pub mod optimizer_state;
 pub mod plot;
 pub mod summary;
@@ -35,6 +36,9 @@ pub struct Node {
     /// Keras's `layer.trainable`: a frozen layer's weights get no gradient and its BatchNorm
     /// runs in inference mode.
     pub trainable: bool,
+    /// The `training=` keyword the layer is called with (`base(x, training=False)`; a layer
+    /// inside a nested model inherits its call's): `None` follows the model's mode.
+    pub call_training: Option<bool>,
 }
 
 impl Node {
@@ -49,6 +53,13 @@ impl Node {
             return 0;
         }
         self.layer.weights().iter().filter(|w| w.trainable).map(|w| w.tensor.numel() as i64).sum()
+    }
+
+    /// Whether the layer runs in training mode when the model does (`train`): its call's
+    /// `training=` keyword decides if given, and a frozen layer always runs in inference mode
+    /// (Keras >= 2.1.3 for BatchNorm).
+    pub fn runs_in_training_mode(&self, train: bool) -> bool {
+        self.call_training.unwrap_or(train) && self.trainable
     }
 }
 
@@ -65,6 +76,8 @@ pub struct Model {
     pub training_config: Option<serde_json::Value>,
     /// The optimizer's state the loaded file saved, for training to continue from.
     pub optimizer_state: optimizer_state::SavedOptimizerState,
+    /// The models nested in this one as layers, outermost first (their layers are inlined).
+    nested: Vec<nesting::NestedModel>,
 }
 
 impl std::fmt::Debug for Model {
@@ -93,6 +106,11 @@ impl Model {
 
     pub fn device(&self) -> Device {
         self.vs.device()
+    }
+
+    /// The models nested in this one as layers (see [`nesting`]), outermost first.
+    pub fn nested_models(&self) -> &[nesting::NestedModel] {
+        &self.nested
     }
 
     /// The layer called `name`, or an error listing similar names.
@@ -179,7 +197,7 @@ impl Model {
         // Back to the internal layout for the last layer.
         let args: Vec<Tensor> = args.iter().map(|t| if t.dim() == 4 { t.permute([0, 3, 1, 2]) } else { t.shallow_clone() }).collect();
         let args: Vec<&Tensor> = args.iter().collect();
-        let train = train && node.trainable;
+        let train = node.runs_in_training_mode(train);
         let probs = crate::layers::autocast::to_float(node.layer.forward(&args, train));
         let probs = if probs.dim() == 4 { probs.permute([0, 2, 3, 1]).contiguous() } else { probs };
         Ok((probs, node.layer.forward_logits(&args, train)))
@@ -246,9 +264,8 @@ impl Model {
                 continue;
             }
             let args: Vec<&Tensor> = node.inbound.iter().map(|id| values[id.0].as_ref().expect("inputs come before their users")).collect();
-            // A frozen layer behaves as in inference (Keras >= 2.1.3 for BatchNorm).
             let layer = replaced.and_then(|r| r.get(&i)).unwrap_or(&node.layer);
-            let out = layer.forward(&args, train && node.trainable);
+            let out = layer.forward(&args, node.runs_in_training_mode(train));
             values[i] = Some(out);
             // Free what no later layer reads.
             for id in &node.inbound {

@@ -4,9 +4,11 @@
 
 use super::{keras_shape, Model};
 
-/// The summary text, lines joined by '\n' (with a trailing newline).
+/// The summary text, lines joined by '\n' (with a trailing newline). A model nested as a
+/// layer is one row, with its class and its parameters, as Keras prints it.
 pub fn summary(model: &Model) -> String {
-    let sequential_like = is_sequential_like(model);
+    let rows = summary_rows(model);
+    let sequential_like = is_sequential_like(&rows);
     let (line_length, positions, header): (usize, Vec<usize>, Vec<&str>) = if sequential_like {
         (65, fractions(65, &[0.45, 0.85, 1.0]), vec!["Layer (type)", "Output Shape", "Param #"])
     } else {
@@ -17,11 +19,13 @@ pub fn summary(model: &Model) -> String {
     out.push("_".repeat(line_length));
     out.push(row(&header.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &positions));
     out.push("=".repeat(line_length));
-    let layers = model.layers();
-    for (i, node) in layers.iter().enumerate() {
-        let connections: Vec<String> = node.inbound.iter().map(|id| format!("{}[0][0]", model.node(*id).name)).collect();
-        let mut fields =
-            vec![format!("{} ({})", node.name, node.layer.class_name()), keras_shape(&node.output_shape), node.param_count().to_string()];
+    for (i, summary_row) in rows.iter().enumerate() {
+        let connections: Vec<String> = summary_row.inbound.iter().map(|&r| format!("{}[0][0]", rows[r].name)).collect();
+        let mut fields = vec![
+            format!("{} ({})", summary_row.name, summary_row.class),
+            keras_shape(&summary_row.output_shape),
+            summary_row.params.to_string(),
+        ];
         if !sequential_like {
             fields.push(connections.first().cloned().unwrap_or_default());
         }
@@ -31,7 +35,7 @@ pub fn summary(model: &Model) -> String {
                 out.push(row(&[String::new(), String::new(), String::new(), connection.clone()], &positions));
             }
         }
-        out.push(if i + 1 == layers.len() { "=" } else { "_" }.repeat(line_length));
+        out.push(if i + 1 == rows.len() { "=" } else { "_" }.repeat(line_length));
     }
     let (total, trainable, non_trainable) = model.param_counts();
     out.push(format!("Total params: {}", thousands(total)));
@@ -41,17 +45,63 @@ pub fn summary(model: &Model) -> String {
     out.join("\n") + "\n"
 }
 
+/// One row of the summary: a layer of the model, or a whole model nested in it.
+struct SummaryRow {
+    name: String,
+    class: String,
+    output_shape: Vec<i64>,
+    params: i64,
+    /// The rows it reads, in order.
+    inbound: Vec<usize>,
+}
+
+/// The model's top-level layers: each layer outside nested models, and each outermost nested
+/// model (its layers together, its output the last of them in Keras's order).
+fn summary_rows(model: &Model) -> Vec<SummaryRow> {
+    let mut rows: Vec<SummaryRow> = Vec::new();
+    let mut row_of = vec![0usize; model.layers().len()];
+    let mut row_of_nested: Vec<(&str, usize)> = Vec::new();
+    for (i, node) in model.layers().iter().enumerate() {
+        let holder = model.nested_models().iter().filter(|nested| nested.contains(&node.name)).min_by_key(|nested| nested.path.len());
+        let existing = holder.and_then(|nested| row_of_nested.iter().find(|(path, _)| *path == nested.path).map(|&(_, r)| r));
+        let r = match (holder, existing) {
+            (_, Some(r)) => r,
+            (holder, None) => {
+                let (name, class) = match holder {
+                    Some(nested) => (nested.path.clone(), nested.class_name.clone()),
+                    None => (node.name.clone(), node.layer.class_name().to_string()),
+                };
+                rows.push(SummaryRow { name, class, output_shape: Vec::new(), params: 0, inbound: Vec::new() });
+                if let Some(nested) = holder {
+                    row_of_nested.push((&nested.path, rows.len() - 1));
+                }
+                rows.len() - 1
+            }
+        };
+        row_of[i] = r;
+        let this = &mut rows[r];
+        this.output_shape = node.output_shape.clone();
+        this.params += node.param_count();
+        for id in &node.inbound {
+            let from = row_of[id.0];
+            if from != r && !this.inbound.contains(&from) {
+                this.inbound.push(from);
+            }
+        }
+    }
+    rows
+}
+
 /// Keras's test: a graph is printed as a chain when no layer has several inputs and no output
 /// feeds several layers.
-fn is_sequential_like(model: &Model) -> bool {
-    let layers = model.layers();
-    let mut readers = vec![0usize; layers.len()];
-    for node in layers {
-        if node.inbound.len() > 1 {
+fn is_sequential_like(rows: &[SummaryRow]) -> bool {
+    let mut readers = vec![0usize; rows.len()];
+    for summary_row in rows {
+        if summary_row.inbound.len() > 1 {
             return false;
         }
-        for id in &node.inbound {
-            readers[id.0] += 1;
+        for &r in &summary_row.inbound {
+            readers[r] += 1;
         }
     }
     readers.iter().all(|&r| r <= 1)

@@ -12,6 +12,7 @@ use std::fmt;
 use anyhow::Result;
 use tch::no_grad;
 
+use super::nested_weights::split_nested_layers;
 use super::saved_weights::{FileLayout, SavedLayer, SavedWeight, SavedWeights};
 use super::subclassed_resnet::{SubclassedLayout, TutorialResnet};
 use crate::error::{closest_name, Error, LayerProblem, LoadProblem};
@@ -106,6 +107,8 @@ pub(crate) struct Assignment<'a> {
 
 /// Load `saved` onto `model`.
 pub fn apply_weights(model: &mut Model, saved: &SavedWeights, options: &LoadOptions) -> Result<LoadReport> {
+    let split = split_nested_layers(model, saved);
+    let saved = split.as_ref().unwrap_or(saved);
     let tutorial = TutorialResnet::of(model);
     let (plan, report) = match tutorial.as_ref().and_then(|t| Some((t, t.layout_of(saved)?))) {
         Some((tutorial, layout)) => tutorial.plan(model, saved, layout, options)?,
@@ -228,10 +231,40 @@ fn canonical<'a>(saved_name: &'a str, model_names: &[&str]) -> &'a str {
 }
 
 /// Keras 3's group name for each layer -> the layer's name: snake_case of the class with a
-/// per-class counter, in `model.layers` order (`conv2d`, `conv2d_1`, …; `input_layer`).
+/// per-class counter, in `model.layers` order (`conv2d`, `conv2d_1`, …; `input_layer`). A
+/// nested model is a group of its own class's name (`functional`) in its model's order, and
+/// its layers are named inside it, counting afresh (`functional/layers/conv2d`).
 pub(crate) fn keras3_group_names(model: &Model) -> HashMap<String, String> {
-    let mut names = AutoNamer::new(KerasVersion::Keras3);
-    model.layers().iter().map(|node| (names.next(node.layer.class_name()), node.name.clone())).collect()
+    // Per model path ("" for the outer model): its counters, and the group it is stored in.
+    let mut namers: HashMap<&str, AutoNamer> = HashMap::new();
+    let mut groups: HashMap<&str, String> = HashMap::from([("", String::new())]);
+    let mut names = HashMap::new();
+    for node in model.layers() {
+        let mut parent = "";
+        // The nested models holding the layer, outermost first (paths grow inwards).
+        let mut holders: Vec<_> = model.nested_models().iter().filter(|nested| nested.contains(&node.name)).collect();
+        holders.sort_by_key(|nested| nested.path.len());
+        for nested in holders {
+            if !groups.contains_key(nested.path.as_str()) {
+                let own = namers.entry(parent).or_insert_with(|| AutoNamer::new(KerasVersion::Keras3)).next(&nested.class_name);
+                groups.insert(&nested.path, keras3_group_path(&groups[parent], &own));
+            }
+            parent = &nested.path;
+        }
+        let own = namers.entry(parent).or_insert_with(|| AutoNamer::new(KerasVersion::Keras3)).next(node.layer.class_name());
+        names.insert(keras3_group_path(&groups[parent], &own), node.name.clone());
+    }
+    names
+}
+
+/// `functional` + `conv2d` → `functional/layers/conv2d` (Keras 3's path of a layer inside a
+/// nested model); at the top, the name itself.
+fn keras3_group_path(parent_group: &str, name: &str) -> String {
+    if parent_group.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent_group}/layers/{name}")
+    }
 }
 
 /// Check one layer's stored weights against the model's: which stored weight goes where.

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod load_model;
 pub mod load_weights;
 pub mod model_config;
+pub mod nested_weights;
 pub mod npy;
 pub mod optimizer_weights;
 pub mod reading_process;

@@ -25,21 +25,59 @@ use crate::layers::Shape;
 
 /// Rebuild the functional (or Sequential) model a Keras config describes, its weights starting
 /// as `initial` says (Keras's initializers, as `model_from_json` gives, or zeros when a file's
-/// weights will replace them all).
+/// weights will replace them all). Models used as layers are inlined (see
+/// [`crate::graph::nesting`]).
 pub fn model_from_config(config: &Value, initial: InitialWeights, device: Device) -> Result<Model> {
+    let name = config["config"]["name"].as_str().unwrap_or("model");
+    let mut g = GraphBuilder::new(name, device).with_initial_weights(initial);
+    let mut rebuilt = Rebuilt::default();
+    let outputs = add_model_layers(&mut g, config, None, 0, &mut rebuilt)?;
+    let mut model = g.finish(&outputs)?;
+    // Frozen layers (transfer-learning models) stay frozen.
+    for name in &rebuilt.frozen {
+        model.set_trainable(name, false)?;
+    }
+    Ok(model)
+}
+
+/// Models nested deeper than this are refused (Keras files nest one or two levels).
+const MAX_NESTING_DEPTH: usize = 16;
+
+/// What rebuilding has gathered across nested models.
+#[derive(Default)]
+struct Rebuilt {
+    /// Weights counted so far, to refuse a corrupt config before allocating.
+    parameters: u128,
+    /// Layers whose config says `trainable: false` (or inside a nested model that does).
+    frozen: Vec<String>,
+}
+
+/// Add the layers of the Functional or Sequential model `config` to `g` and return its
+/// outputs. `bound_inputs`: for a model nested as a layer, the tensors its call takes, which
+/// stand for its input layers.
+fn add_model_layers(
+    g: &mut GraphBuilder,
+    config: &Value,
+    bound_inputs: Option<&[NodeId]>,
+    depth: usize,
+    rebuilt: &mut Rebuilt,
+) -> Result<Vec<NodeId>> {
     let class = config["class_name"].as_str().unwrap_or("");
     let body = &config["config"];
     let name = body["name"].as_str().unwrap_or("model");
-    let layers = body["layers"].as_array().context("the model config has no 'layers' list")?;
-    let mut g = GraphBuilder::new(name, device).with_initial_weights(initial);
-    let mut ids: HashMap<String, NodeId> = HashMap::new();
+    let layers = body["layers"].as_array().with_context(|| format!("the config of model '{name}' has no 'layers' list"))?;
     let sequential = class == "Sequential";
+    let mut ids: HashMap<String, NodeId> = HashMap::new();
+    let mut nested_models: Vec<String> = Vec::new();
     let mut previous: Option<NodeId> = None;
-    let mut parameters: u128 = 0;
+    let mut bound = bound_inputs.map(|inputs| inputs.iter().copied());
+    let input_names = if sequential { Vec::new() } else { layer_refs(&body["input_layers"])? };
     if sequential {
-        // Keras 2 Sequential configs may put the input shape on the first layer.
-        let first = layers.first().context("empty Sequential model")?;
-        if first["class_name"] != "InputLayer" {
+        let first = layers.first().with_context(|| format!("Sequential model '{name}' has no layers"))?;
+        if let Some(bound) = &mut bound {
+            previous = bound.next();
+        } else if first["class_name"] != "InputLayer" {
+            // Keras 2 Sequential configs may put the input shape on the first layer.
             let input = InputLayer::from_keras_config(&KerasConfig::new("InputLayer", &first["config"]))
                 .context("a Sequential model whose first layer has no batch_input_shape")?;
             previous = Some(g.input(None, &input.shape)?);
@@ -49,87 +87,169 @@ pub fn model_from_config(config: &Value, initial: InitialWeights, device: Device
         let class = layer["class_name"].as_str().context("a layer without class_name")?;
         let layer_config = &layer["config"];
         let layer_name = layer["name"].as_str().or(layer_config["name"].as_str()).context("a layer without a name")?;
-        let inbound = if sequential {
-            previous.into_iter().collect()
+        if class == "InputLayer" && bound_inputs.is_some() {
+            // A nested model's input stands for the tensor its call takes.
+            let tensor =
+                if sequential { previous } else { input_position(&input_names, layer_name).and_then(|i| bound_inputs?.get(i).copied()) };
+            let tensor = tensor.with_context(|| format!("model '{name}' has more inputs than its call gives it"))?;
+            check_bound_input(g, layer_config, layer_name, name, tensor)?;
+            ids.insert(layer_name.to_string(), tensor);
+            continue;
+        }
+        let (inbound, call_training) = if sequential {
+            (previous.into_iter().collect(), None)
         } else {
-            inbound_names(&layer["inbound_nodes"])
-                .with_context(|| format!("reading the connections of layer '{layer_name}'"))?
-                .iter()
-                .map(|n| {
-                    ids.get(n).copied().with_context(|| format!("layer '{layer_name}' reads '{n}', which comes later or does not exist"))
-                })
-                .collect::<Result<Vec<_>>>()?
+            let call = inbound_call(&layer["inbound_nodes"]).with_context(|| format!("reading the connections of layer '{layer_name}'"))?;
+            let inbound =
+                call.inputs
+                    .iter()
+                    .map(|input| {
+                        let id = ids.get(&input.layer).copied().with_context(|| {
+                            format!("layer '{layer_name}' reads '{}', which comes later or does not exist", input.layer)
+                        })?;
+                        input
+                        .check_indices(nested_models.contains(&input.layer))
+                        .with_context(|| format!("reading the connections of layer '{layer_name}'"))?;
+                        Ok(id)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+            (inbound, call.training)
         };
-        let id = rebuild_layer(&mut g, class, layer_name, layer_config, &inbound, &mut parameters)
-            .with_context(|| format!("rebuilding layer '{layer_name}' ({class}) of model '{name}'"))?;
+        let id = if NESTED_MODEL_CLASSES.contains(&class) {
+            if depth >= MAX_NESTING_DEPTH {
+                bail!("model '{name}' nests models deeper than {MAX_NESTING_DEPTH} levels");
+            }
+            let first_node = g.node_count();
+            g.enter_nested_model(layer_name, class, call_training)?;
+            let outputs = add_model_layers(g, layer, Some(&inbound), depth + 1, rebuilt)
+                .with_context(|| format!("rebuilding the model nested as layer '{layer_name}' ({class}) of model '{name}'"))?;
+            g.leave_nested_model();
+            if layer_config["trainable"].as_bool() == Some(false) {
+                rebuilt.frozen.extend((first_node..g.node_count()).map(|i| g.name_of(NodeId(i)).to_string()));
+            }
+            nested_models.push(layer_name.to_string());
+            match outputs[..] {
+                [output] => output,
+                _ => bail!(
+                    "the model nested as layer '{layer_name}' of model '{name}' has {} outputs; keras-tch reads nested models with one",
+                    outputs.len()
+                ),
+            }
+        } else {
+            let id = rebuild_layer(g, class, layer_name, layer_config, &inbound, &mut rebuilt.parameters)
+                .with_context(|| format!("rebuilding layer '{layer_name}' ({class}) of model '{name}'"))?;
+            g.set_call_training(id, call_training);
+            if layer_config["trainable"].as_bool() == Some(false) {
+                rebuilt.frozen.push(g.name_of(id).to_string());
+            }
+            id
+        };
         ids.insert(layer_name.to_string(), id);
         previous = Some(id);
     }
-    let outputs: Vec<NodeId> = if sequential {
-        previous.into_iter().collect()
-    } else {
-        layer_refs(&body["output_layers"])?
-            .iter()
-            .map(|n| ids.get(n).copied().with_context(|| format!("output layer '{n}' is not in the model")))
-            .collect::<Result<_>>()?
-    };
-    let mut model = g.finish(&outputs)?;
-    // Frozen layers (transfer-learning models) stay frozen.
-    for layer in layers {
-        if layer["config"]["trainable"].as_bool() == Some(false) {
-            let name = layer["name"].as_str().or(layer["config"]["name"].as_str()).unwrap_or_default().to_string();
-            model.set_trainable(&name, false)?;
-        }
+    if sequential {
+        return Ok(previous.into_iter().collect());
     }
-    Ok(model)
+    layer_refs(&body["output_layers"])?
+        .iter()
+        .map(|n| ids.get(n).copied().with_context(|| format!("output layer '{n}' is not in model '{name}'")))
+        .collect()
 }
 
-/// Names of the layers feeding a layer, from either dialect of `inbound_nodes`.
-fn inbound_names(nodes: &Value) -> Result<Vec<String>> {
-    let Some(nodes) = nodes.as_array() else { return Ok(Vec::new()) };
-    let Some(first) = nodes.first() else { return Ok(Vec::new()) };
+/// The Keras classes of models that can be layers of another model.
+const NESTED_MODEL_CLASSES: &[&str] = &["Functional", "Sequential", "Model"];
+
+fn input_position(input_names: &[String], layer_name: &str) -> Option<usize> {
+    input_names.iter().position(|n| n == layer_name)
+}
+
+/// A nested model's input layer must have the shape of the tensor its call takes.
+fn check_bound_input(g: &GraphBuilder, config: &Value, input_name: &str, model: &str, tensor: NodeId) -> Result<()> {
+    let input = InputLayer::from_keras_config(&KerasConfig::new("InputLayer", config))
+        .with_context(|| format!("reading input layer '{input_name}' of nested model '{model}'"))?;
+    let given = g.shape(tensor);
+    // Keras leaves unknown dimensions as None (read as -1 here): any size fits them.
+    let fits = input.shape.len() == given.len() && input.shape.iter().zip(given).all(|(want, got)| *want < 0 || want == got);
+    if !fits {
+        bail!(
+            "nested model '{model}' takes input '{input_name}' of shape {} but is called on '{}' of shape {}",
+            crate::graph::keras_shape(&input.shape),
+            g.name_of(tensor),
+            crate::graph::keras_shape(given)
+        );
+    }
+    Ok(())
+}
+
+/// One call of a layer, from either dialect of `inbound_nodes`: the tensors it takes and its
+/// `training=` keyword.
+struct InboundCall {
+    inputs: Vec<InboundTensor>,
+    training: Option<bool>,
+}
+
+/// A tensor a layer takes: output `tensor_index` of call `node_index` of `layer`.
+struct InboundTensor {
+    layer: String,
+    node_index: i64,
+    tensor_index: i64,
+}
+
+impl InboundTensor {
+    /// Every layer here is called once and has one output, so both indices are 0 — except that
+    /// tf.keras numbers a nested model's call 1 (its node 0 is its own graph).
+    fn check_indices(&self, nested: bool) -> Result<()> {
+        for (index, what, allowed) in [(self.node_index, "node index", if nested { 1 } else { 0 }), (self.tensor_index, "tensor index", 0)]
+        {
+            if index != 0 && index != allowed {
+                bail!(
+                    "the input from '{}' names {what} {index}, which does not exist (every layer here has one call and one output)",
+                    self.layer
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The (single) call in `inbound_nodes`, from either dialect.
+fn inbound_call(nodes: &Value) -> Result<InboundCall> {
+    let none = InboundCall { inputs: Vec::new(), training: None };
+    let Some(nodes) = nodes.as_array() else { return Ok(none) };
+    let Some(first) = nodes.first() else { return Ok(none) };
     if nodes.len() > 1 {
         bail!("the layer is called {} times (shared layers are not supported)", nodes.len());
     }
     if let Some(args) = first.get("args") {
         // Keras 3: keras tensors among the call arguments (nested in a list for merges).
-        let mut names = Vec::new();
-        collect_keras_history(args, &mut names);
-        return Ok(names);
+        let mut inputs = Vec::new();
+        collect_keras_history(args, &mut inputs);
+        return Ok(InboundCall { inputs, training: first["kwargs"]["training"].as_bool() });
     }
-    // Keras 2: a list of [layer_name, node_index, tensor_index(, kwargs)]. Every layer here is
-    // called once and has one output, so both indices must be 0.
-    first
-        .as_array()
-        .context("unexpected inbound_nodes format")?
+    // Keras 2: a list of [layer_name, node_index, tensor_index, kwargs].
+    let entries = first.as_array().context("unexpected inbound_nodes format")?;
+    let inputs = entries
         .iter()
         .map(|entry| {
-            let name = entry[0].as_str().map(str::to_string).with_context(|| format!("unexpected inbound entry {entry}"))?;
-            for (position, what) in [(1, "node index"), (2, "tensor index")] {
-                let index = &entry[position];
-                if !(index.is_null() || index.as_i64() == Some(0)) {
-                    bail!(
-                        "the input from '{name}' names {what} {index}, which does not exist (every layer here has one call and one output)"
-                    );
-                }
-            }
-            Ok(name)
+            let layer = entry[0].as_str().map(str::to_string).with_context(|| format!("unexpected inbound entry {entry}"))?;
+            let index = |position: usize| entry[position].as_i64().unwrap_or(0);
+            Ok(InboundTensor { layer, node_index: index(1), tensor_index: index(2) })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let training = entries.iter().find_map(|entry| entry[3]["training"].as_bool());
+    Ok(InboundCall { inputs, training })
 }
 
-fn collect_keras_history(value: &Value, names: &mut Vec<String>) {
+fn collect_keras_history(value: &Value, inputs: &mut Vec<InboundTensor>) {
     match value {
         Value::Object(map) if map.get("class_name").and_then(Value::as_str) == Some("__keras_tensor__") => {
             let history = map.get("config").map_or(&Value::Null, |config| &config["keras_history"]);
             if let Some(name) = history[0].as_str() {
-                // Node and tensor indices other than 0 would name a call or output that no
-                // layer here has; the name is then reported as not found.
-                let indices_ok = [1, 2].iter().all(|&i| history[i].as_i64().is_none_or(|v| v == 0));
-                names.push(if indices_ok { name.to_string() } else { format!("{name}[{}][{}]", history[1], history[2]) });
+                let index = |position: usize| history[position].as_i64().unwrap_or(0);
+                inputs.push(InboundTensor { layer: name.to_string(), node_index: index(1), tensor_index: index(2) });
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| collect_keras_history(v, names)),
+        Value::Array(items) => items.iter().for_each(|v| collect_keras_history(v, inputs)),
         _ => {}
     }
 }

@@ -16,6 +16,7 @@ use hdf5::{Group, Location};
 use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
 use super::model_config::model_config;
+use super::nested_weights::refuse_nested_models;
 use super::optimizer_weights::write_optimizer_weights;
 use super::subclassed_resnet::TutorialResnet;
 use crate::graph::optimizer_state::SavedOptimizerState;
@@ -29,6 +30,7 @@ pub(crate) const KERAS_FORMAT_VERSION: &str = "2.21.0";
 
 /// `model.save("model.h5")`: architecture, weights and (if compiled) training configuration.
 pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
+    refuse_nested_models(model, "a tf.keras .h5 file")?;
     let build = || -> Result<Vec<u8>> {
         let file = create_in_memory()?;
         write_str_attr(&file, "backend", "tensorflow")?;
@@ -52,6 +54,7 @@ pub fn save_model_h5(model: &Model, path: &Path) -> Result<()> {
 /// ResNet18/34 is written as its subclassed model's `save_weights` writes it, which the
 /// tutorial's classes read (see [`super::subclassed_resnet`]).
 pub fn save_weights_h5(model: &Model, path: &Path) -> Result<()> {
+    refuse_nested_models(model, "a tf.keras .h5 weights file")?;
     let build = || -> Result<Vec<u8>> {
         let file = create_in_memory()?;
         match TutorialResnet::of(model) {

@@ -15,6 +15,7 @@ use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
 use super::load_weights::keras3_group_names;
 use super::model_config::model_config;
+use super::nested_weights::refuse_nested_models;
 use super::optimizer_weights::write_keras3_optimizer_vars;
 use super::save_h5::{write_str_attr, write_weight_dataset};
 use super::subclassed_resnet::TutorialResnet;
@@ -28,6 +29,7 @@ const KERAS3_FORMAT_VERSION: &str = "3.15.1";
 /// `model.save("model.keras")`, with the optimizer's state when the model carries one (Keras
 /// 3's `load_model` then restores it).
 pub fn save_model_keras(model: &Model, path: &Path) -> Result<()> {
+    refuse_nested_models(model, "a Keras 3 .keras archive")?;
     let config = keras3_config(model)?;
     let weights = create_in_memory().and_then(|file| {
         write_weights(model, &file)?;
@@ -57,6 +59,7 @@ pub fn save_model_keras(model: &Model, path: &Path) -> Result<()> {
 /// The TF2 tutorial's ResNet18/34 is written as its subclassed model's `save_weights` writes it
 /// (attribute paths), which the tutorial's classes read (see [`super::subclassed_resnet`]).
 pub fn save_weights_keras3(model: &Model, path: &Path) -> Result<()> {
+    refuse_nested_models(model, "a Keras 3 .weights.h5 file")?;
     let bytes = match TutorialResnet::of(model) {
         Some(tutorial) => create_in_memory().and_then(|file| {
             tutorial.write_keras3(model, &file)?;

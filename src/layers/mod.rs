@@ -16,6 +16,7 @@ pub mod padding;
 pub mod pooling;
 pub mod registry;
 pub mod relu;
+pub mod rescaling;
 pub mod reshape;
 pub mod softmax;
 

@@ -18,6 +18,7 @@ use super::merge::{Add, Concatenate};
 use super::padding::ZeroPadding2D;
 use super::pooling::{GlobalPool2D, Pool2D};
 use super::relu::ReLU;
+use super::rescaling::Rescaling;
 use super::reshape::{Dropout, Flatten};
 use super::softmax::Softmax;
 use super::{Layer, Shape};
@@ -38,6 +39,7 @@ pub const LAYER_CLASSES: &[LayerClass] = &[
     LayerClass::new("GlobalMaxPooling2D", without_weights::<GlobalPool2D>),
     LayerClass::new("Flatten", without_weights::<Flatten>),
     LayerClass::new("Dropout", without_weights::<Dropout>),
+    LayerClass::new("Rescaling", without_weights::<Rescaling>),
     LayerClass::new("Add", without_weights::<Add>),
     LayerClass::new("Concatenate", without_weights::<Concatenate>),
 ];

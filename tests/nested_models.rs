@@ -1,0 +1,107 @@
+//! Models nested as layers, as Keras's transfer-learning guide builds them: a ResNet50 base
+//! called with `training=False` between `Rescaling` and a new head, saved by tf.keras (`.h5`)
+//! and by Keras 3 (`.keras`) in scripts/keras_fixtures.py (`nested_models`).
+
+mod common;
+
+use tch::Device;
+
+use common::keras_fixture;
+use common::parity::{assert_close, read_tensor};
+use keras_tch::io::load_model;
+
+/// Both files rebuild into the same graph, give Keras's outputs, and keep the base frozen.
+#[test]
+fn the_guide_model_gives_keras_outputs_in_both_formats() {
+    let Some(fixture) = keras_fixture("nested_models") else { return };
+    let io = fixture.join("io.h5");
+    let x = read_tensor(&io, "x");
+    for (file, y) in [("model.h5", "y"), ("model.keras", "y_keras3")] {
+        let model = load_model(&fixture.join(file), Device::Cpu).unwrap();
+        let nested: Vec<(&str, &str, Option<bool>)> =
+            model.nested_models().iter().map(|n| (n.path.as_str(), n.class_name.as_str(), n.call_training)).collect();
+        assert_eq!(nested, [("resnet50", "Functional", Some(false))], "{file}");
+        assert_close(&format!("{file} predicted here"), &model.predict(&x).unwrap(), &read_tensor(&io, y));
+        let conv = model.layer("resnet50/conv1_conv").unwrap();
+        assert!(!conv.trainable && conv.call_training == Some(false), "{file}: the base is frozen and called in inference mode");
+        assert!(model.layer("dense").unwrap().trainable, "{file}: the head trains");
+        let (total, trainable, _) = model.param_counts();
+        assert_eq!((total, trainable), (23_587_712 + 2048 * 3 + 3, 2048 * 3 + 3), "{file}: parameter counts");
+    }
+}
+
+/// `training=False` at the base's call: a training-mode pass of the outer model leaves the
+/// base's BatchNorm on its moving statistics (unchanged), as in Keras.
+#[test]
+fn a_base_called_with_training_false_keeps_its_batch_norm_statistics() {
+    let Some(fixture) = keras_fixture("nested_models") else { return };
+    let mut model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    // Even unfrozen, the call's training=False rules the base.
+    for name in model.layers().iter().map(|n| n.name.clone()).collect::<Vec<_>>() {
+        model.set_trainable(&name, true).unwrap();
+    }
+    let before = model.keras_weight("resnet50/conv1_bn", "moving_mean").unwrap();
+    let x = read_tensor(&fixture.join("io.h5"), "x");
+    let _ = model.forward_t(&[&x], true).unwrap();
+    let after = model.keras_weight("resnet50/conv1_bn", "moving_mean").unwrap();
+    assert!(before.equal(&after), "the base's BatchNorm moved its statistics");
+    let base_in_training = model.layers().iter().filter(|n| n.name.starts_with("resnet50/")).any(|n| n.runs_in_training_mode(true));
+    assert!(!base_in_training);
+}
+
+/// `summary()` prints the nested model as one row, with its class and parameters, as Keras
+/// does; the outer model is a chain, so the table is the 65-column one.
+#[test]
+fn summary_prints_the_nested_model_as_one_row() {
+    let Some(fixture) = keras_fixture("nested_models") else { return };
+    let model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    let text = keras_tch::graph::summary::summary(&model);
+    let rows: Vec<&str> = text.lines().filter(|line| line.contains(" (") && !line.starts_with("Layer")).collect();
+    let names: Vec<&str> = rows.iter().map(|row| row.split_whitespace().next().unwrap()).collect();
+    assert_eq!(names, ["input_2", "rescaling", "resnet50", "global_average_pooling2d", "dropout", "dense"], "{text}");
+    assert!(rows[2].starts_with("resnet50 (Functional)") && rows[2].contains("(None, 2, 2, 2048)"), "{text}");
+    assert!(rows[2].trim_end().ends_with("23587712"), "{text}");
+    assert!(text.lines().all(|line| line.chars().count() <= 65), "a chain's table:\n{text}");
+    assert!(text.contains("Non-trainable params: 23,587,712"), "{text}");
+}
+
+/// What keras-tch cannot do yet with nesting is an error saying so: writing it to a Keras
+/// format (safetensors keeps the weights, and loads back); and a layer it cannot rebuild inside
+/// a nested model is named with the nested model.
+#[test]
+fn unsupported_nesting_is_a_clear_error() {
+    let Some(fixture) = keras_fixture("nested_models") else { return };
+    let model = load_model(&fixture.join("model.keras"), Device::Cpu).unwrap();
+    let dir = common::scratch_dir("nested-save");
+    for (file, save) in [
+        ("model.h5", keras_tch::io::save_model_h5 as fn(&keras_tch::graph::Model, &std::path::Path) -> anyhow::Result<()>),
+        ("model.keras", keras_tch::io::save_model_keras),
+    ] {
+        let err = format!("{:#}", save(&model, &dir.join(file)).unwrap_err());
+        assert!(err.contains("holds model 'resnet50' as a layer") && err.contains(".safetensors"), "{err}");
+        assert!(!dir.join(file).exists(), "nothing written");
+    }
+    let checkpoint = dir.join("model.safetensors");
+    keras_tch::io::safetensors::save_safetensors(&model, &checkpoint).unwrap();
+    let mut reopened = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    keras_tch::io::load_weights(&mut reopened, &checkpoint, &Default::default()).unwrap();
+    let x = read_tensor(&fixture.join("io.h5"), "x");
+    assert!(reopened.predict(&x).unwrap().allclose(&model.predict(&x).unwrap(), 0.0, 1e-6, false));
+
+    // A class keras-tch does not rebuild, inside a nested model (the guide's augmentation).
+    let config = serde_json::json!({"class_name": "Functional", "config": {"name": "outer",
+        "layers": [
+            {"class_name": "InputLayer", "name": "image", "config": {"name": "image", "batch_input_shape": [null, 8, 8, 3]}, "inbound_nodes": []},
+            {"class_name": "Sequential", "name": "augmentation", "config": {"name": "augmentation", "layers": [
+                {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 8, 8, 3]}},
+                {"class_name": "RandomFlip", "config": {"name": "random_flip", "mode": "horizontal"}}]},
+             "inbound_nodes": [[["image", 0, 0, {}]]]}],
+        "input_layers": [["image", 0, 0]], "output_layers": [["augmentation", 1, 0]]}});
+    let err = format!(
+        "{:#}",
+        keras_tch::io::model_config::model_from_config(&config, keras_tch::layers::init::InitialWeights::KerasDefaults, Device::Cpu)
+            .unwrap_err()
+    );
+    assert!(err.contains("'augmentation' (Sequential) of model 'outer'") && err.contains("'random_flip' (RandomFlip)"), "{err}");
+    assert!(err.contains("layer class 'RandomFlip' is not supported"), "{err}");
+}
