@@ -23,13 +23,13 @@ pub enum Error {
     /// a value it does not implement (the layer is named by the error's context).
     #[error("{problem}")]
     InvalidConfigField { field: String, problem: String },
-    /// A model holding another model as a layer, to be written in a Keras format keras-tch
-    /// does not yet write nesting in.
+    /// A model holding another model as a layer that keras-tch cannot yet write in a Keras
+    /// format: a nested `Sequential`, or a nested model taking several inputs.
     #[error(
-        "model '{model}' holds model '{nested}' as a layer: keras-tch reads such Keras files but does not write them as {format} yet \
-         (save as .safetensors to keep its weights)"
+        "model '{model}' holds the {class} model '{nested}' as a layer: keras-tch writes nested Functional models of one \
+         input, not this one, as {format} yet (save as .safetensors to keep its weights)"
     )]
-    NestedModelNotWritable { model: String, nested: String, format: &'static str },
+    NestedModelNotWritable { model: String, nested: String, class: String, format: &'static str },
     /// A file that is none of the formats keras-tch reads.
     #[error("{} is neither HDF5 (.h5), a Keras archive (.keras) nor safetensors: its first bytes are {first_bytes:02x?}", path.display())]
     UnknownFileFormat { path: PathBuf, first_bytes: Vec<u8> },

@@ -88,16 +88,22 @@ impl GraphBuilder {
     }
 
     /// Start adding the layers of a model nested as a layer (`name`, of Keras class
-    /// `class_name`, called with `training=call_training`): until [`Self::leave_nested_model`],
+    /// `class_name`, called with `training=call_training`, its own inputs called `input_names`): until [`Self::leave_nested_model`],
     /// layers are named `name/<layer>` and inherit the call's `training=`.
-    pub fn enter_nested_model(&mut self, name: &str, class_name: &str, call_training: Option<bool>) -> Result<()> {
+    pub fn enter_nested_model(
+        &mut self,
+        name: &str,
+        class_name: &str,
+        call_training: Option<bool>,
+        input_names: Vec<String>,
+    ) -> Result<()> {
         check_layer_name(name)?;
         let path = path_name(self.open_nested.last().map_or("", |&(index, _)| &self.nested[index].path), name);
         if self.names.contains(&path) || self.nested.iter().any(|nested| nested.path == path) {
             bail!("model '{}' already has a layer named '{path}': all layer names in a model must be unique", self.name);
         }
         let inherited = call_training.or(self.open_nested.last().and_then(|&(_, training)| training));
-        self.nested.push(NestedModel { path, class_name: class_name.to_string(), call_training });
+        self.nested.push(NestedModel { path, class_name: class_name.to_string(), call_training, input_names });
         self.open_nested.push((self.nested.len() - 1, inherited));
         Ok(())
     }

@@ -25,6 +25,15 @@ impl AutoNamer {
         Self { version, counts: HashMap::new() }
     }
 
+    /// The automatic name of the `n`th layer of `class_name` (counting from 0), as a fresh
+    /// namer gives it.
+    pub fn nth(mut self, class_name: &str, n: usize) -> String {
+        (0..n).for_each(|_| {
+            self.next(class_name);
+        });
+        self.next(class_name)
+    }
+
     /// The next automatic name for a layer of `class_name`.
     pub fn next(&mut self, class_name: &str) -> String {
         let base = match (class_name, self.version) {

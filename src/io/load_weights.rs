@@ -235,6 +235,11 @@ fn canonical<'a>(saved_name: &'a str, model_names: &[&str]) -> &'a str {
 /// nested model is a group of its own class's name (`functional`) in its model's order, and
 /// its layers are named inside it, counting afresh (`functional/layers/conv2d`).
 pub(crate) fn keras3_group_names(model: &Model) -> HashMap<String, String> {
+    keras3_groups(model).0
+}
+
+/// [`keras3_group_names`], and each nested model's path -> its group (`functional`).
+pub(crate) fn keras3_groups(model: &Model) -> (HashMap<String, String>, HashMap<String, String>) {
     // Per model path ("" for the outer model): its counters, and the group it is stored in.
     let mut namers: HashMap<&str, AutoNamer> = HashMap::new();
     let mut groups: HashMap<&str, String> = HashMap::from([("", String::new())]);
@@ -254,12 +259,13 @@ pub(crate) fn keras3_group_names(model: &Model) -> HashMap<String, String> {
         let own = namers.entry(parent).or_insert_with(|| AutoNamer::new(KerasVersion::Keras3)).next(node.layer.class_name());
         names.insert(keras3_group_path(&groups[parent], &own), node.name.clone());
     }
-    names
+    let nested = groups.into_iter().filter(|(path, _)| !path.is_empty()).map(|(path, group)| (path.to_string(), group)).collect();
+    (names, nested)
 }
 
 /// `functional` + `conv2d` → `functional/layers/conv2d` (Keras 3's path of a layer inside a
 /// nested model); at the top, the name itself.
-fn keras3_group_path(parent_group: &str, name: &str) -> String {
+pub(crate) fn keras3_group_path(parent_group: &str, name: &str) -> String {
     if parent_group.is_empty() {
         name.to_string()
     } else {

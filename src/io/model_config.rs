@@ -16,12 +16,13 @@ use tch::Device;
 
 use super::limits;
 use crate::error::Error;
+use crate::graph::nesting::{inherited_training, local_name, placement, NestedModel, Placement};
 use crate::graph::{GraphBuilder, KerasVersion, Model, Node, NodeId};
 use crate::layers::init::InitialWeights;
 use crate::layers::input::{batch_shape, InputLayer};
 use crate::layers::keras_config::KerasConfig;
 use crate::layers::registry::{layer_class, supported_class_names, FromConfig, FromKerasConfig};
-use crate::layers::Shape;
+use crate::layers::{Layer, Shape};
 
 /// Rebuild the functional (or Sequential) model a Keras config describes, its weights starting
 /// as `initial` says (Keras's initializers, as `model_from_json` gives, or zeros when a file's
@@ -108,8 +109,8 @@ fn add_model_layers(
                             format!("layer '{layer_name}' reads '{}', which comes later or does not exist", input.layer)
                         })?;
                         input
-                        .check_indices(nested_models.contains(&input.layer))
-                        .with_context(|| format!("reading the connections of layer '{layer_name}'"))?;
+                            .check_indices(nested_models.contains(&input.layer))
+                            .with_context(|| format!("reading the connections of layer '{layer_name}'"))?;
                         Ok(id)
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -120,7 +121,7 @@ fn add_model_layers(
                 bail!("model '{name}' nests models deeper than {MAX_NESTING_DEPTH} levels");
             }
             let first_node = g.node_count();
-            g.enter_nested_model(layer_name, class, call_training)?;
+            g.enter_nested_model(layer_name, class, call_training, nested_input_names(layer)?)?;
             let outputs = add_model_layers(g, layer, Some(&inbound), depth + 1, rebuilt)
                 .with_context(|| format!("rebuilding the model nested as layer '{layer_name}' ({class}) of model '{name}'"))?;
             g.leave_nested_model();
@@ -158,6 +159,16 @@ fn add_model_layers(
 
 /// The Keras classes of models that can be layers of another model.
 const NESTED_MODEL_CLASSES: &[&str] = &["Functional", "Sequential", "Model"];
+
+/// The names of a nested model's own input layers.
+fn nested_input_names(config: &Value) -> Result<Vec<String>> {
+    if config["class_name"] == "Sequential" {
+        let first = &config["config"]["layers"][0];
+        let name = first["config"]["name"].as_str().or(first["name"].as_str());
+        return Ok(name.filter(|_| first["class_name"] == "InputLayer").map(str::to_string).into_iter().collect());
+    }
+    layer_refs(&config["config"]["input_layers"])
+}
 
 fn input_position(input_names: &[String], layer_name: &str) -> Option<usize> {
     input_names.iter().position(|n| n == layer_name)
@@ -294,24 +305,10 @@ fn rebuild_layer(
 
 /// Keras's configuration of a graph, in either dialect: tf.keras 2.x's `model_config` (what
 /// `tf_keras.models.load_model` rebuilds) or the body of Keras 3's `config.json` (module and
-/// registered names, `build_config`, connections as call arguments).
+/// registered names, `build_config`, connections as call arguments). A model nested as a layer
+/// is written back as one layer holding its own config (see [`crate::graph::nesting`]).
 pub fn model_config(model: &Model, keras: KerasVersion) -> Value {
-    let layers: Vec<Value> = model.layers().iter().map(|node| layer_entry(model, node, keras)).collect();
-    let refs = |ids: &[NodeId]| -> Value {
-        let list: Vec<Value> = ids.iter().map(|id| json!([model.node(*id).name, 0, 0])).collect();
-        // Keras 3 writes a single input or output unwrapped.
-        match (keras, list.len()) {
-            (KerasVersion::Keras3, 1) => list[0].clone(),
-            _ => Value::Array(list),
-        }
-    };
-    let body = json!({
-        "name": model.name,
-        "trainable": true,
-        "layers": layers,
-        "input_layers": refs(model.inputs()),
-        "output_layers": refs(model.outputs()),
-    });
+    let body = model_body(model, None, keras);
     match keras {
         KerasVersion::Keras2 => json!({ "class_name": "Functional", "config": body }),
         KerasVersion::Keras3 => json!({
@@ -324,39 +321,203 @@ pub fn model_config(model: &Model, keras: KerasVersion) -> Value {
     }
 }
 
-/// One entry of the `layers` list.
-fn layer_entry(model: &Model, node: &Node, keras: KerasVersion) -> Value {
+/// The `config` of the outer model (`nested`: `None`) or of a model nested in it: its layers
+/// (each nested model one of them), inputs and outputs, named as seen from inside it.
+fn model_body(model: &Model, nested: Option<&NestedModel>, keras: KerasVersion) -> Value {
+    let scope = nested.map_or("", |n| n.path.as_str());
+    let mut layers: Vec<Value> = Vec::new();
+    let (inputs, outputs): (Vec<Reference>, Vec<Reference>) = match nested {
+        None => (
+            model.inputs().iter().map(|id| reference(model, scope, *id, keras)).collect(),
+            model.outputs().iter().map(|id| reference(model, scope, *id, keras)).collect(),
+        ),
+        Some(nested) => {
+            let call_inputs = nested_call_inputs(model, nested);
+            for (position, id) in call_inputs.iter().enumerate() {
+                let input = InputLayer { shape: model.node(*id).output_shape.clone() };
+                layers.push(input_entry(&nested_input_name(nested, position), &input, keras));
+            }
+            let names = (0..call_inputs.len()).map(|position| (nested_input_name(nested, position), 0)).collect();
+            (names, vec![reference(model, scope, nested_output(model, nested), keras)])
+        }
+    };
+    let mut written: Vec<&str> = Vec::new();
+    for node in model.layers() {
+        match placement(model.nested_models(), scope, &node.name) {
+            Placement::Outside => {}
+            Placement::Direct => layers.push(layer_entry(model, node, scope, keras)),
+            Placement::In(child) if !written.contains(&child.path.as_str()) => {
+                written.push(&child.path);
+                layers.push(nested_entry(model, child, keras));
+            }
+            Placement::In(_) => {}
+        }
+    }
+    let refs = |list: Vec<Reference>| -> Value {
+        let list: Vec<Value> = list.into_iter().map(|(name, node_index)| json!([name, node_index, 0])).collect();
+        // Keras 3 writes a single input or output unwrapped.
+        match (keras, list.len()) {
+            (KerasVersion::Keras3, 1) => list[0].clone(),
+            _ => Value::Array(list),
+        }
+    };
+    let name = nested.map_or(model.name.as_str(), NestedModel::name);
+    let trainable = nested.is_none_or(|nested| model.layers().iter().any(|n| nested.contains(&n.name) && n.trainable));
+    json!({ "name": name, "trainable": trainable, "layers": layers, "input_layers": refs(inputs), "output_layers": refs(outputs) })
+}
+
+/// A layer's output as a config refers to it: the layer's name and its call's node index.
+type Reference = (String, i64);
+
+/// The name (and node index) by which the layers of the model at `scope` refer to the output of
+/// layer `id`: its own name; a nested model's name if it is inside one (tf.keras numbers that
+/// call 1, after the nested model's own graph); the nested model's input if it comes from outside.
+fn reference(model: &Model, scope: &str, id: NodeId, keras: KerasVersion) -> Reference {
+    let node = model.node(id);
+    match placement(model.nested_models(), scope, &node.name) {
+        Placement::Direct => (local_name(scope, &node.name).to_string(), 0),
+        Placement::In(child) => (child.name().to_string(), if keras == KerasVersion::Keras2 { 1 } else { 0 }),
+        Placement::Outside => {
+            let nested = model.nested_models().iter().find(|n| n.path == scope).expect("a scope is a nested model");
+            let position = nested_call_inputs(model, nested).iter().position(|input| *input == id).unwrap_or(0);
+            (nested_input_name(nested, position), 0)
+        }
+    }
+}
+
+/// The tensors a nested model's call takes: the layers outside it that its layers read, in the
+/// order they are first read.
+fn nested_call_inputs(model: &Model, nested: &NestedModel) -> Vec<NodeId> {
+    let mut inputs = Vec::new();
+    for node in model.layers().iter().filter(|n| nested.contains(&n.name)) {
+        for id in &node.inbound {
+            if !nested.contains(&model.node(*id).name) && !inputs.contains(id) {
+                inputs.push(*id);
+            }
+        }
+    }
+    inputs
+}
+
+/// The layer of a nested model whose output its call gives (read from outside it, or an output
+/// of the whole model; one, as they are read).
+fn nested_output(model: &Model, nested: &NestedModel) -> NodeId {
+    let inside = |id: &NodeId| nested.contains(&model.node(*id).name);
+    let read_outside = model.layers().iter().filter(|n| !nested.contains(&n.name)).flat_map(|n| n.inbound.iter()).find(|id| inside(id));
+    read_outside.or_else(|| model.outputs().iter().find(|id| inside(id))).copied().expect("a nested model's output is used")
+}
+
+/// A nested model's `position`th input layer name (as its file named it).
+fn nested_input_name(nested: &NestedModel, position: usize) -> String {
+    nested.input_names.get(position).cloned().unwrap_or_else(|| format!("input_{}", position + 1))
+}
+
+/// A nested model as one entry of its parent's `layers`: its class, its own config, its call.
+fn nested_entry(model: &Model, nested: &NestedModel, keras: KerasVersion) -> Value {
+    let body = model_body(model, Some(nested), keras);
+    let parent = nested.parent_path();
+    let inputs: Vec<NodeId> = nested_call_inputs(model, nested);
+    let kwargs = match nested.call_training {
+        Some(training) => json!({ "training": training }),
+        None => json!({}),
+    };
+    let class = nested.class_name.as_str();
+    match keras {
+        KerasVersion::Keras2 => {
+            let inbound: Vec<Value> = inputs
+                .iter()
+                .map(|id| {
+                    let (name, node_index) = reference(model, parent, *id, keras);
+                    json!([name, node_index, 0, kwargs])
+                })
+                .collect();
+            json!({ "class_name": class, "config": body, "name": nested.name(), "inbound_nodes": [inbound] })
+        }
+        KerasVersion::Keras3 => {
+            let tensors: Vec<Value> = inputs.iter().map(|id| keras_tensor(model, parent, *id)).collect();
+            let args = if tensors.len() == 1 { json!([tensors[0]]) } else { json!([tensors]) };
+            let shapes: Vec<Value> = inputs.iter().map(|id| batch_shape(&model.node(*id).output_shape)).collect();
+            json!({
+                "module": "keras.src.models.functional",
+                "class_name": class,
+                "config": body,
+                "registered_name": class,
+                "build_config": { "input_shape": if shapes.len() == 1 { shapes[0].clone() } else { json!(shapes) } },
+                "name": nested.name(),
+                "inbound_nodes": [{ "args": args, "kwargs": kwargs }],
+            })
+        }
+    }
+}
+
+/// Keras 3's record of a tensor a layer of the model at `scope` takes: layer `id`'s output.
+fn keras_tensor(model: &Model, scope: &str, id: NodeId) -> Value {
+    let (name, node_index) = reference(model, scope, id, KerasVersion::Keras3);
+    json!({
+        "class_name": "__keras_tensor__",
+        "config": { "shape": batch_shape(&model.node(id).output_shape), "dtype": "float32", "keras_history": [name, node_index, 0] }
+    })
+}
+
+/// An `InputLayer` entry called `name`.
+fn input_entry(name: &str, input: &InputLayer, keras: KerasVersion) -> Value {
+    let mut config = match keras {
+        KerasVersion::Keras2 => input.keras_config(),
+        KerasVersion::Keras3 => input.keras3_config(),
+    };
+    config["name"] = json!(name);
+    match keras {
+        KerasVersion::Keras2 => json!({ "class_name": "InputLayer", "config": config, "name": name, "inbound_nodes": [] }),
+        KerasVersion::Keras3 => json!({
+            "module": "keras.layers",
+            "class_name": "InputLayer",
+            "config": config,
+            "registered_name": null,
+            "name": name,
+            "inbound_nodes": [],
+        }),
+    }
+}
+
+/// One entry of the `layers` list of the model at `scope`.
+fn layer_entry(model: &Model, node: &Node, scope: &str, keras: KerasVersion) -> Value {
     let class = node.layer.class_name();
+    let name = local_name(scope, &node.name);
     let mut config = match keras {
         KerasVersion::Keras2 => node.layer.keras_config(),
         KerasVersion::Keras3 => node.layer.keras3_config(),
     };
     let map = config.as_object_mut().expect("layer configs are objects");
-    map.insert("name".into(), json!(node.name));
+    map.insert("name".into(), json!(name));
     // InputLayer's constructor takes no `trainable` (and carries its own dtype).
     if class != "InputLayer" {
         map.insert("trainable".into(), json!(node.trainable));
         map.insert("dtype".into(), json!("float32"));
     }
+    // The call's own `training=`, where it is not what the layer inherits.
+    let kwargs = match node.call_training {
+        Some(training) if node.call_training != inherited_training(model.nested_models(), scope) => json!({ "training": training }),
+        _ => json!({}),
+    };
     match keras {
         KerasVersion::Keras2 => {
-            let inbound: Vec<Value> = node.inbound.iter().map(|id| json!([model.node(*id).name, 0, 0, {}])).collect();
+            let inbound: Vec<Value> = node
+                .inbound
+                .iter()
+                .map(|id| {
+                    let (input, node_index) = reference(model, scope, *id, keras);
+                    json!([input, node_index, 0, kwargs])
+                })
+                .collect();
             json!({
                 "class_name": class,
                 "config": config,
-                "name": node.name,
+                "name": name,
                 "inbound_nodes": if inbound.is_empty() { json!([]) } else { json!([inbound]) },
             })
         }
         KerasVersion::Keras3 => {
-            let tensor = |id: &NodeId| {
-                let input = model.node(*id);
-                json!({
-                    "class_name": "__keras_tensor__",
-                    "config": { "shape": batch_shape(&input.output_shape), "dtype": "float32", "keras_history": [input.name, 0, 0] }
-                })
-            };
-            let inputs: Vec<Value> = node.inbound.iter().map(tensor).collect();
+            let inputs: Vec<Value> = node.inbound.iter().map(|id| keras_tensor(model, scope, *id)).collect();
             // A merge takes its inputs as one list argument; other layers one tensor.
             let args = match inputs.len() {
                 0 => None,
@@ -368,8 +529,8 @@ fn layer_entry(model: &Model, node: &Node, keras: KerasVersion) -> Value {
                 "class_name": class,
                 "config": config,
                 "registered_name": null,
-                "name": node.name,
-                "inbound_nodes": args.map_or(json!([]), |args| json!([{ "args": args, "kwargs": {} }])),
+                "name": name,
+                "inbound_nodes": args.map_or(json!([]), |args| json!([{ "args": args, "kwargs": kwargs }])),
             });
             let input_shapes: Vec<Value> = node.inbound.iter().map(|id| batch_shape(&model.node(*id).output_shape)).collect();
             if !input_shapes.is_empty() {

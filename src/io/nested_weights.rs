@@ -68,11 +68,19 @@ fn copy_layer(layer: &SavedLayer, name: String, weights: Vec<&SavedWeight>) -> S
     SavedLayer { name, weights, keras3_group: layer.keras3_group.clone() }
 }
 
-/// An error if `model` nests a model, which the Keras writers cannot write yet (`format`:
-/// what was asked for, e.g. "a tf.keras .h5 file").
+/// An error if `model` nests a model the Keras writers cannot write yet (`format`: what was
+/// asked for, e.g. "a tf.keras .h5 file"): a `Sequential` one, or one whose call takes several
+/// tensors.
 pub fn refuse_nested_models(model: &Model, format: &'static str) -> anyhow::Result<()> {
-    match model.nested_models().first() {
-        Some(nested) => Err(Error::NestedModelNotWritable { model: model.name.clone(), nested: nested.path.clone(), format }.into()),
+    let not_writable = model.nested_models().iter().find(|nested| nested.class_name == "Sequential" || nested.input_names.len() > 1);
+    match not_writable {
+        Some(nested) => Err(Error::NestedModelNotWritable {
+            model: model.name.clone(),
+            nested: nested.path.clone(),
+            class: nested.class_name.clone(),
+            format,
+        }
+        .into()),
         None => Ok(()),
     }
 }

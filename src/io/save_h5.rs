@@ -19,8 +19,9 @@ use super::model_config::model_config;
 use super::nested_weights::refuse_nested_models;
 use super::optimizer_weights::write_optimizer_weights;
 use super::subclassed_resnet::TutorialResnet;
+use crate::graph::nesting::{placement, Placement, PATH_SEPARATOR};
 use crate::graph::optimizer_state::SavedOptimizerState;
-use crate::graph::{KerasVersion, Model};
+use crate::graph::{KerasVersion, Model, Node};
 use crate::layers::Weight;
 use crate::train::compile::TrainingConfig;
 
@@ -66,22 +67,40 @@ pub fn save_weights_h5(model: &Model, path: &Path) -> Result<()> {
     build().and_then(|bytes| write_bytes_atomically(path, &bytes)).with_context(|| format!("saving the weights of model '{}'", model.name))
 }
 
+/// One group per layer of the outer model, as tf.keras writes them: a layer's weights named
+/// `<layer>/<weight>:0`; a nested model's group holding all its layers' weights, each named by
+/// its own layer (`conv1_conv/kernel:0`).
 fn write_weight_groups(model: &Model, root: &Group) -> Result<()> {
     write_str_attr(root, "backend", "tensorflow")?;
     write_str_attr(root, "keras_version", KERAS_FORMAT_VERSION)?;
-    let names: Vec<&str> = model.layers().iter().map(|n| n.name.as_str()).collect();
-    write_str_list_attr(root, "layer_names", &names)?;
+    let mut entries: Vec<(&str, Vec<&Node>)> = Vec::new();
     for node in model.layers() {
-        let group = root.create_group(&node.name)?;
-        let weights = node.layer.weights();
+        let name = match placement(model.nested_models(), "", &node.name) {
+            Placement::In(nested) => nested.path.as_str(),
+            _ => node.name.as_str(),
+        };
+        match entries.iter_mut().find(|(entry, _)| *entry == name) {
+            Some((_, nodes)) => nodes.push(node),
+            None => entries.push((name, vec![node])),
+        }
+    }
+    write_str_list_attr(root, "layer_names", &entries.iter().map(|(name, _)| *name).collect::<Vec<_>>())?;
+    for (name, nodes) in entries {
+        let group = root.create_group(name)?;
+        let weights: Vec<(String, Weight)> = nodes
+            .iter()
+            .flat_map(|node| {
+                let own_name = node.name.rsplit(PATH_SEPARATOR).next().unwrap_or(&node.name);
+                node.layer.weights().into_iter().map(move |w| (format!("{own_name}/{}:0", w.name), w))
+            })
+            .collect();
         if weights.is_empty() {
             // What Keras writes for a layer without weights: an empty float64 array.
             group.new_attr::<f64>().shape([0]).create("weight_names")?;
             continue;
         }
-        let full_names: Vec<String> = weights.iter().map(|w| format!("{}/{}:0", node.name, w.name)).collect();
-        write_str_list_attr(&group, "weight_names", &full_names.iter().map(String::as_str).collect::<Vec<_>>())?;
-        for (weight, full) in weights.iter().zip(&full_names) {
+        write_str_list_attr(&group, "weight_names", &weights.iter().map(|(full, _)| full.as_str()).collect::<Vec<_>>())?;
+        for (full, weight) in &weights {
             write_weight_dataset(&group, full, weight)?;
         }
     }

@@ -13,12 +13,14 @@ use serde_json::{json, Value};
 
 use super::atomic::write_bytes_atomically;
 use super::hdf5_image::{create_in_memory, file_image};
-use super::load_weights::keras3_group_names;
+use super::load_weights::{keras3_group_path, keras3_groups};
 use super::model_config::model_config;
 use super::nested_weights::refuse_nested_models;
 use super::optimizer_weights::write_keras3_optimizer_vars;
 use super::save_h5::{write_str_attr, write_weight_dataset};
 use super::subclassed_resnet::TutorialResnet;
+use crate::graph::naming::AutoNamer;
+use crate::graph::nesting::PATH_SEPARATOR;
 use crate::graph::optimizer_state::SavedOptimizerState;
 use crate::graph::{KerasVersion, Model};
 use crate::train::compile::TrainingConfig;
@@ -86,13 +88,23 @@ fn keras3_config(model: &Model) -> Result<Value> {
 
 /// The model's weights in Keras 3's `model.weights.h5` layout, into `file`.
 fn write_weights(model: &Model, file: &hdf5::File) -> Result<()> {
-    let groups = keras3_group_names(model);
+    let (groups, nested_groups) = keras3_groups(model);
     let by_layer: std::collections::HashMap<&str, &str> = groups.iter().map(|(g, l)| (l.as_str(), g.as_str())).collect();
     let layers = file.create_group("layers")?;
+    // A nested model: a group with its own (empty) vars, and its input layers' groups inside.
+    for nested in model.nested_models() {
+        let group = &nested_groups[&nested.path];
+        let vars = group_at(&layers, &format!("{group}/vars"))?;
+        write_str_attr(&vars, "name", nested.name())?;
+        for position in 0..nested.input_names.len().max(1) {
+            let input = AutoNamer::new(KerasVersion::Keras3).nth("InputLayer", position);
+            let vars = group_at(&layers, &format!("{}/vars", keras3_group_path(group, &input)))?;
+            write_str_attr(&vars, "name", nested.input_names.get(position).map_or("input_layer", String::as_str))?;
+        }
+    }
     for node in model.layers() {
-        let group = layers.create_group(by_layer[node.name.as_str()])?;
-        let vars = group.create_group("vars")?;
-        write_str_attr(&vars, "name", &node.name)?;
+        let vars = group_at(&layers, &format!("{}/vars", by_layer[node.name.as_str()]))?;
+        write_str_attr(&vars, "name", node.name.rsplit(PATH_SEPARATOR).next().unwrap_or(&node.name))?;
         for (index, weight) in node.layer.weights().iter().enumerate() {
             write_weight_dataset(&vars, &index.to_string(), weight)?;
         }
@@ -100,4 +112,16 @@ fn write_weights(model: &Model, file: &hdf5::File) -> Result<()> {
     let root_vars = file.create_group("vars")?;
     write_str_attr(&root_vars, "name", &model.name)?;
     Ok(())
+}
+
+/// The group at `path` below `root`, made with the groups on the way if missing.
+fn group_at(root: &hdf5::Group, path: &str) -> Result<hdf5::Group> {
+    let mut group = root.clone();
+    for part in path.split('/') {
+        group = match group.group(part) {
+            Ok(existing) => existing,
+            Err(_) => group.create_group(part)?,
+        };
+    }
+    Ok(group)
 }
