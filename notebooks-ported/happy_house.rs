@@ -73,6 +73,7 @@ fn main() -> Result<()> {
         loss: Loss::BinaryCrossentropy,
         accuracy: Some(Accuracy::for_loss(Loss::BinaryCrossentropy)),
         style: CrossEntropyStyle::TfKeras,
+        from_logits: false,
     };
     let mut optimizer = Optimizer::new(OptimizerConfig::Adam { learning_rate: 0.001, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8 });
     let options = FitOptions { epochs, batch_size: 16, ..Default::default() };

@@ -1132,6 +1132,34 @@ def fixture_nested_models(folder: str) -> None:
     y, y_keras3 = inference(model, x), inference(keras3_model, x)
     np.testing.assert_allclose(y_keras3, y, atol=1e-5)
     write_io(folder, x=x, y=y, y_keras3=y_keras3)
+    nested_training(folder, rng)
+
+
+def nested_training(folder: str, rng: np.random.Generator, seeds: int = 5) -> None:
+    """Training the guide's model as the guide compiles it (Adam(1e-3), sparse categorical
+    cross-entropy from_logits, accuracy), base frozen, one epoch of 64 images in batches of 32,
+    no shuffle, with `seeds` seeds: Dropout makes each run's loss differ, and their spread is
+    Keras's own run-to-run spread. train_initial.h5: the compiled model before training;
+    train.h5: x, y (labels), loss (one per seed). Checks that the base's BatchNorm statistics
+    do not move (training=False at its call)."""
+    x = rng.uniform(0.0, 255.0, (64, 64, 64, 3)).astype("float32")
+    y = rng.integers(0, 3, 64)
+    losses = []
+    for seed in range(seeds):
+        model = tf_keras.models.load_model(os.path.join(folder, "model.h5"), compile=False)
+        tf_keras.utils.set_random_seed(seed)
+        model.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
+                      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        if seed == 0:
+            model.save(os.path.join(folder, "train_initial.h5"))
+        bn = model.get_layer("resnet50").get_layer("conv5_block3_3_bn")
+        before = bn.moving_mean.numpy().copy()
+        history = model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+        assert np.array_equal(before, bn.moving_mean.numpy()), "the frozen base's BatchNorm moved"
+        losses.append(history.history["loss"][0])
+    with h5py.File(os.path.join(folder, "train.h5"), "w") as f:
+        f["x"], f["y"] = x, y.astype("float32")
+        f["loss"] = np.array(losses, dtype="float64")
 
 
 # --- Keras runs that tests used to start themselves (TensorFlow takes seconds to import, and

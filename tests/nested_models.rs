@@ -4,11 +4,17 @@
 
 mod common;
 
+use std::sync::atomic::AtomicBool;
+
 use tch::Device;
 
 use common::keras_fixture;
 use common::parity::{assert_close, read_tensor};
 use keras_tch::io::load_model;
+use keras_tch::train::compile::TrainingConfig;
+use keras_tch::train::fit::{fit, FitOptions};
+use keras_tch::train::freeze::{freeze, FreezeSpec};
+use keras_tch::train::optimizer::Optimizer;
 
 /// Both files rebuild into the same graph, give Keras's outputs, and keep the base frozen.
 #[test]
@@ -127,4 +133,102 @@ fn unsupported_nesting_is_a_clear_error() {
         format!("{:#}", rebuild(&outer(serde_json::json!({"class_name": "RandomFlip", "config": {"name": "random_flip"}}))).unwrap_err());
     assert!(err.contains("'block' (Sequential) of model 'outer'") && err.contains("'random_flip' (RandomFlip)"), "{err}");
     assert!(err.contains("layer class 'RandomFlip' is not supported"), "{err}");
+}
+
+/// Training the guide's model as the guide compiles it (Adam, sparse categorical cross-entropy
+/// `from_logits=True`), base frozen, for an epoch: the losses fall inside Keras's own run-to-run
+/// spread (Dropout draws differ run to run; scripts/keras_fixtures.py ran 5 seeds), and the
+/// base's BatchNorm statistics do not move, as in Keras.
+#[test]
+fn training_the_guide_model_gives_keras_losses_and_keeps_the_base() {
+    let Some(fixture) = keras_fixture("nested_models") else { return };
+    let train = fixture.join("train.h5");
+    let (x, y) = (read_tensor(&train, "x"), read_tensor(&train, "y").reshape([-1, 1]));
+    let keras: Vec<f64> = Vec::try_from(read_tensor(&train, "loss")).unwrap();
+    let (low, high) = keras.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &l| (lo.min(l), hi.max(l)));
+    let mut ours = Vec::new();
+    let mut trained = None;
+    for seed in 0..keras.len() as u64 {
+        let mut model = load_model(&fixture.join("train_initial.h5"), Device::Cpu).unwrap();
+        let training = TrainingConfig::from_keras(model.training_config.as_ref().unwrap()).unwrap();
+        assert!(training.compile.from_logits, "the guide's loss reads logits");
+        let before = model.keras_weight("resnet50/conv5_block3_3_bn", "moving_mean").unwrap();
+        keras_tch::layers::init::seed(seed);
+        let mut optimizer = Optimizer::new(training.optimizer);
+        let options = FitOptions { epochs: 1, batch_size: 32, shuffle: false, verbose: 0, ..Default::default() };
+        let history = fit(&mut model, &training.compile, &mut optimizer, &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
+        ours.push(history.get("loss").unwrap()[0]);
+        let after = model.keras_weight("resnet50/conv5_block3_3_bn", "moving_mean").unwrap();
+        assert!(before.equal(&after), "seed {seed}: the frozen base's BatchNorm moved");
+        trained = Some(model);
+    }
+    let spread = high - low;
+    let mean = ours.iter().sum::<f64>() / ours.len() as f64;
+    println!("losses here {ours:?} (mean {mean}); Keras {keras:?}");
+    assert!(ours.iter().all(|l| (low - spread..=high + spread).contains(l)), "ours {ours:?}, Keras {keras:?}");
+    assert!((low..=high).contains(&mean), "our mean {mean} outside Keras's {low}..{high}");
+
+    // Saved after training, the model compiles in each Keras with its from_logits loss.
+    let Some(python) = common::keras_python() else { return };
+    let dir = common::scratch_dir("nested-trained");
+    let trained = trained.unwrap();
+    let (h5, archive) = (dir.join("trained.h5"), dir.join("trained.keras"));
+    keras_tch::io::save_model_h5(&trained, &h5).unwrap();
+    keras_tch::io::save_model_keras(&trained, &archive).unwrap();
+    for (loader, file) in [("tf_keras", &h5), ("keras3", &archive)] {
+        let args = ["--loader".as_ref(), loader.as_ref(), "--model".as_ref(), file.as_os_str(), "--compile".as_ref()];
+        let (keras_y, line) = common::parity::keras_check(&python, &args, &train, &dir.join(format!("y_{loader}.h5")));
+        assert!(line.trim_end().ends_with(" Adam"), "{loader} compiled {}: {line}", file.display());
+        assert_close(&format!("{} in {loader}", file.display()), &keras_y, &trained.predict(&x).unwrap());
+    }
+}
+
+/// Freezing reaches inside the nested model: by its name (a prefix), by an inner layer's own
+/// name, and by ResNet stage.
+#[test]
+fn freezing_rules_reach_inside_the_nested_model() {
+    let Some(fixture) = keras_fixture("nested_models") else { return };
+    let unfrozen = || {
+        let mut model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+        for name in model.layers().iter().map(|n| n.name.clone()).collect::<Vec<_>>() {
+            model.set_trainable(&name, true).unwrap();
+        }
+        model
+    };
+    let frozen = |spec: FreezeSpec| freeze(&mut unfrozen(), &spec).unwrap();
+    let whole = frozen(FreezeSpec { patterns: vec!["resnet50".into()], ..Default::default() });
+    assert_eq!(whole.len(), 174, "every layer of the base, its input aside: {whole:?}");
+    let until = frozen(FreezeSpec { until: Some("conv4_block6_out".into()), ..Default::default() });
+    assert_eq!(until.last().map(String::as_str), Some("resnet50/conv4_block6_out"));
+    let stages = frozen(FreezeSpec { stages: Some(4), ..Default::default() });
+    assert_eq!(stages.last(), until.last(), "stages 1-4 end where conv4 ends");
+}
+
+/// `transfer --base` on the guide's file: the base keeps its nesting and its own Rescaling
+/// (so images go in as 0-255 pixels), the head is replaced, and the saved model is nested too.
+#[test]
+fn transfer_takes_the_guide_model_as_its_base() {
+    let Some(fixture) = keras_fixture("nested_models") else { return };
+    let Some(data) = common::shared_data("train_catvnoncat.h5") else { return };
+    let dir = common::scratch_dir("nested-transfer");
+    let save = dir.join("cat.h5");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keras-tch"))
+        .args("transfer --epochs 1 --limit 32 --verbose 0 --device cpu".split(' '))
+        .arg("--base")
+        .arg(fixture.join("model.h5"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .arg("--save")
+        .arg(&save)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("preprocess_input mode 'none'"), "{stdout}");
+    assert!(stdout.contains("dropped global_average_pooling2d, dropout, dense"), "{stdout}");
+    let saved = load_model(&save, Device::Cpu).unwrap();
+    assert_eq!(saved.nested_models().iter().map(|n| n.path.as_str()).collect::<Vec<_>>(), ["resnet50"]);
+    assert!(saved.layer("resnet50/conv1_conv").is_ok_and(|conv| !conv.trainable));
 }

@@ -73,7 +73,9 @@ pub struct TransferArgs {
     /// Input size H,W for folder images (default: the base's input size; 224,224 for checkpoints)
     #[arg(long, value_parser = super::image_inputs::parse_size, value_name = "H,W")]
     pub target_size: Option<[u32; 2]>,
-    /// preprocess_input mode (default: caffe for ImageNet checkpoints, scale255 for model files)
+    /// preprocess_input mode (default: caffe for ImageNet checkpoints; none for a model that starts
+    /// with its own Rescaling layer, as Keras's transfer-learning guide builds it; scale255 for other
+    /// model files)
     #[arg(long, value_enum)]
     pub preprocess: Option<PreprocessMode>,
     /// Where histories, curves and checkpoints go (default: runs/<model>)
@@ -135,7 +137,11 @@ pub fn run(args: &TransferArgs) -> Result<()> {
     if args.run.report.report.is_some() && validation.is_none() {
         bail!("--report needs validation data (--validation-data, --validation-split, or a test_*.h5 beside a course file)");
     }
-    let mode = args.preprocess.unwrap_or(if base.imagenet_checkpoint { PreprocessMode::Caffe } else { PreprocessMode::Scale255 });
+    let mode = args.preprocess.unwrap_or(match (base.imagenet_checkpoint, base.model.rescales_its_input()) {
+        (true, _) => PreprocessMode::Caffe,
+        (false, true) => PreprocessMode::None,
+        (false, false) => PreprocessMode::Scale255,
+    });
     println!(
         "Data: {} training image(s){}, classes {:?}; preprocess_input mode '{}'",
         train.len(),

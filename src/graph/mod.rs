@@ -108,6 +108,12 @@ impl Model {
         self.vs.device()
     }
 
+    /// Whether the model scales its own pixels: a `Rescaling` layer reads an input directly (as
+    /// in Keras's transfer-learning guide), so images go in as they are, 0-255.
+    pub fn rescales_its_input(&self) -> bool {
+        self.nodes.iter().any(|node| node.layer.class_name() == "Rescaling" && node.inbound.iter().any(|id| self.inputs.contains(id)))
+    }
+
     /// The models nested in this one as layers (see [`nesting`]), outermost first.
     pub fn nested_models(&self) -> &[nesting::NestedModel] {
         &self.nested

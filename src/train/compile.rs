@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use tch::Tensor;
 
 use super::losses::{CrossEntropyStyle, Loss};
 use super::optimizer::OptimizerConfig;
@@ -33,6 +34,10 @@ pub struct CompileConfig {
     pub loss: Loss,
     pub accuracy: Option<Accuracy>,
     pub style: CrossEntropyStyle,
+    /// Keras's `from_logits=True`: the model's output is the logits the loss reads (the model
+    /// ends without softmax or sigmoid, as Keras's transfer-learning guide builds it). Accuracy
+    /// is still computed on the output itself, as Keras's metrics are.
+    pub from_logits: bool,
 }
 
 impl CompileConfig {
@@ -61,7 +66,7 @@ impl CompileConfig {
                 }
             }
         };
-        Ok(Self { loss, accuracy: Some(Accuracy::for_loss(loss)), style })
+        Ok(Self { loss, accuracy: Some(Accuracy::for_loss(loss)), style, from_logits: false })
     }
 
     /// Refuse a model whose output cannot express `classes` classes under this loss (a
@@ -111,12 +116,43 @@ impl CompileConfig {
     /// tf.keras's `training_config` for this compile and optimizer (saved in `.h5` files).
     pub fn training_config(&self, optimizer: &OptimizerConfig) -> Value {
         json!({
-            "loss": self.loss.keras_name(),
+            "loss": self.loss_config(KerasVersion::Keras2),
             "metrics": if self.accuracy.is_some() { json!(["accuracy"]) } else { json!([]) },
             "weighted_metrics": null,
             "loss_weights": null,
             "optimizer_config": optimizer.keras_config(),
         })
+    }
+
+    /// The `loss` of a training configuration: its name, or with `from_logits` the loss
+    /// object's config, as Keras serializes `SparseCategoricalCrossentropy(from_logits=True)`.
+    pub fn loss_config(&self, keras: KerasVersion) -> Value {
+        if !self.from_logits {
+            return json!(self.loss.keras_name());
+        }
+        let class_name = self.loss.keras_class_name();
+        match keras {
+            KerasVersion::Keras2 => json!({
+                "class_name": class_name,
+                "config": { "name": self.loss.keras_name(), "from_logits": true, "reduction": "auto" },
+            }),
+            KerasVersion::Keras3 => json!({
+                "module": "keras.losses",
+                "class_name": class_name,
+                "config": { "name": self.loss.keras_name(), "from_logits": true, "reduction": "sum_over_batch_size" },
+                "registered_name": null,
+            }),
+        }
+    }
+
+    /// The logits the loss reads: the model's `output` itself with `from_logits`, else what
+    /// its last softmax or sigmoid had before it (`pre_activation`).
+    pub fn loss_logits(&self, output: &Tensor, pre_activation: Option<Tensor>) -> Option<Tensor> {
+        if self.from_logits {
+            Some(output.shallow_clone())
+        } else {
+            pre_activation
+        }
     }
 
     /// Read a tf.keras `training_config` or Keras 3 `compile_config`; files from either compute
@@ -132,9 +168,10 @@ impl CompileConfig {
                 .to_string(),
             other => anyhow::bail!("training configuration has an unreadable loss: {other}"),
         };
+        let from_logits = config["loss"]["config"]["from_logits"].as_bool().unwrap_or(false);
         let loss = Loss::from_keras_name(&loss).context("the file's training configuration")?;
         let wants_accuracy = asks_for_accuracy(&config["metrics"]);
-        Ok(Self { loss, accuracy: wants_accuracy.then(|| Accuracy::for_loss(loss)), style: CrossEntropyStyle::TfKeras })
+        Ok(Self { loss, accuracy: wants_accuracy.then(|| Accuracy::for_loss(loss)), style: CrossEntropyStyle::TfKeras, from_logits })
     }
 }
 
@@ -184,7 +221,7 @@ impl TrainingConfig {
                 optimizer["registered_name"] = Value::Null;
                 json!({
                     "optimizer": optimizer,
-                    "loss": self.compile.loss.keras_name(),
+                    "loss": self.compile.loss_config(KerasVersion::Keras3),
                     "loss_weights": null,
                     "metrics": if self.compile.accuracy.is_some() { json!(["accuracy"]) } else { json!(null) },
                     "weighted_metrics": null,

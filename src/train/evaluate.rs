@@ -91,6 +91,7 @@ fn evaluate_in_phase(
             let xb = xb.to_device(model.device());
             let yb = yb.to_device(model.device()).to_kind(Kind::Float);
             let (probs, logits) = model.forward_with_logits(&[&xb], train)?;
+            let logits = compile.loss_logits(&probs, logits);
             loss_sum += compile.loss.per_sample(compile.style, &yb, &probs, logits.as_ref()).sum(Kind::Double).double_value(&[]);
             if let Some(accuracy) = compile.accuracy {
                 correct += count_correct(accuracy, &yb, &probs);

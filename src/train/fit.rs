@@ -341,6 +341,7 @@ fn per_sample_loss(
     sample_weight: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
     let (probs, logits) = model.forward_with_logits(&[xb], true)?;
+    let logits = compile.loss_logits(&probs, logits);
     let per_sample = compile.loss.per_sample(compile.style, yb, &probs, logits.as_ref());
     let per_sample = match sample_weight {
         Some(weights) => per_sample * weights.to_device(probs.device()),

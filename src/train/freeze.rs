@@ -82,11 +82,26 @@ pub fn freeze(model: &mut Model, spec: &FreezeSpec) -> Result<Vec<String>> {
     Ok(frozen)
 }
 
+/// The layer called `name`; or, inside a nested model, the one layer whose own name it is
+/// (`conv4_block6_out` for `resnet50/conv4_block6_out`).
 fn position(names: &[String], name: &str) -> Result<usize> {
-    match names.iter().position(|n| n == name) {
-        Some(i) => Ok(i),
-        None => bail!("no layer named '{name}' (layers are named like '{}')", sample(names)),
+    if let Some(i) = names.iter().position(|n| n == name) {
+        return Ok(i);
     }
+    let inner: Vec<usize> = (0..names.len()).filter(|&i| own_name(&names[i]) == name).collect();
+    match inner[..] {
+        [i] => Ok(i),
+        [] => bail!("no layer named '{name}' (layers are named like '{}')", sample(names)),
+        _ => bail!(
+            "several nested layers are named '{name}': give the path ({})",
+            inner.iter().map(|&i| names[i].as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// A layer's own name, without the path of the nested model it is in.
+fn own_name(name: &str) -> &str {
+    name.rsplit(crate::graph::nesting::PATH_SEPARATOR).next().unwrap_or(name)
 }
 
 /// A few names, for error messages.
@@ -124,6 +139,7 @@ pub fn resnet_stages(layer_names: &[impl AsRef<str>]) -> Option<Vec<Option<usize
 /// `bn_conv1` / `res3b_branch2a` / `bn3b_branch2a`, the TF2 tutorial's `stem_bn` /
 /// `layer2_block1_conv1`. Only for a model known to be a ResNet: see [`resnet_stages`].
 fn resnet_stage(name: &str) -> Option<usize> {
+    let name = own_name(name);
     let digit_after = |prefix: &str| name.strip_prefix(prefix)?.chars().next()?.to_digit(10).map(|d| d as usize);
     if ["conv1", "bn_conv1", "pool1", "stem_"].iter().any(|p| name.starts_with(p)) {
         return Some(1);

@@ -44,6 +44,15 @@ impl Loss {
         })
     }
 
+    /// Keras's class of the loss (`keras.losses.CategoricalCrossentropy`, …).
+    pub fn keras_class_name(self) -> &'static str {
+        match self {
+            Loss::CategoricalCrossentropy => "CategoricalCrossentropy",
+            Loss::BinaryCrossentropy => "BinaryCrossentropy",
+            Loss::SparseCategoricalCrossentropy => "SparseCategoricalCrossentropy",
+        }
+    }
+
     pub fn keras_name(self) -> &'static str {
         match self {
             Loss::CategoricalCrossentropy => "categorical_crossentropy",
