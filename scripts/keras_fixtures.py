@@ -1099,14 +1099,19 @@ def fixture_googlenet(folder: str) -> None:
     table_fixture(folder, tf_keras.Model(x_in, x, name="googlenet"))
 
 
-def guide_model(keras):
+def guide_model(keras, augmentation: bool = False):
     """The model of Keras's transfer-learning guide, on a ResNet50 base (weights=None: nothing is
-    downloaded), without its random augmentation block: Rescaling, the whole base as one layer
+    downloaded): with `augmentation`, its random augmentation block (a Sequential of RandomFlip,
+    RandomRotation and RandomContrast) first; then Rescaling, the whole base as one layer
     called with training=False, GlobalAveragePooling2D, Dropout, Dense. Returns (model, base)."""
     base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(64, 64, 3))
     base.trainable = False
     inputs = keras.Input(shape=(64, 64, 3))
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1)(inputs)
+    x = inputs
+    if augmentation:
+        x = keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1),
+                              keras.layers.RandomContrast(0.2)], name="data_augmentation")(x)
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1)(x)
     x = base(x, training=False)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(0.2)(x)
@@ -1133,6 +1138,42 @@ def fixture_nested_models(folder: str) -> None:
     np.testing.assert_allclose(y_keras3, y, atol=1e-5)
     write_io(folder, x=x, y=y, y_keras3=y_keras3)
     nested_training(folder, rng)
+
+
+def fixture_nested_augmented(folder: str) -> None:
+    """The guide's model with its augmentation block (guide_model(augmentation=True)), saved by
+    tf.keras (model.h5) and Keras 3 (model.keras) with the same weights; io.h5: 'x', 'y'
+    (tf.keras, inference: the augmentation is the identity), 'y_keras3'."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    model, base = guide_model(tf_keras, augmentation=True)
+    randomize_bn_and_bias(base, rng)
+    randomize_bn_and_bias(model, rng)
+    x = rng.uniform(0.0, 255.0, (2, 64, 64, 3)).astype("float32")
+    model.save(os.path.join(folder, "model.h5"))
+    keras = keras3_session()
+    keras3_model, _ = guide_model(keras, augmentation=True)
+    keras3_model.set_weights(model.get_weights())
+    keras3_model.save(os.path.join(folder, "model.keras"))
+    y, y_keras3 = inference(model, x), inference(keras3_model, x)
+    np.testing.assert_allclose(y_keras3, y, atol=1e-5)
+    write_io(folder, x=x, y=y, y_keras3=y_keras3)
+
+
+def fixture_augmentation(folder: str) -> None:
+    """RandomRotation in training at fixed angles (factor (f, f): 90 and 36 degrees
+    counter-clockwise) on a non-square image, in each fill mode, by tf.keras and Keras 3;
+    io.h5: 'x' and '<keras>_<factor>_<fill_mode>'."""
+    import keras
+
+    x = (np.arange(2 * 6 * 8 * 3, dtype="float32").reshape(2, 6, 8, 3) * 7.0) % 97.0
+    arrays = {"x": x}
+    for version, module in [("keras3", keras), ("tf_keras", tf_keras)]:
+        for factor in (0.25, 0.1):
+            for fill in ("reflect", "constant", "nearest"):
+                layer = module.layers.RandomRotation((factor, factor), fill_mode=fill)
+                arrays[f"{version}_{factor}_{fill}"] = np.asarray(layer(x, training=True), dtype="float32")
+    write_io(folder, **arrays)
 
 
 def nested_training(folder: str, rng: np.random.Generator, seeds: int = 5) -> None:
@@ -1228,6 +1269,8 @@ FIXTURES = {
     "alexnet": fixture_alexnet,
     "googlenet": fixture_googlenet,
     "nested_models": fixture_nested_models,
+    "nested_augmented": fixture_nested_augmented,
+    "augmentation": fixture_augmentation,
     "callbacks": fixture_callbacks,
     "class_weight": fixture_class_weight,
 }

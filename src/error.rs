@@ -24,10 +24,10 @@ pub enum Error {
     #[error("{problem}")]
     InvalidConfigField { field: String, problem: String },
     /// A model holding another model as a layer that keras-tch cannot yet write in a Keras
-    /// format: a nested `Sequential`, or a nested model taking several inputs.
+    /// format: a nested model whose call takes several tensors.
     #[error(
-        "model '{model}' holds the {class} model '{nested}' as a layer: keras-tch writes nested Functional models of one \
-         input, not this one, as {format} yet (save as .safetensors to keep its weights)"
+        "model '{model}' holds the {class} model '{nested}' as a layer: keras-tch writes nested models of one input, \
+         not this one of several, as {format} yet (save as .safetensors to keep its weights)"
     )]
     NestedModelNotWritable { model: String, nested: String, class: String, format: &'static str },
     /// A file that is none of the formats keras-tch reads.

@@ -100,39 +100,50 @@ fn written_nested_models_load_in_keras_with_the_same_outputs() {
     }
 }
 
-/// What keras-tch cannot do yet with nesting is an error saying so: writing a nested
-/// `Sequential` to a Keras format (safetensors keeps the weights); and a layer it cannot
-/// rebuild inside a nested model is named with the nested model.
+/// What keras-tch cannot do yet with nesting is an error saying so: writing a nested model
+/// whose call takes several tensors to a Keras format (safetensors keeps the weights); and a
+/// layer it cannot rebuild inside a nested model is named with the nested model.
 #[test]
 fn unsupported_nesting_is_a_clear_error() {
-    let input = serde_json::json!({"class_name": "InputLayer", "name": "image",
-        "config": {"name": "image", "batch_input_shape": [null, 4]}, "inbound_nodes": []});
-    let outer = |inner: serde_json::Value| {
-        serde_json::json!({"class_name": "Functional", "config": {"name": "outer",
-            "layers": [input, {"class_name": "Sequential", "name": "block", "config": {"name": "block", "layers": [
-                {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 4]}}, inner]},
-             "inbound_nodes": [[["image", 0, 0, {}]]]}],
-            "input_layers": [["image", 0, 0]], "output_layers": [["block", 1, 0]]}})
+    let input = |name: &str| {
+        serde_json::json!({"class_name": "InputLayer", "name": name,
+            "config": {"name": name, "batch_input_shape": [null, 4]}, "inbound_nodes": []})
     };
     let rebuild = |config: &serde_json::Value| {
         keras_tch::io::model_config::model_from_config(config, keras_tch::layers::init::InitialWeights::KerasDefaults, Device::Cpu)
     };
-    let model = rebuild(&outer(serde_json::json!({"class_name": "Dense", "config": {"name": "fc", "units": 2}}))).unwrap();
+    // A nested model of two inputs: read, not written.
+    let pair = serde_json::json!({"class_name": "Functional", "config": {"name": "outer",
+        "layers": [input("a"), input("b"),
+            {"class_name": "Functional", "name": "pair", "config": {"name": "pair",
+                "layers": [input("x1"), input("x2"), {"class_name": "Dense", "name": "fc", "config": {"name": "fc", "units": 2},
+                    "inbound_nodes": [[["x2", 0, 0, {}]]]},
+                    {"class_name": "Concatenate", "name": "both", "config": {"name": "both"},
+                     "inbound_nodes": [[["x1", 0, 0, {}], ["fc", 0, 0, {}]]]}],
+                "input_layers": [["x1", 0, 0], ["x2", 0, 0]], "output_layers": [["both", 0, 0]]},
+             "inbound_nodes": [[["a", 0, 0, {}], ["b", 0, 0, {}]]]}],
+        "input_layers": [["a", 0, 0], ["b", 0, 0]], "output_layers": [["pair", 1, 0]]}});
+    let model = rebuild(&pair).unwrap();
+    assert_eq!(model.layer("pair/both").unwrap().output_shape, [6]);
     let dir = common::scratch_dir("nested-save");
     let err = format!("{:#}", keras_tch::io::save_model_h5(&model, &dir.join("model.h5")).unwrap_err());
-    assert!(err.contains("holds the Sequential model 'block' as a layer") && err.contains(".safetensors"), "{err}");
+    assert!(err.contains("holds the Functional model 'pair' as a layer") && err.contains(".safetensors"), "{err}");
     assert!(!dir.join("model.h5").exists(), "nothing written");
     let checkpoint = dir.join("model.safetensors");
     keras_tch::io::safetensors::save_safetensors(&model, &checkpoint).unwrap();
-    let mut reopened = rebuild(&outer(serde_json::json!({"class_name": "Dense", "config": {"name": "fc", "units": 2}}))).unwrap();
+    let mut reopened = rebuild(&pair).unwrap();
     keras_tch::io::load_weights(&mut reopened, &checkpoint, &Default::default()).unwrap();
-    assert!(reopened.keras_weight("block/fc", "kernel").unwrap().equal(&model.keras_weight("block/fc", "kernel").unwrap()));
+    assert!(reopened.keras_weight("pair/fc", "kernel").unwrap().equal(&model.keras_weight("pair/fc", "kernel").unwrap()));
 
-    // A class keras-tch does not rebuild, inside the nested model (the guide's augmentation).
-    let err =
-        format!("{:#}", rebuild(&outer(serde_json::json!({"class_name": "RandomFlip", "config": {"name": "random_flip"}}))).unwrap_err());
-    assert!(err.contains("'block' (Sequential) of model 'outer'") && err.contains("'random_flip' (RandomFlip)"), "{err}");
-    assert!(err.contains("layer class 'RandomFlip' is not supported"), "{err}");
+    // A class keras-tch does not rebuild, inside a nested Sequential.
+    let block = serde_json::json!({"class_name": "Functional", "config": {"name": "outer",
+        "layers": [input("image"), {"class_name": "Sequential", "name": "block", "config": {"name": "block", "layers": [
+                input("in"), {"class_name": "RandomZoom", "config": {"name": "random_zoom", "height_factor": 0.1}}]},
+             "inbound_nodes": [[["image", 0, 0, {}]]]}],
+        "input_layers": [["image", 0, 0]], "output_layers": [["block", 1, 0]]}});
+    let err = format!("{:#}", rebuild(&block).unwrap_err());
+    assert!(err.contains("'block' (Sequential) of model 'outer'") && err.contains("'random_zoom' (RandomZoom)"), "{err}");
+    assert!(err.contains("layer class 'RandomZoom' is not supported"), "{err}");
 }
 
 /// Training the guide's model as the guide compiles it (Adam, sparse categorical cross-entropy

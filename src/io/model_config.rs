@@ -437,8 +437,12 @@ fn nested_entry(model: &Model, nested: &NestedModel, keras: KerasVersion) -> Val
             let tensors: Vec<Value> = inputs.iter().map(|id| keras_tensor(model, parent, *id)).collect();
             let args = if tensors.len() == 1 { json!([tensors[0]]) } else { json!([tensors]) };
             let shapes: Vec<Value> = inputs.iter().map(|id| batch_shape(&model.node(*id).output_shape)).collect();
+            let mut body = body;
+            if class == "Sequential" {
+                body["build_input_shape"] = shapes.first().cloned().unwrap_or(Value::Null);
+            }
             json!({
-                "module": "keras.src.models.functional",
+                "module": if class == "Sequential" { "keras.src.models.sequential" } else { "keras.src.models.functional" },
                 "class_name": class,
                 "config": body,
                 "registered_name": class,

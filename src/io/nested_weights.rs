@@ -69,10 +69,9 @@ fn copy_layer(layer: &SavedLayer, name: String, weights: Vec<&SavedWeight>) -> S
 }
 
 /// An error if `model` nests a model the Keras writers cannot write yet (`format`: what was
-/// asked for, e.g. "a tf.keras .h5 file"): a `Sequential` one, or one whose call takes several
-/// tensors.
+/// asked for, e.g. "a tf.keras .h5 file"): one whose call takes several tensors.
 pub fn refuse_nested_models(model: &Model, format: &'static str) -> anyhow::Result<()> {
-    let not_writable = model.nested_models().iter().find(|nested| nested.class_name == "Sequential" || nested.input_names.len() > 1);
+    let not_writable = model.nested_models().iter().find(|nested| nested.input_names.len() > 1);
     match not_writable {
         Some(nested) => Err(Error::NestedModelNotWritable {
             model: model.name.clone(),

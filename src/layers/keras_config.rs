@@ -26,6 +26,11 @@ impl<'a> KerasConfig<'a> {
         Self { class_name, value }
     }
 
+    /// The whole config object, as read.
+    pub fn whole(&self) -> &'a Value {
+        self.value
+    }
+
     /// The raw value under `key` (`Null` when absent).
     pub fn get(&self, key: &str) -> &'a Value {
         &self.value[key]

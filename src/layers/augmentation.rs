@@ -1,0 +1,261 @@
+//! Keras's random image augmentation layers (`keras/src/layers/preprocessing/random_flip.py`,
+//! `random_rotation.py`, `random_contrast.py`), as Keras's transfer-learning guide puts them
+//! in front of a base: the identity at inference; in training, a random transform per image,
+//! drawn from libtorch's generator (seeded by `--seed` / [`super::init::seed`]).
+//!
+//! The draws are Keras's distributions, not its numbers: Keras and libtorch have different
+//! generators, so a given image gets another flip or angle here than in Keras.
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+use tch::{Kind, Tensor};
+
+use super::keras_config::{invalid, KerasConfig};
+use super::registry::FromKerasConfig;
+use super::{image_input, Layer, Shape};
+
+/// Keras's `factor`: a number `f` meaning `[-f, f]`, or a pair `[lower, upper]`.
+fn factor_range(config: &KerasConfig, key: &str) -> Result<(f64, f64)> {
+    let range = match config.get(key) {
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            (-f.abs(), f.abs())
+        }
+        Value::Array(pair) if pair.len() == 2 => match (pair[0].as_f64(), pair[1].as_f64()) {
+            (Some(lower), Some(upper)) => (lower, upper),
+            _ => return Err(invalid(key, format!("{key} must be a number or a pair of numbers, got {}", config.get(key)))),
+        },
+        other => return Err(invalid(key, format!("{key} must be a number or a pair of numbers, got {other}"))),
+    };
+    if !(range.0.is_finite() && range.1.is_finite() && range.0 <= range.1) {
+        return Err(invalid(key, format!("{key} must give lower <= upper, got {}", config.get(key))));
+    }
+    Ok(range)
+}
+
+/// One uniform draw per image in `[lower, upper)`, shaped (N, 1, 1, 1).
+fn per_image_uniform(xs: &Tensor, (lower, upper): (f64, f64)) -> Tensor {
+    let n = xs.size()[0];
+    Tensor::rand([n, 1, 1, 1], (Kind::Float, xs.device())) * (upper - lower) + lower
+}
+
+/// `RandomFlip(mode)`: in training, each image mirrored left-right and/or top-bottom with
+/// probability 1/2 per axis.
+#[derive(Debug, Clone)]
+pub struct RandomFlip {
+    pub horizontal: bool,
+    pub vertical: bool,
+    /// Keras's `seed` as the file gave it (written back; the draws here use libtorch's generator).
+    seed: Value,
+}
+
+impl FromKerasConfig for RandomFlip {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        let mode = config.get("mode").as_str().unwrap_or("horizontal_and_vertical");
+        let (horizontal, vertical) = match mode {
+            "horizontal" => (true, false),
+            "vertical" => (false, true),
+            "horizontal_and_vertical" => (true, true),
+            other => {
+                return Err(invalid(
+                    "mode",
+                    format!("RandomFlip's mode must be horizontal, vertical or horizontal_and_vertical, got '{other}'"),
+                ))
+            }
+        };
+        Ok(Self { horizontal, vertical, seed: config.get("seed").clone() })
+    }
+}
+
+impl Layer for RandomFlip {
+    fn class_name(&self) -> &'static str {
+        "RandomFlip"
+    }
+
+    fn keras_config(&self) -> Value {
+        let mode = match (self.horizontal, self.vertical) {
+            (true, false) => "horizontal",
+            (false, true) => "vertical",
+            _ => "horizontal_and_vertical",
+        };
+        json!({ "mode": mode, "seed": self.seed })
+    }
+
+    fn keras3_config(&self) -> Value {
+        channels_last(self.keras_config())
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(image_input(self.class_name(), inputs)?.to_vec())
+    }
+
+    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
+        let mut xs = inputs[0].shallow_clone();
+        if !train {
+            return xs;
+        }
+        // NCHW inside the graph: width is axis 3, height axis 2.
+        for (flip, axis) in [(self.horizontal, 3), (self.vertical, 2)] {
+            if flip {
+                let chosen = per_image_uniform(&xs, (0.0, 1.0)).lt(0.5);
+                xs = xs.flip([axis]).where_self(&chosen, &xs);
+            }
+        }
+        xs
+    }
+}
+
+/// `RandomRotation(factor)`: in training, each image rotated about its centre by an angle drawn
+/// uniformly from `factor × 2π` (counter-clockwise for positive angles), resampled bilinearly
+/// (or nearest), the corners filled as `fill_mode` says.
+#[derive(Debug, Clone)]
+pub struct RandomRotation {
+    pub range: (f64, f64),
+    nearest: bool,
+    /// grid_sample's padding mode: 0 zeros (`constant` with fill_value 0), 1 border
+    /// (`nearest`), 2 reflection (`reflect`).
+    padding_mode: i64,
+    seed: Value,
+}
+
+impl FromKerasConfig for RandomRotation {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        let range = factor_range(config, "factor")?;
+        let padding_mode = match config.get("fill_mode").as_str().unwrap_or("reflect") {
+            "reflect" => 2,
+            "nearest" => 1,
+            "constant" if config.f64_or("fill_value", 0.0)? == 0.0 => 0,
+            other => bail!(
+                "RandomRotation's fill_mode '{other}' (with fill_value {}) is not supported here (reflect, nearest, constant 0)",
+                config.get("fill_value")
+            ),
+        };
+        let nearest = match config.get("interpolation").as_str().unwrap_or("bilinear") {
+            "bilinear" => false,
+            "nearest" => true,
+            other => {
+                return Err(invalid("interpolation", format!("RandomRotation's interpolation must be bilinear or nearest, got '{other}'")))
+            }
+        };
+        Ok(Self { range, nearest, padding_mode, seed: config.get("seed").clone() })
+    }
+}
+
+impl Layer for RandomRotation {
+    fn class_name(&self) -> &'static str {
+        "RandomRotation"
+    }
+
+    fn keras_config(&self) -> Value {
+        let fill_mode = ["constant", "nearest", "reflect"][self.padding_mode as usize];
+        json!({
+            "factor": [self.range.0, self.range.1],
+            "fill_mode": fill_mode,
+            "fill_value": 0.0,
+            "interpolation": if self.nearest { "nearest" } else { "bilinear" },
+            "seed": self.seed,
+        })
+    }
+
+    fn keras3_config(&self) -> Value {
+        channels_last(self.keras_config())
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(image_input(self.class_name(), inputs)?.to_vec())
+    }
+
+    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
+        let xs = inputs[0];
+        if !train {
+            return xs.shallow_clone();
+        }
+        let size = xs.size();
+        let (n, height, width) = (size[0], size[2] as f64, size[3] as f64);
+        let angle = per_image_uniform(xs, (self.range.0 * std::f64::consts::TAU, self.range.1 * std::f64::consts::TAU)).reshape([n]);
+        let (cos, sin) = (angle.cos(), angle.sin());
+        let zero = Tensor::zeros([n], (Kind::Float, xs.device()));
+        // Output pixel p samples the input at R(-angle)·p in pixels (y pointing down), written in
+        // grid_sample's coordinates, which run from -1 to 1 across the width and the height.
+        let theta = Tensor::stack(
+            &[Tensor::stack(&[&cos, &(-&sin * (height / width)), &zero], 1), Tensor::stack(&[&(&sin * (width / height)), &cos, &zero], 1)],
+            1,
+        );
+        let grid = Tensor::affine_grid_generator(&theta, size.as_slice(), false);
+        Tensor::grid_sampler(&xs.to_kind(Kind::Float), &grid, if self.nearest { 1 } else { 0 }, self.padding_mode, false)
+    }
+}
+
+/// `RandomContrast(factor)`: in training, each image's channels moved away from (or towards)
+/// their mean by a factor drawn from `[1 − lower, 1 + upper]` (a number `f` is `[1 − f, 1 + f]`,
+/// as tf.keras reads it; Keras 3 writes the pair it made of it, `[0, f]` for `f`), then clipped
+/// to `value_range`.
+#[derive(Debug, Clone)]
+pub struct RandomContrast {
+    /// The factor's range.
+    pub range: (f64, f64),
+    pub value_range: (f64, f64),
+    seed: Value,
+}
+
+impl FromKerasConfig for RandomContrast {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        let range = match config.get("factor") {
+            Value::Array(pair) if pair.len() == 2 => match (pair[0].as_f64(), pair[1].as_f64()) {
+                (Some(lower), Some(upper)) => (1.0 - lower, 1.0 + upper),
+                _ => return Err(invalid("factor", format!("RandomContrast's factor must be numbers, got {}", config.get("factor")))),
+            },
+            _ => {
+                let f = config.f64_or("factor", f64::NAN)?;
+                (1.0 - f, 1.0 + f)
+            }
+        };
+        if !(range.0.is_finite() && range.1.is_finite() && 0.0 <= range.0 && range.0 <= range.1) {
+            return Err(invalid(
+                "factor",
+                format!("RandomContrast's factor must give 0 <= 1 - lower <= 1 + upper, got {}", config.get("factor")),
+            ));
+        }
+        let value_range = match config.get("value_range") {
+            Value::Array(pair) if pair.len() == 2 => (pair[0].as_f64().unwrap_or(0.0), pair[1].as_f64().unwrap_or(255.0)),
+            _ => (0.0, 255.0),
+        };
+        Ok(Self { range, value_range, seed: config.get("seed").clone() })
+    }
+}
+
+impl Layer for RandomContrast {
+    fn class_name(&self) -> &'static str {
+        "RandomContrast"
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({ "factor": [1.0 - self.range.0, self.range.1 - 1.0], "seed": self.seed })
+    }
+
+    fn keras3_config(&self) -> Value {
+        let mut config = channels_last(self.keras_config());
+        config["value_range"] = json!([self.value_range.0, self.value_range.1]);
+        config
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(image_input(self.class_name(), inputs)?.to_vec())
+    }
+
+    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
+        let xs = inputs[0];
+        if !train {
+            return xs.shallow_clone();
+        }
+        let factor = per_image_uniform(xs, self.range);
+        let mean = xs.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
+        ((xs - &mean) * factor + mean).clamp(self.value_range.0, self.value_range.1)
+    }
+}
+
+/// A tf.keras config as Keras 3 writes it: with `data_format`.
+fn channels_last(mut config: Value) -> Value {
+    config["data_format"] = json!("channels_last");
+    config
+}

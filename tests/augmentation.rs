@@ -1,0 +1,112 @@
+//! Keras's random augmentation layers (`RandomFlip`, `RandomRotation`, `RandomContrast`) against
+//! real Keras (scripts/keras_fixtures.py): the identity at inference — the transfer-learning
+//! guide's model with its augmentation block gives Keras's outputs, both formats — and in
+//! training Keras's transforms: rotations at fixed angles equal Keras's, pixel for pixel, in
+//! every fill mode; flips and contrast draws follow Keras's definitions.
+
+mod common;
+
+use serde_json::json;
+use tch::{Device, Kind, Tensor};
+
+use common::keras_fixture;
+use common::parity::{assert_close, read_tensor};
+use keras_tch::io::load_model;
+use keras_tch::layers::augmentation::{RandomContrast, RandomFlip, RandomRotation};
+use keras_tch::layers::keras_config::KerasConfig;
+use keras_tch::layers::registry::FromKerasConfig;
+use keras_tch::layers::Layer;
+
+/// NHWC in and out, as Keras; the layer runs on the graph's NCHW.
+fn run(layer: &dyn Layer, x: &Tensor, train: bool) -> Tensor {
+    layer.forward(&[&x.permute([0, 3, 1, 2])], train).permute([0, 2, 3, 1])
+}
+
+fn layer<L: FromKerasConfig>(class: &str, config: serde_json::Value) -> L {
+    L::from_keras_config(&KerasConfig::new(class, &config)).unwrap()
+}
+
+#[test]
+fn the_guide_model_with_its_augmentation_block_gives_keras_outputs() {
+    let Some(fixture) = keras_fixture("nested_augmented") else { return };
+    let io = fixture.join("io.h5");
+    let x = read_tensor(&io, "x");
+    for (file, y) in [("model.h5", "y"), ("model.keras", "y_keras3")] {
+        let model = load_model(&fixture.join(file), Device::Cpu).unwrap();
+        let nested: Vec<(&str, &str)> = model.nested_models().iter().map(|n| (n.path.as_str(), n.class_name.as_str())).collect();
+        assert_eq!(nested, [("data_augmentation", "Sequential"), ("resnet50", "Functional")], "{file}");
+        assert_close(&format!("{file} predicted here"), &model.predict(&x).unwrap(), &read_tensor(&io, y));
+    }
+}
+
+#[test]
+fn rotations_at_fixed_angles_are_keras_pixel_for_pixel() {
+    let Some(fixture) = keras_fixture("augmentation") else { return };
+    let io = fixture.join("io.h5");
+    let x = read_tensor(&io, "x");
+    for keras in ["keras3", "tf_keras"] {
+        for factor in [0.25, 0.1] {
+            for fill in ["reflect", "constant", "nearest"] {
+                let rotation: RandomRotation = layer("RandomRotation", json!({ "factor": [factor, factor], "fill_mode": fill }));
+                let expected = read_tensor(&io, &format!("{keras}_{factor}_{fill}"));
+                assert_close(&format!("{keras} RandomRotation({factor}, fill_mode={fill})"), &run(&rotation, &x, true), &expected);
+            }
+        }
+    }
+}
+
+#[test]
+fn random_layers_are_the_identity_at_inference_and_random_in_training() {
+    tch::manual_seed(7);
+    let x = Tensor::rand([64, 5, 6, 3], (Kind::Float, Device::Cpu)) * 255.0;
+    let flip: RandomFlip = layer("RandomFlip", json!({ "mode": "horizontal" }));
+    let rotation: RandomRotation = layer("RandomRotation", json!({ "factor": 0.2 }));
+    let contrast: RandomContrast = layer("RandomContrast", json!({ "factor": 0.3 }));
+    for (name, l) in [("RandomFlip", &flip as &dyn Layer), ("RandomRotation", &rotation), ("RandomContrast", &contrast)] {
+        assert!(run(l, &x, false).equal(&x), "{name} at inference");
+        assert!(!run(l, &x, true).equal(&x), "{name} in training");
+    }
+    // Each image is itself or its mirror, about half of them each.
+    let flipped = run(&flip, &x, true);
+    let mirrored = x.flip([2]);
+    let (mut same, mut mirror) = (0, 0);
+    for i in 0..64 {
+        let image = flipped.get(i);
+        same += image.equal(&x.get(i)) as usize;
+        mirror += image.equal(&mirrored.get(i)) as usize;
+    }
+    assert_eq!(same + mirror, 64, "every image kept or mirrored left-right");
+    assert!((16..=48).contains(&mirror), "{mirror} of 64 mirrored; Keras mirrors each with probability 1/2");
+    // Contrast: per image and channel, (x - mean) scaled by one factor in [0.7, 1.3], clipped to [0, 255].
+    let small = x.narrow(0, 0, 8) * 0.5 + 60.0;
+    let adjusted = run(&contrast, &small, true);
+    for i in 0..8 {
+        let (before, after) = (small.get(i), adjusted.get(i));
+        let mean = before.mean_dim([0i64, 1].as_slice(), true, Kind::Float);
+        let factor = ((&after - &mean) / (&before - &mean)).flatten(0, -1);
+        let (lo, hi) = (factor.min().double_value(&[]), factor.max().double_value(&[]));
+        assert!(hi - lo < 1e-3 && (0.7..=1.3).contains(&lo), "image {i}: factors {lo}..{hi}");
+    }
+}
+
+/// The augmentation block is a nested `Sequential`: written back, tf.keras and Keras 3 load the
+/// files keras-tch writes with the original's outputs.
+#[test]
+fn the_augmented_guide_model_is_written_back_for_both_keras() {
+    let Some(fixture) = keras_fixture("nested_augmented") else { return };
+    let Some(python) = common::keras_python() else { return };
+    let dir = common::scratch_dir("augmented-written");
+    let io = fixture.join("io.h5");
+    let model = load_model(&fixture.join("model.keras"), Device::Cpu).unwrap();
+    let (h5, archive) = (dir.join("model.h5"), dir.join("model.keras"));
+    keras_tch::io::save_model_h5(&model, &h5).unwrap();
+    keras_tch::io::save_model_keras(&model, &archive).unwrap();
+    for (loader, file) in [("tf_keras", &h5), ("keras3", &archive)] {
+        let args = ["--loader".as_ref(), loader.as_ref(), "--model".as_ref(), file.as_os_str()];
+        let (keras_y, line) = common::parity::keras_check(&python, &args, &io, &dir.join(format!("y_{loader}.h5")));
+        assert!(line.contains(" 7 23593859 "), "{loader}: {line}");
+        assert_close(&format!("{} in {loader}", file.display()), &keras_y, &read_tensor(&io, "y"));
+        let reopened = load_model(file, Device::Cpu).unwrap();
+        assert_eq!(reopened.nested_models(), model.nested_models(), "{} read back here", file.display());
+    }
+}
