@@ -1160,10 +1160,19 @@ def fixture_nested_augmented(folder: str) -> None:
     write_io(folder, x=x, y=y, y_keras3=y_keras3)
 
 
+# Zooms and translations at fixed factors: (name, class, keyword arguments).
+FIXED_GEOMETRY = [
+    ("zoom_out", "RandomZoom", {"height_factor": (0.2, 0.2)}),
+    ("zoom_in_wide", "RandomZoom", {"height_factor": (-0.3, -0.3), "width_factor": (0.1, 0.1)}),
+    ("translate", "RandomTranslation", {"height_factor": (0.25, 0.25), "width_factor": (-0.125, -0.125)}),
+]
+
+
 def fixture_augmentation(folder: str) -> None:
-    """RandomRotation in training at fixed angles (factor (f, f): 90 and 36 degrees
-    counter-clockwise) on a non-square image, in each fill mode, by tf.keras and Keras 3;
-    io.h5: 'x' and '<keras>_<factor>_<fill_mode>'."""
+    """The geometric augmentations in training at fixed factors, on a non-square image, by
+    tf.keras and Keras 3: RandomRotation (factor (f, f): 90 and 36 degrees counter-clockwise)
+    in each fill mode, and the FIXED_GEOMETRY zooms and translations (reflect and constant);
+    io.h5: 'x', '<keras>_<factor>_<fill_mode>' and '<keras>_<name>_<fill_mode>'."""
     import keras
 
     x = (np.arange(2 * 6 * 8 * 3, dtype="float32").reshape(2, 6, 8, 3) * 7.0) % 97.0
@@ -1173,6 +1182,10 @@ def fixture_augmentation(folder: str) -> None:
             for fill in ("reflect", "constant", "nearest"):
                 layer = module.layers.RandomRotation((factor, factor), fill_mode=fill)
                 arrays[f"{version}_{factor}_{fill}"] = np.asarray(layer(x, training=True), dtype="float32")
+        for name, class_name, kwargs in FIXED_GEOMETRY:
+            for fill in ("reflect", "constant"):
+                layer = getattr(module.layers, class_name)(**kwargs, fill_mode=fill)
+                arrays[f"{version}_{name}_{fill}"] = np.asarray(layer(x, training=True), dtype="float32")
     write_io(folder, **arrays)
 
 

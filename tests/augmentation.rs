@@ -1,8 +1,9 @@
-//! Keras's random augmentation layers (`RandomFlip`, `RandomRotation`, `RandomContrast`) against
-//! real Keras (scripts/keras_fixtures.py): the identity at inference — the transfer-learning
-//! guide's model with its augmentation block gives Keras's outputs, both formats — and in
-//! training Keras's transforms: rotations at fixed angles equal Keras's, pixel for pixel, in
-//! every fill mode; flips and contrast draws follow Keras's definitions.
+//! Keras's random augmentation layers (`RandomFlip`, `RandomRotation`, `RandomZoom`,
+//! `RandomTranslation`, `RandomContrast`) against real Keras (scripts/keras_fixtures.py): the
+//! identity at inference — the transfer-learning guide's model with its augmentation block gives
+//! Keras's outputs, both formats — and in training Keras's transforms: rotations, zooms and
+//! translations at fixed factors equal Keras's, pixel for pixel; flips and contrast draws follow
+//! Keras's definitions.
 
 mod common;
 
@@ -12,7 +13,8 @@ use tch::{Device, Kind, Tensor};
 use common::keras_fixture;
 use common::parity::{assert_close, read_tensor};
 use keras_tch::io::load_model;
-use keras_tch::layers::augmentation::{RandomContrast, RandomFlip, RandomRotation};
+use keras_tch::layers::affine_augmentation::{RandomRotation, RandomTranslation, RandomZoom};
+use keras_tch::layers::augmentation::{RandomContrast, RandomFlip};
 use keras_tch::layers::keras_config::KerasConfig;
 use keras_tch::layers::registry::FromKerasConfig;
 use keras_tch::layers::Layer;
@@ -55,6 +57,32 @@ fn rotations_at_fixed_angles_are_keras_pixel_for_pixel() {
     }
 }
 
+/// Zooms and translations at fixed factors (scripts/keras_fixtures.py's FIXED_GEOMETRY).
+#[test]
+fn zooms_and_translations_at_fixed_factors_are_keras_pixel_for_pixel() {
+    let Some(fixture) = keras_fixture("augmentation") else { return };
+    let io = fixture.join("io.h5");
+    let x = read_tensor(&io, "x");
+    let cases = [
+        ("zoom_out", "RandomZoom", json!({ "height_factor": [0.2, 0.2] })),
+        ("zoom_in_wide", "RandomZoom", json!({ "height_factor": [-0.3, -0.3], "width_factor": [0.1, 0.1] })),
+        ("translate", "RandomTranslation", json!({ "height_factor": [0.25, 0.25], "width_factor": [-0.125, -0.125] })),
+    ];
+    for (name, class, mut config) in cases {
+        for fill in ["reflect", "constant"] {
+            config["fill_mode"] = json!(fill);
+            let layer: Box<dyn Layer> = match class {
+                "RandomZoom" => Box::new(layer::<RandomZoom>(class, config.clone())),
+                _ => Box::new(layer::<RandomTranslation>(class, config.clone())),
+            };
+            for keras in ["keras3", "tf_keras"] {
+                let expected = read_tensor(&io, &format!("{keras}_{name}_{fill}"));
+                assert_close(&format!("{keras} {class} {config}"), &run(layer.as_ref(), &x, true), &expected);
+            }
+        }
+    }
+}
+
 #[test]
 fn random_layers_are_the_identity_at_inference_and_random_in_training() {
     tch::manual_seed(7);
@@ -62,7 +90,16 @@ fn random_layers_are_the_identity_at_inference_and_random_in_training() {
     let flip: RandomFlip = layer("RandomFlip", json!({ "mode": "horizontal" }));
     let rotation: RandomRotation = layer("RandomRotation", json!({ "factor": 0.2 }));
     let contrast: RandomContrast = layer("RandomContrast", json!({ "factor": 0.3 }));
-    for (name, l) in [("RandomFlip", &flip as &dyn Layer), ("RandomRotation", &rotation), ("RandomContrast", &contrast)] {
+    let zoom: RandomZoom = layer("RandomZoom", json!({ "height_factor": 0.2 }));
+    let translation: RandomTranslation = layer("RandomTranslation", json!({ "height_factor": 0.2, "width_factor": 0.2 }));
+    let layers: [(&str, &dyn Layer); 5] = [
+        ("RandomFlip", &flip),
+        ("RandomRotation", &rotation),
+        ("RandomContrast", &contrast),
+        ("RandomZoom", &zoom),
+        ("RandomTranslation", &translation),
+    ];
+    for (name, l) in layers {
         assert!(run(l, &x, false).equal(&x), "{name} at inference");
         assert!(!run(l, &x, true).equal(&x), "{name} in training");
     }
@@ -83,9 +120,10 @@ fn random_layers_are_the_identity_at_inference_and_random_in_training() {
     for i in 0..8 {
         let (before, after) = (small.get(i), adjusted.get(i));
         let mean = before.mean_dim([0i64, 1].as_slice(), true, Kind::Float);
-        let factor = ((&after - &mean) / (&before - &mean)).flatten(0, -1);
-        let (lo, hi) = (factor.min().double_value(&[]), factor.max().double_value(&[]));
-        assert!(hi - lo < 1e-3 && (0.7..=1.3).contains(&lo), "image {i}: factors {lo}..{hi}");
+        let (centred, moved) = (&before - &mean, &after - &mean);
+        let factor = ((&moved * &centred).sum(Kind::Double) / (&centred * &centred).sum(Kind::Double)).double_value(&[]);
+        let residual = (moved - centred * factor).abs().max().double_value(&[]);
+        assert!(residual < 1e-3 && (0.7..=1.3).contains(&factor), "image {i}: factor {factor}, off by up to {residual}");
     }
 }
 

@@ -1,12 +1,13 @@
 //! Keras's random image augmentation layers (`keras/src/layers/preprocessing/random_flip.py`,
-//! `random_rotation.py`, `random_contrast.py`), as Keras's transfer-learning guide puts them
-//! in front of a base: the identity at inference; in training, a random transform per image,
-//! drawn from libtorch's generator (seeded by `--seed` / [`super::init::seed`]).
+//! `random_contrast.py`; the geometric ones are in [`super::affine_augmentation`]), as Keras's
+//! transfer-learning guide puts them in front of a base: the identity at inference; in
+//! training, a random transform per image, drawn from libtorch's generator (seeded by `--seed` /
+//! [`super::init::seed`]).
 //!
 //! The draws are Keras's distributions, not its numbers: Keras and libtorch have different
 //! generators, so a given image gets another flip or angle here than in Keras.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
@@ -15,7 +16,7 @@ use super::registry::FromKerasConfig;
 use super::{image_input, Layer, Shape};
 
 /// Keras's `factor`: a number `f` meaning `[-f, f]`, or a pair `[lower, upper]`.
-fn factor_range(config: &KerasConfig, key: &str) -> Result<(f64, f64)> {
+pub(super) fn factor_range(config: &KerasConfig, key: &str) -> Result<(f64, f64)> {
     let range = match config.get(key) {
         Value::Number(n) => {
             let f = n.as_f64().unwrap_or(f64::NAN);
@@ -34,7 +35,7 @@ fn factor_range(config: &KerasConfig, key: &str) -> Result<(f64, f64)> {
 }
 
 /// One uniform draw per image in `[lower, upper)`, shaped (N, 1, 1, 1).
-fn per_image_uniform(xs: &Tensor, (lower, upper): (f64, f64)) -> Tensor {
+pub(super) fn per_image_uniform(xs: &Tensor, (lower, upper): (f64, f64)) -> Tensor {
     let n = xs.size()[0];
     Tensor::rand([n, 1, 1, 1], (Kind::Float, xs.device())) * (upper - lower) + lower
 }
@@ -102,87 +103,6 @@ impl Layer for RandomFlip {
             }
         }
         xs
-    }
-}
-
-/// `RandomRotation(factor)`: in training, each image rotated about its centre by an angle drawn
-/// uniformly from `factor × 2π` (counter-clockwise for positive angles), resampled bilinearly
-/// (or nearest), the corners filled as `fill_mode` says.
-#[derive(Debug, Clone)]
-pub struct RandomRotation {
-    pub range: (f64, f64),
-    nearest: bool,
-    /// grid_sample's padding mode: 0 zeros (`constant` with fill_value 0), 1 border
-    /// (`nearest`), 2 reflection (`reflect`).
-    padding_mode: i64,
-    seed: Value,
-}
-
-impl FromKerasConfig for RandomRotation {
-    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
-        let range = factor_range(config, "factor")?;
-        let padding_mode = match config.get("fill_mode").as_str().unwrap_or("reflect") {
-            "reflect" => 2,
-            "nearest" => 1,
-            "constant" if config.f64_or("fill_value", 0.0)? == 0.0 => 0,
-            other => bail!(
-                "RandomRotation's fill_mode '{other}' (with fill_value {}) is not supported here (reflect, nearest, constant 0)",
-                config.get("fill_value")
-            ),
-        };
-        let nearest = match config.get("interpolation").as_str().unwrap_or("bilinear") {
-            "bilinear" => false,
-            "nearest" => true,
-            other => {
-                return Err(invalid("interpolation", format!("RandomRotation's interpolation must be bilinear or nearest, got '{other}'")))
-            }
-        };
-        Ok(Self { range, nearest, padding_mode, seed: config.get("seed").clone() })
-    }
-}
-
-impl Layer for RandomRotation {
-    fn class_name(&self) -> &'static str {
-        "RandomRotation"
-    }
-
-    fn keras_config(&self) -> Value {
-        let fill_mode = ["constant", "nearest", "reflect"][self.padding_mode as usize];
-        json!({
-            "factor": [self.range.0, self.range.1],
-            "fill_mode": fill_mode,
-            "fill_value": 0.0,
-            "interpolation": if self.nearest { "nearest" } else { "bilinear" },
-            "seed": self.seed,
-        })
-    }
-
-    fn keras3_config(&self) -> Value {
-        channels_last(self.keras_config())
-    }
-
-    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        Ok(image_input(self.class_name(), inputs)?.to_vec())
-    }
-
-    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
-        let xs = inputs[0];
-        if !train {
-            return xs.shallow_clone();
-        }
-        let size = xs.size();
-        let (n, height, width) = (size[0], size[2] as f64, size[3] as f64);
-        let angle = per_image_uniform(xs, (self.range.0 * std::f64::consts::TAU, self.range.1 * std::f64::consts::TAU)).reshape([n]);
-        let (cos, sin) = (angle.cos(), angle.sin());
-        let zero = Tensor::zeros([n], (Kind::Float, xs.device()));
-        // Output pixel p samples the input at R(-angle)·p in pixels (y pointing down), written in
-        // grid_sample's coordinates, which run from -1 to 1 across the width and the height.
-        let theta = Tensor::stack(
-            &[Tensor::stack(&[&cos, &(-&sin * (height / width)), &zero], 1), Tensor::stack(&[&(&sin * (width / height)), &cos, &zero], 1)],
-            1,
-        );
-        let grid = Tensor::affine_grid_generator(&theta, size.as_slice(), false);
-        Tensor::grid_sampler(&xs.to_kind(Kind::Float), &grid, if self.nearest { 1 } else { 0 }, self.padding_mode, false)
     }
 }
 
@@ -255,7 +175,7 @@ impl Layer for RandomContrast {
 }
 
 /// A tf.keras config as Keras 3 writes it: with `data_format`.
-fn channels_last(mut config: Value) -> Value {
+pub(super) fn channels_last(mut config: Value) -> Value {
     config["data_format"] = json!("channels_last");
     config
 }

@@ -3,6 +3,7 @@
 //! tensors run as NCHW, which the graph converts at its inputs and outputs.
 
 pub mod activation;
+pub mod affine_augmentation;
 pub mod augmentation;
 pub mod autocast;
 pub mod batch_norm;

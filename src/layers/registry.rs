@@ -8,7 +8,8 @@ use anyhow::Result;
 use tch::nn;
 
 use super::activation::Activation;
-use super::augmentation::{RandomContrast, RandomFlip, RandomRotation};
+use super::affine_augmentation::{RandomRotation, RandomTranslation, RandomZoom};
+use super::augmentation::{RandomContrast, RandomFlip};
 use super::batch_norm::BatchNormConfig;
 use super::conv::Conv2DConfig;
 use super::dense::DenseConfig;
@@ -43,6 +44,8 @@ pub const LAYER_CLASSES: &[LayerClass] = &[
     LayerClass::new("Rescaling", without_weights::<Rescaling>),
     LayerClass::new("RandomFlip", without_weights::<RandomFlip>),
     LayerClass::new("RandomRotation", without_weights::<RandomRotation>),
+    LayerClass::new("RandomZoom", without_weights::<RandomZoom>),
+    LayerClass::new("RandomTranslation", without_weights::<RandomTranslation>),
     LayerClass::new("RandomContrast", without_weights::<RandomContrast>),
     LayerClass::new("Add", without_weights::<Add>),
     LayerClass::new("Concatenate", without_weights::<Concatenate>),
@@ -119,7 +122,7 @@ mod tests {
             assert!(!names[..i].contains(name), "{name} registered twice");
         }
         // A class rebuilt from a minimal config reports the class it was registered under.
-        let minimal = serde_json::json!({ "units": 2, "filters": 2, "kernel_size": 1, "rate": 0.5, "pool_size": 2, "factor": 0.1,
+        let minimal = serde_json::json!({ "units": 2, "filters": 2, "kernel_size": 1, "rate": 0.5, "pool_size": 2, "factor": 0.1, "height_factor": 0.1, "width_factor": 0.1,
                                           "batch_input_shape": [null, 4, 4, 3] });
         for class in LAYER_CLASSES {
             let built = (class.from_keras_config)(&KerasConfig::new(class.class_name, &minimal)).unwrap();
