@@ -9,10 +9,9 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
-use super::augmentation::{channels_last, factor_range, per_image_uniform};
+use super::augmentation::{factor_range, per_image_uniform, Augmentation};
 use super::keras_config::{invalid, KerasConfig};
 use super::registry::FromKerasConfig;
-use super::{image_input, Layer, Shape};
 
 /// How a geometric augmentation resamples: Keras's `interpolation`, `fill_mode` and `seed`.
 #[derive(Debug, Clone)]
@@ -90,28 +89,14 @@ impl FromKerasConfig for RandomRotation {
     }
 }
 
-impl Layer for RandomRotation {
-    fn class_name(&self) -> &'static str {
-        "RandomRotation"
-    }
+impl Augmentation for RandomRotation {
+    const CLASS_NAME: &'static str = "RandomRotation";
 
-    fn keras_config(&self) -> Value {
+    fn tf_keras_config(&self) -> Value {
         self.resampling.add_to(json!({ "factor": [self.range.0, self.range.1] }))
     }
 
-    fn keras3_config(&self) -> Value {
-        channels_last(self.keras_config())
-    }
-
-    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        Ok(image_input(self.class_name(), inputs)?.to_vec())
-    }
-
-    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
-        let xs = inputs[0];
-        if !train {
-            return xs.shallow_clone();
-        }
+    fn transform(&self, xs: &Tensor) -> Tensor {
         let size = xs.size();
         let (height, width) = (size[2] as f64, size[3] as f64);
         let angle = draws(xs, (self.range.0 * std::f64::consts::TAU, self.range.1 * std::f64::consts::TAU));
@@ -157,29 +142,15 @@ impl FromKerasConfig for RandomZoom {
     }
 }
 
-impl Layer for RandomZoom {
-    fn class_name(&self) -> &'static str {
-        "RandomZoom"
-    }
+impl Augmentation for RandomZoom {
+    const CLASS_NAME: &'static str = "RandomZoom";
 
-    fn keras_config(&self) -> Value {
+    fn tf_keras_config(&self) -> Value {
         let factors = json!({ "height_factor": [self.height.0, self.height.1], "width_factor": pair_or_null(self.width) });
         self.resampling.add_to(factors)
     }
 
-    fn keras3_config(&self) -> Value {
-        channels_last(self.keras_config())
-    }
-
-    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        Ok(image_input(self.class_name(), inputs)?.to_vec())
-    }
-
-    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
-        let xs = inputs[0];
-        if !train {
-            return xs.shallow_clone();
-        }
+    fn transform(&self, xs: &Tensor) -> Tensor {
         let zoom_y = draws(xs, self.height) + 1.0;
         let zoom_x = self.width.map_or_else(|| zoom_y.shallow_clone(), |width| draws(xs, width) + 1.0);
         let zero = zoom_y.zeros_like();
@@ -204,29 +175,15 @@ impl FromKerasConfig for RandomTranslation {
     }
 }
 
-impl Layer for RandomTranslation {
-    fn class_name(&self) -> &'static str {
-        "RandomTranslation"
-    }
+impl Augmentation for RandomTranslation {
+    const CLASS_NAME: &'static str = "RandomTranslation";
 
-    fn keras_config(&self) -> Value {
+    fn tf_keras_config(&self) -> Value {
         let factors = json!({ "height_factor": [self.height.0, self.height.1], "width_factor": [self.width.0, self.width.1] });
         self.resampling.add_to(factors)
     }
 
-    fn keras3_config(&self) -> Value {
-        channels_last(self.keras_config())
-    }
-
-    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        Ok(image_input(self.class_name(), inputs)?.to_vec())
-    }
-
-    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
-        let xs = inputs[0];
-        if !train {
-            return xs.shallow_clone();
-        }
+    fn transform(&self, xs: &Tensor) -> Tensor {
         // A shift of f × size pixels is 2f in grid_sample's coordinates; the output at p reads
         // the input at p − shift.
         let (dy, dx) = (draws(xs, self.height) * -2.0, draws(xs, self.width) * -2.0);

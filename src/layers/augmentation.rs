@@ -15,6 +15,44 @@ use super::keras_config::{invalid, KerasConfig};
 use super::registry::FromKerasConfig;
 use super::{image_input, Layer, Shape};
 
+/// An augmentation layer: its Keras class, its config as tf.keras writes it (Keras 3's adds
+/// `data_format`), and its training-time transform of a batch of NCHW images. At inference it
+/// is the identity; as a [`Layer`] it takes one image input and keeps its shape.
+pub trait Augmentation: Send {
+    const CLASS_NAME: &'static str;
+    fn tf_keras_config(&self) -> Value;
+    fn keras3_config_of(&self) -> Value {
+        channels_last(self.tf_keras_config())
+    }
+    fn transform(&self, xs: &Tensor) -> Tensor;
+}
+
+impl<A: Augmentation> Layer for A {
+    fn class_name(&self) -> &'static str {
+        A::CLASS_NAME
+    }
+
+    fn keras_config(&self) -> Value {
+        self.tf_keras_config()
+    }
+
+    fn keras3_config(&self) -> Value {
+        self.keras3_config_of()
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(image_input(A::CLASS_NAME, inputs)?.to_vec())
+    }
+
+    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
+        if train {
+            self.transform(inputs[0])
+        } else {
+            inputs[0].shallow_clone()
+        }
+    }
+}
+
 /// Keras's `factor`: a number `f` meaning `[-f, f]`, or a pair `[lower, upper]`.
 pub(super) fn factor_range(config: &KerasConfig, key: &str) -> Result<(f64, f64)> {
     let range = match config.get(key) {
@@ -68,12 +106,10 @@ impl FromKerasConfig for RandomFlip {
     }
 }
 
-impl Layer for RandomFlip {
-    fn class_name(&self) -> &'static str {
-        "RandomFlip"
-    }
+impl Augmentation for RandomFlip {
+    const CLASS_NAME: &'static str = "RandomFlip";
 
-    fn keras_config(&self) -> Value {
+    fn tf_keras_config(&self) -> Value {
         let mode = match (self.horizontal, self.vertical) {
             (true, false) => "horizontal",
             (false, true) => "vertical",
@@ -82,19 +118,8 @@ impl Layer for RandomFlip {
         json!({ "mode": mode, "seed": self.seed })
     }
 
-    fn keras3_config(&self) -> Value {
-        channels_last(self.keras_config())
-    }
-
-    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        Ok(image_input(self.class_name(), inputs)?.to_vec())
-    }
-
-    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
-        let mut xs = inputs[0].shallow_clone();
-        if !train {
-            return xs;
-        }
+    fn transform(&self, xs: &Tensor) -> Tensor {
+        let mut xs = xs.shallow_clone();
         // NCHW inside the graph: width is axis 3, height axis 2.
         for (flip, axis) in [(self.horizontal, 3), (self.vertical, 2)] {
             if flip {
@@ -144,30 +169,20 @@ impl FromKerasConfig for RandomContrast {
     }
 }
 
-impl Layer for RandomContrast {
-    fn class_name(&self) -> &'static str {
-        "RandomContrast"
-    }
+impl Augmentation for RandomContrast {
+    const CLASS_NAME: &'static str = "RandomContrast";
 
-    fn keras_config(&self) -> Value {
+    fn tf_keras_config(&self) -> Value {
         json!({ "factor": [1.0 - self.range.0, self.range.1 - 1.0], "seed": self.seed })
     }
 
-    fn keras3_config(&self) -> Value {
-        let mut config = channels_last(self.keras_config());
+    fn keras3_config_of(&self) -> Value {
+        let mut config = channels_last(self.tf_keras_config());
         config["value_range"] = json!([self.value_range.0, self.value_range.1]);
         config
     }
 
-    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
-        Ok(image_input(self.class_name(), inputs)?.to_vec())
-    }
-
-    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
-        let xs = inputs[0];
-        if !train {
-            return xs.shallow_clone();
-        }
+    fn transform(&self, xs: &Tensor) -> Tensor {
         let factor = per_image_uniform(xs, self.range);
         let mean = xs.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
         ((xs - &mean) * factor + mean).clamp(self.value_range.0, self.value_range.1)
