@@ -88,8 +88,9 @@ impl GraphBuilder {
     }
 
     /// Start adding the layers of a model nested as a layer (`name`, of Keras class
-    /// `class_name`, called with `training=call_training`, its own inputs called `input_names`): until [`Self::leave_nested_model`],
-    /// layers are named `name/<layer>` and inherit the call's `training=`.
+    /// `class_name`, called with `training=call_training`, its own inputs called
+    /// `input_names`): until [`Self::leave_nested_model`], layers are named `name/<layer>` and
+    /// inherit the call's `training=`.
     pub fn enter_nested_model(
         &mut self,
         name: &str,
@@ -98,7 +99,7 @@ impl GraphBuilder {
         input_names: Vec<String>,
     ) -> Result<()> {
         check_layer_name(name)?;
-        let path = path_name(self.open_nested.last().map_or("", |&(index, _)| &self.nested[index].path), name);
+        let path = path_name(self.open_path(), name);
         if self.names.contains(&path) || self.nested.iter().any(|nested| nested.path == path) {
             bail!("model '{}' already has a layer named '{path}': all layer names in a model must be unique", self.name);
         }
@@ -106,6 +107,11 @@ impl GraphBuilder {
         self.nested.push(NestedModel { path, class_name: class_name.to_string(), call_training, input_names });
         self.open_nested.push((self.nested.len() - 1, inherited));
         Ok(())
+    }
+
+    /// The path of the innermost nested model being built (`""`: none).
+    fn open_path(&self) -> &str {
+        self.open_nested.last().map_or("", |&(index, _)| &self.nested[index].path)
     }
 
     /// Done with the innermost nested model being built.
@@ -271,7 +277,7 @@ impl GraphBuilder {
             },
         };
         check_layer_name(&name)?;
-        let name = path_name(self.open_nested.last().map_or("", |&(index, _)| &self.nested[index].path), &name);
+        let name = path_name(self.open_path(), &name);
         if self.nested.iter().any(|nested| nested.path == name) || !self.names.insert(name.clone()) {
             bail!("model '{}' already has a layer named '{name}': all layer names in a model must be unique", self.name);
         }
