@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use tch::{nn, Device};
 
 use super::naming::{AutoNamer, KerasVersion};
-use super::nesting::{path_name, NestedModel, PATH_SEPARATOR};
+use super::nesting::{inherited_training, path_name, NestedModel, PATH_SEPARATOR};
 use super::{keras_shape, InputLayer, Model, Node, NodeId};
 use crate::layers::batch_norm::BatchNormConfig;
 use crate::layers::conv::Conv2DConfig;
@@ -26,9 +26,8 @@ pub struct GraphBuilder {
     auto_names: AutoNamer,
     initial_weights: InitialWeights,
     nested: Vec<NestedModel>,
-    /// The nested models being built, innermost last: index into `nested`, and the `training=`
-    /// its layers inherit.
-    open_nested: Vec<(usize, Option<bool>)>,
+    /// The nested models being built, innermost last (indices into `nested`).
+    open_nested: Vec<usize>,
 }
 
 impl GraphBuilder {
@@ -103,15 +102,14 @@ impl GraphBuilder {
         if self.names.contains(&path) || self.nested.iter().any(|nested| nested.path == path) {
             bail!("model '{}' already has a layer named '{path}': all layer names in a model must be unique", self.name);
         }
-        let inherited = call_training.or(self.open_nested.last().and_then(|&(_, training)| training));
         self.nested.push(NestedModel { path, class_name: class_name.to_string(), call_training, input_names });
-        self.open_nested.push((self.nested.len() - 1, inherited));
+        self.open_nested.push(self.nested.len() - 1);
         Ok(())
     }
 
     /// The path of the innermost nested model being built (`""`: none).
     fn open_path(&self) -> &str {
-        self.open_nested.last().map_or("", |&(index, _)| &self.nested[index].path)
+        self.open_nested.last().map_or("", |&index| &self.nested[index].path)
     }
 
     /// Done with the innermost nested model being built.
@@ -260,7 +258,7 @@ impl GraphBuilder {
     }
 
     fn push(&mut self, name: String, layer: Box<dyn Layer>, inbound: Vec<NodeId>, output_shape: Shape) -> NodeId {
-        let call_training = self.open_nested.last().and_then(|&(_, training)| training);
+        let call_training = inherited_training(&self.nested, self.open_path());
         self.nodes.push(Node { name, layer, inbound, output_shape, trainable: true, call_training });
         NodeId(self.nodes.len() - 1)
     }

@@ -27,7 +27,7 @@ pub struct NestedModel {
 impl NestedModel {
     /// Its own name, the last part of its path.
     pub fn name(&self) -> &str {
-        self.path.rsplit(PATH_SEPARATOR).next().unwrap_or(&self.path)
+        own_name(&self.path)
     }
 
     /// Whether the layer called `layer_name` is inside it (at any depth).
@@ -86,6 +86,12 @@ pub fn inherited_training(nested: &[NestedModel], scope: &str) -> Option<bool> {
         path = model.parent_path();
     }
     None
+}
+
+/// A layer's own name, without the path of the nested model it is in (`resnet50/conv1_conv` →
+/// `conv1_conv`).
+pub fn own_name(layer_name: &str) -> &str {
+    layer_name.rsplit(PATH_SEPARATOR).next().unwrap_or(layer_name)
 }
 
 /// `resnet50` + `conv1_conv` → `resnet50/conv1_conv`; an empty path gives the name itself.

@@ -2,6 +2,7 @@
 //! a 98-column table with "Connected to" for branching graphs, a 65-column one for chains,
 //! `None` for the batch axis, and totals with thousands separators.
 
+use super::nesting::{placement, Placement};
 use super::{keras_shape, Model};
 
 /// The summary text, lines joined by '\n' (with a trailing newline). A model nested as a
@@ -62,7 +63,10 @@ fn summary_rows(model: &Model) -> Vec<SummaryRow> {
     let mut row_of = vec![0usize; model.layers().len()];
     let mut row_of_nested: Vec<(&str, usize)> = Vec::new();
     for (i, node) in model.layers().iter().enumerate() {
-        let holder = model.nested_models().iter().filter(|nested| nested.contains(&node.name)).min_by_key(|nested| nested.path.len());
+        let holder = match placement(model.nested_models(), "", &node.name) {
+            Placement::In(nested) => Some(nested),
+            _ => None,
+        };
         let existing = holder.and_then(|nested| row_of_nested.iter().find(|(path, _)| *path == nested.path).map(|&(_, r)| r));
         let r = match (holder, existing) {
             (_, Some(r)) => r,

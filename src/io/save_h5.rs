@@ -19,7 +19,7 @@ use super::model_config::model_config;
 use super::nested_weights::refuse_nested_models;
 use super::optimizer_weights::write_optimizer_weights;
 use super::subclassed_resnet::TutorialResnet;
-use crate::graph::nesting::{placement, Placement, PATH_SEPARATOR};
+use crate::graph::nesting::{own_name, placement, Placement};
 use crate::graph::optimizer_state::SavedOptimizerState;
 use crate::graph::{KerasVersion, Model, Node};
 use crate::layers::Weight;
@@ -90,7 +90,7 @@ fn write_weight_groups(model: &Model, root: &Group) -> Result<()> {
         let weights: Vec<(String, Weight)> = nodes
             .iter()
             .flat_map(|node| {
-                let own_name = node.name.rsplit(PATH_SEPARATOR).next().unwrap_or(&node.name);
+                let own_name = own_name(&node.name);
                 node.layer.weights().into_iter().map(move |w| (format!("{own_name}/{}:0", w.name), w))
             })
             .collect();

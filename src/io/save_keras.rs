@@ -20,7 +20,7 @@ use super::optimizer_weights::write_keras3_optimizer_vars;
 use super::save_h5::{write_str_attr, write_weight_dataset};
 use super::subclassed_resnet::TutorialResnet;
 use crate::graph::naming::AutoNamer;
-use crate::graph::nesting::PATH_SEPARATOR;
+use crate::graph::nesting::own_name;
 use crate::graph::optimizer_state::SavedOptimizerState;
 use crate::graph::{KerasVersion, Model};
 use crate::train::compile::TrainingConfig;
@@ -104,7 +104,7 @@ fn write_weights(model: &Model, file: &hdf5::File) -> Result<()> {
     }
     for node in model.layers() {
         let vars = group_at(&layers, &format!("{}/vars", by_layer[node.name.as_str()]))?;
-        write_str_attr(&vars, "name", node.name.rsplit(PATH_SEPARATOR).next().unwrap_or(&node.name))?;
+        write_str_attr(&vars, "name", own_name(&node.name))?;
         for (index, weight) in node.layer.weights().iter().enumerate() {
             write_weight_dataset(&vars, &index.to_string(), weight)?;
         }

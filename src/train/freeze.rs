@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Result};
 
+use crate::graph::nesting::own_name;
 use crate::graph::Model;
 
 /// Which layers to freeze; the rules add up (a layer any rule selects is frozen).
@@ -97,11 +98,6 @@ fn position(names: &[String], name: &str) -> Result<usize> {
             inner.iter().map(|&i| names[i].as_str()).collect::<Vec<_>>().join(", ")
         ),
     }
-}
-
-/// A layer's own name, without the path of the nested model it is in.
-fn own_name(name: &str) -> &str {
-    name.rsplit(crate::graph::nesting::PATH_SEPARATOR).next().unwrap_or(name)
 }
 
 /// A few names, for error messages.
