@@ -733,6 +733,61 @@ def fixture_h5_activation_layers(folder: str) -> None:
     write_io(folder, x=x, y=y, y_keras3=y_keras3)
 
 
+def preprocessing_layers_model(keras_module, adapt_on: np.ndarray):
+    """Keras's Normalization (adapted per channel on adapt_on, adapted with axis=None, given, and
+    inverted), Resizing (bilinear up and down, nearest, bicubic, crop_to_aspect_ratio), CenterCrop
+    (a crop, and a target larger than the image: smart_resize) and LeakyReLU (default and 0.1)
+    on one (7, 10, 3) input; every branch flattened and concatenated into one output."""
+    layers = keras_module.layers
+    slope = "alpha" if keras_module is tf_keras else "negative_slope"
+    inputs = keras_module.Input(shape=(7, 10, 3))
+    adapted = layers.Normalization(name="norm_adapted")
+    adapted.adapt(adapt_on)
+    overall = layers.Normalization(axis=None, name="norm_overall")
+    overall.adapt(adapt_on)
+    x = adapted(inputs)
+    given = layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0], name="norm_given")(inputs)
+    inverted = layers.Normalization(mean=1.5, variance=9.0, invert=True, name="norm_inverted")(overall(inputs))
+    branches = [
+        layers.Resizing(12, 15, name="resize_up")(x),
+        layers.Resizing(4, 6, name="resize_down")(x),
+        layers.Resizing(9, 5, interpolation="nearest", name="resize_nearest")(x),
+        layers.Resizing(11, 13, interpolation="bicubic", name="resize_bicubic")(given),
+        layers.Resizing(4, 9, interpolation="bicubic", name="resize_bicubic_down")(given),
+        layers.Resizing(5, 5, crop_to_aspect_ratio=True, name="resize_crop")(x),
+        layers.CenterCrop(5, 6, name="center_crop")(inverted),
+        layers.CenterCrop(8, 12, name="center_crop_larger")(x),
+        layers.LeakyReLU(name="leaky")(x),
+        layers.LeakyReLU(**{slope: 0.1}, name="leaky_small")(given),
+    ]
+    outputs = layers.Concatenate(name="all")([layers.Flatten()(branch) for branch in branches])
+    return keras_module.Model(inputs, outputs, name="preprocessing_layers")
+
+
+def fixture_preprocessing_layers(folder: str) -> None:
+    """model.h5 (tf_keras) and model.keras (Keras 3) of preprocessing_layers_model, with the same
+    adapted statistics; pad.keras: Keras 3's Resizing(6, 6, pad_to_aspect_ratio=True,
+    fill_value=0.5) alone (tf.keras has no padding); io.h5: 'x', 'y' (tf_keras), 'y_keras3',
+    'y_pad'. counts.txt: tf_keras's parameter counts (Normalization's mean, variance, count)."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    adapt_on = (rng.standard_normal((16, 7, 10, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]).astype("float32")
+    x = (rng.standard_normal((2, 7, 10, 3)) * 2.0).astype("float32")
+    model = preprocessing_layers_model(tf_keras, adapt_on)
+    model.save(os.path.join(folder, "model.h5"))
+    write_counts(folder, model)
+    keras = keras3_session()
+    keras3_model = preprocessing_layers_model(keras, adapt_on)
+    keras3_model.set_weights(model.get_weights())
+    keras3_model.save(os.path.join(folder, "model.keras"))
+    y, y_keras3 = inference(model, x), inference(keras3_model, x)
+    np.testing.assert_allclose(y_keras3, y, atol=1e-5)
+    inputs = keras.Input(shape=(7, 10, 3))
+    pad = keras.Model(inputs, keras.layers.Resizing(6, 6, pad_to_aspect_ratio=True, fill_value=0.5, name="resize_pad")(inputs))
+    pad.save(os.path.join(folder, "pad.keras"))
+    write_io(folder, x=x, y=y, y_keras3=y_keras3, y_pad=inference(pad, x))
+
+
 def fixture_h5_weights_keras(folder: str) -> None:
     """weights.h5: model.save_weights of tf_keras.applications.ResNet50(weights=None,
     input_shape=(64, 64, 3)) (the applications_resnet50_keras fixture's weights and x): the
@@ -1271,6 +1326,7 @@ FIXTURES = {
     "h5_course_resnet50": fixture_h5_course_resnet50,
     "h5_happy": fixture_h5_happy,
     "h5_activation_layers": fixture_h5_activation_layers,
+    "preprocessing_layers": fixture_preprocessing_layers,
     "h5_weights_keras": fixture_h5_weights_keras,
     "h5_weights_legacy": fixture_h5_weights_legacy,
     "h5_weights_keras1": fixture_h5_weights_keras1,

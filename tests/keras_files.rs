@@ -261,6 +261,43 @@ fn relu_and_softmax_layers_match_keras_both_ways() {
     }
 }
 
+/// Keras's preprocessing layers and LeakyReLU (scripts/keras_fixtures.py
+/// `preprocessing_layers_model`): Normalization adapted, given, over everything and inverted;
+/// Resizing bilinear, nearest and bicubic, up and down, cropped to the aspect ratio (and Keras
+/// 3's padding); CenterCrop smaller and larger than the image; LeakyReLU. Each file gives
+/// Keras's output within 1e-5, with Keras's parameter counts, and the files written back give it
+/// in Keras.
+#[test]
+fn preprocessing_layers_match_keras_and_write_back() {
+    let Some(fixture) = keras_fixture("preprocessing_layers") else { return };
+    let x = io(&fixture, "x");
+    let within_1e5 = |what: &str, ours: &Tensor, keras: &Tensor| {
+        assert_eq!(ours.size(), keras.size(), "{what}: shape");
+        let diff = (ours - keras).abs().max().double_value(&[]);
+        assert!(diff <= 1e-5, "{what}: max |ours − keras| = {diff:e}");
+    };
+    let pad = load_model(&fixture.join("pad.keras"), Device::Cpu).unwrap();
+    within_1e5("pad.keras", &pad.predict(&x).unwrap(), &io(&fixture, "y_pad"));
+
+    let python = keras_python();
+    let dir = scratch_dir("preprocessing-layers");
+    for (file, output) in [("model.h5", "y"), ("model.keras", "y_keras3")] {
+        let model = load_model(&fixture.join(file), Device::Cpu).unwrap();
+        assert_eq!(model.param_counts(), parity::keras_counts(&fixture, "counts.txt"), "{file}: parameter counts");
+        within_1e5(file, &model.predict(&x).unwrap(), &io(&fixture, output));
+        let Some(python) = &python else { continue };
+        let written = dir.join(format!("written_{file}"));
+        let loader = if file.ends_with(".h5") { "tf_keras" } else { "keras3" };
+        if file.ends_with(".h5") {
+            save_model_h5(&model, &written).unwrap();
+        } else {
+            save_model_keras(&model, &written).unwrap();
+        }
+        let y = predict_in_keras(python, loader, &written, None, &fixture.join("io.h5"), &dir);
+        within_1e5(&format!("our {file} in {loader}"), &y, &io(&fixture, output));
+    }
+}
+
 /// A model's own layer called `probs` takes the weights of the file's `probs` (only a model
 /// without one reads keras-applications' `probs` as `predictions`).
 #[test]
@@ -366,8 +403,11 @@ fn broken_files_are_refused_with_what_they_are() {
     assert!(err.contains("absent.h5"), "{err}");
 }
 
+/// Keras casts a stored value to its variable's dtype (`np.asarray(value, dtype)` in tf.keras's
+/// `batch_set_value`): integers stored for a float weight load as their values. Normalization's
+/// `count` is such an integer.
 #[test]
-fn integer_weights_are_refused() {
+fn integer_weights_load_as_keras_casts_them() {
     let dir = scratch_dir("int-weights");
     let path = dir.join("weights.h5");
     save_weights_h5(&happy(), &path).unwrap();
@@ -377,8 +417,20 @@ fn integer_weights_are_refused() {
         group.unlink("conv0/bias:0").unwrap();
         group.new_dataset::<i32>().shape([32]).create("conv0/bias:0").unwrap().write_raw(&[1i32; 32]).unwrap();
     }
+    let mut model = happy();
+    load_weights(&mut model, &path, &LoadOptions::default()).unwrap();
+    assert!(model.keras_weight("conv0", "bias").unwrap().equal(&Tensor::ones([32], (tch::Kind::Float, Device::Cpu))));
+
+    // Strings are not numbers.
+    {
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let group = file.group("conv0").unwrap();
+        group.unlink("conv0/bias:0").unwrap();
+        let text: Vec<hdf5::types::FixedAscii<4>> = vec![hdf5::types::FixedAscii::from_ascii(b"one").unwrap(); 32];
+        group.new_dataset::<hdf5::types::FixedAscii<4>>().shape([32]).create("conv0/bias:0").unwrap().write_raw(&text).unwrap();
+    }
     let err = load_error(&mut happy(), &path);
-    assert!(err.contains("weights.h5") && err.contains("'conv0/bias:0' of layer 'conv0'") && err.contains("expected floats"), "{err}");
+    assert!(err.contains("weights.h5") && err.contains("'conv0/bias:0' of layer 'conv0'") && err.contains("expected numbers"), "{err}");
 }
 
 #[test]

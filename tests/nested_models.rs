@@ -138,12 +138,12 @@ fn unsupported_nesting_is_a_clear_error() {
     // A class keras-tch does not rebuild, inside a nested Sequential.
     let block = serde_json::json!({"class_name": "Functional", "config": {"name": "outer",
         "layers": [input("image"), {"class_name": "Sequential", "name": "block", "config": {"name": "block", "layers": [
-                input("in"), {"class_name": "CenterCrop", "config": {"name": "center_crop", "height": 2, "width": 2}}]},
+                input("in"), {"class_name": "Discretization", "config": {"name": "discretization", "num_bins": 2}}]},
              "inbound_nodes": [[["image", 0, 0, {}]]]}],
         "input_layers": [["image", 0, 0]], "output_layers": [["block", 1, 0]]}});
     let err = format!("{:#}", rebuild(&block).unwrap_err());
-    assert!(err.contains("'block' (Sequential) of model 'outer'") && err.contains("'center_crop' (CenterCrop)"), "{err}");
-    assert!(err.contains("layer class 'CenterCrop' is not supported"), "{err}");
+    assert!(err.contains("'block' (Sequential) of model 'outer'") && err.contains("'discretization' (Discretization)"), "{err}");
+    assert!(err.contains("layer class 'Discretization' is not supported"), "{err}");
 }
 
 /// Training the guide's model as the guide compiles it (Adam, sparse categorical cross-entropy

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod preprocess;
 pub mod reading;
 pub mod resample;
+pub mod tf_resize;
 
 use std::path::Path;
 

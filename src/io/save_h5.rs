@@ -107,9 +107,18 @@ fn write_weight_groups(model: &Model, root: &Group) -> Result<()> {
     Ok(())
 }
 
-/// `weight` in Keras's layout as a float32 dataset `name` of `group` (intermediate groups made).
+/// `weight` in Keras's layout as a dataset `name` of `group` (intermediate groups made): float32,
+/// or int64 for an integer weight (Normalization's `count`), as Keras stores them.
 pub(crate) fn write_weight_dataset(group: &Group, name: &str, weight: &Weight) -> Result<()> {
-    write_f32_dataset(group, name, &weight.layout.to_keras(weight.tensor))
+    let value = weight.layout.to_keras(weight.tensor);
+    if value.is_floating_point() {
+        return write_f32_dataset(group, name, &value);
+    }
+    let value = value.to_device(tch::Device::Cpu).to_kind(tch::Kind::Int64);
+    let dims: Vec<usize> = value.size().iter().map(|&d| d as usize).collect();
+    let data = Vec::<i64>::try_from(value.flatten(0, -1))?;
+    group.new_dataset::<i64>().shape(dims).create(name)?.write_raw(&data)?;
+    Ok(())
 }
 
 /// `value` as a float32 dataset `name` of `group` (intermediate groups made).

@@ -296,7 +296,7 @@ fn read_optimizer_weights(file: &hdf5::File, path: &Path, file_size: u64) -> Res
             let count = dataset.read_scalar::<i64>().with_context(|| format!("{}: reading the step count '{full}'", path.display()))?;
             iterations = Some(count);
         } else {
-            let weight = float_weight(&source, "optimizer_weights", &full, format!("{}/{full}", group.name()), &dataset)?;
+            let weight = numeric_weight(&source, "optimizer_weights", &full, format!("{}/{full}", group.name()), &dataset)?;
             weights.push(SavedWeight { name: full, ..weight });
         }
     }
@@ -408,7 +408,7 @@ fn read_layer_groups(source: &Source, root: &Group) -> Result<Vec<SavedLayer>> {
                     let dataset = group.dataset(&full).with_context(|| {
                         format!("{}: layer '{layer}' lists weight '{full}' but the file has no such dataset", path.display())
                     })?;
-                    float_weight(source, &layer, &full, format!("{}/{full}", group.name()), &dataset)
+                    numeric_weight(source, &layer, &full, format!("{}/{full}", group.name()), &dataset)
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(SavedLayer { name: layer, weights, keras3_group: None })
@@ -441,16 +441,17 @@ fn rename_keras1_weights(mut layer: SavedLayer) -> Result<SavedLayer> {
     Ok(layer)
 }
 
-/// A float dataset as a [`SavedWeight`] (not read yet), after checking its element type and
+/// A float (or integer: Normalization's `count`) dataset as a [`SavedWeight`] (not read yet; read
+/// as float32), after checking its element type and
 /// that its declared size is one the file can hold; errors name the file, layer, dataset,
 /// element type and shape.
 /// `listed` is the weight as the layer lists it (`conv1/kernel:0`; Keras 3: its index).
-fn float_weight(source: &Source, layer: &str, listed: &str, path_in_file: String, dataset: &Dataset) -> Result<SavedWeight> {
+fn numeric_weight(source: &Source, layer: &str, listed: &str, path_in_file: String, dataset: &Dataset) -> Result<SavedWeight> {
     let file = source.path.display();
     let element =
         describe_element_type(dataset).with_context(|| format!("{file}: weight '{listed}' of layer '{layer}': unreadable element type"))?;
-    let ElementType::Float(element_bytes) = element else {
-        bail!("{file}: weight '{listed}' of layer '{layer}' has element type {element}, expected floats");
+    let (ElementType::Float(element_bytes) | ElementType::Integer(element_bytes)) = element else {
+        bail!("{file}: weight '{listed}' of layer '{layer}' has element type {element}, expected numbers");
     };
     let dims = dataset.shape();
     let shape: Vec<i64> = dims.iter().map(|&d| i64::try_from(d).unwrap_or(i64::MAX)).collect();
@@ -468,6 +469,7 @@ fn float_weight(source: &Source, layer: &str, listed: &str, path_in_file: String
 /// twin: float16 and bfloat16 are read through HDF5's own conversion).
 enum ElementType {
     Float(usize),
+    Integer(usize),
     Other(String),
 }
 
@@ -475,6 +477,7 @@ impl std::fmt::Display for ElementType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ElementType::Float(bytes) => write!(f, "float{}", bytes * 8),
+            ElementType::Integer(bytes) => write!(f, "int{}", bytes * 8),
             ElementType::Other(what) => f.write_str(what),
         }
     }
@@ -486,6 +489,7 @@ fn describe_element_type(dataset: &Dataset) -> Result<ElementType> {
     let class = hdf5::sync::sync(|| unsafe { hdf5_sys::h5t::H5Tget_class(dtype.id()) });
     Ok(match class {
         hdf5_sys::h5t::H5T_class_t::H5T_FLOAT => ElementType::Float(dtype.size()),
+        hdf5_sys::h5t::H5T_class_t::H5T_INTEGER => ElementType::Integer(dtype.size()),
         _ => ElementType::Other(match dtype.to_descriptor() {
             Ok(descriptor) => descriptor.to_string(),
             Err(_) => format!("{class:?} of {} bytes", dtype.size()),
@@ -558,7 +562,7 @@ pub fn read_keras3_optimizer(source: Arc<H5Source>) -> Result<ListedOptimizerSta
                 let dataset = vars
                     .dataset(&i.to_string())
                     .with_context(|| format!("{}: optimizer/vars has {count} members but no '{i}'", path.display()))?;
-                let weight = float_weight(&source, "optimizer", &i.to_string(), format!("optimizer/vars/{i}"), &dataset)?;
+                let weight = numeric_weight(&source, "optimizer", &i.to_string(), format!("optimizer/vars/{i}"), &dataset)?;
                 Ok(SavedWeight { name: i.to_string(), ..weight })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -613,7 +617,7 @@ fn read_keras3_vars(source: &Source, vars: &Group, path: &str) -> Result<SavedLa
         .into_iter()
         .map(|index| {
             let dataset = vars.dataset(&index.to_string())?;
-            float_weight(source, path, &index.to_string(), format!("/{path}/vars/{index}"), &dataset)
+            numeric_weight(source, path, &index.to_string(), format!("/{path}/vars/{index}"), &dataset)
         })
         .collect::<Result<Vec<_>>>()?;
     let group_name = path.rsplit('/').next().unwrap_or(path);

@@ -14,12 +14,14 @@ pub mod input;
 pub mod keras_config;
 pub mod keras_layout;
 pub mod merge;
+pub mod normalization;
 pub mod padding;
 pub mod pooling;
 pub mod registry;
 pub mod relu;
 pub mod rescaling;
 pub mod reshape;
+pub mod resizing;
 pub mod softmax;
 
 use anyhow::Result;

@@ -17,11 +17,13 @@ use super::init::InitialWeights;
 use super::input::InputLayer;
 use super::keras_config::KerasConfig;
 use super::merge::{Add, Concatenate};
+use super::normalization::NormalizationConfig;
 use super::padding::ZeroPadding2D;
 use super::pooling::{GlobalPool2D, Pool2D};
-use super::relu::ReLU;
+use super::relu::{LeakyReLU, ReLU};
 use super::rescaling::Rescaling;
 use super::reshape::{Dropout, Flatten};
+use super::resizing::{CenterCrop, Resizing};
 use super::softmax::Softmax;
 use super::{Layer, Shape};
 
@@ -33,6 +35,7 @@ pub const LAYER_CLASSES: &[LayerClass] = &[
     LayerClass::new("Dense", with_weights::<DenseConfig>),
     LayerClass::new("Activation", without_weights::<Activation>),
     LayerClass::new("ReLU", without_weights::<ReLU>),
+    LayerClass::new("LeakyReLU", without_weights::<LeakyReLU>),
     LayerClass::new("Softmax", without_weights::<Softmax>),
     LayerClass::new("ZeroPadding2D", without_weights::<ZeroPadding2D>),
     LayerClass::new("MaxPooling2D", without_weights::<Pool2D>),
@@ -42,6 +45,9 @@ pub const LAYER_CLASSES: &[LayerClass] = &[
     LayerClass::new("Flatten", without_weights::<Flatten>),
     LayerClass::new("Dropout", without_weights::<Dropout>),
     LayerClass::new("Rescaling", without_weights::<Rescaling>),
+    LayerClass::new("Normalization", with_weights::<NormalizationConfig>),
+    LayerClass::new("Resizing", without_weights::<Resizing>),
+    LayerClass::new("CenterCrop", without_weights::<CenterCrop>),
     LayerClass::new("RandomFlip", without_weights::<RandomFlip>),
     LayerClass::new("RandomRotation", without_weights::<RandomRotation>),
     LayerClass::new("RandomZoom", without_weights::<RandomZoom>),
@@ -123,6 +129,7 @@ mod tests {
         }
         // A class rebuilt from a minimal config reports the class it was registered under.
         let minimal = serde_json::json!({ "units": 2, "filters": 2, "kernel_size": 1, "rate": 0.5, "pool_size": 2, "factor": 0.1, "height_factor": 0.1, "width_factor": 0.1,
+                                          "height": 2, "width": 2,
                                           "batch_input_shape": [null, 4, 4, 3] });
         for class in LAYER_CLASSES {
             let built = (class.from_keras_config)(&KerasConfig::new(class.class_name, &minimal)).unwrap();

@@ -1,7 +1,7 @@
 //! Keras's `ReLU` layer (`keras/src/layers/activations/relu.py`, tf-keras's `backend.relu`):
 //! `max_value` caps the output, values at or below `threshold` are zeroed, and below it
 //! `negative_slope` leaks: `f(x) = min(x, max_value)` for `x > threshold`, `0` at the threshold,
-//! `negative_slope · (x − threshold)` below.
+//! `negative_slope · (x − threshold)` below. `LeakyReLU` is the same function with only a slope.
 
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
@@ -66,5 +66,52 @@ impl Layer for ReLU {
         } else {
             ys - (xs.neg() + self.threshold).relu() * self.negative_slope
         }
+    }
+}
+
+/// Keras's `LeakyReLU` layer (`keras/src/layers/activations/leaky_relu.py`): `x` above zero,
+/// `negative_slope · x` below — the [`ReLU`] with only a slope. tf.keras calls the slope `alpha`
+/// (default 0.3), Keras 3 `negative_slope` (same default, and it still reads `alpha`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeakyReLU {
+    pub negative_slope: f64,
+}
+
+impl LeakyReLU {
+    fn as_relu(&self) -> ReLU {
+        ReLU { negative_slope: self.negative_slope, ..ReLU::default() }
+    }
+}
+
+impl FromKerasConfig for LeakyReLU {
+    fn from_keras_config(config: &KerasConfig) -> Result<Self> {
+        let key = if config.get("negative_slope").is_null() { "alpha" } else { "negative_slope" };
+        let negative_slope = config.f64_or(key, 0.3)?;
+        if !negative_slope.is_finite() {
+            bail!("LeakyReLU needs a finite {key}, got {negative_slope}");
+        }
+        Ok(Self { negative_slope })
+    }
+}
+
+impl Layer for LeakyReLU {
+    fn class_name(&self) -> &'static str {
+        "LeakyReLU"
+    }
+
+    fn keras_config(&self) -> Value {
+        json!({ "alpha": self.negative_slope })
+    }
+
+    fn keras3_config(&self) -> Value {
+        json!({ "negative_slope": self.negative_slope })
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        Ok(single_input(self.class_name(), inputs)?.clone())
+    }
+
+    fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
+        self.as_relu().forward(inputs, train)
     }
 }
