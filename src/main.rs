@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use keras_tch::graph::summary::summary;
+use keras_tch::graph::summary::{expanded_summary, summary};
 use keras_tch::io::subclassed_resnet::TutorialResnet;
 use keras_tch::models::applications::Naming;
 use keras_tch::models::{Arch, ArchOptions};
@@ -58,8 +58,15 @@ enum Command {
 #[derive(Args)]
 struct SummaryArgs {
     /// Which architecture to build
-    #[arg(long, value_enum)]
-    arch: Arch,
+    #[arg(long, value_enum, required_unless_present = "model")]
+    arch: Option<Arch>,
+    /// Or a Keras model file (.h5 from model.save, .keras) to summarise
+    #[arg(long, conflicts_with_all = ["arch", "input_shape", "classes", "subclassed"])]
+    model: Option<std::path::PathBuf>,
+    /// Print the layers of each model nested as a layer (a transfer-learning base) inside a box
+    /// under its row (Keras's expand_nested=True)
+    #[arg(long)]
+    expand_nested: bool,
     /// Input shape H,W,C (default: the seed's, e.g. 64,64,3 for resnet50-course)
     #[arg(long, value_parser = parse_input_shape)]
     input_shape: Option<[i64; 3]>,
@@ -139,11 +146,20 @@ fn run(cli: Cli) -> Result<()> {
             keras_tch::demo::run(&args.common.root, args.common.device.resolve()?, &options)
         }
         Command::Summary(args) => {
-            let options = ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming, ..Default::default() };
-            let model = args.arch.build(&options, tch::Device::Cpu)?;
+            let model = match (&args.model, args.arch) {
+                (Some(path), _) => keras_tch::io::load_model(path, tch::Device::Cpu)?,
+                (None, Some(arch)) => {
+                    let options =
+                        ArchOptions { input_shape: args.input_shape, classes: args.classes, naming: args.naming, ..Default::default() };
+                    arch.build(&options, tch::Device::Cpu)?
+                }
+                (None, None) => unreachable!("clap requires --arch or --model"),
+            };
             if args.subclassed {
                 let tutorial = TutorialResnet::of(&model).context("--subclassed applies to --arch resnet18 and resnet34")?;
                 print!("{}", tutorial.summary(&model)?);
+            } else if args.expand_nested {
+                print!("{}", expanded_summary(&model));
             } else {
                 print!("{}", summary(&model));
             }

@@ -71,6 +71,35 @@ fn summary_prints_the_nested_model_as_one_row() {
     assert!(text.contains("Non-trainable params: 23,587,712"), "{text}");
 }
 
+/// `summary --model FILE --expand-nested` (Keras's `expand_nested=True`) prints each nested
+/// model's layers in a box under its row: the augmentation block's input and three layers, the
+/// base's input and every layer of it, named as inside their model; the totals do not change.
+#[test]
+fn expanded_summary_boxes_each_nested_model() {
+    let Some(fixture) = keras_fixture("nested_augmented") else { return };
+    let model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keras-tch"))
+        .args(["summary", "--expand-nested", "--model"])
+        .arg(fixture.join("model.h5"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(text, keras_tch::graph::summary::expanded_summary(&model), "the CLI prints the library's table");
+    let inner: Vec<&str> = text.lines().filter(|line| line.starts_with("| ") && line.contains(" (")).collect();
+    let base_layers = model.layers().iter().filter(|node| node.name.starts_with("resnet50/")).count();
+    assert_eq!(inner.len(), 4 + 1 + base_layers, "{text}");
+    assert!(inner[0].starts_with("| random_flip_input (InputLa") && inner[1].starts_with("| random_flip (RandomFlip)"), "{text}");
+    assert!(inner[4].starts_with("| input_1 (InputLayer)") && inner[4].contains("(None, 64, 64, 3)"), "{text}");
+    assert!(inner[5].starts_with("| conv1_pad (ZeroPadding2D)"), "{text}");
+    assert!(inner.iter().all(|line| line.ends_with('|') && line.chars().count() == 65), "{text}");
+    assert_eq!(text.lines().filter(|line| line.starts_with("|¯")).count(), 2, "{text}");
+    let summary = keras_tch::graph::summary::summary(&model);
+    let totals = |text: &str| text.lines().filter(|line| line.contains(" params: ")).map(String::from).collect::<Vec<_>>();
+    assert_eq!(totals(&text), totals(&summary));
+    assert!(!summary.contains('|'), "{summary}");
+}
+
 /// `convert` and every save write the nested model back as Keras writes it: tf.keras and
 /// Keras 3 load what keras-tch wrote and give the original's outputs, and so does keras-tch.
 #[test]

@@ -2,48 +2,99 @@
 //! a 98-column table with "Connected to" for branching graphs, a 65-column one for chains,
 //! `None` for the batch axis, and totals with thousands separators.
 
-use super::nesting::{placement, Placement};
+use super::nesting::{local_name, placement, Placement};
 use super::{keras_shape, Model};
 
 /// The summary text, lines joined by '\n' (with a trailing newline). A model nested as a
 /// layer is one row, with its class and its parameters, as Keras prints it.
 pub fn summary(model: &Model) -> String {
-    let rows = summary_rows(model);
+    render(model, false)
+}
+
+/// The summary with each nested model's layers printed inside a box under its row, as
+/// `summary(expand_nested=True)` draws them (`|` borders, `¯` box edges, one `|` per level).
+pub fn expanded_summary(model: &Model) -> String {
+    render(model, true)
+}
+
+fn render(model: &Model, expand_nested: bool) -> String {
+    let rows = summary_rows(model, "");
     let sequential_like = is_sequential_like(&rows);
-    let (line_length, positions, header): (usize, Vec<usize>, Vec<&str>) = if sequential_like {
-        (65, fractions(65, &[0.45, 0.85, 1.0]), vec!["Layer (type)", "Output Shape", "Param #"])
+    let table = if sequential_like {
+        Table { line_length: 65, positions: fractions(65, &[0.45, 0.85, 1.0]), connections: false, expand_nested }
     } else {
-        (98, fractions(98, &[0.33, 0.55, 0.67, 1.0]), vec!["Layer (type)", "Output Shape", "Param #", "Connected to"])
+        Table { line_length: 98, positions: fractions(98, &[0.33, 0.55, 0.67, 1.0]), connections: true, expand_nested }
     };
+    let header = ["Layer (type)", "Output Shape", "Param #", "Connected to"];
     let mut out = Vec::new();
     out.push(format!("Model: \"{}\"", model.name));
-    out.push("_".repeat(line_length));
-    out.push(row(&header.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &positions));
-    out.push("=".repeat(line_length));
-    for (i, summary_row) in rows.iter().enumerate() {
-        let connections: Vec<String> = summary_row.inbound.iter().map(|&r| format!("{}[0][0]", rows[r].name)).collect();
-        let mut fields = vec![
-            format!("{} ({})", summary_row.name, summary_row.class),
-            keras_shape(&summary_row.output_shape),
-            summary_row.params.to_string(),
-        ];
-        if !sequential_like {
-            fields.push(connections.first().cloned().unwrap_or_default());
-        }
-        out.push(row(&fields, &positions));
-        if !sequential_like {
-            for connection in connections.iter().skip(1) {
-                out.push(row(&[String::new(), String::new(), String::new(), connection.clone()], &positions));
-            }
-        }
-        out.push(if i + 1 == rows.len() { "=" } else { "_" }.repeat(line_length));
-    }
+    out.push("_".repeat(table.line_length));
+    out.push(row(&header[..table.positions.len()].iter().map(|s| s.to_string()).collect::<Vec<_>>(), &table.positions));
+    out.push("=".repeat(table.line_length));
+    table.print_rows(model, &rows, 0, &mut out);
+    out.push("=".repeat(table.line_length));
     let (total, trainable, non_trainable) = model.param_counts();
     out.push(format!("Total params: {}", thousands(total)));
     out.push(format!("Trainable params: {}", thousands(trainable)));
     out.push(format!("Non-trainable params: {}", thousands(non_trainable)));
-    out.push("_".repeat(line_length));
+    out.push("_".repeat(table.line_length));
     out.join("\n") + "\n"
+}
+
+/// The table's layout: its width, column positions, whether it has "Connected to".
+struct Table {
+    line_length: usize,
+    positions: Vec<usize>,
+    connections: bool,
+    expand_nested: bool,
+}
+
+impl Table {
+    /// `rows` at nesting `level`, each followed by a rule (none after the last: the caller
+    /// closes the table or the box), and, when expanding, its nested model's box.
+    fn print_rows(&self, model: &Model, rows: &[SummaryRow], level: usize, out: &mut Vec<String>) {
+        for (i, summary_row) in rows.iter().enumerate() {
+            let connections: Vec<String> = summary_row.inbound.iter().map(|&r| format!("{}[0][0]", rows[r].name)).collect();
+            let mut fields = vec![
+                format!("{} ({})", summary_row.name, summary_row.class),
+                keras_shape(&summary_row.output_shape),
+                summary_row.params.to_string(),
+            ];
+            if self.connections {
+                fields.push(connections.first().cloned().unwrap_or_default());
+            }
+            out.push(self.nested_row(&fields, level));
+            if self.connections {
+                for connection in connections.iter().skip(1) {
+                    out.push(self.nested_row(&[String::new(), String::new(), String::new(), connection.clone()], level));
+                }
+            }
+            if let Some(path) = summary_row.nested.as_deref().filter(|_| self.expand_nested) {
+                out.push(self.border(level + 1, '¯'));
+                self.print_rows(model, &summary_rows(model, path), level + 1, out);
+                out.push(self.border(level, '¯'));
+            }
+            if i + 1 < rows.len() {
+                out.push(self.border(level, '_'));
+            }
+        }
+    }
+
+    /// A row inside `level` boxes: `|` on each side per level (and a space inside, as Keras).
+    fn nested_row(&self, fields: &[String], level: usize) -> String {
+        let mut fields = fields.to_vec();
+        if level > 0 {
+            fields[0] = format!("{} {}", "|".repeat(level), fields[0]);
+        }
+        let line: String = row(&fields, &self.positions).chars().take(self.line_length - level).collect();
+        line + &"|".repeat(level)
+    }
+
+    /// A rule of `fill` inside `level` boxes.
+    fn border(&self, level: usize, fill: char) -> String {
+        let bars = "|".repeat(level);
+        format!("{bars}{}{bars}", fill.to_string().repeat(self.line_length - 2 * level))
+    }
 }
 
 /// One row of the summary: a layer of the model, or a whole model nested in it.
@@ -54,42 +105,69 @@ struct SummaryRow {
     params: i64,
     /// The rows it reads, in order.
     inbound: Vec<usize>,
+    /// For a nested model's row: its path.
+    nested: Option<String>,
 }
 
-/// The model's top-level layers: each layer outside nested models, and each outermost nested
-/// model (its layers together, its output the last of them in Keras's order).
-fn summary_rows(model: &Model) -> Vec<SummaryRow> {
+/// The layers of the model at `scope` (`""`: the outer model): each of its own layers, and each
+/// model nested in it as one row (its layers together, its output the last of them in Keras's
+/// order). A nested model's rows start with its input layers, which the inlined graph does not
+/// keep: the tensors from outside its scope are matched to them in order of first use.
+fn summary_rows(model: &Model, scope: &str) -> Vec<SummaryRow> {
     let mut rows: Vec<SummaryRow> = Vec::new();
-    let mut row_of = vec![0usize; model.layers().len()];
+    let input_names = model.nested_models().iter().find(|n| n.path == scope).map_or(&[][..], |n| n.input_names.as_slice());
+    for name in input_names {
+        rows.push(SummaryRow {
+            name: name.clone(),
+            class: "InputLayer".into(),
+            output_shape: Vec::new(),
+            params: 0,
+            inbound: Vec::new(),
+            nested: None,
+        });
+    }
+    let mut inputs_used = 0;
+    let mut row_of: Vec<Option<usize>> = vec![None; model.layers().len()];
     let mut row_of_nested: Vec<(&str, usize)> = Vec::new();
     for (i, node) in model.layers().iter().enumerate() {
-        let holder = match placement(model.nested_models(), "", &node.name) {
+        let holder = match placement(model.nested_models(), scope, &node.name) {
+            Placement::Outside => continue,
             Placement::In(nested) => Some(nested),
-            _ => None,
+            Placement::Direct => None,
         };
         let existing = holder.and_then(|nested| row_of_nested.iter().find(|(path, _)| *path == nested.path).map(|&(_, r)| r));
-        let r = match (holder, existing) {
-            (_, Some(r)) => r,
-            (holder, None) => {
+        let r = match existing {
+            Some(r) => r,
+            None => {
                 let (name, class) = match holder {
-                    Some(nested) => (nested.path.clone(), nested.class_name.clone()),
-                    None => (node.name.clone(), node.layer.class_name().to_string()),
+                    Some(nested) => (nested.name().to_string(), nested.class_name.clone()),
+                    None => (local_name(scope, &node.name).to_string(), node.layer.class_name().to_string()),
                 };
-                rows.push(SummaryRow { name, class, output_shape: Vec::new(), params: 0, inbound: Vec::new() });
+                let nested = holder.map(|n| n.path.clone());
+                rows.push(SummaryRow { name, class, output_shape: Vec::new(), params: 0, inbound: Vec::new(), nested });
                 if let Some(nested) = holder {
                     row_of_nested.push((&nested.path, rows.len() - 1));
                 }
                 rows.len() - 1
             }
         };
-        row_of[i] = r;
-        let this = &mut rows[r];
-        this.output_shape = node.output_shape.clone();
-        this.params += node.param_count();
+        row_of[i] = Some(r);
+        rows[r].output_shape = node.output_shape.clone();
+        rows[r].params += node.param_count();
         for id in &node.inbound {
-            let from = row_of[id.0];
-            if from != r && !this.inbound.contains(&from) {
-                this.inbound.push(from);
+            let from = match row_of[id.0] {
+                Some(from) => from,
+                // From outside the scope: the nested model's next input layer.
+                None if inputs_used < input_names.len() => {
+                    row_of[id.0] = Some(inputs_used);
+                    rows[inputs_used].output_shape = model.layers()[id.0].output_shape.clone();
+                    inputs_used += 1;
+                    inputs_used - 1
+                }
+                None => continue,
+            };
+            if from != r && !rows[r].inbound.contains(&from) {
+                rows[r].inbound.push(from);
             }
         }
     }
