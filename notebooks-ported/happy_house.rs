@@ -16,7 +16,7 @@ use clap::Parser;
 use tch::{Device, Kind, Tensor};
 
 use keras_tch::data::course::{load_dataset, print_notebook_shapes, Split};
-use keras_tch::graph::plot::plot_model;
+use keras_tch::graph::plot::{plot_model, PlotOptions};
 use keras_tch::graph::summary::summary;
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
 use keras_tch::models::happy::happy_model;
@@ -94,7 +94,7 @@ fn main() -> Result<()> {
     // happyModel.summary(); plot_model(happyModel, to_file='HappyModel.png')
     print!("{}", summary(&model));
     let plot = root.join("runs/happy_house/HappyModel.png");
-    match plot_model(&model, &plot, false) {
+    match plot_model(&model, &plot, PlotOptions::default()) {
         Ok(()) => println!("plot_model: {}", plot.display()),
         Err(e) => println!("plot_model: {e:#}"),
     }

@@ -21,7 +21,7 @@ use clap::Parser;
 use tch::{Device, Tensor};
 
 use keras_tch::data::course::{load_six_class_dataset, print_notebook_shapes};
-use keras_tch::graph::plot::plot_model;
+use keras_tch::graph::plot::{plot_model, PlotOptions};
 use keras_tch::graph::summary::summary;
 use keras_tch::graph::tuple;
 use keras_tch::imaging::{img_to_array, load_img, preprocess_input, DecodeOptions, Interpolation, PreprocessMode};
@@ -146,7 +146,7 @@ fn main() -> Result<()> {
     print!("{}", summary(&pretrained));
     //   plot_model(model, to_file='model.png')
     let plot = run_dir.join("model.png");
-    match plot_model(&pretrained, &plot, false) {
+    match plot_model(&pretrained, &plot, PlotOptions::default()) {
         Ok(()) => println!("plot_model: {}", plot.display()),
         Err(e) => println!("plot_model: {e:#}"),
     }

@@ -4,14 +4,16 @@
 mod common;
 
 use common::scratch_dir;
-use keras_tch::graph::plot::{model_to_dot, plot_model};
+use keras_tch::graph::plot::{model_to_dot, plot_model, PlotOptions};
 use keras_tch::models::course::block_model;
 use tch::Device;
+
+const SHAPES: PlotOptions = PlotOptions { show_shapes: true, expand_nested: false };
 
 #[test]
 fn dot_has_every_layer_and_connection() {
     let model = block_model([4, 4, 6], true, Device::Cpu).unwrap();
-    let dot = model_to_dot(&model, true);
+    let dot = model_to_dot(&model, SHAPES);
     let edges: usize = model.layers().iter().map(|n| n.inbound.len()).sum();
     assert_eq!(dot.matches(" -> ").count(), edges);
     assert_eq!(dot.matches("[label=").count(), model.layers().len());
@@ -25,16 +27,16 @@ fn dot_has_every_layer_and_connection() {
 fn graphviz_renders_svg_and_png() {
     let model = block_model([4, 4, 6], false, Device::Cpu).unwrap();
     let dir = scratch_dir("plot");
-    plot_model(&model, &dir.join("block.svg"), false).unwrap();
+    plot_model(&model, &dir.join("block.svg"), PlotOptions::default()).unwrap();
     let svg = std::fs::read_to_string(dir.join("block.svg")).unwrap();
     assert!(svg.contains("<svg"), "an SVG document");
     let first_conv = model.layers().iter().find(|n| n.layer.class_name() == "Conv2D").unwrap();
     assert!(svg.contains(&first_conv.name), "layer names drawn");
-    plot_model(&model, &dir.join("block.png"), true).unwrap();
+    plot_model(&model, &dir.join("block.png"), SHAPES).unwrap();
     assert!(std::fs::read(dir.join("block.png")).unwrap().starts_with(b"\x89PNG"));
-    plot_model(&model, &dir.join("block.dot"), true).unwrap();
+    plot_model(&model, &dir.join("block.dot"), SHAPES).unwrap();
     assert!(std::fs::read_to_string(dir.join("block.dot")).unwrap().starts_with("digraph G {"));
-    let message = format!("{:#}", plot_model(&model, &dir.join("block"), true).unwrap_err());
+    let message = format!("{:#}", plot_model(&model, &dir.join("block"), SHAPES).unwrap_err());
     assert!(message.contains("give the file an extension"), "{message}");
 }
 
@@ -64,4 +66,28 @@ fn plot_command_draws_the_course_resnet50() {
     assert!(stderr.contains("Graphviz's `dot` is not installed"), "{stderr}");
     assert!(std::fs::read_to_string(dir.join("model.dot")).unwrap().starts_with("digraph G {"));
     assert!(!svg.exists());
+}
+
+/// A model nested as a layer (the transfer-learning guide's ResNet50 base and augmentation
+/// block) is one node, as `plot_model` draws it, with its input and output shapes; with
+/// `expand_nested` its layers are drawn inside a dashed box named after it.
+#[test]
+fn nested_models_are_one_node_or_a_box() {
+    let Some(fixture) = common::keras_fixture("nested_augmented") else { return };
+    let model = keras_tch::io::load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    let dot = model_to_dot(&model, SHAPES);
+    // input, data_augmentation, rescaling, resnet50, pooling, dropout, dense: a chain.
+    assert_eq!(dot.matches("[label=").count(), 7, "{dot}");
+    assert_eq!(dot.matches(" -> ").count(), 6, "{dot}");
+    assert!(dot.contains("resnet50: Functional}|{input:|output:}|{{(None, 64, 64, 3)}|{(None, 2, 2, 2048)}}"), "{dot}");
+    assert!(dot.contains("data_augmentation: Sequential}"), "{dot}");
+    assert!(!dot.contains("cluster"), "{dot}");
+
+    let expanded = model_to_dot(&model, PlotOptions { expand_nested: true, ..SHAPES });
+    assert_eq!(expanded.matches("[label=").count(), model.layers().len(), "{expanded}");
+    let edges: usize = model.layers().iter().map(|n| n.inbound.len()).sum();
+    assert_eq!(expanded.matches(" -> ").count(), edges, "{expanded}");
+    assert_eq!(expanded.matches("subgraph cluster_").count(), 2, "{expanded}");
+    assert!(expanded.contains("label=\"resnet50\";") && expanded.contains("label=\"data_augmentation\";"), "{expanded}");
+    assert!(expanded.contains("[label=\"{conv1_conv: Conv2D}"), "inner layers by their own names: {expanded}");
 }

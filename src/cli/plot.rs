@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use tch::Device;
 
-use keras_tch::graph::plot::plot_model;
+use keras_tch::graph::plot::{plot_model, PlotOptions};
 use keras_tch::io::load_model;
 use keras_tch::models::applications::Naming;
 use keras_tch::models::{Arch, ArchOptions};
@@ -28,6 +28,10 @@ pub struct PlotArgs {
     /// Show each layer's input and output shapes (plot_model's show_shapes=True)
     #[arg(long)]
     pub show_shapes: bool,
+    /// Draw the layers of models nested as layers (a transfer-learning base) inside a dashed box
+    /// named after the model, instead of one node for it (plot_model's expand_nested=True)
+    #[arg(long)]
+    pub expand_nested: bool,
 }
 
 pub fn run(args: &PlotArgs) -> Result<()> {
@@ -36,7 +40,7 @@ pub fn run(args: &PlotArgs) -> Result<()> {
         (None, Some(arch)) => arch.build(&ArchOptions { naming: args.naming, ..Default::default() }, Device::Cpu)?,
         (None, None) => unreachable!("clap requires --model or --arch"),
     };
-    plot_model(&model, &args.to, args.show_shapes)?;
+    plot_model(&model, &args.to, PlotOptions { show_shapes: args.show_shapes, expand_nested: args.expand_nested })?;
     println!("Drew model '{}' ({} layers) to {}", model.name, model.layers().len(), args.to.display());
     Ok(())
 }
