@@ -1227,7 +1227,9 @@ def fixture_augmentation(folder: str) -> None:
     """The geometric augmentations in training at fixed factors, on a non-square image, by
     tf.keras and Keras 3: RandomRotation (factor (f, f): 90 and 36 degrees counter-clockwise)
     in each fill mode, and the FIXED_GEOMETRY zooms and translations (reflect and constant);
-    io.h5: 'x', '<keras>_<factor>_<fill_mode>' and '<keras>_<name>_<fill_mode>'."""
+    RandomRotation((0.1, 0.1)) with a constant fill_value of 40.5, bilinear and nearest;
+    io.h5: 'x', '<keras>_<factor>_<fill_mode>', '<keras>_<name>_<fill_mode>' and
+    '<keras>_fill_value_<interpolation>'."""
     import keras
 
     x = (np.arange(2 * 6 * 8 * 3, dtype="float32").reshape(2, 6, 8, 3) * 7.0) % 97.0
@@ -1241,6 +1243,10 @@ def fixture_augmentation(folder: str) -> None:
             for fill in ("reflect", "constant"):
                 layer = getattr(module.layers, class_name)(**kwargs, fill_mode=fill)
                 arrays[f"{version}_{name}_{fill}"] = np.asarray(layer(x, training=True), dtype="float32")
+        # A constant fill of another value than 0, bilinear and nearest.
+        for interpolation in ("bilinear", "nearest"):
+            layer = module.layers.RandomRotation((0.1, 0.1), fill_mode="constant", fill_value=40.5, interpolation=interpolation)
+            arrays[f"{version}_fill_value_{interpolation}"] = np.asarray(layer(x, training=True), dtype="float32")
     write_io(folder, **arrays)
 
 

@@ -57,6 +57,25 @@ fn rotations_at_fixed_angles_are_keras_pixel_for_pixel() {
     }
 }
 
+/// `fill_mode="constant"` with a `fill_value` other than 0: the value outside the image, blended
+/// into the edge pixels by bilinear interpolation as Keras blends it.
+#[test]
+fn constant_fill_takes_keras_fill_value() {
+    let Some(fixture) = keras_fixture("augmentation") else { return };
+    let io = fixture.join("io.h5");
+    let x = read_tensor(&io, "x");
+    for interpolation in ["bilinear", "nearest"] {
+        let config = json!({ "factor": [0.1, 0.1], "fill_mode": "constant", "fill_value": 40.5, "interpolation": interpolation });
+        let rotation: RandomRotation = layer("RandomRotation", config);
+        let ours = run(&rotation, &x, true);
+        assert!(ours.eq(40.5).any().int64_value(&[]) == 1, "{interpolation}: the corners are filled");
+        for keras in ["keras3", "tf_keras"] {
+            let expected = read_tensor(&io, &format!("{keras}_fill_value_{interpolation}"));
+            assert_close(&format!("{keras} RandomRotation fill_value=40.5 {interpolation}"), &ours, &expected);
+        }
+    }
+}
+
 /// Zooms and translations at fixed factors (scripts/keras_fixtures.py's FIXED_GEOMETRY).
 #[test]
 fn zooms_and_translations_at_fixed_factors_are_keras_pixel_for_pixel() {

@@ -1,7 +1,7 @@
 //! Keras's geometric augmentation layers (`keras/src/layers/preprocessing/random_rotation.py`,
 //! `random_zoom.py`, `random_translation.py`): the identity at inference; in training, each
 //! image moved by a random affine transform about its centre and resampled as Keras does
-//! (bilinear or nearest; outside the image, `reflect`, `nearest` or `constant` 0). The draws
+//! (bilinear or nearest; outside the image, `reflect`, `nearest` or `constant` `fill_value`). The draws
 //! come from libtorch's generator (see [`super::augmentation`]); the geometry is Keras's (tested
 //! at fixed factors against tf.keras and Keras 3, pixel for pixel).
 
@@ -17,9 +17,11 @@ use super::registry::FromKerasConfig;
 #[derive(Debug, Clone)]
 struct Resampling {
     nearest: bool,
-    /// grid_sample's padding mode: 0 zeros (`constant` with fill_value 0), 1 border
-    /// (`nearest`), 2 reflection (`reflect`, Keras's `d c b a | a b c d | d c b a`).
+    /// grid_sample's padding mode: 0 zeros (`constant`), 1 border (`nearest`), 2 reflection
+    /// (`reflect`, Keras's `d c b a | a b c d | d c b a`).
     padding_mode: i64,
+    /// `constant`'s value outside the image.
+    fill_value: f64,
     seed: Value,
 }
 
@@ -28,13 +30,13 @@ impl Resampling {
         let padding_mode = match config.get("fill_mode").as_str().unwrap_or("reflect") {
             "reflect" => 2,
             "nearest" => 1,
-            "constant" if config.f64_or("fill_value", 0.0)? == 0.0 => 0,
-            other => bail!(
-                "{}'s fill_mode '{other}' (with fill_value {}) is not supported here (reflect, nearest, constant 0)",
-                config.class_name,
-                config.get("fill_value")
-            ),
+            "constant" => 0,
+            other => bail!("{}'s fill_mode '{other}' is not supported here (reflect, nearest, constant)", config.class_name),
         };
+        let fill_value = config.f64_or("fill_value", 0.0)?;
+        if !fill_value.is_finite() {
+            return Err(invalid("fill_value", format!("{}'s fill_value must be finite, got {fill_value}", config.class_name)));
+        }
         let nearest = match config.get("interpolation").as_str().unwrap_or("bilinear") {
             "bilinear" => false,
             "nearest" => true,
@@ -45,13 +47,13 @@ impl Resampling {
                 ))
             }
         };
-        Ok(Self { nearest, padding_mode, seed: config.get("seed").clone() })
+        Ok(Self { nearest, padding_mode, fill_value, seed: config.get("seed").clone() })
     }
 
     /// Its part of the layer's Keras config.
     fn add_to(&self, mut config: Value) -> Value {
         config["fill_mode"] = json!(["constant", "nearest", "reflect"][self.padding_mode as usize]);
-        config["fill_value"] = json!(0.0);
+        config["fill_value"] = json!(self.fill_value);
         config["interpolation"] = json!(if self.nearest { "nearest" } else { "bilinear" });
         config["seed"] = self.seed.clone();
         config
@@ -61,7 +63,10 @@ impl Resampling {
     /// (N, 2, 3) affine map in grid_sample's coordinates (-1 to 1 across width and height).
     fn apply(&self, xs: &Tensor, theta: &Tensor) -> Tensor {
         let grid = Tensor::affine_grid_generator(theta, xs.size().as_slice(), false);
-        Tensor::grid_sampler(&xs.to_kind(Kind::Float), &grid, if self.nearest { 1 } else { 0 }, self.padding_mode, false)
+        // Zeros padding reads 0 outside the image: sampling x − v and adding v back reads v
+        // there, and blends it into the edge pixels as Keras's constant fill does.
+        let shift = if self.padding_mode == 0 { self.fill_value } else { 0.0 };
+        Tensor::grid_sampler(&(xs.to_kind(Kind::Float) - shift), &grid, if self.nearest { 1 } else { 0 }, self.padding_mode, false) + shift
     }
 }
 
