@@ -1215,6 +1215,40 @@ def fixture_nested_augmented(folder: str) -> None:
     write_io(folder, x=x, y=y, y_keras3=y_keras3)
 
 
+def deep_nested_model(keras):
+    """Models nested two levels deep: a Sequential (Conv2D, BatchNormalization, ReLU) inside a
+    Functional 'block' (then a 1x1 Conv2D 'proj'), called with training=False inside the outer
+    model (then GlobalAveragePooling2D, Dense)."""
+    layers = keras.layers
+    inner = keras.Sequential([layers.Conv2D(4, 3, padding="same"), layers.BatchNormalization(), layers.ReLU()], name="inner")
+    block_input = keras.Input(shape=(8, 8, 3))
+    block = keras.Model(block_input, layers.Conv2D(5, 1, name="proj")(inner(block_input)), name="block")
+    inputs = keras.Input(shape=(8, 8, 3))
+    x = layers.GlobalAveragePooling2D()(block(inputs, training=False))
+    return keras.Model(inputs, layers.Dense(2)(x), name="outer")
+
+
+def fixture_nested_deep(folder: str) -> None:
+    """deep_nested_model saved by tf.keras (model.h5) and Keras 3 (model.keras) with the same
+    weights (random BatchNorm statistics and biases); io.h5: 'x', 'y' (tf.keras), 'y_keras3'."""
+    fresh_session()
+    rng = np.random.default_rng(SEED)
+    model = deep_nested_model(tf_keras)
+    inner = model.get_layer("block").get_layer("inner")
+    randomize_bn_and_bias(inner, rng)
+    randomize_bn_and_bias(model.get_layer("block"), rng)
+    randomize_bn_and_bias(model, rng)
+    x = rng.standard_normal((2, 8, 8, 3)).astype("float32")
+    model.save(os.path.join(folder, "model.h5"))
+    keras = keras3_session()
+    keras3_model = deep_nested_model(keras)
+    keras3_model.set_weights(model.get_weights())
+    keras3_model.save(os.path.join(folder, "model.keras"))
+    y, y_keras3 = inference(model, x), inference(keras3_model, x)
+    np.testing.assert_allclose(y_keras3, y, atol=1e-5)
+    write_io(folder, x=x, y=y, y_keras3=y_keras3)
+
+
 # Zooms and translations at fixed factors: (name, class, keyword arguments).
 FIXED_GEOMETRY = [
     ("zoom_out", "RandomZoom", {"height_factor": (0.2, 0.2)}),
@@ -1345,6 +1379,7 @@ FIXTURES = {
     "googlenet": fixture_googlenet,
     "nested_models": fixture_nested_models,
     "nested_augmented": fixture_nested_augmented,
+    "nested_deep": fixture_nested_deep,
     "augmentation": fixture_augmentation,
     "callbacks": fixture_callbacks,
     "class_weight": fixture_class_weight,

@@ -129,6 +129,46 @@ fn written_nested_models_load_in_keras_with_the_same_outputs() {
     }
 }
 
+/// Models nested two levels deep (a `Sequential` inside a `Functional` inside the model,
+/// scripts/keras_fixtures.py `deep_nested_model`) load from both formats with Keras's outputs,
+/// and are written back so that each Keras loads them with the same outputs — also with a layer
+/// of the inner `Sequential` frozen, which moves its weights behind the trainable ones in the
+/// order tf.keras reads them.
+#[test]
+fn models_nested_two_levels_deep_load_and_write_back() {
+    let Some(fixture) = keras_fixture("nested_deep") else { return };
+    let io = fixture.join("io.h5");
+    let x = read_tensor(&io, "x");
+    let python = common::keras_python();
+    let dir = common::scratch_dir("nested-deep");
+    for (source, output) in [("model.h5", "y"), ("model.keras", "y_keras3")] {
+        let mut model = load_model(&fixture.join(source), Device::Cpu).unwrap();
+        let paths: Vec<&str> = model.nested_models().iter().map(|nested| nested.path.as_str()).collect();
+        assert_eq!(paths, ["block", "block/inner"], "{source}");
+        let y = read_tensor(&io, output);
+        assert_close(&format!("{source} predicted here"), &model.predict(&x).unwrap(), &y);
+        let Some(python) = &python else { continue };
+        for frozen in [false, true] {
+            if frozen {
+                model.set_trainable("block/inner/batch_normalization", false).unwrap();
+            }
+            let (h5, archive) = (dir.join(format!("{source}-{frozen}.h5")), dir.join(format!("{source}-{frozen}.keras")));
+            keras_tch::io::save_model_h5(&model, &h5).unwrap();
+            keras_tch::io::save_model_keras(&model, &archive).unwrap();
+            for (loader, file) in [("tf_keras", &h5), ("keras3", &archive)] {
+                let args = ["--loader".as_ref(), loader.as_ref(), "--model".as_ref(), file.as_os_str()];
+                let out = dir.join(format!("y_{loader}_{}.h5", file.file_name().unwrap().to_string_lossy()));
+                let (keras_y, line) = common::parity::keras_check(python, &args, &io, &out);
+                assert!(line.contains(" 4 165 "), "{loader} sees 4 layers and every weight of {}: {line}", file.display());
+                assert_close(&format!("{} in {loader}", file.display()), &keras_y, &y);
+                let reopened = load_model(file, Device::Cpu).unwrap();
+                assert_eq!(reopened.nested_models(), model.nested_models(), "{} read back here", file.display());
+                assert_close(&format!("{} read back here", file.display()), &reopened.predict(&x).unwrap(), &y);
+            }
+        }
+    }
+}
+
 /// What keras-tch cannot do yet with nesting is an error saying so: writing a nested model
 /// whose call takes several tensors to a Keras format (safetensors keeps the weights); and a
 /// layer it cannot rebuild inside a nested model is named with the nested model.

@@ -6,7 +6,7 @@
 
 use super::saved_weights::{FileLayout, SavedLayer, SavedWeight, SavedWeights, WeightValue};
 use crate::error::Error;
-use crate::graph::nesting::{path_name, PATH_SEPARATOR};
+use crate::graph::nesting::{own_name, path_name, PATH_SEPARATOR};
 use crate::graph::Model;
 
 /// `saved` with each top-level nested model's group split into its inner layers, or `None`
@@ -22,7 +22,7 @@ pub fn split_nested_layers(model: &Model, saved: &SavedWeights) -> Option<SavedW
     let mut layers = Vec::new();
     for layer in &saved.layers {
         if is_nested(&layer.name) {
-            layers.extend(split_layer(layer));
+            layers.extend(split_layer(model, layer));
         } else {
             layers.push(copy_layer(layer, layer.name.clone(), layer.weights.iter().collect()));
         }
@@ -37,7 +37,10 @@ pub fn split_nested_layers(model: &Model, saved: &SavedWeights) -> Option<SavedW
 }
 
 /// A nested model's stored layer as one stored layer per inner layer, in the order they come.
-fn split_layer(nested: &SavedLayer) -> Vec<SavedLayer> {
+/// tf.keras names each weight by its own layer alone, at any depth (a layer of a `Sequential`
+/// inside the nested model too): each is matched to the model's layer of that own name inside
+/// the nested model, when there is exactly one.
+fn split_layer(model: &Model, nested: &SavedLayer) -> Vec<SavedLayer> {
     let marker = format!("{PATH_SEPARATOR}{}{PATH_SEPARATOR}", nested.name);
     let mut inner: Vec<(String, Vec<&SavedWeight>)> = Vec::new();
     for weight in &nested.weights {
@@ -49,7 +52,14 @@ fn split_layer(nested: &SavedLayer) -> Vec<SavedLayer> {
             None => inner.push((inner_layer.to_string(), vec![weight])),
         }
     }
-    inner.into_iter().map(|(name, weights)| copy_layer(nested, path_name(&nested.name, &name), weights)).collect()
+    let path_of = |own: &str| {
+        let mut inside = model.layers().iter().filter(|node| node.name.starts_with(&format!("{}{PATH_SEPARATOR}", nested.name)));
+        match (inside.find(|node| own_name(&node.name) == own), inside.find(|node| own_name(&node.name) == own)) {
+            (Some(node), None) => node.name.clone(),
+            _ => path_name(&nested.name, own),
+        }
+    };
+    inner.into_iter().map(|(name, weights)| copy_layer(nested, path_of(&name), weights)).collect()
 }
 
 fn copy_layer(layer: &SavedLayer, name: String, weights: Vec<&SavedWeight>) -> SavedLayer {

@@ -87,20 +87,23 @@ fn write_weight_groups(model: &Model, root: &Group) -> Result<()> {
     write_str_list_attr(root, "layer_names", &entries.iter().map(|(name, _)| *name).collect::<Vec<_>>())?;
     for (name, nodes) in entries {
         let group = root.create_group(name)?;
-        let weights: Vec<(String, Weight)> = nodes
+        let mut weights: Vec<(String, bool, Weight)> = nodes
             .iter()
             .flat_map(|node| {
                 let own_name = own_name(&node.name);
-                node.layer.weights().into_iter().map(move |w| (format!("{own_name}/{}:0", w.name), w))
+                node.layer.weights().into_iter().map(move |w| (format!("{own_name}/{}:0", w.name), node.trainable && w.trainable, w))
             })
             .collect();
+        // tf.keras reads a layer's weights by position, in the order of its `weights`: for a
+        // nested model, every trainable weight first, then the others (each in layer order).
+        weights.sort_by_key(|(_, trainable, _)| !trainable);
         if weights.is_empty() {
             // What Keras writes for a layer without weights: an empty float64 array.
             group.new_attr::<f64>().shape([0]).create("weight_names")?;
             continue;
         }
-        write_str_list_attr(&group, "weight_names", &weights.iter().map(|(full, _)| full.as_str()).collect::<Vec<_>>())?;
-        for (full, weight) in &weights {
+        write_str_list_attr(&group, "weight_names", &weights.iter().map(|(full, _, _)| full.as_str()).collect::<Vec<_>>())?;
+        for (full, _, weight) in &weights {
             write_weight_dataset(&group, full, weight)?;
         }
     }
