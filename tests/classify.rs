@@ -105,6 +105,9 @@ fn probabilities_match_keras_for_both_schemes() {
         // What predict/classify/features run: BatchNorm folded into the convolutions.
         let folded = pretrained.model.for_inference(Precision::Fp32);
         assert_eq!(folded.folded_batch_norms(), 53, "{file}");
+        // Every convolution through oneDNN: 16 with their block's Add and ReLU, 33 with their
+        // ReLU, the 4 projection shortcuts alone.
+        assert_eq!(folded.fused_convolutions(), 53, "{file}");
         assert_close(&format!("{file}, BatchNorm folded"), &folded.predict(&x).unwrap(), &keras);
     }
 }

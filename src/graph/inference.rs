@@ -1,7 +1,12 @@
 //! A model rewritten for inference, as `predict`, `classify` and `features` run it: every
 //! BatchNormalization that directly follows a linear Conv2D (the conv's only reader) is folded
 //! into that convolution's kernel and bias, and with `--precision bf16` the convolution and
-//! Dense weights are cast to bfloat16 once instead of on every call.
+//! Dense weights are cast to bfloat16 once instead of on every call. In float32 on the CPU,
+//! every convolution then runs through libtorch's fused oneDNN operators ([`super::fused_conv`]):
+//! a residual block's last convolution with its `Add` and `ReLU`, the others with the `ReLU`
+//! after them, each kernel packed once per input shape. Measured in one process, fused and
+//! unfused interleaved (ImageNet ResNet50, medians of 9): 1.46–1.49× the images per second at
+//! batch 1 and 1.32–1.35× at batch 8.
 //!
 //! Folding, with s = γ / sqrt(moving_variance + ε) per output channel:
 //! `kernel' = kernel · s` and `bias' = (bias − moving_mean) · s + β` — the same function as
@@ -10,12 +15,13 @@
 //! unfolded model's. The model itself is untouched (its summary, saving and training see the
 //! original layers); the rewrite borrows it, so the weights cannot change under it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{bail, Result};
 use serde_json::Value;
 use tch::{no_grad, Kind, Tensor};
 
+use super::fused_conv::{self, FusedConv2D};
 use super::Model;
 use crate::layers::activation::Activation;
 use crate::layers::autocast::{autocast, Precision};
@@ -28,14 +34,26 @@ use crate::layers::{Layer, Shape};
 pub struct InferenceModel<'a> {
     model: &'a Model,
     precision: Precision,
-    /// Replacement layers by node index.
+    /// Replacement layers by node index: folded BatchNorms, bfloat16 weights.
     replaced: HashMap<usize, Box<dyn Layer>>,
+    /// Fused convolutions (and what they cover) by node index, over `replaced`.
+    fused: HashMap<usize, Box<dyn Layer>>,
+    /// The layers whose outputs the fusions change (a convolution whose result now goes
+    /// straight into the `Add` after it, …): asking for one runs without the fusions.
+    fused_away: HashSet<usize>,
     folded_batch_norms: usize,
+    fused_convolutions: usize,
 }
 
 impl Model {
-    /// This model rewritten for inference in `precision`.
+    /// This model rewritten for inference in `precision`, its float32 convolutions fused on the
+    /// CPU when libtorch's oneDNN operators run here.
     pub fn for_inference(&self, precision: Precision) -> InferenceModel<'_> {
+        self.for_inference_fused(precision, true)
+    }
+
+    /// [`Model::for_inference`], choosing whether to fuse (to measure what fusing brings).
+    pub fn for_inference_fused(&self, precision: Precision, fuse: bool) -> InferenceModel<'_> {
         let mut replaced: HashMap<usize, Box<dyn Layer>> = HashMap::new();
         let mut readers = vec![0usize; self.nodes.len()];
         for node in &self.nodes {
@@ -43,7 +61,9 @@ impl Model {
                 readers[input.0] += 1;
             }
         }
-        let mut folded_batch_norms = 0;
+        // Each folded BatchNorm's convolution.
+        let mut folded_into: HashMap<usize, usize> = HashMap::new();
+        let mut fusion = Fused::default();
         no_grad(|| {
             for (i, node) in self.nodes.iter().enumerate() {
                 let Some(bn) = node.layer.as_batch_norm() else { continue };
@@ -53,8 +73,8 @@ impl Model {
                     continue;
                 }
                 replaced.insert(conv_id.0, Box::new(fold_batch_norm(conv, bn)));
-                replaced.insert(i, Box::new(FoldedBatchNorm));
-                folded_batch_norms += 1;
+                replaced.insert(i, Box::new(PassInput("BatchNormalization")));
+                folded_into.insert(i, conv_id.0);
             }
             if precision == Precision::Bf16 {
                 for (i, node) in self.nodes.iter().enumerate() {
@@ -63,9 +83,126 @@ impl Model {
                         replaced.insert(i, cast);
                     }
                 }
+            } else if fuse && self.device() == tch::Device::Cpu && fused_conv::available() {
+                let plan = Fusion { model: self, replaced: &replaced, readers: &readers, folded_into: &folded_into };
+                fusion = plan.fuse();
             }
         });
-        InferenceModel { model: self, precision, replaced, folded_batch_norms }
+        let folded_batch_norms = folded_into.len();
+        let Fused { layers: fused, fused_away, convolutions: fused_convolutions } = fusion;
+        InferenceModel { model: self, precision, replaced, fused, fused_away, folded_batch_norms, fused_convolutions }
+    }
+}
+
+/// Finding the convolutions to fuse (see [`fused_conv`]): a residual `Add` reading a
+/// convolution that nothing else reads (through its folded BatchNorm) becomes one fused layer,
+/// with the ReLU after it when the `Add` feeds only that; a convolution that only a ReLU reads
+/// takes the ReLU in; every other convolution runs through oneDNN alone.
+struct Fusion<'a> {
+    model: &'a Model,
+    replaced: &'a HashMap<usize, Box<dyn Layer>>,
+    readers: &'a [usize],
+    folded_into: &'a HashMap<usize, usize>,
+}
+
+/// What [`Fusion::fuse`] found.
+#[derive(Default)]
+struct Fused {
+    /// The replacement layers by node index.
+    layers: HashMap<usize, Box<dyn Layer>>,
+    /// The layers whose outputs change.
+    fused_away: HashSet<usize>,
+    /// How many of the replacements are oneDNN convolutions.
+    convolutions: usize,
+}
+
+impl Fusion<'_> {
+    fn fuse(&self) -> Fused {
+        let nodes = &self.model.nodes;
+        let mut fused: HashMap<usize, Box<dyn Layer>> = HashMap::new();
+        let mut fused_away: HashSet<usize> = HashSet::new();
+        let mut convolutions = 0;
+        for (i, node) in nodes.iter().enumerate() {
+            if node.layer.class_name() != "Add" || node.inbound.len() != 2 {
+                continue;
+            }
+            // Keras's blocks write Add([shortcut, x]): prefer the second input's convolution.
+            let chosen = [1, 0].into_iter().find_map(|k| self.linear_conv_only_read_through(node.inbound[k].0, &fused).map(|c| (k, c)));
+            let Some((k, (conv_id, carriers))) = chosen else { continue };
+            let relu = self.only_relu_reader(i).filter(|_| !self.is_output(i));
+            let conv = self.conv(conv_id).expect("checked");
+            fused.insert(i, Box::new(FusedConv2D::with_add(conv, k, relu.is_some())));
+            convolutions += 1;
+            for carrier in carriers {
+                // The convolution now passes its input on to the fused layer.
+                fused.insert(carrier, Box::new(PassInput("Conv2D")));
+                fused_away.insert(carrier);
+            }
+            if let Some(relu) = relu {
+                fused.insert(relu, Box::new(PassInput("Activation")));
+                fused_away.insert(i);
+            }
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            if fused.contains_key(&i) || !self.is_relu(i) {
+                continue;
+            }
+            let Some((conv_id, carriers)) = self.linear_conv_only_read_through(node.inbound[0].0, &fused) else { continue };
+            fused.insert(conv_id, Box::new(FusedConv2D::with_relu(self.conv(conv_id).expect("checked"), true)));
+            convolutions += 1;
+            fused.insert(i, Box::new(PassInput("Activation")));
+            fused_away.extend(carriers);
+        }
+        for i in 0..nodes.len() {
+            match self.conv(i) {
+                Some(conv) if !fused.contains_key(&i) && FusedConv2D::fusable(conv) => {
+                    fused.insert(i, Box::new(FusedConv2D::with_relu(conv, false)));
+                    convolutions += 1;
+                }
+                _ => {}
+            }
+        }
+        Fused { layers: fused, fused_away, convolutions }
+    }
+
+    /// The layer at `i` as the rewrites so far made it, when it is a convolution.
+    fn conv(&self, i: usize) -> Option<&Conv2D> {
+        self.replaced.get(&i).map_or(&self.model.nodes[i].layer, |l| l).as_conv2d()
+    }
+
+    /// When the value of layer `i` is a linear convolution's (directly, or through its folded
+    /// BatchNorm) that only one layer reads, not yet fused and no model output: the
+    /// convolution, and the layers carrying its value (it, and the BatchNorm).
+    fn linear_conv_only_read_through(&self, i: usize, fused: &HashMap<usize, Box<dyn Layer>>) -> Option<(usize, Vec<usize>)> {
+        let conv_id = self.folded_into.get(&i).copied().unwrap_or(i);
+        let carriers = if conv_id == i { vec![i] } else { vec![conv_id, i] };
+        let exclusive = carriers.iter().all(|&c| self.readers[c] == 1 && !self.is_output(c) && !fused.contains_key(&c));
+        let linear = self.conv(conv_id).is_some_and(|conv| conv.config.activation == Activation::Linear);
+        (exclusive && linear).then_some((conv_id, carriers))
+    }
+
+    /// The one layer reading layer `i`, when there is one and it is a ReLU.
+    fn only_relu_reader(&self, i: usize) -> Option<usize> {
+        if self.readers[i] != 1 {
+            return None;
+        }
+        let reader = self.model.nodes.iter().position(|node| node.inbound.iter().any(|id| id.0 == i))?;
+        self.is_relu(reader).then_some(reader)
+    }
+
+    /// An `Activation("relu")` or a plain `ReLU()`.
+    fn is_relu(&self, i: usize) -> bool {
+        let layer = &self.model.nodes[i].layer;
+        let config = layer.keras_config();
+        match layer.class_name() {
+            "Activation" => config["activation"] == "relu",
+            "ReLU" => config["max_value"].is_null() && config["negative_slope"] == 0.0 && config["threshold"] == 0.0,
+            _ => false,
+        }
+    }
+
+    fn is_output(&self, i: usize) -> bool {
+        self.model.outputs.iter().any(|id| id.0 == i)
     }
 }
 
@@ -73,7 +210,8 @@ impl InferenceModel<'_> {
     /// Keras's `predict` for a single-input, single-output model (float32 NHWC in and out).
     pub fn predict(&self, xs: &Tensor) -> Result<Tensor> {
         let model = self.model;
-        let mut outputs = no_grad(|| autocast(self.precision, || model.run_with(&[xs], false, &model.outputs, Some(&self.replaced))))?;
+        let mut outputs =
+            no_grad(|| autocast(self.precision, || model.run_with(&[xs], false, &model.outputs, &[&self.fused, &self.replaced])))?;
         if outputs.len() != 1 {
             bail!("predict: model '{}' has {} outputs; use forward_t", model.name, outputs.len());
         }
@@ -85,7 +223,9 @@ impl InferenceModel<'_> {
     pub fn activations(&self, inputs: &[&Tensor], names: &[&str]) -> Result<Vec<Tensor>> {
         let model = self.model;
         let wanted = names.iter().map(|name| model.layer_id(name)).collect::<Result<Vec<_>>>()?;
-        no_grad(|| autocast(self.precision, || model.run_with(inputs, false, &wanted, Some(&self.replaced))))
+        let rewrites: &[&HashMap<usize, Box<dyn Layer>>] =
+            if wanted.iter().any(|id| self.fused_away.contains(&id.0)) { &[&self.replaced] } else { &[&self.fused, &self.replaced] };
+        no_grad(|| autocast(self.precision, || model.run_with(inputs, false, &wanted, rewrites)))
     }
 
     /// The model this rewrite runs.
@@ -96,6 +236,11 @@ impl InferenceModel<'_> {
     /// How many BatchNormalization layers were folded into their convolutions.
     pub fn folded_batch_norms(&self) -> usize {
         self.folded_batch_norms
+    }
+
+    /// How many layers run as fused oneDNN convolutions.
+    pub fn fused_convolutions(&self) -> usize {
+        self.fused_convolutions
     }
 }
 
@@ -129,12 +274,14 @@ fn with_bf16_weights(layer: &dyn Layer) -> Option<Box<dyn Layer>> {
     Some(Box::new(Dense { config: dense.config.clone(), kernel: bf16(&dense.kernel), bias: dense.bias.as_ref().map(bf16) }))
 }
 
-/// What a folded BatchNormalization leaves behind: its input, unchanged.
-struct FoldedBatchNorm;
+/// What a rewritten-away layer leaves behind: its input, unchanged (a folded BatchNorm; a
+/// convolution passing its input on to the fused layer after it; a fused ReLU passing the fused
+/// result on).
+struct PassInput(&'static str);
 
-impl Layer for FoldedBatchNorm {
+impl Layer for PassInput {
     fn class_name(&self) -> &'static str {
-        "BatchNormalization"
+        self.0
     }
     fn keras_config(&self) -> Value {
         Value::Null

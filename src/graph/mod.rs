@@ -6,6 +6,7 @@
 //! viewed through a permutation, i.e. torch's channels-last memory format).
 
 mod builder;
+mod fused_conv;
 pub mod inference;
 pub mod naming;
 pub mod nesting;
@@ -234,7 +235,7 @@ impl Model {
     }
 
     fn run(&self, inputs: &[&Tensor], train: bool, wanted: &[NodeId]) -> Result<Vec<Tensor>> {
-        self.run_with(inputs, train, wanted, None)
+        self.run_with(inputs, train, wanted, &[])
     }
 
     /// `run`, with some layers replaced by index (the inference rewrites of `inference`).
@@ -243,7 +244,7 @@ impl Model {
         inputs: &[&Tensor],
         train: bool,
         wanted: &[NodeId],
-        replaced: Option<&std::collections::HashMap<usize, Box<dyn Layer>>>,
+        replaced: &[&std::collections::HashMap<usize, Box<dyn Layer>>],
     ) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs.len() {
             bail!("model '{}' takes {} input(s), got {}", self.name, self.inputs.len(), inputs.len());
@@ -270,7 +271,8 @@ impl Model {
                 continue;
             }
             let args: Vec<&Tensor> = node.inbound.iter().map(|id| values[id.0].as_ref().expect("inputs come before their users")).collect();
-            let layer = replaced.and_then(|r| r.get(&i)).unwrap_or(&node.layer);
+            // The first rewrite that replaces this layer.
+            let layer = replaced.iter().find_map(|r| r.get(&i)).unwrap_or(&node.layer);
             let out = layer.forward(&args, node.runs_in_training_mode(train));
             values[i] = Some(out);
             // Free what no later layer reads.

@@ -65,7 +65,7 @@ impl Conv2DConfig {
     }
 
     /// Window size with dilation: (k - 1)·d + 1.
-    fn effective_kernel(&self) -> [i64; 2] {
+    pub(crate) fn effective_kernel(&self) -> [i64; 2] {
         [0, 1].map(|i| (self.kernel_size[i] - 1) * self.dilation[i] + 1)
     }
 

@@ -1,0 +1,274 @@
+//! Convolutions fused with what follows them, for float32 inference on the CPU: libtorch's
+//! oneDNN operators (`fused_conv.cpp`) run a convolution with its ReLU as a post-op, or a
+//! residual block's last convolution with the `Add` and the `ReLU` after it, in one pass over the
+//! activations; the kernel is packed once per input shape into oneDNN's blocked layout, and the
+//! activations stay channels-last. Each result is the unfused layers' up to float32 rounding
+//! (oneDNN sums in its own order); when an operator fails, the layer computes the same thing
+//! unfused instead.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{bail, Result};
+use serde_json::Value;
+use tch::{Kind, Tensor};
+
+use crate::layers::activation::Activation;
+use crate::layers::conv::Conv2D;
+use crate::layers::padding::same_pads;
+use crate::layers::{Layer, Shape};
+
+extern "C" {
+    fn keras_tch_onednn_conv(
+        x: *mut c_void,
+        other: *mut c_void,
+        weight: *mut c_void,
+        bias: *mut c_void,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        relu: c_int,
+        out: *mut *mut c_void,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
+    fn keras_tch_onednn_pack_conv_weight(
+        weight: *mut c_void,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        input_size: *const i64,
+        out: *mut *mut c_void,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
+}
+
+/// A new tensor from a shim that writes a handle to `out`, or its error message.
+fn tensor_from_shim(what: &str, call: impl FnOnce(*mut *mut c_void, *mut c_char, usize) -> c_int) -> Result<Tensor> {
+    let mut out: *mut c_void = std::ptr::null_mut();
+    let mut error = vec![0 as c_char; 1024];
+    let status = call(&mut out, error.as_mut_ptr(), error.len());
+    if status != 0 || out.is_null() {
+        // SAFETY: on failure the C++ side wrote a NUL-terminated message into `error`.
+        let message = unsafe { CStr::from_ptr(error.as_ptr()) }.to_string_lossy().into_owned();
+        bail!("libtorch's oneDNN {what} failed: {message}");
+    }
+    // SAFETY: on success `out` is a new `at::Tensor*` that nothing else owns.
+    Ok(unsafe { Tensor::from_ptr(out.cast()) })
+}
+
+fn handle(tensor: &Tensor) -> *mut c_void {
+    tensor.as_ptr() as *mut c_void
+}
+
+/// `relu?(conv(xs) + other?)` in one oneDNN call, `padding` symmetric.
+#[allow(clippy::too_many_arguments)]
+fn onednn_conv(
+    xs: &Tensor,
+    other: Option<&Tensor>,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    padding: [i64; 2],
+    stride: [i64; 2],
+    dilation: [i64; 2],
+    relu: bool,
+) -> Result<Tensor> {
+    tensor_from_shim("convolution", |out, error, error_len| {
+        // SAFETY: every handle is a live tch tensor borrowed for this call (null for an absent
+        // one), the arrays hold two values each, and the C++ side never throws into Rust.
+        unsafe {
+            keras_tch_onednn_conv(
+                handle(xs),
+                other.map_or(std::ptr::null_mut(), handle),
+                handle(kernel),
+                bias.map_or(std::ptr::null_mut(), handle),
+                padding.as_ptr(),
+                stride.as_ptr(),
+                dilation.as_ptr(),
+                c_int::from(relu),
+                out,
+                error,
+                error_len,
+            )
+        }
+    })
+}
+
+/// Whether libtorch runs the fused operators here (a CPU build with oneDNN), tried once on a
+/// small convolution. `KERAS_TCH_NO_FUSION=1` turns them off (to measure what they bring).
+pub fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        if std::env::var_os("KERAS_TCH_NO_FUSION").is_some_and(|v| v == "1") {
+            return false;
+        }
+        let options = (Kind::Float, tch::Device::Cpu);
+        let (xs, kernel) = (Tensor::ones([1, 2, 3, 3], options), Tensor::ones([2, 2, 1, 1], options));
+        let other = Tensor::ones([1, 2, 3, 3], options);
+        let fused = onednn_conv(&xs, Some(&other), &kernel, None, [0, 0], [1, 1], [1, 1], true);
+        fused.is_ok_and(|ys| ys.size() == [1, 2, 3, 3] && ys.double_value(&[0, 0, 0, 0]) == 3.0)
+    })
+}
+
+/// A `Conv2D` run by oneDNN, with what it is fused with: the ReLU after it, or a residual
+/// `Add` (of the convolution and the block's other branch) and the ReLU after that. It takes
+/// the place of the last layer it covers in the graph (the `Add`, when there is one), whose
+/// inputs it reads.
+pub struct FusedConv2D {
+    conv: Conv2D,
+    /// Which of the layer's inputs the convolution reads (with `add`, the other is added).
+    conv_input: usize,
+    add: bool,
+    relu: bool,
+    /// The kernel packed for each input shape it has run on (a handful: one per batch size).
+    packed: Mutex<HashMap<Vec<i64>, Tensor>>,
+}
+
+impl FusedConv2D {
+    /// `conv` (linear), then nothing else or a ReLU.
+    pub fn with_relu(conv: &Conv2D, relu: bool) -> Self {
+        Self::new(conv, 0, false, relu)
+    }
+
+    /// `conv` on input `conv_input` of an `Add`, plus its other input, then a ReLU or not.
+    pub fn with_add(conv: &Conv2D, conv_input: usize, relu: bool) -> Self {
+        Self::new(conv, conv_input, true, relu)
+    }
+
+    /// `conv`'s own activation must be linear or ReLU (see [`FusedConv2D::fusable`]); a ReLU
+    /// of its own becomes the post-op.
+    fn new(conv: &Conv2D, conv_input: usize, add: bool, relu: bool) -> Self {
+        let relu = relu || conv.config.activation == Activation::Relu;
+        let conv = Conv2D {
+            config: conv.config.clone().activation(Activation::Linear),
+            kernel: conv.kernel.shallow_clone(),
+            bias: conv.bias.as_ref().map(Tensor::shallow_clone),
+        };
+        Self { conv, conv_input, add, relu, packed: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether `conv` can run fused: a linear convolution, or one ending in its own ReLU (then
+    /// nothing more can follow it into the fusion).
+    pub fn fusable(conv: &Conv2D) -> bool {
+        matches!(conv.config.activation, Activation::Linear | Activation::Relu)
+    }
+
+    /// The kernel packed for inputs of `size` (packed on first use), or the plain kernel when
+    /// packing fails.
+    fn kernel_for(&self, size: Vec<i64>, padding: [i64; 2]) -> Tensor {
+        let mut packed = self.packed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(kernel) = packed.get(&size) {
+            return kernel.shallow_clone();
+        }
+        let kernel = self.pack_kernel(&size, padding).unwrap_or_else(|_| self.conv.kernel.shallow_clone());
+        packed.insert(size, kernel.shallow_clone());
+        kernel
+    }
+
+    /// The kernel in oneDNN's blocked layout for inputs of `size` (channels-last).
+    fn pack_kernel(&self, size: &[i64], padding: [i64; 2]) -> Result<Tensor> {
+        let config = &self.conv.config;
+        tensor_from_shim("kernel packing", |out, error, error_len| {
+            // SAFETY: the kernel is a live tch tensor, the arrays hold two values each (four for
+            // the input size), and the C++ side never throws into Rust.
+            unsafe {
+                keras_tch_onednn_pack_conv_weight(
+                    handle(&self.conv.kernel),
+                    padding.as_ptr(),
+                    config.strides.as_ptr(),
+                    config.dilation.as_ptr(),
+                    size.as_ptr(),
+                    out,
+                    error,
+                    error_len,
+                )
+            }
+        })
+    }
+
+    /// The same computation through the unfused layers' operators.
+    fn unfused(&self, xs: &Tensor, other: Option<&Tensor>) -> Tensor {
+        let mut ys = self.conv.forward(&[xs], false);
+        if let Some(other) = other {
+            ys += other;
+        }
+        if self.relu {
+            ys.relu()
+        } else {
+            ys
+        }
+    }
+}
+
+impl Layer for FusedConv2D {
+    fn class_name(&self) -> &'static str {
+        if self.add {
+            "Add"
+        } else {
+            "Conv2D"
+        }
+    }
+
+    fn keras_config(&self) -> Value {
+        Value::Null
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        self.conv.output_shape(&inputs[self.conv_input..=self.conv_input])
+    }
+
+    fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
+        let xs = inputs[self.conv_input];
+        let other = self.add.then(|| inputs[1 - self.conv_input]);
+        let config = &self.conv.config;
+        let size = xs.size();
+        let pads = same_pads(config.padding, [size[2], size[3]], config.effective_kernel(), config.strides);
+        let [left, right, top, bottom] = pads;
+        // TF's asymmetric 'same' padding goes first; a symmetric one into the convolution.
+        let (xs, padding) =
+            if left == right && top == bottom { (xs.shallow_clone(), [top, left]) } else { (xs.constant_pad_nd(pads), [0, 0]) };
+        let kernel = self.kernel_for(xs.size(), padding);
+        onednn_conv(&xs, other, &kernel, self.conv.bias.as_ref(), padding, config.strides, config.dilation, self.relu)
+            .unwrap_or_else(|_| self.unfused(inputs[self.conv_input], other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::conv::conv2d;
+    use crate::layers::padding::Padding;
+
+    fn conv(stride: i64, padding: Padding) -> Conv2D {
+        let options = (Kind::Float, tch::Device::Cpu);
+        Conv2D {
+            config: conv2d(6, 3).strides(stride).padding(padding),
+            kernel: Tensor::randn([6, 4, 3, 3], options),
+            bias: Some(Tensor::randn([6], options)),
+        }
+    }
+
+    /// Fused and packed, the convolution gives the unfused layers' result, for a symmetric and
+    /// TF's asymmetric 'same' padding, and for two batch sizes (one packed kernel each).
+    #[test]
+    fn fused_convolutions_equal_the_unfused_layers() {
+        assert!(available(), "libtorch's oneDNN operators run here");
+        for (stride, padding, relu) in [(1, Padding::Same, true), (2, Padding::Same, false), (1, Padding::Valid, true)] {
+            let conv = conv(stride, padding);
+            let fused = FusedConv2D::with_add(&conv, 1, relu);
+            for batch in [1, 3] {
+                let xs = Tensor::randn([batch, 4, 9, 8], (Kind::Float, tch::Device::Cpu));
+                let other = conv.forward(&[&xs], false).randn_like();
+                let ours = fused.forward(&[&other, &xs], false);
+                let expected = fused.unfused(&xs, Some(&other));
+                let diff = (&ours - &expected).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "stride {stride}, {padding:?}, batch {batch}: {diff:e}");
+            }
+            let packed = fused.packed.lock().unwrap();
+            assert_eq!(packed.len(), 2, "one packed kernel per input shape");
+            assert!(packed.values().all(Tensor::is_mkldnn), "packed in oneDNN's layout, not left plain");
+        }
+    }
+}
