@@ -109,6 +109,7 @@ fn probabilities_match_keras_for_both_schemes() {
         // ReLU, the 4 projection shortcuts alone.
         assert_eq!(folded.fused_convolutions(), 53, "{file}");
         assert_close(&format!("{file}, BatchNorm folded"), &folded.predict(&x).unwrap(), &keras);
+        assert_eq!(keras_tch::graph::fused_conv::fallbacks(), 0, "every fused convolution ran fused, its kernel packed");
     }
 }
 
@@ -124,7 +125,10 @@ fn bf16_moves_probabilities_little_and_reorders_only_near_ties() {
     let x = preprocessed(&images);
     let pretrained = imagenet_resnet50(&fixture.join("keras_top.h5"), None, Head::Classifier, [224, 224], Device::Cpu).unwrap();
     let keras = read_tensor(&fixture.join("outputs.h5"), "probabilities/keras_top");
-    let ours = pretrained.model.for_inference(Precision::Bf16).predict(&x).unwrap();
+    let bf16 = pretrained.model.for_inference(Precision::Bf16);
+    assert_eq!(bf16.fused_convolutions(), 53);
+    let ours = bf16.predict(&x).unwrap();
+    assert_eq!(keras_tch::graph::fused_conv::fallbacks(), 0, "every bfloat16 convolution ran fused, its kernel packed");
     assert_eq!(ours.kind(), tch::Kind::Float);
     let max_change = (&ours - &keras).abs().max().double_value(&[]);
     let top1_same = ours.argmax(1, false).eq_tensor(&keras.argmax(1, false));

@@ -1,4 +1,5 @@
-//! Convolutions fused with what follows them, for float32 inference on the CPU: libtorch's
+//! Convolutions fused with what follows them, for inference on the CPU (float32, or bfloat16
+//! under `--precision bf16`): libtorch's
 //! oneDNN operators (`fused_conv.cpp`) run a convolution with its ReLU as a post-op, or a
 //! residual block's last convolution with the `Add` and the `ReLU` after it, in one pass over the
 //! activations; the kernel is packed once per input shape into oneDNN's blocked layout, and the
@@ -8,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, Result};
@@ -15,6 +17,7 @@ use serde_json::Value;
 use tch::{Kind, Tensor};
 
 use crate::layers::activation::Activation;
+use crate::layers::autocast::for_compute;
 use crate::layers::conv::Conv2D;
 use crate::layers::padding::same_pads;
 use crate::layers::{Layer, Shape};
@@ -96,6 +99,18 @@ fn onednn_conv(
     })
 }
 
+/// How many times a fused layer fell back to the unfused operators, or to an unpacked kernel,
+/// because a oneDNN operator failed (in this process; tests check it stays 0).
+static FALLBACKS: AtomicUsize = AtomicUsize::new(0);
+
+pub fn fallbacks() -> usize {
+    FALLBACKS.load(Ordering::Relaxed)
+}
+
+fn fell_back() {
+    FALLBACKS.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Whether libtorch runs the fused operators here (a CPU build with oneDNN), tried once on a
 /// small convolution. `KERAS_TCH_NO_FUSION=1` turns them off (to measure what they bring).
 pub fn available() -> bool {
@@ -162,7 +177,10 @@ impl FusedConv2D {
         if let Some(kernel) = packed.get(&size) {
             return kernel.shallow_clone();
         }
-        let kernel = self.pack_kernel(&size, padding).unwrap_or_else(|_| self.conv.kernel.shallow_clone());
+        let kernel = self.pack_kernel(&size, padding).unwrap_or_else(|_| {
+            fell_back();
+            self.conv.kernel.shallow_clone()
+        });
         packed.insert(size, kernel.shallow_clone());
         kernel
     }
@@ -220,8 +238,10 @@ impl Layer for FusedConv2D {
     }
 
     fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
-        let xs = inputs[self.conv_input];
-        let other = self.add.then(|| inputs[1 - self.conv_input]);
+        // In the compute kind (bfloat16 under `--precision bf16`, where the kernel is too).
+        let xs = for_compute(inputs[self.conv_input]);
+        let other = self.add.then(|| for_compute(inputs[1 - self.conv_input]));
+        let other = other.as_ref();
         let config = &self.conv.config;
         let size = xs.size();
         let pads = same_pads(config.padding, [size[2], size[3]], config.effective_kernel(), config.strides);
@@ -230,8 +250,12 @@ impl Layer for FusedConv2D {
         let (xs, padding) =
             if left == right && top == bottom { (xs.shallow_clone(), [top, left]) } else { (xs.constant_pad_nd(pads), [0, 0]) };
         let kernel = self.kernel_for(xs.size(), padding);
-        onednn_conv(&xs, other, &kernel, self.conv.bias.as_ref(), padding, config.strides, config.dilation, self.relu)
-            .unwrap_or_else(|_| self.unfused(inputs[self.conv_input], other))
+        onednn_conv(&xs, other, &kernel, self.conv.bias.as_ref(), padding, config.strides, config.dilation, self.relu).unwrap_or_else(
+            |_| {
+                fell_back();
+                self.unfused(inputs[self.conv_input], other)
+            },
+        )
     }
 }
 

@@ -1,8 +1,8 @@
 //! A model rewritten for inference, as `predict`, `classify` and `features` run it: every
 //! BatchNormalization that directly follows a linear Conv2D (the conv's only reader) is folded
 //! into that convolution's kernel and bias, and with `--precision bf16` the convolution and
-//! Dense weights are cast to bfloat16 once instead of on every call. In float32 on the CPU,
-//! every convolution then runs through libtorch's fused oneDNN operators ([`super::fused_conv`]):
+//! Dense weights are cast to bfloat16 once instead of on every call. On the CPU, every
+//! convolution then runs through libtorch's fused oneDNN operators ([`super::fused_conv`]):
 //! a residual block's last convolution with its `Add` and `ReLU`, the others with the `ReLU`
 //! after them, each kernel packed once per input shape. Measured in one process, fused and
 //! unfused interleaved (ImageNet ResNet50, medians of 9): 1.46–1.49× the images per second at
@@ -46,8 +46,8 @@ pub struct InferenceModel<'a> {
 }
 
 impl Model {
-    /// This model rewritten for inference in `precision`, its float32 convolutions fused on the
-    /// CPU when libtorch's oneDNN operators run here.
+    /// This model rewritten for inference in `precision`, its convolutions fused on the CPU
+    /// when libtorch's oneDNN operators run here.
     pub fn for_inference(&self, precision: Precision) -> InferenceModel<'_> {
         self.for_inference_fused(precision, true)
     }
@@ -83,7 +83,8 @@ impl Model {
                         replaced.insert(i, cast);
                     }
                 }
-            } else if fuse && self.device() == tch::Device::Cpu && fused_conv::available() {
+            }
+            if fuse && self.device() == tch::Device::Cpu && fused_conv::available() {
                 let plan = Fusion { model: self, replaced: &replaced, readers: &readers, folded_into: &folded_into };
                 fusion = plan.fuse();
             }

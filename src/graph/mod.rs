@@ -6,7 +6,7 @@
 //! viewed through a permutation, i.e. torch's channels-last memory format).
 
 mod builder;
-mod fused_conv;
+pub mod fused_conv;
 pub mod inference;
 pub mod naming;
 pub mod nesting;
