@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: keras-tch against Keras (tf_keras 2.21, TensorFlow CPU) and PyTorch
-# eager (torch 2.13.0, the wheel libtorch comes from) on the same workloads and shapes, in
-# interleaved rounds on this machine; prints the table of medians and ratios and writes it to
-# BENCHMARKS.md.
+# Side-by-side benchmark: keras-tch against Keras (tf_keras 2.21, TensorFlow CPU), PyTorch
+# eager (torch 2.13.0, the wheel libtorch comes from), and for inference ONNX Runtime and
+# PyTorch inductor, on the same workloads and shapes, in interleaved rounds on this machine;
+# prints the table of medians and ratios and writes it to BENCHMARKS.md.
 #
 #   scripts/bench-compare.sh [--rounds 3] [--repeats 5] [--skip-torch]
 #
-# Needs `scripts/setup.sh --fixtures` (the Keras venv). PyTorch goes into its own venv in the
-# cache ($KERAS_TCH_CACHE/venv-bench) from PyPI, the first time (several GB with its CUDA
-# libraries, which the CPU run does not use).
+# Needs `scripts/setup.sh --fixtures` (the Keras venv). PyTorch, ONNX Runtime and onnx go into
+# their own venv in the cache ($KERAS_TCH_CACHE/venv-bench) from PyPI, the first time (several
+# GB with PyTorch's CUDA libraries, which the CPU run does not use).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,10 +33,10 @@ if ! { [ -x "$KERAS_PY" ] && "$KERAS_PY" -c "import tf_keras" 2>/dev/null; }; th
 fi
 if ((WITH_TORCH)); then
   TORCH_PY="$CACHE/venv-bench/bin/python"
-  if ! [ -x "$TORCH_PY" ] || ! "$TORCH_PY" -c "import torch" 2>/dev/null; then
-    say "installing torch==2.13.0 into $CACHE/venv-bench (PyPI)"
+  if ! [ -x "$TORCH_PY" ] || ! "$TORCH_PY" -c "import torch, onnx, onnxruntime" 2>/dev/null; then
+    say "installing torch==2.13.0, onnxruntime and onnx into $CACHE/venv-bench (PyPI)"
     python3 -m venv "$CACHE/venv-bench"
-    "$CACHE/venv-bench/bin/pip" install -q torch==2.13.0 numpy==2.4.6
+    "$CACHE/venv-bench/bin/pip" install -q torch==2.13.0 numpy==2.4.6 onnxruntime==1.32.0 onnx==1.23.2
   fi
 fi
 
@@ -57,6 +57,10 @@ for round in $(seq "$ROUNDS"); do
   if ((WITH_TORCH)); then
     say "round $round/$ROUNDS: PyTorch"
     "$TORCH_PY" "$REPO/scripts/bench_peers.py" --framework torch --repeats "$REPEATS" > "$OUT/torch-$round.json"
+    say "round $round/$ROUNDS: ONNX Runtime"
+    "$TORCH_PY" "$REPO/scripts/bench_peers.py" --framework ort --repeats "$REPEATS" > "$OUT/ort-$round.json"
+    say "round $round/$ROUNDS: PyTorch inductor"
+    "$TORCH_PY" "$REPO/scripts/bench_peers.py" --framework inductor --repeats "$REPEATS" > "$OUT/inductor-$round.json"
   fi
 done
 python3 "$REPO/scripts/bench_table.py" "$OUT" --write "$REPO/BENCHMARKS.md"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The keras-tch benchmark workloads in a peer framework, for scripts/bench-compare.sh.
 
-  bench_peers.py --framework keras|torch [--repeats 5]
+  bench_peers.py --framework keras|torch|ort|inductor [--repeats 5]
 
 prints one JSON object with the same keys as `keras-tch bench --json` (medians after warm-up):
 course_train_step_b32_s, course_predict_b32_s, imagenet_predict_b1_img_per_s,
@@ -10,7 +10,9 @@ imagenet_predict_b8_img_per_s, happy_epoch_600_b16_s.
 keras: tf_keras 2.21 on TensorFlow CPU (oneDNN), the course ResNet50 and HappyModel exactly as
 scripts/keras_fixtures.py builds them, tf_keras.applications.ResNet50; train_on_batch /
 predict_on_batch / fit. torch: PyTorch eager, the same graphs written as nn.Modules (TF 'same'
-padding done with explicit pads), torch.optim.Adam, fp32.
+padding done with explicit pads), torch.optim.Adam, fp32. ort and inductor: the inference rows
+only (course predict, ImageNet predict), on those same PyTorch graphs: ONNX Runtime on their
+ONNX export, and torch.compile with freezing.
 """
 import argparse
 import json
@@ -61,12 +63,12 @@ def keras_workloads(repeats):
     return out
 
 
-def torch_workloads(repeats):
+def torch_modules():
+    """The benchmark graphs as PyTorch modules: the course ResNet50 / Keras ResNet50 (TF padding
+    as explicit pads, BatchNorm with Keras's epsilon) and HappyModel. Returns (ResNet50, Happy)."""
     import torch
     from torch import nn
     import torch.nn.functional as F
-
-    torch.manual_seed(0)
 
     def same_pad(k, s, size):
         out = -(-size // s)
@@ -134,6 +136,15 @@ def torch_workloads(repeats):
             x = F.max_pool2d(F.relu(self.bn(self.conv(F.pad(x, (3, 3, 3, 3))))), 2)
             return self.fc(torch.flatten(x, 1))
 
+    return ResNet50, Happy
+
+
+def torch_workloads(repeats):
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    ResNet50, Happy = torch_modules()
     out = {}
     model = ResNet50(6, 2048)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
@@ -195,13 +206,78 @@ def torch_workloads(repeats):
     return out
 
 
+def predict_workloads(predictor, repeats):
+    """The inference rows for `predictor(model, example)` -> a function of an NCHW float32 batch:
+    course ResNet50 predict at batch 32, ImageNet ResNet50 at batches 1 and 8."""
+    import torch
+
+    torch.manual_seed(0)
+    ResNet50, _ = torch_modules()
+    out = {}
+    x = torch.rand(32, 3, 64, 64)
+    course = predictor(ResNet50(6, 2048).eval(), x)
+    out["course_predict_b32_s"] = timed(lambda: course(x), 2, repeats)
+    imagenet = ResNet50(1000, 2048).eval()
+    for batch in (1, 8):
+        xb = torch.rand(batch, 3, 224, 224)
+        run = predictor(imagenet, xb)
+        out[f"imagenet_predict_b{batch}_img_per_s"] = batch / timed(lambda: run(xb), 1, repeats)
+    return out
+
+
+def ort_workloads(repeats):
+    """ONNX Runtime on the PyTorch graphs, exported by torch.onnx.export (its TorchScript
+    exporter, opset 17, dynamic batch), ORT_ENABLE_ALL (BatchNorm folded, convolutions fused),
+    as many intra-op threads as cores."""
+    import io
+    import warnings
+
+    import onnxruntime as ort
+    import torch
+
+    warnings.filterwarnings("ignore")  # the TorchScript exporter's deprecation notices
+
+    def predictor(model, example):
+        graph = io.BytesIO()
+        torch.onnx.export(model, (example,), graph, dynamo=False, opset_version=17, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = os.cpu_count()
+        session = ort.InferenceSession(graph.getvalue(), options, providers=["CPUExecutionProvider"])
+        return lambda x: session.run(None, {"x": x.numpy()})
+
+    return predict_workloads(predictor, repeats)
+
+
+def inductor_workloads(repeats):
+    """PyTorch inductor: torch.compile (static shapes, one compilation per batch size) with
+    freezing, which folds BatchNorm and packs the convolution weights for oneDNN, as PyTorch
+    advises for CPU inference; compilation happens in the warm-up calls."""
+    import torch
+    import torch._inductor.config
+
+    torch._inductor.config.freezing = True
+
+    def predictor(model, example):
+        compiled = torch.compile(model, dynamic=False)
+
+        def run(x):
+            with torch.no_grad():
+                return compiled(x)
+
+        return run
+
+    return predict_workloads(predictor, repeats)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--framework", choices=["keras", "torch"], required=True)
+    parser.add_argument("--framework", choices=["keras", "torch", "ort", "inductor"], required=True)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    workloads = keras_workloads if args.framework == "keras" else torch_workloads
-    print(json.dumps(workloads(args.repeats)))
+    workloads = {"keras": keras_workloads, "torch": torch_workloads, "ort": ort_workloads, "inductor": inductor_workloads}
+    print(json.dumps(workloads[args.framework](args.repeats)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Summarise scripts/bench-compare.sh's rounds: the median over rounds of each framework's
-per-round medians, the ratios keras-tch / Keras and keras-tch / PyTorch (in time: below 1 means
-keras-tch is faster; for img/s rows the ratio is inverted so that holds too), printed and written
-as BENCHMARKS.md with the machine and the date."""
+per-round medians, the ratios keras-tch / Keras and keras-tch / the best peer of the row (in time:
+below 1 means keras-tch is faster; for img/s rows the ratio is inverted so that holds too),
+printed and written as BENCHMARKS.md with the machine and the date."""
 import argparse
 import datetime
 import json
@@ -20,6 +20,15 @@ ROWS = [
     ("bf16: course ResNet50 predict, batch 32", "course_predict_b32_s_bf16", "s"),
     ("bf16: ImageNet ResNet50 predict, batch 1", "imagenet_predict_b1_img_per_s_bf16", "img/s"),
     ("bf16: ImageNet ResNet50 predict, batch 8", "imagenet_predict_b8_img_per_s_bf16", "img/s"),
+]
+
+
+# The peers' columns: (heading, the framework name in the rounds' file names).
+PEERS = [
+    ("Keras 2.21", "keras"),
+    ("PyTorch 2.13 eager", "torch"),
+    ("ONNX Runtime", "ort"),
+    ("PyTorch inductor", "inductor"),
 ]
 
 
@@ -53,15 +62,22 @@ def main():
     parser.add_argument("folder")
     parser.add_argument("--write", help="write the table to this Markdown file")
     args = parser.parse_args()
-    ours, keras, torch = (load(args.folder, f) for f in ("keras-tch", "keras", "torch"))
+    ours = load(args.folder, "keras-tch")
+    peers = [(name, load(args.folder, framework)) for name, framework in PEERS]
     fmt = lambda v, unit: "—" if v is None else (f"{v:.3f} s" if unit == "s" else f"{v:.1f} img/s")
+    names = [name for name, _ in peers]
     lines = [
-        "| workload | keras-tch | Keras 2.21 | PyTorch 2.13 eager | keras-tch / Keras | keras-tch / PyTorch |",
-        "|---|---|---|---|---|---|",
+        f"| workload | keras-tch | {' | '.join(names)} | keras-tch / Keras | keras-tch / best peer |",
+        "|---|---|" + "---|" * len(peers) + "---|---|",
     ]
     for label, key, unit in ROWS:
-        o, k, t = (median_of(r, key) for r in (ours, keras, torch))
-        lines.append(f"| {label} | {fmt(o, unit)} | {fmt(k, unit)} | {fmt(t, unit)} | {ratio(o, k, unit)} | {ratio(o, t, unit)} |")
+        o = median_of(ours, key)
+        values = [median_of(rounds, key) for _, rounds in peers]
+        measured = [v for v in values if v is not None]
+        best = (max(measured) if unit == "img/s" else min(measured)) if measured else None
+        best_name = names[values.index(best)] if best is not None else ""
+        cells = " | ".join(fmt(v, unit) for v in values)
+        lines.append(f"| {label} | {fmt(o, unit)} | {cells} | {ratio(o, values[0], unit)} | {ratio(o, best, unit)} ({best_name}) |")
     extra = ours[0] if ours else {}
     header = [
         "# Benchmarks",
@@ -74,6 +90,8 @@ def main():
         "Ratios are time ratios: below 1.00 means keras-tch takes less time (for img/s rows, the inverse of the throughput ratio).",
         "bf16 rows: keras-tch `--precision bf16` against PyTorch's `torch.autocast(\"cpu\", torch.bfloat16)` (inference channels_last, "
         "PyTorch's faster layout for it here); Keras has no bf16 row (tf_keras's mixed_bfloat16 policy was not measured).",
+        "ONNX Runtime and inductor run the inference rows on the PyTorch graphs (ORT on their `torch.onnx.export`, ORT_ENABLE_ALL; "
+        "inductor `torch.compile` with freezing, static shapes). The best peer is the fastest measured column of the row.",
         "",
     ]
     text = "\n".join(header + lines) + "\n"
