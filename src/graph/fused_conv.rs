@@ -127,6 +127,9 @@ pub fn available() -> bool {
     })
 }
 
+/// How many input shapes a layer keeps a packed kernel for.
+const MAX_PACKED_SHAPES: usize = 4;
+
 /// A `Conv2D` run by oneDNN, with what it is fused with: the ReLU after it, or a residual
 /// `Add` (of the convolution and the block's other branch) and the ReLU after that. It takes
 /// the place of the last layer it covers in the graph (the `Add`, when there is one), whose
@@ -137,7 +140,7 @@ pub struct FusedConv2D {
     conv_input: usize,
     add: bool,
     relu: bool,
-    /// The kernel packed for each input shape it has run on (a handful: one per batch size).
+    /// The kernel packed for each input shape it has run on (at most [`MAX_PACKED_SHAPES`]).
     packed: Mutex<HashMap<Vec<i64>, Tensor>>,
 }
 
@@ -176,6 +179,11 @@ impl FusedConv2D {
         let mut packed = self.packed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(kernel) = packed.get(&size) {
             return kernel.shallow_clone();
+        }
+        // Each packing is a copy of the kernel: past a few input shapes (a last short batch, …),
+        // the plain kernel serves, so memory stays bounded whatever the caller's shapes.
+        if packed.len() >= MAX_PACKED_SHAPES {
+            return self.conv.kernel.shallow_clone();
         }
         let kernel = self.pack_kernel(&size, padding).unwrap_or_else(|_| {
             fell_back();
