@@ -2,8 +2,8 @@
 //! `RandomTranslation`, `RandomContrast`) against real Keras (scripts/keras_fixtures.py): the
 //! identity at inference — the transfer-learning guide's model with its augmentation block gives
 //! Keras's outputs, both formats — and in training Keras's transforms: rotations, zooms and
-//! translations at fixed factors equal Keras's, pixel for pixel; flips and contrast draws follow
-//! Keras's definitions.
+//! translations at fixed factors equal Keras's, pixel for pixel; flips, contrast factors, angles,
+//! shifts and zooms are drawn from Keras's ranges.
 
 mod common;
 
@@ -166,4 +166,56 @@ fn the_augmented_guide_model_is_written_back_for_both_keras() {
         let reopened = load_model(file, Device::Cpu).unwrap();
         assert_eq!(reopened.nested_models(), model.nested_models(), "{} read back here", file.display());
     }
+}
+
+/// Where the one bright pixel of each image went: the intensity-weighted centroid (row, column)
+/// of each image of an NHWC batch.
+fn centroids(images: &Tensor) -> Vec<(f64, f64)> {
+    let (n, h, w) = (images.size()[0], images.size()[1], images.size()[2]);
+    let mass = images.sum_dim_intlist([3i64].as_slice(), false, Kind::Double);
+    let rows = Tensor::arange(h, (Kind::Double, Device::Cpu)).view([1, h, 1]);
+    let columns = Tensor::arange(w, (Kind::Double, Device::Cpu)).view([1, 1, w]);
+    let total = mass.sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Double);
+    let row = (&mass * rows).sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Double) / &total;
+    let column = (&mass * columns).sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Double) / &total;
+    (0..n).map(|i| (row.double_value(&[i]), column.double_value(&[i]))).collect()
+}
+
+/// The geometric draws follow Keras's distributions: on 256 copies of an image holding one
+/// bright pixel 6 to the right of the centre (constant fill, so nothing else is bright), where
+/// that pixel lands gives each image's angle, shift or zoom — every one inside Keras's range,
+/// spread over it (both signs, at least half the range apart) and centred on no change.
+#[test]
+fn geometric_draws_follow_keras_ranges() {
+    tch::manual_seed(11);
+    let mut x = Tensor::zeros([256, 21, 21, 1], (Kind::Float, Device::Cpu));
+    let _ = x.get(0).narrow(0, 10, 1).narrow(1, 16, 1).fill_(1.0);
+    x = x.get(0).unsqueeze(0).repeat([256, 1, 1, 1]);
+    let check = |what: &str, values: &[f64], range: (f64, f64)| {
+        let (lowest, highest) = values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let (middle, width) = ((range.0 + range.1) / 2.0, range.1 - range.0);
+        assert!(
+            lowest >= range.0 - 0.03 * width && highest <= range.1 + 0.03 * width,
+            "{what}: draws in [{lowest}, {highest}], Keras's range {range:?}"
+        );
+        assert!(highest - lowest >= width / 2.0, "{what}: draws in [{lowest}, {highest}] do not spread over {range:?}");
+        assert!((mean - middle).abs() <= width / 8.0, "{what}: mean {mean}, Keras's draws centre on {middle}");
+    };
+    let constant = json!("constant");
+    // RandomRotation(0.2): angles uniform in ±0.2 turns = ±72°, counter-clockwise positive.
+    let rotation: RandomRotation = layer("RandomRotation", json!({ "factor": 0.2, "fill_mode": constant }));
+    let angles: Vec<f64> = centroids(&run(&rotation, &x, true)).iter().map(|(r, c)| (-(r - 10.0)).atan2(c - 10.0).to_degrees()).collect();
+    check("RandomRotation(0.2) angle", &angles, (-72.0, 72.0));
+    // RandomTranslation(0.2, 0.2): shifts uniform in ±0.2 × 21 pixels on each axis.
+    let translation: RandomTranslation =
+        layer("RandomTranslation", json!({ "height_factor": 0.2, "width_factor": 0.2, "fill_mode": constant }));
+    let moved = centroids(&run(&translation, &x, true));
+    check("RandomTranslation rows", &moved.iter().map(|(r, _)| r - 10.0).collect::<Vec<_>>(), (-4.2, 4.2));
+    check("RandomTranslation columns", &moved.iter().map(|(_, c)| c - 16.0).collect::<Vec<_>>(), (-4.2, 4.2));
+    // RandomZoom(0.2): zoom factors in [0.8, 1.2] (positive zooms out): the pixel's distance
+    // from the centre scales by 1 / factor.
+    let zoom: RandomZoom = layer("RandomZoom", json!({ "height_factor": 0.2, "fill_mode": constant }));
+    let scales: Vec<f64> = centroids(&run(&zoom, &x, true)).iter().map(|(_, c)| 6.0 / (c - 10.0)).collect();
+    check("RandomZoom(0.2) factor", &scales, (0.8, 1.2));
 }
