@@ -19,7 +19,6 @@ use tch::{Kind, Tensor};
 use crate::layers::activation::Activation;
 use crate::layers::autocast::for_compute;
 use crate::layers::conv::Conv2D;
-use crate::layers::padding::same_pads;
 use crate::layers::{Layer, Shape};
 
 extern "C" {
@@ -251,12 +250,7 @@ impl Layer for FusedConv2D {
         let other = self.add.then(|| for_compute(inputs[1 - self.conv_input]));
         let other = other.as_ref();
         let config = &self.conv.config;
-        let size = xs.size();
-        let pads = same_pads(config.padding, [size[2], size[3]], config.effective_kernel(), config.strides);
-        let [left, right, top, bottom] = pads;
-        // TF's asymmetric 'same' padding goes first; a symmetric one into the convolution.
-        let (xs, padding) =
-            if left == right && top == bottom { (xs.shallow_clone(), [top, left]) } else { (xs.constant_pad_nd(pads), [0, 0]) };
+        let (xs, padding) = config.pad_input(&xs);
         let kernel = self.kernel_for(xs.size(), padding);
         onednn_conv(&xs, other, &kernel, self.conv.bias.as_ref(), padding, config.strides, config.dilation, self.relu).unwrap_or_else(
             |_| {

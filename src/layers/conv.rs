@@ -65,7 +65,20 @@ impl Conv2DConfig {
     }
 
     /// Window size with dilation: (k - 1)·d + 1.
-    pub(crate) fn effective_kernel(&self) -> [i64; 2] {
+    /// The NCHW input to convolve and the symmetric padding the convolution adds itself: TF's
+    /// 'same' padding goes into the convolution when symmetric; its asymmetric case pads first.
+    pub(crate) fn pad_input(&self, xs: &Tensor) -> (Tensor, [i64; 2]) {
+        let size = xs.size();
+        let pads = same_pads(self.padding, [size[2], size[3]], self.effective_kernel(), self.strides);
+        let [left, right, top, bottom] = pads;
+        if left == right && top == bottom {
+            (xs.shallow_clone(), [top, left])
+        } else {
+            (xs.constant_pad_nd(pads), [0, 0])
+        }
+    }
+
+    fn effective_kernel(&self) -> [i64; 2] {
         [0, 1].map(|i| (self.kernel_size[i] - 1) * self.dilation[i] + 1)
     }
 
@@ -175,13 +188,7 @@ impl Layer for Conv2D {
     }
 
     fn forward(&self, inputs: &[&Tensor], _train: bool) -> Tensor {
-        let xs = inputs[0];
-        let size = xs.size();
-        let pads = same_pads(self.config.padding, [size[2], size[3]], self.config.effective_kernel(), self.config.strides);
-        let [left, right, top, bottom] = pads;
-        // Symmetric padding goes into the convolution itself; TF's asymmetric case pads first.
-        let (xs, conv_pad) =
-            if left == right && top == bottom { (xs.shallow_clone(), [top, left]) } else { (xs.constant_pad_nd(pads), [0, 0]) };
+        let (xs, conv_pad) = self.config.pad_input(inputs[0]);
         let (xs, kernel, bias) = (for_compute(&xs), for_compute(&self.kernel), self.bias.as_ref().map(for_compute));
         let ys = xs.conv2d(&kernel, bias.as_ref(), self.config.strides, conv_pad, self.config.dilation, 1);
         self.config.activation.apply(&ys)
