@@ -280,6 +280,49 @@ fn batch_norm_uses_each_replicas_statistics_and_averages_the_moving_ones() {
     assert!(largest <= 1e-6, "a weight differs by {largest:e}");
 }
 
+/// `small_batch_norm_model`, its BatchNormalization `synchronized` as told, trained 2 epochs of
+/// shuffled global batches of 8 on 33 samples — the last global batch is 1 sample, so rank 1's
+/// slice of it is empty and it takes part in the step with no samples.
+fn train_batch_norm(synchronized: bool, parallel: Option<DataParallel>) -> Model {
+    let mut model = small_batch_norm_model();
+    model.set_batch_norm_synchronized(synchronized);
+    let (x, y) = small_data();
+    let (x, y) = (x.narrow(0, 0, 33), y.narrow(0, 0, 33));
+    let compile = CompileConfig::for_model(&model, Some(Loss::CategoricalCrossentropy), CrossEntropyStyle::TfKeras).unwrap();
+    let options = FitOptions { epochs: 2, batch_size: 8, seed: 4, verbose: 0, data_parallel: parallel, ..Default::default() };
+    fit(&mut model, &compile, &mut Optimizer::new(SGD), &x, &y, None, &options, &AtomicBool::new(false)).unwrap();
+    model
+}
+
+/// Keras's `BatchNormalization(synchronized=True)` on two ranks normalises with the global
+/// batch's statistics: the job trains the weights and moving statistics one process trains on
+/// the whole batches.
+#[test]
+fn synchronized_batch_norm_trains_as_one_process_on_the_global_batch() {
+    let dir = scratch_dir("distributed-sync-batch-norm");
+    let (runs, _) = launch("sync_batch_norm", 2, &dir);
+    for (rank, run) in runs.iter().enumerate() {
+        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
+    }
+    let single = train_batch_norm(true, None);
+    let mut ranks = small_batch_norm_model();
+    load_weights(&mut ranks, &dir.join("rank0.safetensors"), &LoadOptions::default()).unwrap();
+    for (layer, weight) in [("bn", "moving_mean"), ("bn", "moving_variance"), ("bn", "gamma"), ("conv", "kernel"), ("probs", "kernel")] {
+        let (expected, found) = (single.keras_weight(layer, weight).unwrap(), ranks.keras_weight(layer, weight).unwrap());
+        let difference = (&expected - &found).abs().max().double_value(&[]);
+        println!("{layer}/{weight}: {difference:e}");
+        assert!(difference <= 1e-5, "{layer}/{weight} differs from one process's by {difference:e}");
+    }
+    // Per-replica statistics would train other weights: this test can tell the two apart.
+    let unsynchronized = {
+        let mut model = small_batch_norm_model();
+        load_weights(&mut model, &dir.join("rank0-unsynchronized.safetensors"), &LoadOptions::default()).unwrap();
+        model
+    };
+    let gap = (single.keras_weight("bn", "gamma").unwrap() - unsynchronized.keras_weight("bn", "gamma").unwrap()).abs().max();
+    assert!(gap.double_value(&[]) > 1e-4, "per-replica statistics train the same gamma ({gap})");
+}
+
 /// `keras-tch train` as torchrun runs it, on 2 processes: the job's model, killed mid-run and
 /// resumed (`--resume`, torchrun's next attempt), ends with the weights an uninterrupted job
 /// ends with; the rank left alone by the kill fails with an error naming itself.
@@ -445,7 +488,8 @@ fn transfer_on_two_processes_trains_the_model_one_process_trains() {
     assert!(largest <= 1e-5, "the weights differ by {largest:e}");
 }
 
-/// The real `torchrun --no-python` launching two processes of `keras-tch train`, when a PyTorch
+/// The real `torchrun --no-python` launching two processes of `keras-tch train
+/// --sync-batch-norm`, when a PyTorch
 /// install provides it (the benchmark venv of scripts/bench-compare.sh, or `torchrun` on the
 /// PATH); skipped otherwise — the tests above, which stand in for its agent, are the required ones.
 #[test]
@@ -466,6 +510,7 @@ fn torchrun_launches_a_training_job() {
         .args(["--standalone", "--nproc-per-node=2", "--no-python"])
         .arg(env!("CARGO_BIN_EXE_keras-tch"))
         .args(["train", "--arch", "happy", "--epochs", "1", "--limit", "32", "--batch-size", "16", "--verbose", "0", "--device", "cpu"])
+        .arg("--sync-batch-norm")
         .arg("--data")
         .arg(&train)
         .arg("--root")
@@ -534,6 +579,17 @@ fn rank_process() {
             let model = batch_norm_step(Some(DataParallel::new(group)));
             if rank == 0 {
                 save_safetensors(&model, Path::new(&std::env::var(WEIGHTS_OUT).unwrap())).unwrap();
+            }
+        }
+        "sync_batch_norm" => {
+            let parallel = DataParallel::new(group);
+            let model = train_batch_norm(true, Some(parallel.clone()));
+            // The same job with per-replica statistics, for the test to tell them apart.
+            let unsynchronized = train_batch_norm(false, Some(parallel));
+            if rank == 0 {
+                let out = PathBuf::from(std::env::var(WEIGHTS_OUT).unwrap());
+                save_safetensors(&model, &out).unwrap();
+                save_safetensors(&unsynchronized, &out.with_file_name("rank0-unsynchronized.safetensors")).unwrap();
             }
         }
         other => panic!("unknown scenario {other}"),

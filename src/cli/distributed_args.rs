@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tch::Device;
 
+use keras_tch::graph::Model;
 use keras_tch::train::data_parallel::DataParallel;
 use keras_tch::train::distributed::{LaunchEnv, ProcessGroup, DEFAULT_TIMEOUT};
 
@@ -37,6 +38,32 @@ impl DistributedArgs {
             silence_stdout()?;
         }
         Ok((Some(parallel), device))
+    }
+}
+
+/// The training commands' part in a torchrun job.
+#[derive(Args, Debug)]
+pub struct DistributedTrainingArgs {
+    #[command(flatten)]
+    pub job: DistributedArgs,
+    /// Under torchrun: every BatchNormalization normalises with the statistics of the whole
+    /// global batch, summed across the processes (Keras's `BatchNormalization(synchronized=True)`,
+    /// torch's SyncBatchNorm). By default each process uses its own share's, as Keras does
+    #[arg(long)]
+    pub sync_batch_norm: bool,
+}
+
+impl DistributedTrainingArgs {
+    /// As [`DistributedArgs::join`].
+    pub fn join(&self, device: Device) -> Result<(Option<DataParallel>, Device)> {
+        self.job.join(device)
+    }
+
+    /// Marks the model's BatchNormalization layers synchronized when asked.
+    pub fn prepare(&self, model: &mut Model) {
+        if self.sync_batch_norm {
+            model.set_batch_norm_synchronized(true);
+        }
     }
 }
 

@@ -95,7 +95,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub run: super::training_run_args::TrainingRunArgs,
     #[command(flatten)]
-    pub distributed: super::distributed_args::DistributedArgs,
+    pub distributed: super::distributed_args::DistributedTrainingArgs,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -147,6 +147,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if !freeze.is_empty() {
         super::freeze_args::apply(&mut model, &freeze)?;
     }
+    args.distributed.prepare(&mut model);
     let style = if args.keras20_loss { CrossEntropyStyle::Keras20 } else { CrossEntropyStyle::TfKeras };
     let compile = compile_for(&model, args.loss, style)?;
     compile.check_fits(&model, classes)?;

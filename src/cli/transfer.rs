@@ -105,7 +105,7 @@ pub struct TransferArgs {
     #[command(flatten)]
     pub run: super::training_run_args::TrainingRunArgs,
     #[command(flatten)]
-    pub distributed: super::distributed_args::DistributedArgs,
+    pub distributed: super::distributed_args::DistributedTrainingArgs,
 }
 
 pub fn run(args: &TransferArgs) -> Result<()> {
@@ -157,6 +157,7 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         println!("Replaced the top: dropped {}; new head {}", built.dropped.join(", "), built.head_names.join(", "));
     }
     let mut model = built.model;
+    args.distributed.prepare(&mut model);
     super::freeze_args::print_frozen(&model, &built.frozen);
     if args.summary {
         print!("{}", summary(&model));

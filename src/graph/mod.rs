@@ -14,10 +14,13 @@ pub mod optimizer_state;
 pub mod plot;
 pub mod summary;
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context, Result};
 use tch::{nn, no_grad, Device, Tensor};
 
 use crate::layers::input::InputLayer;
+use crate::layers::synchronized_batch_norm::ReplicaSum;
 use crate::layers::{Layer, Shape, Weight};
 
 pub use builder::GraphBuilder;
@@ -151,8 +154,33 @@ impl Model {
     /// checkpoint's architecture was trained with). Layers and connections stay as they are.
     pub fn set_batch_norm_epsilon(&mut self, epsilon: f64) {
         for node in &mut self.nodes {
-            if let Some(config) = node.layer.batch_norm_config() {
-                config.epsilon = epsilon;
+            if let Some(layer) = node.layer.as_batch_norm_mut() {
+                layer.config.epsilon = epsilon;
+            }
+        }
+    }
+
+    /// Mark every BatchNormalization layer `synchronized` (Keras's argument): in data-parallel
+    /// training they then normalise with the global batch's statistics.
+    pub fn set_batch_norm_synchronized(&mut self, synchronized: bool) {
+        for node in &mut self.nodes {
+            if let Some(layer) = node.layer.as_batch_norm_mut() {
+                layer.config.synchronized = synchronized;
+            }
+        }
+    }
+
+    /// Whether a BatchNormalization layer is `synchronized`.
+    pub fn has_synchronized_batch_norm(&self) -> bool {
+        self.nodes.iter().any(|node| node.layer.as_batch_norm().is_some_and(|layer| layer.config.synchronized))
+    }
+
+    /// Hand the synchronized BatchNormalization layers a data-parallel job's replicas (`None`:
+    /// take them back, when the job's training ends).
+    pub fn set_batch_norm_replicas(&mut self, replicas: Option<Arc<dyn ReplicaSum>>) {
+        for node in &mut self.nodes {
+            if let Some(layer) = node.layer.as_batch_norm_mut() {
+                layer.set_replicas(replicas.clone());
             }
         }
     }

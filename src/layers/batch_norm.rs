@@ -5,6 +5,8 @@
 //! (tch's default BatchNorm init is Uniform(0, 1)). In training the batch statistics normalise
 //! and the moving statistics are updated; in inference the moving statistics normalise.
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tch::{nn, Tensor};
@@ -12,6 +14,7 @@ use tch::{nn, Tensor};
 use super::init::InitialWeights;
 use super::keras_config::KerasConfig;
 use super::registry::{BuildLayer, FromKerasConfig};
+use super::synchronized_batch_norm::{synchronized_forward, BatchNormParts, ReplicaSum};
 use super::{single_input, Layer, Layout, Shape, Weight};
 
 #[derive(Debug, Clone)]
@@ -20,11 +23,14 @@ pub struct BatchNormConfig {
     pub axis: i64,
     pub momentum: f64,
     pub epsilon: f64,
+    /// Keras's `synchronized`: in data-parallel training, normalise with the global batch's
+    /// statistics instead of each replica's own (no effect in a single process).
+    pub synchronized: bool,
 }
 
 /// `BatchNormalization(axis=-1)` with Keras's defaults (momentum 0.99, epsilon 1e-3).
 pub fn batch_norm() -> BatchNormConfig {
-    BatchNormConfig { axis: -1, momentum: 0.99, epsilon: 1e-3 }
+    BatchNormConfig { axis: -1, momentum: 0.99, epsilon: 1e-3, synchronized: false }
 }
 
 impl BatchNormConfig {
@@ -38,6 +44,10 @@ impl BatchNormConfig {
     }
     pub fn epsilon(mut self, epsilon: f64) -> Self {
         self.epsilon = epsilon;
+        self
+    }
+    pub fn synchronized(mut self, synchronized: bool) -> Self {
+        self.synchronized = synchronized;
         self
     }
 
@@ -59,6 +69,7 @@ impl BatchNormConfig {
             moving_mean: path.zeros_no_train("moving_mean", &[channels]),
             moving_variance: path.ones_no_train("moving_variance", &[channels]),
             config: self,
+            replicas: None,
         })
     }
 }
@@ -74,7 +85,11 @@ impl FromKerasConfig for BatchNormConfig {
             value => value.as_i64(),
         }
         .context("BatchNormalization over several axes is not supported")?;
-        Ok(batch_norm().axis(axis).momentum(config.f64_or("momentum", 0.99)?).epsilon(config.f64_or("epsilon", 1e-3)?))
+        Ok(batch_norm()
+            .axis(axis)
+            .momentum(config.f64_or("momentum", 0.99)?)
+            .epsilon(config.f64_or("epsilon", 1e-3)?)
+            .synchronized(config.bool_or("synchronized", false)?))
     }
 }
 
@@ -99,6 +114,27 @@ pub struct BatchNorm {
     pub beta: Tensor,
     pub moving_mean: Tensor,
     pub moving_variance: Tensor,
+    /// The data-parallel job's replicas, while a synchronized layer trains in one.
+    replicas: Option<Arc<dyn ReplicaSum>>,
+}
+
+impl BatchNorm {
+    /// Joins (or, with `None`, leaves) a data-parallel job's replicas; only a synchronized
+    /// layer takes them.
+    pub fn set_replicas(&mut self, replicas: Option<Arc<dyn ReplicaSum>>) {
+        self.replicas = replicas.filter(|_| self.config.synchronized);
+    }
+
+    fn parts(&self) -> BatchNormParts<'_> {
+        BatchNormParts {
+            gamma: &self.gamma,
+            beta: &self.beta,
+            moving_mean: &self.moving_mean,
+            moving_variance: &self.moving_variance,
+            momentum: self.config.momentum,
+            epsilon: self.config.epsilon,
+        }
+    }
 }
 
 impl Layer for BatchNorm {
@@ -120,6 +156,13 @@ impl Layer for BatchNorm {
         })
     }
 
+    /// Keras 3 writes `synchronized` (tf.keras 2 does not, even when it is set).
+    fn keras3_config(&self) -> Value {
+        let mut config = self.keras_config();
+        config["synchronized"] = json!(self.config.synchronized);
+        config
+    }
+
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let shape = single_input(self.class_name(), inputs)?;
         let channels = self.gamma.size()[0];
@@ -130,6 +173,11 @@ impl Layer for BatchNorm {
     }
 
     fn forward(&self, inputs: &[&Tensor], train: bool) -> Tensor {
+        if let (true, Some(replicas)) = (train, &self.replicas) {
+            if let Some(output) = synchronized_forward(inputs[0], &self.parts(), replicas.as_ref()) {
+                return output;
+            }
+        }
         // The channel axis is dim 1 inside the graph for (N, C) and (N, C, H, W) alike.
         inputs[0].batch_norm(
             Some(&self.gamma),
@@ -152,7 +200,7 @@ impl Layer for BatchNorm {
         ]
     }
 
-    fn batch_norm_config(&mut self) -> Option<&mut BatchNormConfig> {
-        Some(&mut self.config)
+    fn as_batch_norm_mut(&mut self) -> Option<&mut BatchNorm> {
+        Some(self)
     }
 }

@@ -23,6 +23,7 @@ pub mod rescaling;
 pub mod reshape;
 pub mod resizing;
 pub mod softmax;
+pub mod synchronized_batch_norm;
 
 use anyhow::Result;
 use tch::Tensor;
@@ -68,9 +69,9 @@ pub trait Layer: Send {
     fn weights(&self) -> Vec<Weight<'_>> {
         Vec::new()
     }
-    /// The BatchNorm configuration, for layers that are BatchNorms (the importer sets the
-    /// epsilon a checkpoint was trained with).
-    fn batch_norm_config(&mut self) -> Option<&mut batch_norm::BatchNormConfig> {
+    /// The layer as a BatchNorm to change (the importer sets the epsilon a checkpoint was
+    /// trained with; data-parallel training hands synchronized ones the replicas).
+    fn as_batch_norm_mut(&mut self) -> Option<&mut batch_norm::BatchNorm> {
         None
     }
     /// The layer as a `Conv2D`, `BatchNormalization` or `Dense`, for the inference rewrites

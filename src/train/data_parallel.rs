@@ -4,11 +4,12 @@
 //! scaled by the global batch size (Keras's `compute_average_loss`), so each step applies the
 //! true mean gradient of the global batch — a short last batch included — and every rank applies
 //! the same update. BatchNorm normalises with each replica's own batch statistics (Keras's
-//! default, `synchronized=False`); the moving statistics are averaged across ranks at each
-//! epoch's end. Rank 0 (Keras's chief) alone writes files.
+//! default, `synchronized=False`), the moving statistics averaged across ranks at each epoch's
+//! end; a `synchronized=True` BatchNorm normalises with the global batch's (see
+//! [`crate::layers::synchronized_batch_norm`]). Rank 0 (Keras's chief) alone writes files.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use tch::{no_grad, Kind, Tensor};
@@ -19,11 +20,32 @@ use super::evaluate::{evaluate_dataset, Evaluation};
 use crate::data::dataset::Dataset;
 use crate::data::loader::Loading;
 use crate::graph::Model;
+use crate::layers::synchronized_batch_norm::ReplicaSum;
 
 /// One rank's side of a data-parallel job.
 #[derive(Clone)]
 pub struct DataParallel {
     group: Arc<ProcessGroup>,
+    batch_statistics: Arc<BatchStatisticsSum>,
+}
+
+/// The replicas as synchronized BatchNorm sees them: a differentiable sum over the ranks, whose
+/// first failure waits here for the training step to report (a layer's forward cannot fail).
+struct BatchStatisticsSum {
+    group: Arc<ProcessGroup>,
+    failure: Mutex<Option<anyhow::Error>>,
+}
+
+impl ReplicaSum for BatchStatisticsSum {
+    fn sum(&self, tensor: &Tensor) -> Option<Tensor> {
+        match self.group.cross_replica_sum(tensor) {
+            Ok(sum) => Some(sum),
+            Err(error) => {
+                self.failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(error);
+                None
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for DataParallel {
@@ -42,7 +64,21 @@ pub struct StepTotals {
 
 impl DataParallel {
     pub fn new(group: ProcessGroup) -> Self {
-        Self { group: Arc::new(group) }
+        let group = Arc::new(group);
+        Self { batch_statistics: Arc::new(BatchStatisticsSum { group: group.clone(), failure: Mutex::new(None) }), group }
+    }
+
+    /// What synchronized BatchNorm layers sum their statistics with, in this job.
+    pub fn batch_statistics(&self) -> Arc<dyn ReplicaSum> {
+        self.batch_statistics.clone()
+    }
+
+    /// The error of a synchronized BatchNorm's collective since the last call, if one failed.
+    pub fn check_batch_statistics(&self) -> Result<()> {
+        match self.batch_statistics.failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     pub fn rank(&self) -> usize {

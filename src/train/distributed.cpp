@@ -6,6 +6,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include "shim_support.hpp"
 
@@ -65,6 +66,36 @@ void flat_by_dtype(const std::vector<at::Tensor>& list, Collective collective) {
         }
     }
 }
+
+void all_reduce_sum_in_place(ProcessGroup* pg, at::Tensor& tensor) {
+    std::vector<at::Tensor> one{tensor};
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    options.timeout = pg->timeout;
+    wait(pg->group->allreduce(one, options), pg->timeout);
+}
+
+// A sum over the ranks that autograd sees through: every rank's result depends on every rank's
+// input, so the gradient reaching each rank's input is the sum of the ranks' gradients of the
+// result (the backward is the same all-reduce). What synchronized BatchNorm's statistics need.
+// The group outlives the graph (it lives for the whole training run), so it travels as an
+// address.
+struct CrossReplicaSum : public torch::autograd::Function<CrossReplicaSum> {
+    static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, int64_t group) {
+        ctx->saved_data["group"] = group;
+        at::Tensor sum = input.contiguous().clone();
+        all_reduce_sum_in_place(reinterpret_cast<ProcessGroup*>(group), sum);
+        return sum;
+    }
+
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grads) {
+        auto* pg = reinterpret_cast<ProcessGroup*>(ctx->saved_data["group"].toInt());
+        at::Tensor sum = grads.at(0).contiguous().clone();
+        all_reduce_sum_in_place(pg, sum);
+        return {sum, at::Tensor()};
+    }
+};
 
 }  // namespace
 
@@ -127,12 +158,18 @@ extern "C" int keras_tch_all_reduce_sum(void* handle, void* const* handles, size
     try {
         at::NoGradGuard no_grad;  // the tensors may be weights that require gradients
         auto* pg = static_cast<ProcessGroup*>(handle);
-        flat_by_dtype(tensors(handles, count), [&](std::vector<at::Tensor>& one) {
-            c10d::AllreduceOptions options;
-            options.reduceOp = c10d::ReduceOp::SUM;
-            options.timeout = pg->timeout;
-            wait(pg->group->allreduce(one, options), pg->timeout);
-        });
+        flat_by_dtype(tensors(handles, count), [&](std::vector<at::Tensor>& one) { all_reduce_sum_in_place(pg, one.at(0)); });
+        return 0;
+    } catch (const std::exception& e) {
+        return report(e, error, error_len);
+    }
+}
+
+// A new tensor holding `input` summed over the ranks, differentiably (`CrossReplicaSum`).
+extern "C" int keras_tch_cross_replica_sum(void* handle, void* input, void** out, char* error, size_t error_len) {
+    try {
+        auto group = reinterpret_cast<int64_t>(handle);
+        *out = new at::Tensor(CrossReplicaSum::apply(*static_cast<at::Tensor*>(input), group));
         return 0;
     } catch (const std::exception& e) {
         return report(e, error, error_len);

@@ -54,6 +54,13 @@ extern "C" {
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
+    fn keras_tch_cross_replica_sum(
+        group: *mut c_void,
+        input: *mut c_void,
+        out: *mut *mut c_void,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
     fn keras_tch_broadcast(
         group: *mut c_void,
         tensors: *const *mut c_void,
@@ -229,6 +236,22 @@ impl ProcessGroup {
         let handles = handles(tensors);
         // SAFETY: the handles are live tch tensors borrowed for this call.
         self.check("all-reduce", |error, len| unsafe { keras_tch_all_reduce_sum(self.handle, handles.as_ptr(), handles.len(), error, len) })
+    }
+
+    /// A new tensor: `tensor` summed over the ranks, differentiably — backward, the gradient
+    /// reaching each rank's `tensor` is the sum of every rank's gradient of the result (so a
+    /// loss on any rank reaches the inputs of all). Every rank must make the same calls, in
+    /// forward and in backward.
+    pub fn cross_replica_sum(&self, tensor: &Tensor) -> Result<Tensor> {
+        let mut out = std::ptr::null_mut();
+        // SAFETY: `tensor` is a live tch tensor borrowed for this call; on success `out` is a
+        // new `at::Tensor` whose ownership passes to the returned value. The group outlives the
+        // graph the result joins: training holds it for the whole run.
+        self.check("all-reduce of the BatchNorm statistics", |error, len| unsafe {
+            keras_tch_cross_replica_sum(self.handle, tensor.as_ptr() as *mut c_void, &mut out, error, len)
+        })?;
+        // SAFETY: as above.
+        Ok(unsafe { Tensor::from_ptr(out.cast()) })
     }
 
     /// Copies each tensor of rank `root` into the same tensor of every other rank.

@@ -142,6 +142,27 @@ pub fn fit_with_callbacks(
     callbacks: &mut CallbackList,
     interrupt: &AtomicBool,
 ) -> Result<History> {
+    // Synchronized BatchNorm layers sum their statistics over the job's replicas while it trains.
+    if let Some(parallel) = &options.data_parallel {
+        model.set_batch_norm_replicas(Some(parallel.batch_statistics()));
+    }
+    let history = fit_loop(model, compile, optimizer, data, validation, options, callbacks, interrupt);
+    model.set_batch_norm_replicas(None);
+    history
+}
+
+/// [`fit_with_callbacks`]'s epochs and steps.
+#[allow(clippy::too_many_arguments)]
+fn fit_loop(
+    model: &mut Model,
+    compile: &CompileConfig,
+    optimizer: &mut Optimizer,
+    data: &Dataset,
+    validation: Option<&Dataset>,
+    options: &FitOptions,
+    callbacks: &mut CallbackList,
+    interrupt: &AtomicBool,
+) -> Result<History> {
     if options.batch_size < 1 {
         bail!("fit: batch_size must be at least 1, got {}", options.batch_size);
     }
@@ -167,6 +188,8 @@ pub fn fit_with_callbacks(
         None => batch_size,
     };
     let verbose = if chief { options.verbose } else { 0 };
+    // A rank with no samples in a step still runs its synchronized BatchNorms' collectives.
+    let synchronized = parallel.is_some() && model.has_synchronized_batch_norm();
 
     callbacks.on_train_begin(&mut context(model, optimizer, compile, chief))?;
     let mut state = TrainingState::default();
@@ -208,6 +231,9 @@ pub fn fit_with_callbacks(
                 let yb = to_device_for_step(&yb, model.device()).to_kind(Kind::Float);
                 let weights = options.class_weight.as_deref().map(|table| sample_weights(table, compile, &yb)).transpose()?;
                 Some((xb, yb, weights))
+            } else if synchronized {
+                let (xb, yb) = empty_batch(&train, model.device())?;
+                Some((xb, yb, None))
             } else {
                 None
             };
@@ -369,9 +395,12 @@ fn replica_train_step(
     let (grads, totals) = match batch {
         Some((xb, yb, sample_weight)) => {
             let (per_sample, probs) = per_sample_loss(model, compile, xb, yb, sample_weight)?;
+            parallel.check_batch_statistics()?;
             let loss_sum = per_sample.sum(Kind::Float);
             let loss = &loss_sum / global_size as f64;
-            let grads = Tensor::run_backward(&[&loss], &variables.iter().map(|(_, v)| v).collect::<Vec<_>>(), false, false);
+            // (A synchronized BatchNorm's backward all-reduces too, so this can fail.)
+            let grads = Tensor::f_run_backward(&[&loss], &variables.iter().map(|(_, v)| v).collect::<Vec<_>>(), false, false)
+                .with_context(|| format!("rank {} of {}: the backward pass failed", parallel.rank(), parallel.world_size()))?;
             let correct = compile.accuracy.map_or(0.0, |accuracy| tch::no_grad(|| count_correct(accuracy, yb, &probs.detach())));
             (grads, StepTotals { loss_sum: loss_sum.double_value(&[]), correct, interrupted })
         }
@@ -386,6 +415,13 @@ fn replica_train_step(
         optimizer.apply(&variables, &grads)?;
     }
     Ok(StepResult { loss, correct: totals.correct, interrupted: totals.interrupted })
+}
+
+/// A batch of no samples shaped as `data`'s (its first sample's inputs and labels, narrowed to
+/// none): what a rank with an empty slice of a short last batch runs.
+fn empty_batch(data: &Dataset, device: Device) -> Result<(Tensor, Tensor)> {
+    let (x, y) = data.take(1).batches(None, 1, 0, &Loading::default()).next().context("the dataset has no samples")??;
+    Ok((x.narrow(0, 0, 0).to_device(device), y.narrow(0, 0, 0).to_device(device).to_kind(Kind::Float)))
 }
 
 /// A batch on the model's device. Host batches bound for CUDA go through pinned memory so the
