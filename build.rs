@@ -52,7 +52,8 @@ fn export_tch_version() {
 }
 
 /// The C++ shims for what tch does not expose — `src/train/fused_adam.cpp` (libtorch's fused
-/// Adam kernel), `src/train/distributed.cpp` (c10d's store and Gloo process group),
+/// Adam kernel), `src/train/distributed.cpp` (c10d's store and Gloo process group; NCCL's in
+/// `distributed_nccl.cpp`, against a CUDA libtorch),
 /// `src/graph/fused_conv.cpp` (oneDNN's fused convolutions for inference) and
 /// `src/libtorch_version.cpp` (libtorch's own version) — compiled with the flags torch-sys
 /// compiles its own C++ with.
@@ -72,7 +73,8 @@ fn compile_shims(lib_dir: &Path) {
         fail(&format!("Gloo's headers were not found (Debian package libgloo-dev); {SETUP_HINT}"));
     }
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
         .pic(true)
         .warnings(false)
@@ -82,8 +84,44 @@ fn compile_shims(lib_dir: &Path) {
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .flag("-DUSE_C10D_GLOO")
-        .files(sources)
-        .compile("keras_tch_shims");
+        .files(sources);
+    println!("cargo:rustc-check-cfg=cfg(keras_tch_nccl)");
+    println!("cargo:rerun-if-changed={NCCL_SHIM}");
+    if lib_dir.join("libtorch_cuda.so").exists() {
+        match cuda_and_nccl_headers(lib_dir) {
+            Some(headers) => {
+                // c10d's NCCL process group, for data-parallel training between GPUs.
+                build.includes(headers).flag("-DUSE_C10D_NCCL").flag("-DKERAS_TCH_WITH_NCCL").file(NCCL_SHIM);
+                println!("cargo:rustc-cfg=keras_tch_nccl");
+            }
+            None => println!(
+                "cargo:warning=a CUDA libtorch without CUDA's and NCCL's headers at hand (cuda_runtime_api.h, nccl.h): \
+                 built without NCCL, so torchrun jobs on GPUs will refuse to start; set CUDA_HOME and NCCL_INCLUDE_DIR"
+            ),
+        }
+    }
+    build.compile("keras_tch_shims");
+}
+
+/// The NCCL process group's shim, compiled only against a CUDA libtorch.
+const NCCL_SHIM: &str = "src/train/distributed_nccl.cpp";
+
+/// The folders holding `cuda_runtime_api.h` and `nccl.h`: `CUDA_HOME`'s and `NCCL_INCLUDE_DIR`,
+/// or those of the `nvidia-*` wheels installed beside the torch wheel (`scripts/setup.sh
+/// --cuda`'s venv). `None` when either is missing.
+fn cuda_and_nccl_headers(lib_dir: &Path) -> Option<Vec<PathBuf>> {
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    println!("cargo:rerun-if-env-changed=NCCL_INCLUDE_DIR");
+    // lib_dir is site-packages/torch/lib in a wheel's venv.
+    let nvidia = lib_dir.parent().and_then(Path::parent).map(|site_packages| site_packages.join("nvidia")).unwrap_or_default();
+    let mut candidates: Vec<PathBuf> = ["CUDA_HOME", "NCCL_INCLUDE_DIR"]
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(PathBuf::from))
+        .flat_map(|dir| [dir.join("include"), dir])
+        .collect();
+    candidates.extend(["cu13", "cu12", "cuda_runtime", "nccl"].iter().map(|name| nvidia.join(name).join("include")));
+    let find = |header: &str| candidates.iter().find(|dir| dir.join(header).exists()).cloned();
+    Some(vec![find("cuda_runtime_api.h")?, find("nccl.h")?])
 }
 
 fn libtorch_lib_dir() -> PathBuf {

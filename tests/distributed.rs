@@ -526,6 +526,48 @@ fn torchrun_launches_a_training_job() {
     load_model(&dir.join("model.h5"), Device::Cpu).unwrap();
 }
 
+/// `train --report` on 2 processes: the validation photos are shared out between them, and
+/// rank 0 writes the report one process writes (both with synchronized BatchNorm, so that they
+/// train the same model).
+#[test]
+fn the_report_after_training_is_shared_out_and_is_one_process_report() {
+    let (Some(train), Some(test)) = (shared_data("train_catvnoncat.h5"), shared_data("test_catvnoncat.h5")) else { return };
+    let dir = scratch_dir("distributed-report");
+    let train_command = |out: PathBuf| {
+        let (train, test) = (train.clone(), test.clone());
+        move |_rank: usize| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_keras-tch"));
+            command
+                .args(["train", "--arch", "happy", "--epochs", "6", "--batch-size", "32", "--verbose", "0"])
+                .args(["--device", "cpu", "--sync-batch-norm", "--data"])
+                .arg(&train)
+                .arg("--validation-data")
+                .arg(&test)
+                .arg("--report")
+                .arg(out.join("report"))
+                .arg("--root")
+                .arg(&out)
+                .arg("--save")
+                .arg(out.join("model.h5"));
+            command
+        }
+    };
+    let (runs, _) = Job::start(2, &dir.join("ranks"), 0, train_command(dir.join("ranks"))).wait();
+    for (rank, run) in runs.iter().enumerate() {
+        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
+    }
+    let single = train_command(dir.join("single"))(0).env("OMP_NUM_THREADS", "1").output().unwrap();
+    assert!(single.status.success(), "{}", String::from_utf8_lossy(&single.stderr));
+    let report = |run: &str| -> serde_json::Value { serde_json::from_str(&read(&dir.join(run).join("report/report.json"))).unwrap() };
+    let (ranks, single) = (report("ranks"), report("single"));
+    println!("one process: {}", single["confusion_matrix"]);
+    let predicted_ones = single["confusion_matrix"][0][1].as_u64().unwrap() + single["confusion_matrix"][1][1].as_u64().unwrap();
+    assert!((1..50).contains(&predicted_ones), "the model predicts one class only, or this test shows little: {single}");
+    assert_eq!(ranks["confusion_matrix"], single["confusion_matrix"]);
+    assert_eq!(ranks["classification_report"], single["classification_report"]);
+    assert!(runs[0].stdout.contains("precision"), "rank 0 prints the report: {}", runs[0].stdout);
+}
+
 /// One rank of the tests above, launched by them (skipped when run on its own).
 #[test]
 #[ignore = "a rank process: the tests above launch it"]

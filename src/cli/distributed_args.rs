@@ -31,8 +31,13 @@ impl DistributedArgs {
         // SAFETY: setting a signal's disposition to "ignore" has no preconditions.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         let timeout = std::time::Duration::from_secs(self.distributed_timeout.max(1));
-        let group = ProcessGroup::join(&env, timeout).context("joining the torchrun job (--distributed-timeout sets how long to wait)")?;
-        let device = if device.is_cuda() { Device::Cuda(env.local_rank) } else { device };
+        // As torch.distributed: Gloo on the CPU, NCCL between GPUs, one GPU a process.
+        let (group, device) = if device.is_cuda() {
+            (ProcessGroup::join_nccl(&env, timeout, env.local_rank), Device::Cuda(env.local_rank))
+        } else {
+            (ProcessGroup::join(&env, timeout), device)
+        };
+        let group = group.context("joining the torchrun job (--distributed-timeout sets how long to wait)")?;
         let parallel = DataParallel::new(group);
         if !parallel.is_chief() {
             silence_stdout()?;

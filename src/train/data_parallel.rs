@@ -16,7 +16,8 @@ use tch::{no_grad, Kind, Tensor};
 
 use super::compile::CompileConfig;
 use super::distributed::ProcessGroup;
-use super::evaluate::{evaluate_dataset, Evaluation};
+use super::evaluate::{evaluate_dataset, evaluate_scoring, report_classes, report_of, Evaluation, ReportRequest};
+use super::report::EvaluationReport;
 use crate::data::dataset::Dataset;
 use crate::data::loader::Loading;
 use crate::graph::Model;
@@ -164,12 +165,37 @@ impl DataParallel {
         let share: Vec<usize> = self.slice(data.len()).collect();
         let local =
             if share.is_empty() { None } else { Some(evaluate_dataset(model, compile, &data.select(&share), batch_size, loading)?) };
-        let n = share.len() as f64;
-        let sums = Tensor::from_slice(&[
-            local.as_ref().map_or(0.0, |e| e.loss * n),
-            local.as_ref().and_then(|e| e.accuracy).map_or(0.0, |a| a * n),
-            n,
-        ]);
+        self.reduce_evaluation(local.as_ref(), share.len(), compile)
+    }
+
+    /// [`DataParallel::evaluate`] with scikit-learn's report of the same predictions: each rank
+    /// scores its share, and every rank assembles the scores in sample order — the report one
+    /// process makes (rank 0 writes it).
+    pub fn evaluate_with_report(
+        &self,
+        model: &Model,
+        compile: &CompileConfig,
+        data: &Dataset,
+        batch_size: i64,
+        loading: &Loading,
+        request: &ReportRequest,
+    ) -> Result<(Evaluation, EvaluationReport)> {
+        let share: Vec<usize> = self.slice(data.len()).collect();
+        let local =
+            if share.is_empty() { None } else { Some(evaluate_scoring(model, compile, &data.select(&share), batch_size, loading)?) };
+        let evaluation = self.reduce_evaluation(local.as_ref().map(|(evaluation, ..)| evaluation), share.len(), compile)?;
+        let present = vec![true; share.len()];
+        let classes = report_classes(model)?;
+        let (scores, _) = self.gather_rows(data.len(), &[classes], local.as_ref().map(|(_, scores, _)| scores), &present)?;
+        let y_true = local.as_ref().map(|(.., y_true)| y_true.to_kind(Kind::Float));
+        let (y_true, _) = self.gather_rows(data.len(), &[], y_true.as_ref(), &present)?;
+        Ok((evaluation, report_of(data, &scores, &y_true, request)?))
+    }
+
+    /// The evaluation of the whole data from each rank's of its `n` samples (`None`: none).
+    fn reduce_evaluation(&self, local: Option<&Evaluation>, n: usize, compile: &CompileConfig) -> Result<Evaluation> {
+        let n = n as f64;
+        let sums = Tensor::from_slice(&[local.map_or(0.0, |e| e.loss * n), local.and_then(|e| e.accuracy).map_or(0.0, |a| a * n), n]);
         self.group.all_reduce_sum(&[&sums])?;
         let [loss_sum, correct, total] = <[f64; 3]>::try_from(Vec::<f64>::try_from(&sums)?).expect("three sums");
         if total == 0.0 {

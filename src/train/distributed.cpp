@@ -1,5 +1,6 @@
-// PyTorch's own distributed engine (c10d: a TCPStore rendezvous and a Gloo process group), which
-// tch does not expose: the collectives data-parallel training needs, on the libtorch we link.
+// PyTorch's own distributed engine (c10d: a TCPStore rendezvous and a Gloo process group, or an
+// NCCL one on GPUs — `distributed_nccl.cpp`), which tch does not expose: the collectives
+// data-parallel training needs, on the libtorch we link.
 // The tensors arrive as tch's handles (`at::Tensor*`); every C++ exception comes back as text,
 // never crossing into Rust. Each collective waits at most the group's timeout.
 
@@ -24,8 +25,10 @@ namespace {
 
 struct ProcessGroup {
     c10::intrusive_ptr<c10d::Store> store;
-    c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+    c10::intrusive_ptr<c10d::Backend> group;
     std::chrono::milliseconds timeout;
+    // Where the collectives' buffers must be: the CPU for Gloo, the rank's GPU for NCCL.
+    at::Device device;
 };
 
 struct StoreServer {
@@ -42,9 +45,10 @@ void wait(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds 
 }
 
 // Gloo's collectives take one tensor per device, all of one shape; a model's weights are many
-// tensors of many shapes. So each dtype's tensors travel as one flat buffer, copied back after.
+// tensors of many shapes. So each dtype's tensors travel as one flat buffer on the group's
+// device, copied back after.
 template <typename Collective>
-void flat_by_dtype(const std::vector<at::Tensor>& list, Collective collective) {
+void flat_by_dtype(const std::vector<at::Tensor>& list, at::Device device, Collective collective) {
     std::map<at::ScalarType, std::vector<at::Tensor>> groups;
     for (const auto& tensor : list) {
         groups[tensor.scalar_type()].push_back(tensor);
@@ -53,7 +57,7 @@ void flat_by_dtype(const std::vector<at::Tensor>& list, Collective collective) {
         std::vector<at::Tensor> flat_parts;
         flat_parts.reserve(group.size());
         for (const auto& tensor : group) {
-            flat_parts.push_back(tensor.reshape({-1}));
+            flat_parts.push_back(tensor.reshape({-1}).to(device));
         }
         at::Tensor flat = at::cat(flat_parts);
         std::vector<at::Tensor> one{flat};
@@ -67,6 +71,7 @@ void flat_by_dtype(const std::vector<at::Tensor>& list, Collective collective) {
     }
 }
 
+// `tensor` (on the group's device) summed over the ranks, in place.
 void all_reduce_sum_in_place(ProcessGroup* pg, at::Tensor& tensor) {
     std::vector<at::Tensor> one{tensor};
     c10d::AllreduceOptions options;
@@ -83,21 +88,30 @@ void all_reduce_sum_in_place(ProcessGroup* pg, at::Tensor& tensor) {
 struct CrossReplicaSum : public torch::autograd::Function<CrossReplicaSum> {
     static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, int64_t group) {
         ctx->saved_data["group"] = group;
-        at::Tensor sum = input.contiguous().clone();
-        all_reduce_sum_in_place(reinterpret_cast<ProcessGroup*>(group), sum);
-        return sum;
+        auto* pg = reinterpret_cast<ProcessGroup*>(group);
+        at::Tensor sum = input.to(pg->device, /*non_blocking=*/false, /*copy=*/true).contiguous();
+        all_reduce_sum_in_place(pg, sum);
+        return sum.to(input.device());
     }
 
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                    torch::autograd::variable_list grads) {
         auto* pg = reinterpret_cast<ProcessGroup*>(ctx->saved_data["group"].toInt());
-        at::Tensor sum = grads.at(0).contiguous().clone();
+        const at::Tensor& grad = grads.at(0);
+        at::Tensor sum = grad.to(pg->device, /*non_blocking=*/false, /*copy=*/true).contiguous();
         all_reduce_sum_in_place(pg, sum);
-        return {sum, at::Tensor()};
+        return {sum.to(grad.device()), at::Tensor()};
     }
 };
 
 }  // namespace
+
+#ifdef KERAS_TCH_WITH_NCCL
+namespace keras_tch {
+c10::intrusive_ptr<c10d::Backend> nccl_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                                               int device, std::chrono::milliseconds timeout);
+}
+#endif
 
 // The store a launcher hosts (torchrun's agent, or a test in its place), on an already bound
 // listening socket, so that no other process can take the port in between.
@@ -122,10 +136,12 @@ extern "C" void keras_tch_store_server_free(void* server) { delete static_cast<S
 // Joins the group: connects to the store at host:port (hosting it when `host_store`, as rank 0
 // does without a launcher's store), under the key prefix `prefix` (empty for none), and builds
 // the Gloo group on the network interface `interface` (empty: the host name's address, as
-// torch.distributed does without GLOO_SOCKET_IFNAME).
+// torch.distributed does without GLOO_SOCKET_IFNAME) — or, given a GPU (`cuda_device` >= 0),
+// the NCCL group on it.
 extern "C" int keras_tch_process_group_new(const char* host, uint16_t port, int rank, int world_size,
                                            int host_store, const char* prefix, const char* interface,
-                                           int64_t timeout_ms, void** out, char* error, size_t error_len) {
+                                           int cuda_device, int64_t timeout_ms, void** out, char* error,
+                                           size_t error_len) {
     try {
         auto timeout = std::chrono::milliseconds(timeout_ms);
         c10d::TCPStoreOptions store_options;
@@ -138,12 +154,23 @@ extern "C" int keras_tch_process_group_new(const char* host, uint16_t port, int 
         if (std::strlen(prefix) > 0) {
             store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
         }
+        if (cuda_device >= 0) {
+#ifdef KERAS_TCH_WITH_NCCL
+            auto group = keras_tch::nccl_backend(store, rank, world_size, cuda_device, timeout);
+            *out = new ProcessGroup{store, group, timeout, at::Device(at::kCUDA, cuda_device)};
+            return 0;
+#else
+            throw std::runtime_error(
+                "this keras-tch was built without NCCL (against a CPU libtorch, or without NCCL's and "
+                "CUDA's headers): build it against the CUDA libtorch of `scripts/setup.sh --cuda`");
+#endif
+        }
         auto options = c10d::ProcessGroupGloo::Options::create(timeout);
         options->devices.push_back(std::strlen(interface) > 0
                                        ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
                                        : c10d::ProcessGroupGloo::createDefaultDevice());
         auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, options);
-        *out = new ProcessGroup{store, group, timeout};
+        *out = new ProcessGroup{store, group, timeout, at::Device(at::kCPU)};
         return 0;
     } catch (const std::exception& e) {
         return report(e, error, error_len);
@@ -158,7 +185,7 @@ extern "C" int keras_tch_all_reduce_sum(void* handle, void* const* handles, size
     try {
         at::NoGradGuard no_grad;  // the tensors may be weights that require gradients
         auto* pg = static_cast<ProcessGroup*>(handle);
-        flat_by_dtype(tensors(handles, count), [&](std::vector<at::Tensor>& one) { all_reduce_sum_in_place(pg, one.at(0)); });
+        flat_by_dtype(tensors(handles, count), pg->device, [&](std::vector<at::Tensor>& one) { all_reduce_sum_in_place(pg, one.at(0)); });
         return 0;
     } catch (const std::exception& e) {
         return report(e, error, error_len);
@@ -182,7 +209,7 @@ extern "C" int keras_tch_broadcast(void* handle, void* const* handles, size_t co
     try {
         at::NoGradGuard no_grad;  // the tensors may be weights that require gradients
         auto* pg = static_cast<ProcessGroup*>(handle);
-        flat_by_dtype(tensors(handles, count), [&](std::vector<at::Tensor>& one) {
+        flat_by_dtype(tensors(handles, count), pg->device, [&](std::vector<at::Tensor>& one) {
             c10d::BroadcastOptions options;
             options.rootRank = root;
             options.timeout = pg->timeout;

@@ -19,6 +19,10 @@ use tch::Tensor;
 
 use crate::Error;
 
+/// Whether this build has c10d's NCCL backend (built against a CUDA libtorch with NCCL's and
+/// CUDA's headers at hand; see build.rs).
+pub const NCCL_BUILT: bool = cfg!(keras_tch_nccl);
+
 /// torch.distributed's default for a process group's collectives (`default_pg_timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -41,6 +45,7 @@ extern "C" {
         host_store: c_int,
         prefix: *const c_char,
         interface: *const c_char,
+        cuda_device: c_int,
         timeout_ms: i64,
         out: *mut *mut c_void,
         error: *mut c_char,
@@ -182,9 +187,20 @@ pub struct ProcessGroup {
 }
 
 impl ProcessGroup {
-    /// Joins the group `env` describes, waiting up to `timeout` for the others (and for each
-    /// later collective).
+    /// Joins the group `env` describes, on Gloo (the CPU's backend), waiting up to `timeout` for
+    /// the others (and for each later collective).
     pub fn join(env: &LaunchEnv, timeout: Duration) -> Result<ProcessGroup> {
+        Self::connect(env, timeout, None)
+    }
+
+    /// As [`ProcessGroup::join`], on NCCL with this rank's GPU `cuda_device` (torch.distributed's
+    /// backend for CUDA; the collectives then sum CUDA tensors). Fails with a message when this
+    /// build has no NCCL ([`NCCL_BUILT`]).
+    pub fn join_nccl(env: &LaunchEnv, timeout: Duration, cuda_device: usize) -> Result<ProcessGroup> {
+        Self::connect(env, timeout, Some(cuda_device))
+    }
+
+    fn connect(env: &LaunchEnv, timeout: Duration, cuda_device: Option<usize>) -> Result<ProcessGroup> {
         let (host_store, prefix) = match &env.store {
             StoreHost::Agent { prefix } => (false, prefix.as_str()),
             StoreHost::RankZero => (env.rank == 0, ""),
@@ -203,6 +219,7 @@ impl ProcessGroup {
                 c_int::from(host_store),
                 prefix.as_ptr(),
                 interface.as_ptr(),
+                cuda_device.map_or(-1, |device| device as c_int),
                 millis(timeout),
                 &mut handle,
                 error,

@@ -126,22 +126,23 @@ pub fn evaluate_with_report(
     loading: &Loading,
     request: &ReportRequest,
 ) -> Result<(Evaluation, EvaluationReport)> {
+    let (evaluation, scores, y_true) = evaluate_scoring(model, compile, data, batch_size, loading)?;
+    Ok((evaluation, report_of(data, &scores, &y_true, request)?))
+}
+
+/// [`evaluate_dataset`], with each sample's class scores (N × classes, float32 on the CPU; a
+/// single sigmoid output as two classes) and true class (N, int64): what a report is made of.
+pub(crate) fn evaluate_scoring(
+    model: &Model,
+    compile: &CompileConfig,
+    data: &Dataset,
+    batch_size: i64,
+    loading: &Loading,
+) -> Result<(Evaluation, Tensor, Tensor)> {
     let mut batches = Vec::new();
     let evaluation = evaluate_in_phase(model, compile, data, batch_size, loading, false, Some(&mut batches))?;
     let (outputs, targets): (Vec<Tensor>, Vec<Tensor>) = batches.into_iter().unzip();
-    let report = report_from(compile, data, &Tensor::cat(&outputs, 0), &Tensor::cat(&targets, 0), request)?;
-    Ok((evaluation, report))
-}
-
-/// The report of `outputs` against `targets` (as the loss takes them) for the samples of `data`.
-fn report_from(
-    compile: &CompileConfig,
-    data: &Dataset,
-    outputs: &Tensor,
-    targets: &Tensor,
-    request: &ReportRequest,
-) -> Result<EvaluationReport> {
-    let outputs = outputs.to_kind(Kind::Float);
+    let (outputs, targets) = (Tensor::cat(&outputs, 0).to_kind(Kind::Float), Tensor::cat(&targets, 0));
     let scores = if outputs.size().get(1) == Some(&1) {
         Tensor::cat(&[outputs.ones_like() - &outputs, outputs.shallow_clone()], 1)
     } else {
@@ -151,7 +152,22 @@ fn report_from(
         LabelMode::Categorical => targets.argmax(-1, false),
         LabelMode::Int | LabelMode::Binary => targets.flatten(0, -1).round().to_kind(Kind::Int64),
     };
-    let y_true: Vec<usize> = Vec::<i64>::try_from(y_true)?.into_iter().map(|c| c.max(0) as usize).collect();
+    Ok((evaluation, scores, y_true))
+}
+
+/// How many classes a report on `model`'s output has (a single sigmoid output: two).
+pub(crate) fn report_classes(model: &Model) -> Result<i64> {
+    let [output] = model.outputs() else { bail!("an evaluation report needs a model with one output") };
+    Ok(match model.node(*output).output_shape.last() {
+        Some(1) | None => 2,
+        Some(&units) => units,
+    })
+}
+
+/// The report of the samples of `data`, from their class `scores` and true classes `y_true`
+/// (as [`evaluate_scoring`] gives them).
+pub(crate) fn report_of(data: &Dataset, scores: &Tensor, y_true: &Tensor, request: &ReportRequest) -> Result<EvaluationReport> {
+    let y_true: Vec<usize> = Vec::<i64>::try_from(y_true.to_kind(Kind::Int64))?.into_iter().map(|c| c.max(0) as usize).collect();
     let classes = scores.size()[1] as usize;
     let names: Vec<String> =
         if data.classes().len() == classes { data.classes().to_vec() } else { (0..classes).map(|c| c.to_string()).collect() };

@@ -187,7 +187,10 @@ pub fn fit_and_save(
     }
     let (evaluation, report) = match (&validation, report) {
         (Some(validation), Some(request)) => {
-            let (evaluation, report) = evaluate_with_report(model, compile, validation, 32, &options.loading, request)?;
+            let (evaluation, report) = match &options.data_parallel {
+                Some(parallel) => parallel.evaluate_with_report(model, compile, validation, 32, &options.loading, request)?,
+                None => evaluate_with_report(model, compile, validation, 32, &options.loading, request)?,
+            };
             (Some(evaluation), Some(report))
         }
         (Some(validation), None) => match &options.data_parallel {
