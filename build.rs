@@ -95,7 +95,7 @@ fn compile_shims(lib_dir: &Path) {
                 println!("cargo:rustc-cfg=keras_tch_nccl");
             }
             None => println!(
-                "cargo:warning=a CUDA libtorch without CUDA's and NCCL's headers at hand (cuda_runtime_api.h, nccl.h): \
+                "cargo:warning=a CUDA libtorch without CUDA's and NCCL's headers at hand (crt/host_config.h, nccl.h): \
                  built without NCCL, so torchrun jobs on GPUs will refuse to start; set CUDA_HOME and NCCL_INCLUDE_DIR"
             ),
         }
@@ -121,7 +121,9 @@ fn cuda_and_nccl_headers(lib_dir: &Path) -> Option<Vec<PathBuf>> {
         .collect();
     candidates.extend(["cu13", "cu12", "cuda_runtime", "nccl"].iter().map(|name| nvidia.join(name).join("include")));
     let find = |header: &str| candidates.iter().find(|dir| dir.join(header).exists()).cloned();
-    Some(vec![find("cuda_runtime_api.h")?, find("nccl.h")?])
+    // cuda_runtime.h includes crt/host_config.h, which the runtime's wheel leaves to the
+    // nvidia-cuda-crt wheel.
+    Some(vec![find("crt/host_config.h")?, find("nccl.h")?])
 }
 
 fn libtorch_lib_dir() -> PathBuf {

@@ -206,9 +206,10 @@ def torch_workloads(repeats):
     return out
 
 
-def predict_workloads(predictor, repeats):
+def predict_workloads(predictor, repeats, suffix=""):
     """The inference rows for `predictor(model, example)` -> a function of an NCHW float32 batch:
-    course ResNet50 predict at batch 32, ImageNet ResNet50 at batches 1 and 8."""
+    course ResNet50 predict at batch 32, ImageNet ResNet50 at batches 1 and 8; `suffix` marks
+    the keys (`_bf16`)."""
     import torch
 
     torch.manual_seed(0)
@@ -216,12 +217,12 @@ def predict_workloads(predictor, repeats):
     out = {}
     x = torch.rand(32, 3, 64, 64)
     course = predictor(ResNet50(6, 2048).eval(), x)
-    out["course_predict_b32_s"] = timed(lambda: course(x), 2, repeats)
+    out["course_predict_b32_s" + suffix] = timed(lambda: course(x), 2, repeats)
     imagenet = ResNet50(1000, 2048).eval()
     for batch in (1, 8):
         xb = torch.rand(batch, 3, 224, 224)
         run = predictor(imagenet, xb)
-        out[f"imagenet_predict_b{batch}_img_per_s"] = batch / timed(lambda: run(xb), 1, repeats)
+        out[f"imagenet_predict_b{batch}_img_per_s" + suffix] = batch / timed(lambda: run(xb), 1, repeats)
     return out
 
 
@@ -259,16 +260,23 @@ def inductor_workloads(repeats):
 
     torch._inductor.config.freezing = True
 
-    def predictor(model, example):
+    def predictor(model, example, bf16=False):
+        # bf16 as PyTorch's CPU inference guides run it: autocast around the compiled model,
+        # channels_last (oneDNN's bf16 convolutions, on AMX where the CPU has it).
+        if bf16:
+            model = model.to(memory_format=torch.channels_last)
         compiled = torch.compile(model, dynamic=False)
 
         def run(x):
-            with torch.no_grad():
-                return compiled(x)
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return compiled(x.contiguous(memory_format=torch.channels_last) if bf16 else x)
 
         return run
 
-    return predict_workloads(predictor, repeats)
+    out = predict_workloads(predictor, repeats)
+    torch._dynamo.reset()
+    out.update(predict_workloads(lambda model, example: predictor(model, example, bf16=True), repeats, "_bf16"))
+    return out
 
 
 def main():

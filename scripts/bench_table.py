@@ -57,6 +57,34 @@ def ratio(ours, theirs, unit):
     return f"{(theirs / ours) if unit == 'img/s' else (ours / theirs):.2f}"
 
 
+# The inference rows' achieved GFLOP/s (keras-tch's own report), against the measured matmul
+# ceiling of their precision.
+GFLOPS_ROWS = [
+    ("course ResNet50 predict, batch 32, 64×64", "course_predict_gflops"),
+    ("ImageNet ResNet50 predict, batch 1", "imagenet_predict_b1_gflops"),
+    ("ImageNet ResNet50 predict, batch 8", "imagenet_predict_b8_gflops"),
+]
+
+
+def gflops_table(ours):
+    """keras-tch's GFLOP/s on each inference row, float32 and bf16, as a share of a 4096³
+    matmul's in the same precision (the most a convolution network's arithmetic can expect)."""
+    ceilings = {"float32": median_of(ours, "matmul_4096_gflops"), "bf16": median_of(ours, "matmul_4096_gflops_bf16")}
+    cell = lambda value, ceiling: "—" if value is None or ceiling is None else f"{value:.0f} ({100 * value / ceiling:.0f}%)"
+    fmt_ceiling = lambda v: "—" if v is None else f"{v:.0f}"
+    lines = [
+        f"Achieved GFLOP/s (forward FLOPs × images / time; share of a 4096³ matmul's: {fmt_ceiling(ceilings['float32'])} GFLOP/s "
+        f"in float32, {fmt_ceiling(ceilings['bf16'])} in bf16, measured in the same runs):",
+        "",
+        "| inference row | keras-tch float32 | keras-tch bf16 |",
+        "|---|---|---|",
+    ]
+    for label, key in GFLOPS_ROWS:
+        fp32, bf16 = median_of(ours, key), median_of(ours, key + "_bf16")
+        lines.append(f"| {label} | {cell(fp32, ceilings['float32'])} | {cell(bf16, ceilings['bf16'])} |")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
@@ -70,14 +98,20 @@ def main():
         f"| workload | keras-tch | {' | '.join(names)} | keras-tch / Keras | keras-tch / best peer |",
         "|---|---|" + "---|" * len(peers) + "---|---|",
     ]
+    faster = lambda unit: max if unit == "img/s" else min
     for label, key, unit in ROWS:
         o = median_of(ours, key)
         values = [median_of(rounds, key) for _, rounds in peers]
-        measured = [v for v in values if v is not None]
-        best = (max(measured) if unit == "img/s" else min(measured)) if measured else None
-        best_name = names[values.index(best)] if best is not None else ""
+        # A bf16 row's best peer is each peer at its best precision: bf16, or float32 where
+        # that is faster (ONNX Runtime's CPU kernels, for one, have no bf16 convolutions).
+        candidates = [(v, name) for v, name in zip(values, names) if v is not None]
+        if key.endswith("_bf16"):
+            fp32 = [median_of(rounds, key[: -len("_bf16")]) for _, rounds in peers]
+            candidates += [(v, f"{name}, float32") for v, name in zip(fp32, names) if v is not None]
+        best, best_name = faster(unit)(candidates, key=lambda c: c[0]) if candidates else (None, "")
         cells = " | ".join(fmt(v, unit) for v in values)
         lines.append(f"| {label} | {fmt(o, unit)} | {cells} | {ratio(o, values[0], unit)} | {ratio(o, best, unit)} ({best_name}) |")
+    lines += ["", *gflops_table(ours)]
     extra = ours[0] if ours else {}
     header = [
         "# Benchmarks",
@@ -88,8 +122,10 @@ def main():
         f"fp32 peak {extra.get('fp32_peak_gflops', float('nan')):.0f} GFLOP/s (cores × clock × 16 lanes × 2 × 2 FMA units, "
         f"assumed), a 4096³ matmul reaches {extra.get('matmul_4096_gflops', float('nan')):.0f} GFLOP/s.",
         "Ratios are time ratios: below 1.00 means keras-tch takes less time (for img/s rows, the inverse of the throughput ratio).",
-        "bf16 rows: keras-tch `--precision bf16` against PyTorch's `torch.autocast(\"cpu\", torch.bfloat16)` (inference channels_last, "
-        "PyTorch's faster layout for it here); Keras has no bf16 row (tf_keras's mixed_bfloat16 policy was not measured).",
+        "bf16 rows: keras-tch `--precision bf16` against PyTorch's `torch.autocast(\"cpu\", torch.bfloat16)`, eager and under inductor "
+        "(inference channels_last, PyTorch's faster layout for it here); their best peer is every peer at its faster precision, "
+        "float32 included (ONNX Runtime runs float32 only: its CPU kernels have no bf16 convolutions). Keras has no bf16 row "
+        "(tf_keras's mixed_bfloat16 policy was not measured).",
         "ONNX Runtime and inductor run the inference rows on the PyTorch graphs (ORT on their `torch.onnx.export`, ORT_ENABLE_ALL; "
         "inductor `torch.compile` with freezing, static shapes). The best peer is the fastest measured column of the row.",
         "",

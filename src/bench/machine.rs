@@ -63,10 +63,12 @@ impl Machine {
     }
 }
 
-/// Measured GFLOP/s of an n×n×n fp32 matrix product (median of `repeats`).
-pub fn matmul_gflops(n: i64, repeats: usize) -> f64 {
-    let a = Tensor::randn([n, n], (Kind::Float, tch::Device::Cpu));
-    let b = Tensor::randn([n, n], (Kind::Float, tch::Device::Cpu));
+/// Measured GFLOP/s of an n×n×n matrix product in `kind` (float32, or bfloat16 — oneDNN's
+/// AVX-512-BF16 or AMX kernels where the CPU has them), median of `repeats`: the ceiling a
+/// convolution network's GFLOP/s is read against.
+pub fn matmul_gflops(n: i64, kind: Kind, repeats: usize) -> f64 {
+    let a = Tensor::randn([n, n], (Kind::Float, tch::Device::Cpu)).to_kind(kind);
+    let b = Tensor::randn([n, n], (Kind::Float, tch::Device::Cpu)).to_kind(kind);
     let _ = a.matmul(&b);
     let mut times: Vec<f64> = (0..repeats)
         .map(|_| {

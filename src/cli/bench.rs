@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
+use tch::Kind;
 
 use keras_tch::bench::machine::{matmul_gflops, Machine};
 use keras_tch::bench::{run_workload, BenchSettings, WORKLOADS};
@@ -69,7 +70,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "threads": tch::get_num_threads(),
         "precision": args.precision.name(),
         "fp32_peak_gflops": machine.fp32_peak_gflops(),
-        "matmul_4096_gflops": matmul_gflops(4096, 3),
+        "matmul_4096_gflops": matmul_gflops(4096, Kind::Float, 3),
+        "matmul_4096_gflops_bf16": if machine.bf16 { json!(matmul_gflops(4096, Kind::BFloat16, 3)) } else { Value::Null },
     });
     let exe = std::env::current_exe()?;
     for name in WORKLOADS {
@@ -111,9 +113,10 @@ fn print_table(r: &Value) {
         r["precision"].as_str().unwrap_or("")
     );
     println!(
-        "fp32 peak {:.0} GFLOP/s (cores × clock × SIMD lanes × 2 × 2 FMA units); a 4096³ matmul reaches {:.0} GFLOP/s\n",
-        number("fp32_peak_gflops"),
-        number("matmul_4096_gflops")
+        "fp32 peak {:.0} GFLOP/s (cores × clock × SIMD lanes × 2 × 2 FMA units); a 4096³ matmul reaches {:.0} GFLOP/s in {}\n",
+        r["fp32_peak_gflops"].as_f64().unwrap_or(f64::NAN),
+        number("matmul_4096_gflops"),
+        r["precision"].as_str().unwrap_or("float32")
     );
     println!("{:<52} {:>12} {:>10} {:>12}", "workload (median)", "result", "GFLOP/s", "peak RSS MB");
     let rows = [
