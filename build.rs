@@ -93,9 +93,12 @@ fn compile_shims(lib_dir: &Path) {
                 // c10d's NCCL process group, for data-parallel training between GPUs.
                 build.includes(headers).flag("-DUSE_C10D_NCCL").flag("-DKERAS_TCH_WITH_NCCL").file(NCCL_SHIM);
                 println!("cargo:rustc-cfg=keras_tch_nccl");
+                // The shim picks the rank's GPU with c10::cuda::set_device.
+                println!("cargo:rustc-link-search=native={}", lib_dir.display());
+                println!("cargo:rustc-link-lib=dylib=c10_cuda");
             }
             None => println!(
-                "cargo:warning=a CUDA libtorch without CUDA's and NCCL's headers at hand (crt/host_config.h, nccl.h): \
+                "cargo:warning=a CUDA libtorch without CUDA's and NCCL's headers at hand (crt/host_config.h, nv/target, nccl.h): \
                  built without NCCL, so torchrun jobs on GPUs will refuse to start; set CUDA_HOME and NCCL_INCLUDE_DIR"
             ),
         }
@@ -121,9 +124,9 @@ fn cuda_and_nccl_headers(lib_dir: &Path) -> Option<Vec<PathBuf>> {
         .collect();
     candidates.extend(["cu13", "cu12", "cuda_runtime", "nccl"].iter().map(|name| nvidia.join(name).join("include")));
     let find = |header: &str| candidates.iter().find(|dir| dir.join(header).exists()).cloned();
-    // cuda_runtime.h includes crt/host_config.h, which the runtime's wheel leaves to the
-    // nvidia-cuda-crt wheel.
-    Some(vec![find("crt/host_config.h")?, find("nccl.h")?])
+    // cuda_runtime.h includes crt/host_config.h and CCCL's nv/target, which the runtime's
+    // wheel leaves to the nvidia-cuda-crt and nvidia-cuda-cccl wheels.
+    Some(vec![find("crt/host_config.h")?, find("nv/target")?, find("nccl.h")?])
 }
 
 fn libtorch_lib_dir() -> PathBuf {

