@@ -469,7 +469,9 @@ fn transfer_on_two_processes_trains_the_model_one_process_trains() {
             .arg("--run-dir")
             .arg(dir.join(run))
             .arg("--save")
-            .arg(dir.join(run).join("model.h5"));
+            .arg(dir.join(run).join("model.h5"))
+            .arg("--report")
+            .arg(dir.join(run).join("report"));
         command
     };
     // One thread, as each rank has: Adam turns float rounding differences in gradients near
@@ -486,6 +488,12 @@ fn transfer_on_two_processes_trains_the_model_one_process_trains() {
     let largest = one.get_weights().iter().zip(two.get_weights()).map(|(a, b)| (a - b).abs().max().double_value(&[])).fold(0.0, f64::max);
     println!("transfer, 2 processes against 1: largest weight difference {largest:e}");
     assert!(largest <= 1e-5, "the weights differ by {largest:e}");
+    // The evaluation on test_catvnoncat.h5 after training, shared out: one process's report.
+    let report = |run: &str| -> serde_json::Value { serde_json::from_str(&read(&dir.join(run).join("report/report.json"))).unwrap() };
+    assert_eq!(report("two")["confusion_matrix"], report("one")["confusion_matrix"]);
+    let accuracy = |stdout: &str| stdout.lines().find(|line| line.starts_with("Test Accuracy")).map(str::to_string);
+    assert_eq!(accuracy(&ranks[0].stdout), accuracy(&String::from_utf8_lossy(&single.stdout)));
+    assert!(accuracy(&ranks[0].stdout).is_some(), "{}", ranks[0].stdout);
 }
 
 /// The real `torchrun --no-python` launching two processes of `keras-tch train

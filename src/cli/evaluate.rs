@@ -79,12 +79,12 @@ pub fn run(args: &EvaluateArgs) -> Result<()> {
         let result = evaluate_dataset_learning_phase_1(&model, &compile, &data, args.batch_size, &loading)?;
         // The report describes the model as it predicts (inference mode), in a pass of its own.
         let report = match args.report.request() {
-            Some(_) => args.report.evaluate(&model, &compile, &data, args.batch_size, &loading)?.1,
+            Some(_) => args.report.evaluate(&model, &compile, &data, args.batch_size, &loading, None)?.1,
             None => None,
         };
         (result, report)
     } else {
-        args.report.evaluate(&model, &compile, &data, args.batch_size, &loading)?
+        args.report.evaluate(&model, &compile, &data, args.batch_size, &loading, None)?
     };
     if args.json {
         println!("{{\"loss\": {}, \"accuracy\": {}}}", result.loss, result.accuracy.map_or("null".into(), |a| a.to_string()));

@@ -11,6 +11,7 @@ use keras_tch::data::dataset::Dataset;
 use keras_tch::data::loader::Loading;
 use keras_tch::graph::Model;
 use keras_tch::train::compile::CompileConfig;
+use keras_tch::train::data_parallel::DataParallel;
 use keras_tch::train::evaluate::{evaluate_dataset, evaluate_with_report, Evaluation, ReportRequest};
 use keras_tch::train::report::EvaluationReport;
 
@@ -37,7 +38,8 @@ impl ReportArgs {
     }
 
     /// `model` evaluated on `data`, with the report of the same predictions when `--report` was
-    /// given (one pass over the data).
+    /// given (one pass over the data); shared out between the processes of `parallel`'s job
+    /// when given (every process gets the whole result).
     pub fn evaluate(
         &self,
         model: &Model,
@@ -45,13 +47,19 @@ impl ReportArgs {
         data: &Dataset,
         batch_size: i64,
         loading: &Loading,
+        parallel: Option<&DataParallel>,
     ) -> Result<(Evaluation, Option<EvaluationReport>)> {
-        match self.request() {
-            Some(request) => {
+        match (self.request(), parallel) {
+            (Some(request), Some(parallel)) => {
+                let (evaluation, report) = parallel.evaluate_with_report(model, compile, data, batch_size, loading, &request)?;
+                Ok((evaluation, Some(report)))
+            }
+            (Some(request), None) => {
                 let (evaluation, report) = evaluate_with_report(model, compile, data, batch_size, loading, &request)?;
                 Ok((evaluation, Some(report)))
             }
-            None => Ok((evaluate_dataset(model, compile, data, batch_size, loading)?, None)),
+            (None, Some(parallel)) => Ok((parallel.evaluate(model, compile, data, batch_size, loading)?, None)),
+            (None, None) => Ok((evaluate_dataset(model, compile, data, batch_size, loading)?, None)),
         }
     }
 

@@ -199,6 +199,21 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         request.as_ref(),
         ctrl_c_flag(),
     )?;
+    let report = match (outcome.report, &request) {
+        (Some(report), _) => Some(report),
+        // No validation data was opened: the report is on the last fraction fit held out.
+        (None, Some(_)) => {
+            let (train, _) = data.as_the_model_takes(args.preprocess, &compile);
+            match train.split_last(options.validation_split).1 {
+                Some(held_out) => {
+                    let parallel = options.data_parallel.as_ref();
+                    args.run.report.evaluate(&model, &compile, &held_out, args.batch_size, &options.loading, parallel)?.1
+                }
+                None => None,
+            }
+        }
+        (None, None) => None,
+    };
     if !chief {
         return Ok(());
     }
@@ -206,18 +221,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(evaluation) = outcome.evaluation {
         evaluation.print_notebook_lines();
     }
-    let report = match (outcome.report, &request) {
-        (Some(report), _) => Some(report),
-        // No validation data was opened: the report is on the last fraction fit held out.
-        (None, Some(_)) => {
-            let (train, _) = data.as_the_model_takes(args.preprocess, &compile);
-            match train.split_last(options.validation_split).1 {
-                Some(held_out) => args.run.report.evaluate(&model, &compile, &held_out, args.batch_size, &options.loading)?.1,
-                None => None,
-            }
-        }
-        (None, None) => None,
-    };
     report.map_or(Ok(()), |report| args.run.report.write(&report, false))
 }
 

@@ -20,7 +20,7 @@ use keras_tch::train::data_parallel::DataParallel;
 use keras_tch::train::interrupt::ctrl_c_flag;
 use keras_tch::train::job::DataSpec;
 use keras_tch::train::transfer::{train_transfer, TransferData, TransferOptions};
-use keras_tch::train::transfer_job::{open_transfer, save_transfer_model, transfer_model, OpenedTransfer};
+use keras_tch::train::transfer_job::{open_transfer, save_transfer_model, transfer_compile, transfer_model, OpenedTransfer};
 
 #[derive(Args, Debug)]
 pub struct TransferArgs {
@@ -197,19 +197,25 @@ pub fn run(args: &TransferArgs) -> Result<()> {
         None => println!("Trained on the images (the base is not entirely frozen, augmentation is on, or --no-cache)"),
     }
 
-    if !chief {
-        return Ok(());
-    }
-    let learning_rate = if report.fine_tune_history.is_some() { args.fine_tune_lr } else { args.lr };
-    // Saved with its optimizer's state, as Keras's model.save after fit: training goes on from it.
-    model.optimizer_state = SavedOptimizerState::Restorable(report.optimizer_state);
-    let (compile, classes_path) = save_transfer_model(&mut model, train.classes(), &args.save, learning_rate)?;
-    println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
+    let compile = if chief {
+        let learning_rate = if report.fine_tune_history.is_some() { args.fine_tune_lr } else { args.lr };
+        // Saved with its optimizer's state, as Keras's model.save after fit: training goes on from it.
+        model.optimizer_state = SavedOptimizerState::Restorable(report.optimizer_state);
+        let (compile, classes_path) = save_transfer_model(&mut model, train.classes(), &args.save, learning_rate)?;
+        println!("Saved {} (class names in {})", args.save.display(), classes_path.display());
+        compile
+    } else {
+        transfer_compile(&model)?
+    };
     if let Some(validation) = &data.validation {
-        let (evaluation, report) = args.run.report.evaluate(&model, &compile, validation, args.batch_size, &options.loading)?;
-        evaluation.print_notebook_lines();
-        if let Some(report) = report {
-            args.run.report.write(&report, false)?;
+        // Under torchrun every process evaluates its share; rank 0 prints and writes.
+        let parallel = options.data_parallel.as_ref();
+        let (evaluation, report) = args.run.report.evaluate(&model, &compile, validation, args.batch_size, &options.loading, parallel)?;
+        if chief {
+            evaluation.print_notebook_lines();
+            if let Some(report) = report {
+                args.run.report.write(&report, false)?;
+            }
         }
     }
     Ok(())

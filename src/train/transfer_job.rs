@@ -80,10 +80,16 @@ pub fn transfer_model(base: Model, base_output: Option<&str>, head: &NewHead, fr
 /// `learning_rate`, categorical cross-entropy), and its class names in `OUT.classes.txt`; the
 /// compile and that file's path.
 pub fn save_transfer_model(model: &mut Model, classes: &[String], save: &Path, learning_rate: f64) -> Result<(CompileConfig, PathBuf)> {
-    let compile = CompileConfig::for_model(model, None, CrossEntropyStyle::TfKeras)?;
+    let compile = transfer_compile(model)?;
     model.training_config = Some(compile.training_config(&OptimizerConfig::adam(learning_rate)));
     save_model_h5(model, save)?;
     let classes_path = save.with_extension("classes.txt");
     write_bytes_atomically(&classes_path, (classes.join("\n") + "\n").as_bytes())?;
     Ok((compile, classes_path))
+}
+
+/// The compile a trained transfer model is saved and evaluated with: categorical cross-entropy
+/// (tf.keras's), accuracy.
+pub fn transfer_compile(model: &Model) -> Result<CompileConfig> {
+    CompileConfig::for_model(model, None, CrossEntropyStyle::TfKeras)
 }
