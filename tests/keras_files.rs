@@ -12,9 +12,10 @@ use std::process::Command;
 use common::parity::{self, assert_close, read_tensor};
 use common::{keras_fixture, keras_python, scratch_dir, shared_data};
 use keras_tch::error::{Error, LayerProblem, LoadProblem};
-use keras_tch::graph::{GraphBuilder, Model};
+use keras_tch::graph::{fused_conv, GraphBuilder, Model};
 use keras_tch::io::safetensors::save_safetensors;
 use keras_tch::io::{load_model, load_weights, save_model_h5, save_model_keras, save_weights_h5, LoadOptions};
+use keras_tch::layers::autocast::Precision;
 use keras_tch::layers::dense::dense;
 use keras_tch::layers::pooling::PoolKind;
 use keras_tch::models::applications::{self, Naming, Pooling};
@@ -45,6 +46,21 @@ fn full_model_h5_files_rebuild_and_give_keras_outputs() {
         assert!(model.training_config.is_some(), "{fixture_name}: training_config restored");
         assert_predicts(fixture_name, &model, &fixture, "y");
     }
+}
+
+/// The course ResNet50 through the inference path `predict`, `classify` and `bench` run
+/// (BatchNorm folded, fused oneDNN convolutions; on its 2×2 last stage, matrix products): Keras's
+/// outputs, for the fixture's 2 images and for them 8 times over (a batch of 16, where the last
+/// stage's 1×1 convolutions become matrix products too).
+#[test]
+fn the_course_resnet50_inference_path_gives_keras_outputs() {
+    let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
+    let model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
+    let inference = model.for_inference(Precision::Fp32);
+    let (x, y) = (io(&fixture, "x"), io(&fixture, "y"));
+    assert_close("batch of 2", &inference.predict(&x).unwrap(), &y);
+    assert_close("batch of 16", &inference.predict(&x.repeat([8, 1, 1, 1])).unwrap(), &y.repeat([8, 1]));
+    assert_eq!(fused_conv::fallbacks(), 0, "no fused operator failed");
 }
 
 /// The ImageNet checkpoint layouts (tf.keras weights-only in both naming schemes, and the

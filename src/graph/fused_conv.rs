@@ -2,8 +2,9 @@
 //! under `--precision bf16`): libtorch's
 //! oneDNN operators (`fused_conv.cpp`) run a convolution with its ReLU as a post-op, or a
 //! residual block's last convolution with the `Add` and the `ReLU` after it, in one pass over the
-//! activations; the kernel is packed once per input shape into oneDNN's blocked layout, and the
-//! activations stay channels-last. Each result is the unfused layers' up to float32 rounding
+//! activations; the kernel is packed once per input shape into oneDNN's blocked layout (on small
+//! images the convolution is one matrix product instead, `matmul_conv`), and the activations
+//! stay channels-last. Each result is the unfused layers' up to float32 rounding
 //! (oneDNN sums in its own order); when an operator fails, the layer computes the same thing
 //! unfused instead.
 
@@ -16,6 +17,7 @@ use anyhow::{bail, Result};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
+use super::matmul_conv::MatmulConv;
 use crate::layers::activation::Activation;
 use crate::layers::autocast::for_compute;
 use crate::layers::conv::Conv2D;
@@ -126,8 +128,26 @@ pub fn available() -> bool {
     })
 }
 
-/// How many input shapes a layer keeps a packed kernel for.
-const MAX_PACKED_SHAPES: usize = 4;
+/// How many input shapes a layer keeps a plan (a packed kernel, or a matrix) for.
+const MAX_PLANNED_SHAPES: usize = 4;
+
+/// How a fused convolution runs on inputs of one size.
+enum Plan {
+    /// oneDNN's convolution with this kernel: packed into its blocked layout for the size, or
+    /// plain (past [`MAX_PLANNED_SHAPES`], or when packing failed).
+    OneDnn(Tensor),
+    /// One matrix product (small images, see [`MatmulConv`]).
+    Matmul(MatmulConv),
+}
+
+impl Plan {
+    fn shallow_clone(&self) -> Plan {
+        match self {
+            Plan::OneDnn(kernel) => Plan::OneDnn(kernel.shallow_clone()),
+            Plan::Matmul(matmul) => Plan::Matmul(matmul.shallow_clone()),
+        }
+    }
+}
 
 /// A `Conv2D` run by oneDNN, with what it is fused with: the ReLU after it, or a residual
 /// `Add` (of the convolution and the block's other branch) and the ReLU after that. It takes
@@ -139,8 +159,8 @@ pub struct FusedConv2D {
     conv_input: usize,
     add: bool,
     relu: bool,
-    /// The kernel packed for each input shape it has run on (at most [`MAX_PACKED_SHAPES`]).
-    packed: Mutex<HashMap<Vec<i64>, Tensor>>,
+    /// The plan for each input shape it has run on (at most [`MAX_PLANNED_SHAPES`]).
+    plans: Mutex<HashMap<Vec<i64>, Plan>>,
 }
 
 impl FusedConv2D {
@@ -163,7 +183,7 @@ impl FusedConv2D {
             kernel: conv.kernel.shallow_clone(),
             bias: conv.bias.as_ref().map(Tensor::shallow_clone),
         };
-        Self { conv, conv_input, add, relu, packed: Mutex::new(HashMap::new()) }
+        Self { conv, conv_input, add, relu, plans: Mutex::new(HashMap::new()) }
     }
 
     /// Whether `conv` can run fused: a linear convolution, or one ending in its own ReLU (then
@@ -172,24 +192,32 @@ impl FusedConv2D {
         matches!(conv.config.activation, Activation::Linear | Activation::Relu)
     }
 
-    /// The kernel packed for inputs of `size` (packed on first use), or the plain kernel when
-    /// packing fails.
-    fn kernel_for(&self, size: Vec<i64>, padding: [i64; 2]) -> Tensor {
-        let mut packed = self.packed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(kernel) = packed.get(&size) {
-            return kernel.shallow_clone();
+    /// The plan for inputs `xs` (made on first use for their size): a matrix product for small
+    /// images, else oneDNN's convolution with the kernel packed for the (padded) size, or the
+    /// plain kernel when packing fails.
+    fn plan_for(&self, xs: &Tensor) -> Plan {
+        let size = xs.size();
+        let mut plans = self.plans.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(plan) = plans.get(&size) {
+            return plan.shallow_clone();
         }
-        // Each packing is a copy of the kernel: past a few input shapes (a last short batch, …),
+        // Each plan holds a copy of the kernel: past a few input shapes (a last short batch, …),
         // the plain kernel serves, so memory stays bounded whatever the caller's shapes.
-        if packed.len() >= MAX_PACKED_SHAPES {
-            return self.conv.kernel.shallow_clone();
+        if plans.len() >= MAX_PLANNED_SHAPES {
+            return Plan::OneDnn(self.conv.kernel.shallow_clone());
         }
-        let kernel = self.pack_kernel(&size, padding).unwrap_or_else(|_| {
-            fell_back();
-            self.conv.kernel.shallow_clone()
-        });
-        packed.insert(size, kernel.shallow_clone());
-        kernel
+        let plan = match MatmulConv::plan(&self.conv, &size) {
+            Some(matmul) => Plan::Matmul(matmul),
+            None => {
+                let (padded, padding) = self.conv.config.pad_input(xs);
+                Plan::OneDnn(self.pack_kernel(&padded.size(), padding).unwrap_or_else(|_| {
+                    fell_back();
+                    self.conv.kernel.shallow_clone()
+                }))
+            }
+        };
+        plans.insert(size, plan.shallow_clone());
+        plan
     }
 
     /// The kernel in oneDNN's blocked layout for inputs of `size` (channels-last).
@@ -249,9 +277,12 @@ impl Layer for FusedConv2D {
         let xs = for_compute(inputs[self.conv_input]);
         let other = self.add.then(|| for_compute(inputs[1 - self.conv_input]));
         let other = other.as_ref();
+        let kernel = match self.plan_for(&xs) {
+            Plan::Matmul(matmul) => return matmul.forward(&xs, other, self.relu),
+            Plan::OneDnn(kernel) => kernel,
+        };
         let config = &self.conv.config;
         let (xs, padding) = config.pad_input(&xs);
-        let kernel = self.kernel_for(xs.size(), padding);
         onednn_conv(&xs, other, &kernel, self.conv.bias.as_ref(), padding, config.strides, config.dilation, self.relu).unwrap_or_else(
             |_| {
                 fell_back();
@@ -292,9 +323,10 @@ mod tests {
                 let diff = (&ours - &expected).abs().max().double_value(&[]);
                 assert!(diff < 1e-5, "stride {stride}, {padding:?}, batch {batch}: {diff:e}");
             }
-            let packed = fused.packed.lock().unwrap();
-            assert_eq!(packed.len(), 2, "one packed kernel per input shape");
-            assert!(packed.values().all(Tensor::is_mkldnn), "packed in oneDNN's layout, not left plain");
+            let plans = fused.plans.lock().unwrap();
+            assert_eq!(plans.len(), 2, "one packed kernel per input shape");
+            let packed = |plan: &Plan| matches!(plan, Plan::OneDnn(kernel) if kernel.is_mkldnn());
+            assert!(plans.values().all(packed), "packed in oneDNN's layout, not left plain");
         }
     }
 }

@@ -8,6 +8,7 @@
 mod builder;
 pub mod fused_conv;
 pub mod inference;
+pub mod matmul_conv;
 pub mod naming;
 pub mod nesting;
 pub mod optimizer_state;
