@@ -276,6 +276,38 @@ def inductor_workloads(repeats):
     out = predict_workloads(predictor, repeats)
     torch._dynamo.reset()
     out.update(predict_workloads(lambda model, example: predictor(model, example, bf16=True), repeats, "_bf16"))
+    torch._dynamo.reset()
+    torch._inductor.config.freezing = False  # training updates the weights
+    out.update(inductor_train_steps(repeats))
+    return out
+
+
+def inductor_train_steps(repeats):
+    """The course ResNet50's training step (batch 32, Adam) with the model compiled by inductor
+    (forward and backward through AOTAutograd; the optimizer step compiled too, as PyTorch's
+    compiled-optimizer recipe does), float32 and under bf16 autocast; compilation happens in the
+    warm-up steps."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    ResNet50, _ = torch_modules()
+    out = {}
+    for suffix, autocast in (("", False), ("_bf16", True)):
+        model = torch.compile(ResNet50(6, 2048).train(), dynamic=False)
+        optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+        step = torch.compile(optimizer.step)
+        x, y = torch.rand(32, 3, 64, 64), torch.randint(0, 6, (32,))
+
+        def train_step():
+            optimizer.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            step()
+
+        out["course_train_step_b32_s" + suffix] = timed(train_step, 3, repeats)
+        torch._dynamo.reset()
     return out
 
 

@@ -119,6 +119,17 @@ fn launch(scenario: &str, world_size: usize, dir: &Path) -> (Vec<RankRun>, Durat
     job.wait()
 }
 
+/// Launches 2 ranks playing `scenario` (both must succeed) and loads the weights rank 0 saved
+/// into `model`; with the ranks' runs.
+fn rank0_model_after(scenario: &str, dir: &Path, mut model: Model) -> (Model, Vec<RankRun>) {
+    let (runs, _) = launch(scenario, 2, dir);
+    for (rank, run) in runs.iter().enumerate() {
+        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
+    }
+    load_weights(&mut model, &dir.join("rank0.safetensors"), &LoadOptions::default()).unwrap();
+    (model, runs)
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -187,13 +198,8 @@ const SGD: OptimizerConfig = OptimizerConfig::Sgd { learning_rate: 0.05, momentu
 #[test]
 fn two_ranks_train_as_one_process_with_the_global_batch() {
     let dir = scratch_dir("distributed-train");
-    let (runs, _) = launch("train", 2, &dir);
-    for (rank, run) in runs.iter().enumerate() {
-        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
-    }
+    let (ranks, runs) = rank0_model_after("train", &dir, small_model());
     let (single, single_losses) = train_small(SGD, None);
-    let mut ranks = small_model();
-    load_weights(&mut ranks, &dir.join("rank0.safetensors"), &LoadOptions::default()).unwrap();
     let largest =
         single.get_weights().iter().zip(ranks.get_weights()).map(|(a, b)| (a - b).abs().max().double_value(&[])).fold(0.0, f64::max);
     println!("largest weight difference: {largest:e}; one process's history {single_losses:?}; the ranks': {}", runs[0].stdout.trim());
@@ -240,12 +246,7 @@ fn batch_norm_step(parallel: Option<DataParallel>) -> Model {
 #[test]
 fn batch_norm_uses_each_replicas_statistics_and_averages_the_moving_ones() {
     let dir = scratch_dir("distributed-batch-norm");
-    let (runs, _) = launch("batch_norm", 2, &dir);
-    for (rank, run) in runs.iter().enumerate() {
-        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
-    }
-    let mut ranks = small_batch_norm_model();
-    load_weights(&mut ranks, &dir.join("rank0.safetensors"), &LoadOptions::default()).unwrap();
+    let (ranks, _) = rank0_model_after("batch_norm", &dir, small_batch_norm_model());
 
     // Each half on its own copy of the initial model (BatchNorm's backward needs the moving
     // statistics unchanged until it has run).
@@ -300,13 +301,8 @@ fn train_batch_norm(synchronized: bool, parallel: Option<DataParallel>) -> Model
 #[test]
 fn synchronized_batch_norm_trains_as_one_process_on_the_global_batch() {
     let dir = scratch_dir("distributed-sync-batch-norm");
-    let (runs, _) = launch("sync_batch_norm", 2, &dir);
-    for (rank, run) in runs.iter().enumerate() {
-        assert!(run.status.success(), "rank {rank}: {}\n{}", run.stdout, run.stderr);
-    }
+    let (ranks, _) = rank0_model_after("sync_batch_norm", &dir, small_batch_norm_model());
     let single = train_batch_norm(true, None);
-    let mut ranks = small_batch_norm_model();
-    load_weights(&mut ranks, &dir.join("rank0.safetensors"), &LoadOptions::default()).unwrap();
     for (layer, weight) in [("bn", "moving_mean"), ("bn", "moving_variance"), ("bn", "gamma"), ("conv", "kernel"), ("probs", "kernel")] {
         let (expected, found) = (single.keras_weight(layer, weight).unwrap(), ranks.keras_weight(layer, weight).unwrap());
         let difference = (&expected - &found).abs().max().double_value(&[]);
