@@ -14,6 +14,7 @@ use crate::layers::activation::Activation;
 use crate::layers::batch_norm::{batch_norm, BatchNormConfig};
 use crate::layers::conv::conv2d;
 use crate::layers::dense::dense;
+use crate::layers::init::InitialWeights;
 use crate::layers::merge::Add;
 use crate::layers::padding::ZeroPadding2D;
 use crate::layers::pooling::{max_pool, GlobalPool2D, PoolKind};
@@ -57,11 +58,17 @@ pub struct Config {
 
 /// `ResNet50(include_top, weights=None, input_shape, pooling, classes)`.
 pub fn resnet50(config: &Config, device: Device) -> Result<Model> {
+    resnet50_starting_as(config, InitialWeights::KerasDefaults, device)
+}
+
+/// [`resnet50`] with its weights starting as `initial` ([`InitialWeights::ToBeLoaded`] when a
+/// file's weights replace them all: nothing is drawn, which was a tenth of classifying one photo).
+pub fn resnet50_starting_as(config: &Config, initial: InitialWeights, device: Device) -> Result<Model> {
     let [h, w, c] = config.input_shape;
     if h < 32 || w < 32 || c != 3 {
         bail!("ResNet50 needs an input of at least 32×32×3 (Keras's minimum), got {:?}", config.input_shape);
     }
-    let mut g = GraphBuilder::new("resnet50", device);
+    let mut g = GraphBuilder::new("resnet50", device).with_initial_weights(initial);
     let input = g.input(None, &config.input_shape)?;
     let x = match config.naming {
         Naming::KerasApplications => legacy_body(&mut g, input)?,

@@ -8,11 +8,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use tch::Device;
 
-use super::applications::{resnet50, Config, Naming, Pooling};
+use super::applications::{resnet50_starting_as, Config, Naming, Pooling};
 use crate::graph::Model;
 use crate::io::load_weights::apply_weights;
 use crate::io::saved_weights::SavedWeights;
 use crate::io::{read_weights, LoadOptions, LoadReport};
+use crate::layers::init::InitialWeights;
 
 /// What sits on the convolutional base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,8 @@ pub fn imagenet_resnet50(path: &Path, naming: Option<Naming>, head: Head, input_
         Head::Features(pooling) => (false, pooling),
     };
     let config = Config { naming, include_top, pooling, classes: 1000, input_shape: [input_size[0], input_size[1], 3] };
-    let mut model = resnet50(&config, device)?;
+    // Every weight comes from the file (a layer it lacks is an error below).
+    let mut model = resnet50_starting_as(&config, InitialWeights::ToBeLoaded, device)?;
     let options = LoadOptions { skip_mismatch: false, ignore_extra_layers: !include_top };
     let report = apply_weights(&mut model, &saved, &options)
         .with_context(|| format!("{} does not hold an ImageNet ResNet50 (1000 classes) in a scheme this port reads", path.display()))?;
