@@ -18,6 +18,7 @@ use serde_json::Value;
 use tch::{Kind, Tensor};
 
 use super::matmul_conv::MatmulConv;
+use super::winograd_conv::{WinogradConv, WinogradKernel};
 use crate::layers::activation::Activation;
 use crate::layers::autocast::for_compute;
 use crate::layers::conv::Conv2D;
@@ -138,6 +139,8 @@ enum Plan {
     OneDnn(Tensor),
     /// One matrix product (small images, see [`MatmulConv`]).
     Matmul(MatmulConv),
+    /// Winograd's algorithm (3×3 convolutions with many channels, see [`WinogradConv`]).
+    Winograd(WinogradConv),
 }
 
 impl Plan {
@@ -145,6 +148,7 @@ impl Plan {
         match self {
             Plan::OneDnn(kernel) => Plan::OneDnn(kernel.shallow_clone()),
             Plan::Matmul(matmul) => Plan::Matmul(matmul.shallow_clone()),
+            Plan::Winograd(winograd) => Plan::Winograd(winograd.shallow_clone()),
         }
     }
 }
@@ -206,6 +210,10 @@ impl FusedConv2D {
         if plans.len() >= MAX_PLANNED_SHAPES {
             return Plan::OneDnn(self.conv.kernel.shallow_clone());
         }
+        if let Some(winograd) = self.winograd_plan(&plans, &size) {
+            plans.insert(size, Plan::Winograd(winograd.shallow_clone()));
+            return Plan::Winograd(winograd);
+        }
         let plan = match MatmulConv::plan(&self.conv, &size) {
             Some(matmul) => Plan::Matmul(matmul),
             None => {
@@ -218,6 +226,23 @@ impl FusedConv2D {
         };
         plans.insert(size, plan.shallow_clone());
         plan
+    }
+
+    /// A Winograd plan for inputs of `size` when the algorithm suits them, with the transformed
+    /// kernel of an earlier size's plan when there is one (it is 4× the kernel's size).
+    fn winograd_plan(&self, plans: &HashMap<Vec<i64>, Plan>, size: &[i64]) -> Option<WinogradConv> {
+        if !WinogradConv::suits(&self.conv, size) {
+            return None;
+        }
+        let planned = plans.values().find_map(|plan| match plan {
+            Plan::Winograd(winograd) => Some(winograd.kernel().shallow_clone()),
+            _ => None,
+        });
+        let kernel = match planned {
+            Some(kernel) => kernel,
+            None => WinogradKernel::new(&self.conv).ok()?,
+        };
+        WinogradConv::plan(&kernel, &self.conv, size).ok()
     }
 
     /// The kernel in oneDNN's blocked layout for inputs of `size` (channels-last).
@@ -279,6 +304,7 @@ impl Layer for FusedConv2D {
         let other = other.as_ref();
         let kernel = match self.plan_for(&xs) {
             Plan::Matmul(matmul) => return matmul.forward(&xs, other, self.relu),
+            Plan::Winograd(winograd) => return winograd.forward(&xs, other, self.relu),
             Plan::OneDnn(kernel) => kernel,
         };
         let config = &self.conv.config;
@@ -328,5 +354,36 @@ mod tests {
             let packed = |plan: &Plan| matches!(plan, Plan::OneDnn(kernel) if kernel.is_mkldnn());
             assert!(plans.values().all(packed), "packed in oneDNN's layout, not left plain");
         }
+    }
+
+    /// A 3×3 convolution with many channels runs Winograd's algorithm, with the unfused
+    /// layers' result (within F(4×4)'s rounding); the plans for two batch sizes share one
+    /// transformed kernel.
+    #[test]
+    fn wide_convolutions_run_winograd_sharing_one_transformed_kernel() {
+        let options = (Kind::Float, tch::Device::Cpu);
+        let conv = Conv2D {
+            config: conv2d(128, 3).padding(Padding::Same),
+            kernel: Tensor::randn([128, 128, 3, 3], options) * 0.05,
+            bias: Some(Tensor::randn([128], options)),
+        };
+        let fused = FusedConv2D::with_add(&conv, 0, true);
+        for batch in [2, 3] {
+            let xs = Tensor::randn([batch, 128, 16, 16], options);
+            let other = xs.randn_like();
+            let ours = fused.forward(&[&xs, &other], false);
+            let difference = (&ours - fused.unfused(&xs, Some(&other))).abs().max().double_value(&[]);
+            assert!(difference < 1e-4, "batch {batch}: {difference:e}");
+        }
+        let plans = fused.plans.lock().unwrap();
+        let kernels: Vec<_> = plans
+            .values()
+            .map(|plan| match plan {
+                Plan::Winograd(winograd) => winograd.kernel().data_ptr(),
+                _ => panic!("a Winograd plan for 32 and 48 tiles of 128 channels"),
+            })
+            .collect();
+        assert_eq!(kernels.len(), 2);
+        assert_eq!(kernels[0], kernels[1], "one transformed kernel");
     }
 }

@@ -14,6 +14,7 @@ pub mod nesting;
 pub mod optimizer_state;
 pub mod plot;
 pub mod summary;
+pub mod winograd_conv;
 
 use std::sync::Arc;
 
