@@ -54,11 +54,18 @@ fn export_tch_version() {
 /// The C++ shims for what tch does not expose — `src/train/fused_adam.cpp` (libtorch's fused
 /// Adam kernel), `src/train/distributed.cpp` (c10d's store and Gloo process group; NCCL's in
 /// `distributed_nccl.cpp`, against a CUDA libtorch),
-/// `src/graph/fused_conv.cpp` (oneDNN's fused convolutions for inference) and
+/// `src/graph/fused_conv.cpp` (oneDNN's fused convolutions for inference),
+/// `src/graph/winograd_conv.cpp` (Winograd's transforms, for inference) and
 /// `src/libtorch_version.cpp` (libtorch's own version) — compiled with the flags torch-sys
 /// compiles its own C++ with.
 fn compile_shims(lib_dir: &Path) {
-    let sources = ["src/train/fused_adam.cpp", "src/train/distributed.cpp", "src/graph/fused_conv.cpp", "src/libtorch_version.cpp"];
+    let sources = [
+        "src/train/fused_adam.cpp",
+        "src/train/distributed.cpp",
+        "src/graph/fused_conv.cpp",
+        "src/graph/winograd_conv.cpp",
+        "src/libtorch_version.cpp",
+    ];
     for source in sources.iter().chain(&["src/train/shim_support.hpp"]) {
         println!("cargo:rerun-if-changed={source}");
     }

@@ -3,21 +3,23 @@
 //! oneDNN operators (`fused_conv.cpp`) run a convolution with its ReLU as a post-op, or a
 //! residual block's last convolution with the `Add` and the `ReLU` after it, in one pass over the
 //! activations; the kernel is packed once per input shape into oneDNN's blocked layout (on small
-//! images the convolution is one matrix product instead, `matmul_conv`), and the activations
-//! stay channels-last. Each result is the unfused layers' up to float32 rounding
+//! images the convolution is one matrix product instead, `matmul_conv`; a float32 3×3 one with
+//! enough channels runs Winograd's algorithm, `winograd_conv`), and the activations stay
+//! channels-last. Each result is the unfused layers' up to float32 rounding
 //! (oneDNN sums in its own order); when an operator fails, the layer computes the same thing
 //! unfused instead.
 
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
 use super::matmul_conv::MatmulConv;
+use super::shim::{handle, tensor_from_shim};
 use super::winograd_conv::{WinogradConv, WinogradKernel};
 use crate::layers::activation::Activation;
 use crate::layers::autocast::for_compute;
@@ -50,24 +52,6 @@ extern "C" {
     ) -> c_int;
 }
 
-/// A new tensor from a shim that writes a handle to `out`, or its error message.
-fn tensor_from_shim(what: &str, call: impl FnOnce(*mut *mut c_void, *mut c_char, usize) -> c_int) -> Result<Tensor> {
-    let mut out: *mut c_void = std::ptr::null_mut();
-    let mut error = vec![0 as c_char; 1024];
-    let status = call(&mut out, error.as_mut_ptr(), error.len());
-    if status != 0 || out.is_null() {
-        // SAFETY: on failure the C++ side wrote a NUL-terminated message into `error`.
-        let message = unsafe { CStr::from_ptr(error.as_ptr()) }.to_string_lossy().into_owned();
-        bail!("libtorch's oneDNN {what} failed: {message}");
-    }
-    // SAFETY: on success `out` is a new `at::Tensor*` that nothing else owns.
-    Ok(unsafe { Tensor::from_ptr(out.cast()) })
-}
-
-fn handle(tensor: &Tensor) -> *mut c_void {
-    tensor.as_ptr() as *mut c_void
-}
-
 /// `relu?(conv(xs) + other?)` in one oneDNN call, `padding` symmetric.
 #[allow(clippy::too_many_arguments)]
 fn onednn_conv(
@@ -80,7 +64,7 @@ fn onednn_conv(
     dilation: [i64; 2],
     relu: bool,
 ) -> Result<Tensor> {
-    tensor_from_shim("convolution", |out, error, error_len| {
+    tensor_from_shim("oneDNN's convolution", |out, error, error_len| {
         // SAFETY: every handle is a live tch tensor borrowed for this call (null for an absent
         // one), the arrays hold two values each, and the C++ side never throws into Rust.
         unsafe {
@@ -196,9 +180,10 @@ impl FusedConv2D {
         matches!(conv.config.activation, Activation::Linear | Activation::Relu)
     }
 
-    /// The plan for inputs `xs` (made on first use for their size): a matrix product for small
-    /// images, else oneDNN's convolution with the kernel packed for the (padded) size, or the
-    /// plain kernel when packing fails.
+    /// The plan for inputs `xs` (made on first use for their size): Winograd's algorithm for
+    /// 3×3 convolutions with enough channels and tiles, a matrix product for small images, else
+    /// oneDNN's convolution with the kernel packed for the (padded) size, or the plain kernel
+    /// when packing fails.
     fn plan_for(&self, xs: &Tensor) -> Plan {
         let size = xs.size();
         let mut plans = self.plans.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -248,7 +233,7 @@ impl FusedConv2D {
     /// The kernel in oneDNN's blocked layout for inputs of `size` (channels-last).
     fn pack_kernel(&self, size: &[i64], padding: [i64; 2]) -> Result<Tensor> {
         let config = &self.conv.config;
-        tensor_from_shim("kernel packing", |out, error, error_len| {
+        tensor_from_shim("oneDNN's kernel packing", |out, error, error_len| {
             // SAFETY: the kernel is a live tch tensor, the arrays hold two values each (four for
             // the input size), and the C++ side never throws into Rust.
             unsafe {
@@ -304,7 +289,12 @@ impl Layer for FusedConv2D {
         let other = other.as_ref();
         let kernel = match self.plan_for(&xs) {
             Plan::Matmul(matmul) => return matmul.forward(&xs, other, self.relu),
-            Plan::Winograd(winograd) => return winograd.forward(&xs, other, self.relu),
+            Plan::Winograd(winograd) => {
+                return winograd.forward(&xs, other, self.relu).unwrap_or_else(|_| {
+                    fell_back();
+                    self.unfused(inputs[self.conv_input], other)
+                })
+            }
             Plan::OneDnn(kernel) => kernel,
         };
         let config = &self.conv.config;

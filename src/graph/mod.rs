@@ -13,7 +13,9 @@ pub mod naming;
 pub mod nesting;
 pub mod optimizer_state;
 pub mod plot;
+mod shim;
 pub mod summary;
+pub mod toom_cook;
 pub mod winograd_conv;
 
 use std::sync::Arc;
