@@ -109,6 +109,9 @@ fn probabilities_match_keras_for_both_schemes() {
         // ReLU, the 4 projection shortcuts alone.
         assert_eq!(folded.fused_convolutions(), 53, "{file}");
         assert_close(&format!("{file}, BatchNorm folded"), &folded.predict(&x).unwrap(), &keras);
+        // Called again, the 16 3×3 convolutions run Winograd's algorithm.
+        assert_close(&format!("{file}, Winograd"), &folded.predict(&x).unwrap(), &keras);
+        assert_eq!(folded.winograd_runs(), 16, "{file}");
         assert_eq!(keras_tch::graph::fused_conv::fallbacks(), 0, "every fused convolution ran fused, its kernel packed");
     }
 }
@@ -165,9 +168,12 @@ fn features_match_keras_for_every_pooling() {
         let keras = read_tensor(&outputs, &format!("features/keras_notop_{name}"));
         for file in ["keras_notop.h5", "keras_top.h5"] {
             let pretrained = imagenet_resnet50(&fixture.join(file), None, Head::Features(pooling), [224, 224], Device::Cpu).unwrap();
-            let ours = pretrained.model.for_inference(Precision::Fp32).predict(&x).unwrap();
+            let inference = pretrained.model.for_inference(Precision::Fp32);
+            let ours = inference.predict(&x).unwrap();
             assert_eq!(ours.size(), shape, "{file} pooling {name}");
             assert_close(&format!("{file} pooling {name}"), &ours, &keras);
+            // Called again, through Winograd's algorithm.
+            assert_close(&format!("{file} pooling {name}, Winograd"), &inference.predict(&x).unwrap(), &keras);
         }
     }
     let legacy =

@@ -51,15 +51,22 @@ fn full_model_h5_files_rebuild_and_give_keras_outputs() {
 /// The course ResNet50 through the inference path `predict`, `classify` and `bench` run
 /// (BatchNorm folded, fused oneDNN convolutions; on its 2×2 last stage, matrix products): Keras's
 /// outputs, for the fixture's 2 images and for them 8 times over (a batch of 16, where the last
-/// stage's 1×1 convolutions become matrix products too).
+/// stage's 1×1 convolutions become matrix products too), each twice: the second call runs the
+/// 3×3 convolutions with enough tiles by Winograd's algorithm (at 16 images, those of the first
+/// three stages).
 #[test]
 fn the_course_resnet50_inference_path_gives_keras_outputs() {
     let Some(fixture) = keras_fixture("h5_course_resnet50") else { return };
     let model = load_model(&fixture.join("model.h5"), Device::Cpu).unwrap();
     let inference = model.for_inference(Precision::Fp32);
     let (x, y) = (io(&fixture, "x"), io(&fixture, "y"));
-    assert_close("batch of 2", &inference.predict(&x).unwrap(), &y);
-    assert_close("batch of 16", &inference.predict(&x.repeat([8, 1, 1, 1])).unwrap(), &y.repeat([8, 1]));
+    for call in ["first", "second"] {
+        assert_close(&format!("batch of 2, {call} call"), &inference.predict(&x).unwrap(), &y);
+        let batch_of_16 = inference.predict(&x.repeat([8, 1, 1, 1])).unwrap();
+        assert_close(&format!("batch of 16, {call} call"), &batch_of_16, &y.repeat([8, 1]));
+    }
+    // Second calls: at 2 images the first stage's 3 (32 tiles), at 16 the first three stages' 13.
+    assert_eq!(inference.winograd_runs(), 3 + 13);
     assert_eq!(fused_conv::fallbacks(), 0, "no fused operator failed");
 }
 

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Result;
 use serde_json::Value;
@@ -125,6 +125,8 @@ enum Plan {
     Matmul(MatmulConv),
     /// Winograd's algorithm (3×3 convolutions with many channels, see [`WinogradConv`]).
     Winograd(WinogradConv),
+    /// Ran once on this size with the plain kernel; planned (for Winograd) if it runs again.
+    RanOnce,
 }
 
 impl Plan {
@@ -133,6 +135,7 @@ impl Plan {
             Plan::OneDnn(kernel) => Plan::OneDnn(kernel.shallow_clone()),
             Plan::Matmul(matmul) => Plan::Matmul(matmul.shallow_clone()),
             Plan::Winograd(winograd) => Plan::Winograd(winograd.shallow_clone()),
+            Plan::RanOnce => Plan::RanOnce,
         }
     }
 }
@@ -149,6 +152,8 @@ pub struct FusedConv2D {
     relu: bool,
     /// The plan for each input shape it has run on (at most [`MAX_PLANNED_SHAPES`]).
     plans: Mutex<HashMap<Vec<i64>, Plan>>,
+    /// Counts the calls run by Winograd's algorithm (shared by a model's layers).
+    winograd_runs: Arc<AtomicUsize>,
 }
 
 impl FusedConv2D {
@@ -171,7 +176,12 @@ impl FusedConv2D {
             kernel: conv.kernel.shallow_clone(),
             bias: conv.bias.as_ref().map(Tensor::shallow_clone),
         };
-        Self { conv, conv_input, add, relu, plans: Mutex::new(HashMap::new()) }
+        Self { conv, conv_input, add, relu, plans: Mutex::new(HashMap::new()), winograd_runs: Arc::default() }
+    }
+
+    /// The same layer, counting its Winograd calls in `counter`.
+    pub fn counting_winograd_runs(self, counter: &Arc<AtomicUsize>) -> Self {
+        Self { winograd_runs: Arc::clone(counter), ..self }
     }
 
     /// Whether `conv` can run fused: a linear convolution, or one ending in its own ReLU (then
@@ -181,27 +191,37 @@ impl FusedConv2D {
     }
 
     /// The plan for inputs `xs` (made on first use for their size): Winograd's algorithm for
-    /// 3×3 convolutions with enough channels and tiles, a matrix product for small images, else
-    /// oneDNN's convolution with the kernel packed for the (padded) size, or the plain kernel
-    /// when packing fails.
+    /// 3×3 convolutions with enough channels and tiles (from the second call), a matrix product
+    /// for small images, else oneDNN's convolution with the kernel packed for the (padded) size,
+    /// or the plain kernel when packing fails.
     fn plan_for(&self, xs: &Tensor) -> Plan {
         let size = xs.size();
         let mut plans = self.plans.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(plan) = plans.get(&size) {
-            return plan.shallow_clone();
-        }
+        let ran_once = match plans.get(&size) {
+            Some(Plan::RanOnce) => true,
+            Some(plan) => return plan.shallow_clone(),
+            None => false,
+        };
         // Each plan holds a copy of the kernel: past a few input shapes (a last short batch, …),
         // the plain kernel serves, so memory stays bounded whatever the caller's shapes.
-        if plans.len() >= MAX_PLANNED_SHAPES {
+        if !ran_once && plans.len() >= MAX_PLANNED_SHAPES {
             return Plan::OneDnn(self.conv.kernel.shallow_clone());
         }
-        if let Some(winograd) = self.winograd_plan(&plans, &size) {
-            plans.insert(size, Plan::Winograd(winograd.shallow_clone()));
-            return Plan::Winograd(winograd);
+        // A matrix product where it suits (small images), else Winograd's algorithm where it
+        // suits, else oneDNN's kernel.
+        let matmul = if ran_once { None } else { MatmulConv::plan(&self.conv, &size) };
+        let winograd = matmul.is_none() && WinogradConv::suits(&self.conv, &size);
+        if winograd && !ran_once {
+            // Transforming the kernel costs more than Winograd saves in one call (15 ms for
+            // 256 channels, against 0.5 ms saved on one image): a model run once — classifying
+            // one photo — never pays for it.
+            plans.insert(size, Plan::RanOnce);
+            return Plan::OneDnn(self.conv.kernel.shallow_clone());
         }
-        let plan = match MatmulConv::plan(&self.conv, &size) {
-            Some(matmul) => Plan::Matmul(matmul),
-            None => {
+        let plan = match (matmul, winograd.then(|| self.winograd_plan(&plans, &size)).flatten()) {
+            (Some(matmul), _) => Plan::Matmul(matmul),
+            (None, Some(winograd)) => Plan::Winograd(winograd),
+            (None, None) => {
                 let (padded, padding) = self.conv.config.pad_input(xs);
                 Plan::OneDnn(self.pack_kernel(&padded.size(), padding).unwrap_or_else(|_| {
                     fell_back();
@@ -213,12 +233,9 @@ impl FusedConv2D {
         plan
     }
 
-    /// A Winograd plan for inputs of `size` when the algorithm suits them, with the transformed
-    /// kernel of an earlier size's plan when there is one (it is 4× the kernel's size).
+    /// A Winograd plan for inputs of `size`, with the transformed kernel of an earlier size's
+    /// plan when there is one (it is 4× the kernel's size).
     fn winograd_plan(&self, plans: &HashMap<Vec<i64>, Plan>, size: &[i64]) -> Option<WinogradConv> {
-        if !WinogradConv::suits(&self.conv, size) {
-            return None;
-        }
         let planned = plans.values().find_map(|plan| match plan {
             Plan::Winograd(winograd) => Some(winograd.kernel().shallow_clone()),
             _ => None,
@@ -290,12 +307,14 @@ impl Layer for FusedConv2D {
         let kernel = match self.plan_for(&xs) {
             Plan::Matmul(matmul) => return matmul.forward(&xs, other, self.relu),
             Plan::Winograd(winograd) => {
+                self.winograd_runs.fetch_add(1, Ordering::Relaxed);
                 return winograd.forward(&xs, other, self.relu).unwrap_or_else(|_| {
                     fell_back();
                     self.unfused(inputs[self.conv_input], other)
-                })
+                });
             }
             Plan::OneDnn(kernel) => kernel,
+            Plan::RanOnce => self.conv.kernel.shallow_clone(), // plan_for hands out the kernel instead
         };
         let config = &self.conv.config;
         let (xs, padding) = config.pad_input(&xs);
@@ -357,14 +376,19 @@ mod tests {
             kernel: Tensor::randn([128, 128, 3, 3], options) * 0.05,
             bias: Some(Tensor::randn([128], options)),
         };
-        let fused = FusedConv2D::with_add(&conv, 0, true);
+        let counter = Arc::default();
+        let fused = FusedConv2D::with_add(&conv, 0, true).counting_winograd_runs(&counter);
         for batch in [2, 3] {
             let xs = Tensor::randn([batch, 128, 16, 16], options);
             let other = xs.randn_like();
-            let ours = fused.forward(&[&xs, &other], false);
-            let difference = (&ours - fused.unfused(&xs, Some(&other))).abs().max().double_value(&[]);
-            assert!(difference < 1e-4, "batch {batch}: {difference:e}");
+            // The first call on a size runs oneDNN's kernel, the second Winograd's algorithm.
+            for call in 1..=2 {
+                let ours = fused.forward(&[&xs, &other], false);
+                let difference = (&ours - fused.unfused(&xs, Some(&other))).abs().max().double_value(&[]);
+                assert!(difference < 1e-4, "batch {batch}, call {call}: {difference:e}");
+            }
         }
+        assert_eq!(counter.load(Ordering::Relaxed), 2, "the second call on each size");
         let plans = fused.plans.lock().unwrap();
         let kernels: Vec<_> = plans
             .values()

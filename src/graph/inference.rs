@@ -16,6 +16,8 @@
 //! original layers); the rewrite borrows it, so the weights cannot change under it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use serde_json::Value;
@@ -43,6 +45,8 @@ pub struct InferenceModel<'a> {
     fused_away: HashSet<usize>,
     folded_batch_norms: usize,
     fused_convolutions: usize,
+    /// Counts the fused convolutions' calls run by Winograd's algorithm.
+    winograd_runs: Arc<AtomicUsize>,
 }
 
 impl Model {
@@ -90,8 +94,8 @@ impl Model {
             }
         });
         let folded_batch_norms = folded_into.len();
-        let Fused { layers: fused, fused_away, convolutions: fused_convolutions } = fusion;
-        InferenceModel { model: self, precision, replaced, fused, fused_away, folded_batch_norms, fused_convolutions }
+        let Fused { layers: fused, fused_away, convolutions: fused_convolutions, winograd_runs } = fusion;
+        InferenceModel { model: self, precision, replaced, fused, fused_away, folded_batch_norms, fused_convolutions, winograd_runs }
     }
 }
 
@@ -115,6 +119,8 @@ struct Fused {
     fused_away: HashSet<usize>,
     /// How many of the replacements are oneDNN convolutions.
     convolutions: usize,
+    /// Counts their calls run by Winograd's algorithm.
+    winograd_runs: Arc<AtomicUsize>,
 }
 
 impl Fusion<'_> {
@@ -123,6 +129,7 @@ impl Fusion<'_> {
         let mut fused: HashMap<usize, Box<dyn Layer>> = HashMap::new();
         let mut fused_away: HashSet<usize> = HashSet::new();
         let mut convolutions = 0;
+        let winograd_runs = Arc::default();
         for (i, node) in nodes.iter().enumerate() {
             if node.layer.class_name() != "Add" || node.inbound.len() != 2 {
                 continue;
@@ -132,7 +139,7 @@ impl Fusion<'_> {
             let Some((k, (conv_id, carriers))) = chosen else { continue };
             let relu = self.only_relu_reader(i).filter(|_| !self.is_output(i));
             let conv = self.conv(conv_id).expect("checked");
-            fused.insert(i, Box::new(FusedConv2D::with_add(conv, k, relu.is_some())));
+            fused.insert(i, Box::new(FusedConv2D::with_add(conv, k, relu.is_some()).counting_winograd_runs(&winograd_runs)));
             convolutions += 1;
             for carrier in carriers {
                 // The convolution now passes its input on to the fused layer.
@@ -149,7 +156,8 @@ impl Fusion<'_> {
                 continue;
             }
             let Some((conv_id, carriers)) = self.linear_conv_only_read_through(node.inbound[0].0, &fused) else { continue };
-            fused.insert(conv_id, Box::new(FusedConv2D::with_relu(self.conv(conv_id).expect("checked"), true)));
+            let conv = self.conv(conv_id).expect("checked");
+            fused.insert(conv_id, Box::new(FusedConv2D::with_relu(conv, true).counting_winograd_runs(&winograd_runs)));
             convolutions += 1;
             fused.insert(i, Box::new(PassInput("Activation")));
             fused_away.extend(carriers);
@@ -157,13 +165,13 @@ impl Fusion<'_> {
         for i in 0..nodes.len() {
             match self.conv(i) {
                 Some(conv) if !fused.contains_key(&i) && FusedConv2D::fusable(conv) => {
-                    fused.insert(i, Box::new(FusedConv2D::with_relu(conv, false)));
+                    fused.insert(i, Box::new(FusedConv2D::with_relu(conv, false).counting_winograd_runs(&winograd_runs)));
                     convolutions += 1;
                 }
                 _ => {}
             }
         }
-        Fused { layers: fused, fused_away, convolutions }
+        Fused { layers: fused, fused_away, convolutions, winograd_runs }
     }
 
     /// The layer at `i` as the rewrites so far made it, when it is a convolution.
@@ -242,6 +250,11 @@ impl InferenceModel<'_> {
     /// How many layers run as fused oneDNN convolutions.
     pub fn fused_convolutions(&self) -> usize {
         self.fused_convolutions
+    }
+
+    /// How many calls of the fused convolutions ran Winograd's algorithm so far.
+    pub fn winograd_runs(&self) -> usize {
+        self.winograd_runs.load(Ordering::Relaxed)
     }
 }
 

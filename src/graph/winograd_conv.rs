@@ -114,16 +114,14 @@ impl WinogradKernel {
             bail!("Winograd: a float32 3×3 convolution of stride 1 and no dilation, got {config:?}");
         }
         let g = Tensor::from_slice(&matrices().g).view([ALPHA, 3]);
-        let device = conv.kernel.device();
-        let as_float = |t: Tensor| t.to_kind(Kind::Float).to_device(device).contiguous();
-        // U[a, b, c, o] = Σ G[a, i] g[o, c, i, j] G[b, j], in float64 so only the products round.
-        let kernel = conv.kernel.to_kind(Kind::Double).to_device(tch::Device::Cpu);
-        let transformed = Tensor::einsum("ai,ocij,bj->abco", &[&g, &kernel, &g], None::<i64>);
-        let [filters, channels] = [kernel.size()[0], kernel.size()[1]];
-        Ok(WinogradKernel {
-            transformed: as_float(transformed.reshape([ALPHA * ALPHA, channels, filters])),
-            bias: conv.bias.as_ref().map(Tensor::shallow_clone),
-        })
+        // U[(a, b), c, o] = Σ G[a, i] G[b, j] g[o, c, i, j]: one matrix product with G ⊗ G
+        // (36 × 9), in float64 so that only the result rounds.
+        let g_kron_g = (g.view([ALPHA, 1, 3, 1]) * g.view([1, ALPHA, 1, 3])).reshape([ALPHA * ALPHA, 9]);
+        let [filters, channels] = [conv.kernel.size()[0], conv.kernel.size()[1]];
+        // The taps as (9, C·O), so that the product comes out as (36, C, O).
+        let taps = conv.kernel.to_device(tch::Device::Cpu).permute([2, 3, 1, 0]).to_kind(Kind::Double).reshape([9, channels * filters]);
+        let transformed = g_kron_g.mm(&taps).to_kind(Kind::Float).view([ALPHA * ALPHA, channels, filters]);
+        Ok(WinogradKernel { transformed: transformed.to_device(conv.kernel.device()), bias: conv.bias.as_ref().map(Tensor::shallow_clone) })
     }
 
     /// Where the transformed kernel's data is (plans sharing it share this).
