@@ -87,8 +87,8 @@ fn matrices() -> &'static Matrices {
 /// the transforms, or products of few rows, cost more than the multiplications saved. Measured
 /// here against oneDNN's packed kernels (one layer at a time, with the residual add and ReLU,
 /// interleaved, medians of 21): 0.45–0.66× the time on one image at 64–256 channels (56×56 to
-/// 14×14 pixels, 16–196 tiles), 0.57–0.63× at batches of 8 and 32 from 128 channels, 0.92–0.94× at
-/// 64 channels; on one 7×7 image (4 tiles) 1.1–1.4×, on two (8 tiles) 0.65–1.2×.
+/// 14×14 pixels, 16–196 tiles), 0.48–0.80× at batches of 8 and 32 from 128 channels,
+/// 0.81–0.94× at 64 channels; on one 7×7 image (4 tiles) 1.1–1.4×, on two (8 tiles) 0.65–1.2×.
 const MIN_CHANNELS: i64 = 64;
 const MIN_TILES: i64 = 16;
 const CHANNEL_CHUNK: i64 = 16;
