@@ -190,9 +190,9 @@ impl FusedConv2D {
         matches!(conv.config.activation, Activation::Linear | Activation::Relu)
     }
 
-    /// The plan for inputs `xs` (made on first use for their size): Winograd's algorithm for
-    /// 3×3 convolutions with enough channels and tiles (from the second call), a matrix product
-    /// for small images, else oneDNN's convolution with the kernel packed for the (padded) size,
+    /// The plan for inputs `xs` (made on first use for their size): a matrix product for small
+    /// images, Winograd's algorithm for 3×3 convolutions with enough channels and tiles (from
+    /// the second call), else oneDNN's convolution with the kernel packed for the (padded) size,
     /// or the plain kernel when packing fails.
     fn plan_for(&self, xs: &Tensor) -> Plan {
         let size = xs.size();

@@ -166,8 +166,9 @@ extern "C" int keras_tch_winograd_input(void* x, const float* b_t, int64_t top, 
                                         int64_t first, int64_t count, void** out, char* error, size_t error_len) {
     try {
         const at::Tensor image = tensor(x).contiguous(at::MemoryFormat::ChannelsLast);
-        TORCH_CHECK(image.dim() == 4 && image.scalar_type() == at::kFloat, "Winograd: a 4-D float32 image, got ",
-                    image.sizes(), " ", image.scalar_type());
+        TORCH_CHECK(image.dim() == 4 && image.scalar_type() == at::kFloat && image.device().is_cpu(),
+                    "Winograd: a 4-D float32 image on the CPU, got ", image.sizes(), " ", image.scalar_type(), " on ",
+                    image.device());
         const int64_t batch = image.size(0), channels = image.size(1);
         TORCH_CHECK(channels % kLanes == 0, "Winograd: channels in multiples of ", kLanes, ", got ", channels);
         TORCH_CHECK(first >= 0 && count > 0 && first + count <= batch * tiles_down * tiles_across,
@@ -191,22 +192,24 @@ extern "C" int keras_tch_winograd_output(void* m, const float* a_t, void* bias, 
     try {
         const at::Tensor products = tensor(m).contiguous();
         at::Tensor& output = *static_cast<at::Tensor*>(y);
-        TORCH_CHECK(output.dim() == 4 && output.scalar_type() == at::kFloat &&
+        TORCH_CHECK(output.dim() == 4 && output.scalar_type() == at::kFloat && output.device().is_cpu() &&
                         output.is_contiguous(at::MemoryFormat::ChannelsLast),
-                    "Winograd: a channels-last float32 output, got ", output.sizes());
+                    "Winograd: a channels-last float32 output on the CPU, got ", output.sizes());
         const int64_t batch = output.size(0), filters = output.size(1), out_h = output.size(2), out_w = output.size(3);
         TORCH_CHECK(filters % kLanes == 0, "Winograd: filters in multiples of ", kLanes, ", got ", filters);
         TORCH_CHECK(products.dim() == 3 && products.size(0) == kAlpha * kAlpha && products.size(2) == filters &&
-                        products.scalar_type() == at::kFloat,
+                        products.scalar_type() == at::kFloat && products.device().is_cpu(),
                     "Winograd: float32 products (36, tiles, ", filters, "), got ", products.sizes());
         const int64_t count = products.size(1);
         TORCH_CHECK(first >= 0 && first + count <= batch * tiles_down * tiles_across, "Winograd: tiles ", first, "..",
                     first + count, " of ", batch * tiles_down * tiles_across);
         at::Tensor bias_values = bias ? tensor(bias).contiguous() : at::Tensor();
-        TORCH_CHECK(!bias || (bias_values.numel() == filters && bias_values.scalar_type() == at::kFloat),
+        TORCH_CHECK(!bias || (bias_values.numel() == filters && bias_values.scalar_type() == at::kFloat &&
+                              bias_values.device().is_cpu()),
                     "Winograd: a float32 bias of ", filters, ", got ", bias_values.sizes());
         at::Tensor addend = other ? tensor(other).contiguous(at::MemoryFormat::ChannelsLast) : at::Tensor();
-        TORCH_CHECK(!other || (addend.sizes() == output.sizes() && addend.scalar_type() == at::kFloat),
+        TORCH_CHECK(!other || (addend.sizes() == output.sizes() && addend.scalar_type() == at::kFloat &&
+                               addend.device().is_cpu()),
                     "Winograd: a float32 addend of the output's size ", output.sizes(), ", got ", addend.sizes());
         const OutputPass pass{products.data_ptr<float>(),
                               a_t,
