@@ -108,6 +108,8 @@ fn probabilities_match_keras_for_both_schemes() {
         // Every convolution through oneDNN: 16 with their block's Add and ReLU, 33 with their
         // ReLU, the 4 projection shortcuts alone.
         assert_eq!(folded.fused_convolutions(), 53, "{file}");
+        // pool1_pad goes into pool1_pool (its input is conv1_relu's).
+        assert_eq!(folded.padded_max_pools(), 1, "{file}");
         assert_close(&format!("{file}, BatchNorm folded"), &folded.predict(&x).unwrap(), &keras);
         // Called again, the 16 3×3 convolutions run Winograd's algorithm.
         assert_close(&format!("{file}, Winograd"), &folded.predict(&x).unwrap(), &keras);

@@ -24,6 +24,7 @@ use serde_json::Value;
 use tch::{no_grad, Kind, Tensor};
 
 use super::fused_conv::{self, FusedConv2D};
+use super::padded_max_pool::PaddedMaxPool;
 use super::Model;
 use crate::layers::activation::Activation;
 use crate::layers::autocast::{autocast, Precision};
@@ -47,6 +48,7 @@ pub struct InferenceModel<'a> {
     fused_convolutions: usize,
     /// Counts the fused convolutions' calls run by Winograd's algorithm.
     winograd_runs: Arc<AtomicUsize>,
+    padded_max_pools: usize,
 }
 
 impl Model {
@@ -94,8 +96,18 @@ impl Model {
             }
         });
         let folded_batch_norms = folded_into.len();
-        let Fused { layers: fused, fused_away, convolutions: fused_convolutions, winograd_runs } = fusion;
-        InferenceModel { model: self, precision, replaced, fused, fused_away, folded_batch_norms, fused_convolutions, winograd_runs }
+        let Fused { layers: fused, fused_away, convolutions: fused_convolutions, winograd_runs, padded_max_pools } = fusion;
+        InferenceModel {
+            model: self,
+            precision,
+            replaced,
+            fused,
+            fused_away,
+            folded_batch_norms,
+            fused_convolutions,
+            winograd_runs,
+            padded_max_pools,
+        }
     }
 }
 
@@ -121,6 +133,8 @@ struct Fused {
     convolutions: usize,
     /// Counts their calls run by Winograd's algorithm.
     winograd_runs: Arc<AtomicUsize>,
+    /// How many `ZeroPadding2D` went into the max-pool after them.
+    padded_max_pools: usize,
 }
 
 impl Fusion<'_> {
@@ -171,7 +185,33 @@ impl Fusion<'_> {
                 _ => {}
             }
         }
-        Fused { layers: fused, fused_away, convolutions, winograd_runs }
+        let padded_max_pools = self.fuse_paddings_into_max_pools(&mut fused, &mut fused_away);
+        Fused { layers: fused, fused_away, convolutions, winograd_runs, padded_max_pools }
+    }
+
+    /// Every `ZeroPadding2D` whose input comes from a ReLU and that only a 'valid'
+    /// `MaxPooling2D` reads, as a max-pool that pads itself (see [`PaddedMaxPool`]).
+    fn fuse_paddings_into_max_pools(&self, fused: &mut HashMap<usize, Box<dyn Layer>>, fused_away: &mut HashSet<usize>) -> usize {
+        let nodes = &self.model.nodes;
+        let mut count = 0;
+        for (i, node) in nodes.iter().enumerate() {
+            if node.layer.class_name() != "ZeroPadding2D" || self.readers[i] != 1 || self.is_output(i) || fused.contains_key(&i) {
+                continue;
+            }
+            let [input] = node.inbound[..] else { continue };
+            let Some(pool) = nodes.iter().position(|reader| reader.inbound.iter().any(|id| id.0 == i)) else { continue };
+            if !self.is_relu(input.0) || nodes[pool].layer.class_name() != "MaxPooling2D" || fused.contains_key(&pool) {
+                continue;
+            }
+            let Some(padded_pool) = PaddedMaxPool::fusing(&node.layer.keras_config()["padding"], &nodes[pool].layer.keras_config()) else {
+                continue;
+            };
+            fused.insert(i, Box::new(PassInput("ZeroPadding2D")));
+            fused.insert(pool, Box::new(padded_pool));
+            fused_away.insert(i);
+            count += 1;
+        }
+        count
     }
 
     /// The layer at `i` as the rewrites so far made it, when it is a convolution.
@@ -250,6 +290,11 @@ impl InferenceModel<'_> {
     /// How many layers run as fused oneDNN convolutions.
     pub fn fused_convolutions(&self) -> usize {
         self.fused_convolutions
+    }
+
+    /// How many `ZeroPadding2D` layers went into the max-pool reading them.
+    pub fn padded_max_pools(&self) -> usize {
+        self.padded_max_pools
     }
 
     /// How many calls of the fused convolutions ran Winograd's algorithm so far.

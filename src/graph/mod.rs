@@ -12,6 +12,7 @@ pub mod matmul_conv;
 pub mod naming;
 pub mod nesting;
 pub mod optimizer_state;
+pub mod padded_max_pool;
 pub mod plot;
 mod shim;
 pub mod summary;
