@@ -15,6 +15,7 @@ pub mod models;
 pub mod pyfmt;
 pub mod rng;
 pub mod runtime;
+mod shim;
 pub mod signals;
 pub mod train;
 

@@ -19,12 +19,12 @@ use serde_json::Value;
 use tch::{Kind, Tensor};
 
 use super::matmul_conv::MatmulConv;
-use super::shim::{handle, tensor_from_shim};
 use super::winograd_conv::{WinogradConv, WinogradKernel};
 use crate::layers::activation::Activation;
 use crate::layers::autocast::for_compute;
 use crate::layers::conv::Conv2D;
 use crate::layers::{Layer, Shape};
+use crate::shim::{handle, tensor_from_shim};
 
 extern "C" {
     fn keras_tch_onednn_conv(

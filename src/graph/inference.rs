@@ -195,11 +195,11 @@ impl Fusion<'_> {
         let nodes = &self.model.nodes;
         let mut count = 0;
         for (i, node) in nodes.iter().enumerate() {
-            if node.layer.class_name() != "ZeroPadding2D" || self.readers[i] != 1 || self.is_output(i) || fused.contains_key(&i) {
+            if node.layer.class_name() != "ZeroPadding2D" || self.is_output(i) || fused.contains_key(&i) {
                 continue;
             }
             let [input] = node.inbound[..] else { continue };
-            let Some(pool) = nodes.iter().position(|reader| reader.inbound.iter().any(|id| id.0 == i)) else { continue };
+            let Some(pool) = self.only_reader(i) else { continue };
             if !self.is_relu(input.0) || nodes[pool].layer.class_name() != "MaxPooling2D" || fused.contains_key(&pool) {
                 continue;
             }
@@ -232,11 +232,15 @@ impl Fusion<'_> {
 
     /// The one layer reading layer `i`, when there is one and it is a ReLU.
     fn only_relu_reader(&self, i: usize) -> Option<usize> {
+        self.only_reader(i).filter(|&reader| self.is_relu(reader))
+    }
+
+    /// The one layer reading layer `i`, when there is one.
+    fn only_reader(&self, i: usize) -> Option<usize> {
         if self.readers[i] != 1 {
             return None;
         }
-        let reader = self.model.nodes.iter().position(|node| node.inbound.iter().any(|id| id.0 == i))?;
-        self.is_relu(reader).then_some(reader)
+        self.model.nodes.iter().position(|node| node.inbound.iter().any(|id| id.0 == i))
     }
 
     /// An `Activation("relu")` or a plain `ReLU()`.

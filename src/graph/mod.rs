@@ -14,7 +14,6 @@ pub mod nesting;
 pub mod optimizer_state;
 pub mod padded_max_pool;
 pub mod plot;
-mod shim;
 pub mod summary;
 pub mod toom_cook;
 pub mod winograd_conv;

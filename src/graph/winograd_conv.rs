@@ -24,10 +24,10 @@ use std::sync::OnceLock;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-use super::shim::{handle, status_from_shim, tensor_from_shim};
 use super::toom_cook::{transforms, Transforms, POINTS};
 use crate::layers::conv::Conv2D;
 use crate::layers::padding::same_pads;
+use crate::shim::{handle, status_from_shim, tensor_from_shim};
 
 extern "C" {
     fn keras_tch_winograd_input(

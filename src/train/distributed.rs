@@ -9,7 +9,7 @@
 //! `/worker/attempt_<restart count>`, as `torch.distributed`'s rendezvous does; without an agent's
 //! store, rank 0 hosts it.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::net::TcpListener;
 use std::os::fd::IntoRawFd;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tch::Tensor;
 
+use crate::shim::checked;
 use crate::Error;
 
 /// Whether this build has c10d's NCCL backend (built against a CUDA libtorch with NCCL's and
@@ -153,19 +154,6 @@ fn parse<T: std::str::FromStr>(variable: &'static str, value: &str) -> Result<T,
 
 fn launch_error(variable: &'static str, value: &str, problem: &str) -> Error {
     Error::LaunchVariable { variable, value: value.to_string(), problem: problem.to_string() }
-}
-
-/// Room for a C++ exception's message.
-const ERROR_LEN: usize = 2048;
-
-/// Runs `call` with an error buffer; its message when it returns non-zero.
-fn checked(call: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<(), String> {
-    let mut error = vec![0 as c_char; ERROR_LEN];
-    if call(error.as_mut_ptr(), error.len()) == 0 {
-        return Ok(());
-    }
-    // SAFETY: the C++ side wrote a NUL-terminated message into `error`.
-    Err(unsafe { CStr::from_ptr(error.as_ptr()) }.to_string_lossy().into_owned())
 }
 
 fn c_string(value: &str) -> CString {

@@ -9,10 +9,12 @@
 //! caller passes. The moments are the same in both (`m ← m + (g − m)(1 − β1)`,
 //! `v ← β2·v + (1 − β2)·g²`).
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 
 use anyhow::{bail, Result};
 use tch::Tensor;
+
+use crate::shim::status_from_shim;
 
 extern "C" {
     fn keras_tch_fused_adam(
@@ -53,29 +55,25 @@ pub fn keras_adam_step(tensors: &AdamTensors, t: f64, learning_rate: f64, beta_1
     let (params, m, v) = (handles(&tensors.params), handles(&tensors.m), handles(&tensors.v));
     let grads = handles(&tensors.grads.iter().collect::<Vec<_>>());
     let torch_epsilon = epsilon / (1.0 - beta_2.powf(t)).sqrt();
-    let mut error = vec![0 as c_char; 1024];
-    // SAFETY: every handle is a live tch tensor (an `at::Tensor*`) borrowed for this call; the
-    // C++ side copies the handles, reports failures through `error`, and never throws into Rust.
-    let status = unsafe {
-        keras_tch_fused_adam(
-            params.as_ptr(),
-            grads.as_ptr(),
-            m.as_ptr(),
-            v.as_ptr(),
-            count,
-            t,
-            learning_rate,
-            beta_1,
-            beta_2,
-            torch_epsilon,
-            error.as_mut_ptr(),
-            error.len(),
-        )
-    };
-    if status != 0 {
-        // SAFETY: the C++ side wrote a NUL-terminated message into `error`.
-        let message = unsafe { CStr::from_ptr(error.as_ptr()) }.to_string_lossy().into_owned();
-        bail!("libtorch's fused Adam failed: {message}");
-    }
-    Ok(())
+    status_from_shim("libtorch's fused Adam", |error, error_len| {
+        // SAFETY: every handle is a live tch tensor (an `at::Tensor*`) borrowed for this call;
+        // the C++ side copies the handles, reports failures through `error`, and never throws
+        // into Rust.
+        unsafe {
+            keras_tch_fused_adam(
+                params.as_ptr(),
+                grads.as_ptr(),
+                m.as_ptr(),
+                v.as_ptr(),
+                count,
+                t,
+                learning_rate,
+                beta_1,
+                beta_2,
+                torch_epsilon,
+                error,
+                error_len,
+            )
+        }
+    })
 }
