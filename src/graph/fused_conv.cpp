@@ -30,10 +30,10 @@ const at::Tensor& tensor(void* handle) { return *static_cast<at::Tensor*>(handle
 
 // relu(conv(x) + other) (or without the ReLU, or without `other` when it is null), with the
 // kernel `weight` (dense OIHW, or packed by keras_tch_onednn_pack_conv_weight), `bias` (may be
-// null), symmetric `padding` and the given `stride` and `dilation` (each two values).
+// null), symmetric `padding`, the given `stride` and `dilation` (each two values) and `groups`.
 extern "C" int keras_tch_onednn_conv(void* x, void* other, void* weight, void* bias, const int64_t* padding,
-                                     const int64_t* stride, const int64_t* dilation, int relu, void** out,
-                                     char* error, size_t error_len) {
+                                     const int64_t* stride, const int64_t* dilation, int64_t groups, int relu,
+                                     void** out, char* error, size_t error_len) {
     try {
         at::NoGradGuard no_grad;
         at::Tensor input = tensor(x).contiguous(at::MemoryFormat::ChannelsLast);
@@ -47,7 +47,7 @@ extern "C" int keras_tch_onednn_conv(void* x, void* other, void* weight, void* b
                      pair(padding),
                      pair(stride),
                      pair(dilation),
-                     int64_t{1},
+                     groups,
                      std::string(relu ? "relu" : "none"),
                      c10::List<std::optional<at::Scalar>>(),
                      c10::IValue()};
@@ -62,7 +62,7 @@ extern "C" int keras_tch_onednn_conv(void* x, void* other, void* weight, void* b
                      pair(padding),
                      pair(stride),
                      pair(dilation),
-                     int64_t{1},
+                     groups,
                      std::string("add"),
                      c10::IValue(),
                      relu ? c10::IValue(std::string("relu")) : c10::IValue(),
@@ -77,15 +77,16 @@ extern "C" int keras_tch_onednn_conv(void* x, void* other, void* weight, void* b
     }
 }
 
-// `weight` (OIHW float) packed for inputs of `input_size` (N, C, H, W, channels-last).
+// `weight` (OIHW float) packed for inputs of `input_size` (N, C, H, W, channels-last), in
+// `groups` groups.
 extern "C" int keras_tch_onednn_pack_conv_weight(void* weight, const int64_t* padding, const int64_t* stride,
-                                                 const int64_t* dilation, const int64_t* input_size, void** out,
-                                                 char* error, size_t error_len) {
+                                                 const int64_t* dilation, int64_t groups, const int64_t* input_size,
+                                                 void** out, char* error, size_t error_len) {
     try {
         at::NoGradGuard no_grad;
         std::vector<int64_t> sizes(input_size, input_size + 4);
         at::Tensor packed = at::mkldnn_reorder_conv2d_weight(tensor(weight).contiguous().to_mkldnn(), pair(padding), pair(stride),
-                                                             pair(dilation), 1, sizes);
+                                                             pair(dilation), groups, sizes);
         *out = new at::Tensor(std::move(packed));
         return 0;
     } catch (const std::exception& e) {

@@ -14,7 +14,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
@@ -35,6 +35,7 @@ extern "C" {
         padding: *const i64,
         stride: *const i64,
         dilation: *const i64,
+        groups: i64,
         relu: c_int,
         out: *mut *mut c_void,
         error: *mut c_char,
@@ -45,6 +46,7 @@ extern "C" {
         padding: *const i64,
         stride: *const i64,
         dilation: *const i64,
+        groups: i64,
         input_size: *const i64,
         out: *mut *mut c_void,
         error: *mut c_char,
@@ -52,18 +54,34 @@ extern "C" {
     ) -> c_int;
 }
 
-/// `relu?(conv(xs) + other?)` in one oneDNN call, `padding` symmetric.
-#[allow(clippy::too_many_arguments)]
-fn onednn_conv(
+/// Where a oneDNN convolution's kernel goes over its input: symmetric padding, stride and
+/// dilation, and the groups its channels fall into.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Geometry {
+    pub padding: [i64; 2],
+    pub stride: [i64; 2],
+    pub dilation: [i64; 2],
+    pub groups: i64,
+}
+
+impl Geometry {
+    /// A 1×1 convolution's: no padding, stride 1, in `groups` groups.
+    pub fn pointwise(groups: i64) -> Geometry {
+        Geometry { padding: [0, 0], stride: [1, 1], dilation: [1, 1], groups }
+    }
+}
+
+/// `relu?(conv(xs) + other?)` in one oneDNN call, `kernel` dense (OIHW) or packed by
+/// [`pack_kernel`].
+pub(super) fn onednn_conv(
     xs: &Tensor,
     other: Option<&Tensor>,
     kernel: &Tensor,
     bias: Option<&Tensor>,
-    padding: [i64; 2],
-    stride: [i64; 2],
-    dilation: [i64; 2],
+    geometry: Geometry,
     relu: bool,
 ) -> Result<Tensor> {
+    let Geometry { padding, stride, dilation, groups } = geometry;
     tensor_from_shim("oneDNN's convolution", |out, error, error_len| {
         // SAFETY: every handle is a live tch tensor borrowed for this call (null for an absent
         // one), the arrays hold two values each, and the C++ side never throws into Rust.
@@ -76,7 +94,34 @@ fn onednn_conv(
                 padding.as_ptr(),
                 stride.as_ptr(),
                 dilation.as_ptr(),
+                groups,
                 c_int::from(relu),
+                out,
+                error,
+                error_len,
+            )
+        }
+    })
+}
+
+/// `kernel` (OIHW float32) in oneDNN's blocked layout for channels-last inputs of `size`
+/// (N, C, H, W; already padded).
+pub(super) fn pack_kernel(kernel: &Tensor, size: &[i64], geometry: Geometry) -> Result<Tensor> {
+    let Geometry { padding, stride, dilation, groups } = geometry;
+    if size.len() != 4 {
+        bail!("oneDNN's kernel packing: a 4-D input size, got {size:?}");
+    }
+    tensor_from_shim("oneDNN's kernel packing", |out, error, error_len| {
+        // SAFETY: the kernel is a live tch tensor, the arrays hold two values each (four for
+        // the input size, checked above), and the C++ side never throws into Rust.
+        unsafe {
+            keras_tch_onednn_pack_conv_weight(
+                handle(kernel),
+                padding.as_ptr(),
+                stride.as_ptr(),
+                dilation.as_ptr(),
+                groups,
+                size.as_ptr(),
                 out,
                 error,
                 error_len,
@@ -108,7 +153,7 @@ pub fn available() -> bool {
         let options = (Kind::Float, tch::Device::Cpu);
         let (xs, kernel) = (Tensor::ones([1, 2, 3, 3], options), Tensor::ones([2, 2, 1, 1], options));
         let other = Tensor::ones([1, 2, 3, 3], options);
-        let fused = onednn_conv(&xs, Some(&other), &kernel, None, [0, 0], [1, 1], [1, 1], true);
+        let fused = onednn_conv(&xs, Some(&other), &kernel, None, Geometry::pointwise(1), true);
         fused.is_ok_and(|ys| ys.size() == [1, 2, 3, 3] && ys.double_value(&[0, 0, 0, 0]) == 3.0)
     })
 }
@@ -223,7 +268,7 @@ impl FusedConv2D {
             (None, Some(winograd)) => Plan::Winograd(winograd),
             (None, None) => {
                 let (padded, padding) = self.conv.config.pad_input(xs);
-                Plan::OneDnn(self.pack_kernel(&padded.size(), padding).unwrap_or_else(|_| {
+                Plan::OneDnn(pack_kernel(&self.conv.kernel, &padded.size(), self.geometry(padding)).unwrap_or_else(|_| {
                     fell_back();
                     self.conv.kernel.shallow_clone()
                 }))
@@ -242,30 +287,15 @@ impl FusedConv2D {
         });
         let kernel = match planned {
             Some(kernel) => kernel,
-            None => WinogradKernel::new(&self.conv).ok()?,
+            None => WinogradKernel::new(&self.conv, size).ok()?,
         };
         WinogradConv::plan(&kernel, &self.conv, size).ok()
     }
 
-    /// The kernel in oneDNN's blocked layout for inputs of `size` (channels-last).
-    fn pack_kernel(&self, size: &[i64], padding: [i64; 2]) -> Result<Tensor> {
+    /// Where this convolution's kernel goes over an input with `padding`.
+    fn geometry(&self, padding: [i64; 2]) -> Geometry {
         let config = &self.conv.config;
-        tensor_from_shim("oneDNN's kernel packing", |out, error, error_len| {
-            // SAFETY: the kernel is a live tch tensor, the arrays hold two values each (four for
-            // the input size), and the C++ side never throws into Rust.
-            unsafe {
-                keras_tch_onednn_pack_conv_weight(
-                    handle(&self.conv.kernel),
-                    padding.as_ptr(),
-                    config.strides.as_ptr(),
-                    config.dilation.as_ptr(),
-                    size.as_ptr(),
-                    out,
-                    error,
-                    error_len,
-                )
-            }
-        })
+        Geometry { padding, stride: config.strides, dilation: config.dilation, groups: 1 }
     }
 
     /// The same computation through the unfused layers' operators.
@@ -316,14 +346,11 @@ impl Layer for FusedConv2D {
             Plan::OneDnn(kernel) => kernel,
             Plan::RanOnce => self.conv.kernel.shallow_clone(), // plan_for hands out the kernel instead
         };
-        let config = &self.conv.config;
-        let (xs, padding) = config.pad_input(&xs);
-        onednn_conv(&xs, other, &kernel, self.conv.bias.as_ref(), padding, config.strides, config.dilation, self.relu).unwrap_or_else(
-            |_| {
-                fell_back();
-                self.unfused(inputs[self.conv_input], other)
-            },
-        )
+        let (xs, padding) = self.conv.config.pad_input(&xs);
+        onednn_conv(&xs, other, &kernel, self.conv.bias.as_ref(), self.geometry(padding), self.relu).unwrap_or_else(|_| {
+            fell_back();
+            self.unfused(inputs[self.conv_input], other)
+        })
     }
 }
 
@@ -393,7 +420,7 @@ mod tests {
         let kernels: Vec<_> = plans
             .values()
             .map(|plan| match plan {
-                Plan::Winograd(winograd) => winograd.kernel().data_ptr(),
+                Plan::Winograd(winograd) => winograd.kernel().id(),
                 _ => panic!("a Winograd plan for 32 and 48 tiles of 128 channels"),
             })
             .collect();

@@ -1,9 +1,9 @@
 // The two transforms of Winograd's F(4×4, 3×3) for float32 inference (src/graph/winograd_conv.rs
-// runs the products between them with libtorch's batched GEMM, and gives the matrices Bᵀ and Aᵀ,
-// built in src/graph/toom_cook.rs). Each is one pass over memory: the input's 6×6 tiles are read
-// straight from the channels-last image (the padding is the zeros outside it) into V (36, tiles,
-// C); the products M (36, tiles, O) go back to 4×4 output tiles with the bias, the residual addend
-// and the ReLU applied as they are written. Tiles are shared out between libtorch's threads;
+// runs the products between them as one grouped oneDNN convolution, and gives the matrices Bᵀ and
+// Aᵀ, built in src/graph/toom_cook.rs). Each is one pass over memory: the input's 6×6 tiles are
+// read straight from the channels-last image (the padding is the zeros outside it) into V (tiles,
+// 36, C); the products M (tiles, 36, O) go back to 4×4 output tiles with the bias, the residual
+// addend and the ReLU applied as they are written. Tiles are shared out between libtorch's threads;
 // channels are the innermost loop, in chunks of 16 (channel counts must be multiples of 16),
 // which the compiler vectorizes (cloned for AVX-512, AVX2 and plain x86-64, picked at load time).
 
@@ -40,8 +40,8 @@ struct TileGrid {
 struct InputPass {
     const float* x;    // (N, H, W, C)
     const float* b_t;  // 6×6, row by row
-    float* v;        // (36, tiles, C): the block's tiles, from `first`
-    int64_t height, width, channels, top, left, first, tiles;
+    float* v;        // (tiles, 36, C): the block's tiles, from `first`
+    int64_t height, width, channels, top, left, first;
     TileGrid grid;
 };
 
@@ -91,7 +91,7 @@ void input_tiles(const InputPass& p, int64_t begin, int64_t end) {
                 }
                 transform(b_t, column, done);
                 for (int64_t a = 0; a < kAlpha; ++a) {
-                    float* target = p.v + ((a * kAlpha + b) * p.tiles + t - p.first) * p.channels + c;
+                    float* target = p.v + ((t - p.first) * kAlpha * kAlpha + a * kAlpha + b) * p.channels + c;
                     std::copy(done[a], done[a] + kLanes, target);
                 }
             }
@@ -100,12 +100,12 @@ void input_tiles(const InputPass& p, int64_t begin, int64_t end) {
 }
 
 struct OutputPass {
-    const float* m;      // (36, tiles, O): the block's tiles, from `first`
+    const float* m;      // (tiles, 36, O): the block's tiles, from `first`
     const float* a_t;    // 4×6, row by row
     const float* bias;   // (O) or null
     const float* other;  // (N, H', W', O) or null
     float* y;            // (N, H', W', O)
-    int64_t out_h, out_w, filters, first, tiles;
+    int64_t out_h, out_w, filters, first;
     bool relu;
     TileGrid grid;
 };
@@ -123,7 +123,7 @@ void output_tiles(const OutputPass& p, int64_t begin, int64_t end) {
         for (int64_t o = 0; o < p.filters; o += kLanes) {
             for (int64_t a = 0; a < kAlpha; ++a) {
                 for (int64_t b = 0; b < kAlpha; ++b) {
-                    const float* source = p.m + ((a * kAlpha + b) * p.tiles + t - p.first) * p.filters + o;
+                    const float* source = p.m + ((t - p.first) * kAlpha * kAlpha + a * kAlpha + b) * p.filters + o;
                     std::copy(source, source + kLanes, m[a][b]);
                 }
             }
@@ -159,7 +159,7 @@ constexpr int64_t kGrain = 4;
 
 }  // namespace
 
-// V (36, count, C) of tiles `first`..`first + count` of the channels-last float image `x` (N, C,
+// V (count, 36, C) of tiles `first`..`first + count` of the channels-last float image `x` (N, C,
 // H, W), which has `tiles_down` × `tiles_across` output tiles an image and is padded by `top`
 // and `left` zeros.
 extern "C" int keras_tch_winograd_input(void* x, const float* b_t, int64_t top, int64_t left, int64_t tiles_down, int64_t tiles_across,
@@ -173,9 +173,9 @@ extern "C" int keras_tch_winograd_input(void* x, const float* b_t, int64_t top, 
         TORCH_CHECK(channels % kLanes == 0, "Winograd: channels in multiples of ", kLanes, ", got ", channels);
         TORCH_CHECK(first >= 0 && count > 0 && first + count <= batch * tiles_down * tiles_across,
                     "Winograd: tiles ", first, "..", first + count, " of ", batch * tiles_down * tiles_across);
-        at::Tensor v = at::empty({kAlpha * kAlpha, count, channels}, image.options());
+        at::Tensor v = at::empty({count, kAlpha * kAlpha, channels}, image.options());
         const InputPass pass{image.data_ptr<float>(), b_t, v.data_ptr<float>(), image.size(2), image.size(3), channels,
-                             top, left, first, count, TileGrid{tiles_down, tiles_across}};
+                             top, left, first, TileGrid{tiles_down, tiles_across}};
         at::parallel_for(first, first + count, kGrain, [&](int64_t begin, int64_t end) { input_tiles(pass, begin, end); });
         *out = new at::Tensor(std::move(v));
         return 0;
@@ -185,7 +185,7 @@ extern "C" int keras_tch_winograd_input(void* x, const float* b_t, int64_t top, 
 }
 
 // Writes relu?(Y + bias + other) for tiles `first`.. of the output `y` (N, O, H', W',
-// channels-last), Y from the block's products `m` (36, tiles, O); `bias` and `other` (y's size)
+// channels-last), Y from the block's products `m` (tiles, 36, O); `bias` and `other` (y's size)
 // may be null.
 extern "C" int keras_tch_winograd_output(void* m, const float* a_t, void* bias, void* other, int relu, void* y, int64_t tiles_down,
                                          int64_t tiles_across, int64_t first, char* error, size_t error_len) {
@@ -197,10 +197,10 @@ extern "C" int keras_tch_winograd_output(void* m, const float* a_t, void* bias, 
                     "Winograd: a channels-last float32 output on the CPU, got ", output.sizes());
         const int64_t batch = output.size(0), filters = output.size(1), out_h = output.size(2), out_w = output.size(3);
         TORCH_CHECK(filters % kLanes == 0, "Winograd: filters in multiples of ", kLanes, ", got ", filters);
-        TORCH_CHECK(products.dim() == 3 && products.size(0) == kAlpha * kAlpha && products.size(2) == filters &&
+        TORCH_CHECK(products.dim() == 3 && products.size(1) == kAlpha * kAlpha && products.size(2) == filters &&
                         products.scalar_type() == at::kFloat && products.device().is_cpu(),
-                    "Winograd: float32 products (36, tiles, ", filters, "), got ", products.sizes());
-        const int64_t count = products.size(1);
+                    "Winograd: float32 products (tiles, 36, ", filters, "), got ", products.sizes());
+        const int64_t count = products.size(0);
         TORCH_CHECK(first >= 0 && first + count <= batch * tiles_down * tiles_across, "Winograd: tiles ", first, "..",
                     first + count, " of ", batch * tiles_down * tiles_across);
         at::Tensor bias_values = bias ? tensor(bias).contiguous() : at::Tensor();
@@ -220,7 +220,6 @@ extern "C" int keras_tch_winograd_output(void* m, const float* a_t, void* bias, 
                               out_w,
                               filters,
                               first,
-                              count,
                               relu != 0,
                               TileGrid{tiles_down, tiles_across}};
         at::parallel_for(first, first + count, kGrain, [&](int64_t begin, int64_t end) { output_tiles(pass, begin, end); });
