@@ -119,8 +119,8 @@ def main():
         f"Measured {datetime.date.today().isoformat()} by `scripts/bench-compare.sh` ({len(ours)} interleaved rounds, "
         "each the median of its repeats after warm-up; the table shows the median over rounds).",
         f"Machine: {extra.get('machine', '?')}, {extra.get('threads', '?')} threads, device {extra.get('device', '?')}; "
-        f"fp32 peak {extra.get('fp32_peak_gflops', float('nan')):.0f} GFLOP/s (cores × clock × 16 lanes × 2 × 2 FMA units, "
-        f"assumed), a 4096³ matmul reaches {median_of(ours, 'matmul_4096_gflops') or float('nan'):.0f} GFLOP/s (median of the rounds).",
+        f"fp32 peak {extra.get('fp32_peak_gflops', float('nan')):.0f} GFLOP/s "
+        f"({extra.get('fp32_peak_formula', 'cores × clock × 16 lanes × 2 × 2 FMA units, assumed')}), a 4096³ matmul reaches {median_of(ours, 'matmul_4096_gflops') or float('nan'):.0f} GFLOP/s (median of the rounds).",
         "Ratios are time ratios: below 1.00 means keras-tch takes less time (for img/s rows, the inverse of the throughput ratio).",
         "bf16 rows: keras-tch `--precision bf16` against PyTorch's `torch.autocast(\"cpu\", torch.bfloat16)`, eager and under inductor "
         "(inference channels_last, PyTorch's faster layout for it here); their best peer is every peer at its faster precision, "

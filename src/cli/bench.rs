@@ -70,6 +70,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "threads": tch::get_num_threads(),
         "precision": args.precision.name(),
         "fp32_peak_gflops": machine.fp32_peak_gflops(),
+        "fp32_peak_formula": machine.fp32_peak_formula(),
         "matmul_4096_gflops": matmul_gflops(4096, Kind::Float, 3),
         "matmul_4096_gflops_bf16": if machine.bf16 { json!(matmul_gflops(4096, Kind::BFloat16, 3)) } else { Value::Null },
     });
@@ -113,8 +114,9 @@ fn print_table(r: &Value) {
         r["precision"].as_str().unwrap_or("")
     );
     println!(
-        "fp32 peak {:.0} GFLOP/s (cores × clock × SIMD lanes × 2 × 2 FMA units); a 4096³ matmul reaches {:.0} GFLOP/s in {}\n",
+        "fp32 peak {:.0} GFLOP/s ({}); a 4096³ matmul reaches {:.0} GFLOP/s in {}\n",
         r["fp32_peak_gflops"].as_f64().unwrap_or(f64::NAN),
+        r["fp32_peak_formula"].as_str().unwrap_or("?"),
         number("matmul_4096_gflops"),
         r["precision"].as_str().unwrap_or("float32")
     );

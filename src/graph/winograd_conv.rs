@@ -88,10 +88,13 @@ fn matrices() -> &'static Matrices {
 
 /// The smallest input and output channels, and tiles in a batch, Winograd runs with: below them
 /// the transforms, or products of few rows, cost more than the multiplications saved. Measured
-/// here against oneDNN's packed kernels (one layer at a time, with the residual add and ReLU,
-/// interleaved, medians of 21): 0.45–0.66× the time on one image at 64–256 channels (56×56 to
-/// 14×14 pixels, 16–196 tiles), 0.48–0.80× at batches of 8 and 32 from 128 channels,
-/// 0.81–0.94× at 64 channels; on one 7×7 image (4 tiles) 1.1–1.4×, on two (8 tiles) 0.65–1.2×.
+/// against oneDNN's packed kernels (one layer at a time, with the residual add and ReLU,
+/// interleaved, medians of 21) on an Intel Xeon, with the products then in MKL's batched GEMM:
+/// 0.45–0.66× the time on one image at 64–256 channels (56×56 to 14×14 pixels, 16–196 tiles),
+/// 0.48–0.80× at batches of 8 and 32 from 128 channels, 0.81–0.94× at 64 channels; on one 7×7
+/// image (4 tiles) 1.1–1.4×, on two (8 tiles) 0.65–1.2×. On an AMD EPYC, with the products as
+/// a grouped convolution, in ResNet50 (medians of 20 predicts): 0.5–0.63× at batch 8 from 64
+/// channels, 0.5–0.85× at batch 1 for 56×56 to 14×14; one 7×7 image (4 tiles) 1.3×.
 const MIN_CHANNELS: i64 = 64;
 const MIN_TILES: i64 = 16;
 const CHANNEL_CHUNK: i64 = 16;
