@@ -93,7 +93,7 @@ fn matrices() -> &'static Matrices {
 /// 0.45–0.66× the time on one image at 64–256 channels (56×56 to 14×14 pixels, 16–196 tiles),
 /// 0.48–0.80× at batches of 8 and 32 from 128 channels, 0.81–0.94× at 64 channels; on one 7×7
 /// image (4 tiles) 1.1–1.4×, on two (8 tiles) 0.65–1.2×. On an AMD EPYC, with the products as
-/// a grouped convolution, in ResNet50 (medians of 20 predicts): 0.5–0.63× at batch 8 from 64
+/// a grouped convolution, in ResNet50 (medians of 20 predicts): 0.5–0.67× at batch 8 from 64
 /// channels, 0.5–0.85× at batch 1 for 56×56 to 14×14; one 7×7 image (4 tiles) 1.3×.
 const MIN_CHANNELS: i64 = 64;
 const MIN_TILES: i64 = 16;
@@ -117,8 +117,8 @@ fn block_elements(channels: i64, filters: i64) -> i64 {
 pub struct WinogradKernel {
     /// U = G g Gᵀ, one C × O matrix per position ξ of the 6×6 tile, as the kernel of a grouped
     /// 1×1 convolution (36 groups of O × C) packed in oneDNN's layout: the 36 products then run
-    /// as one oneDNN call, at the speed of its 1×1 convolutions (on this machine's AMD EPYC,
-    /// 186–206 GFLOP/s against MKL's batched GEMM's 89–183 on the same products).
+    /// as one oneDNN call, at the speed of its 1×1 convolutions (on an AMD EPYC, 186–206
+    /// GFLOP/s against MKL's batched GEMM's 89–183 on the same products).
     packed: Tensor,
     channels: i64,
     filters: i64,
@@ -187,8 +187,8 @@ fn tile_count(conv: &Conv2D, size: &[i64]) -> Result<i64> {
 /// most `max_block_elements` values of V's or M's allow.
 fn block_tiles(count: i64, channels: i64, filters: i64, max_block_elements: i64) -> i64 {
     let most = (max_block_elements / (ALPHA * ALPHA * channels.max(filters))).max(1);
-    let blocks = (count + most - 1) / most;
-    (count + blocks - 1) / blocks.max(1)
+    let blocks = ((count + most - 1) / most).max(1);
+    ((count + blocks - 1) / blocks).max(1)
 }
 
 /// A convolution planned for Winograd's algorithm on inputs of one size.
@@ -364,6 +364,16 @@ mod tests {
         let ours = plan.forward_in_blocks(&xs, None, false, ALPHA * ALPHA * 32 * 5).unwrap();
         let difference = (&ours - &expected).abs().max().double_value(&[]);
         assert!(difference < 1e-5 * expected.abs().max().double_value(&[]), "{difference:e}");
+    }
+
+    /// Blocks split the tiles evenly, hold at least one tile, and never exceed the limit.
+    #[test]
+    fn blocks_split_the_tiles_evenly() {
+        let per_tile = ALPHA * ALPHA * 64;
+        assert_eq!(block_tiles(1568, 64, 64, 227 * per_tile), 224, "7 blocks of 224, not 6 of 227 and one of 206");
+        assert_eq!(block_tiles(100, 64, 64, 1000 * per_tile), 100, "one block");
+        assert_eq!(block_tiles(5, 64, 64, 1), 1, "at least one tile");
+        assert_eq!(block_tiles(0, 64, 64, per_tile), 1, "no tiles");
     }
 
     /// It runs where it measured faster: many channels and tiles, float32, 3×3 of stride 1.
