@@ -6,9 +6,9 @@
 // addend and the ReLU applied as they are written. Tiles are shared out between libtorch's threads;
 // channels go 16 at a time as one vector value (channel counts must be multiples of 16), and a
 // tile's two passes keep their values in registers (cloned for AVX-512, AVX2 and plain x86-64,
-// picked at load time). Written that way, the transforms took 0.4× (input) and 0.3–0.4× (output)
-// the time of the earlier version, which went through arrays on the stack (ResNet50's stage 2 at
-// batch 8 and 1, this AMD EPYC, against the products' time in the same runs).
+// picked at load time). Written that way, the transforms took 0.58–0.73× (input) and 0.33–0.76×
+// (output) the time of the earlier version, which went through arrays on the stack (ResNet50's
+// stage 2 at batches 8 and 1 on an AMD EPYC, each relative to the products' time in its run).
 
 #pragma GCC optimize("O3")
 
