@@ -175,12 +175,25 @@ fn products_input_size(tiles: i64, channels: i64) -> [i64; 4] {
     [1, ALPHA * ALPHA * channels, tiles, 1]
 }
 
+/// Where `conv`'s output tiles lie on an image of `height` × `width`: the zeros above and before
+/// it, the output's height and width, and the tiles down and across.
+struct Tiling {
+    top_left: [i64; 2],
+    output: [i64; 2],
+    tiles: [i64; 2],
+}
+
+fn tiling(conv: &Conv2D, height: i64, width: i64) -> Tiling {
+    let [left, right, top, bottom] = same_pads(conv.config.padding, [height, width], [3, 3], [1, 1]);
+    let output = [height + top + bottom - 2, width + left + right - 2];
+    Tiling { top_left: [top, left], output, tiles: output.map(|side| ((side + TILE - 1) / TILE).max(0)) }
+}
+
 /// The output tiles of `conv` on inputs of `size` (N, C, H, W), over the whole batch.
 fn tile_count(conv: &Conv2D, size: &[i64]) -> Result<i64> {
     let &[batch, _, height, width] = size else { bail!("Winograd: a 4-D input, got {size:?}") };
-    let [left, right, top, bottom] = same_pads(conv.config.padding, [height, width], [3, 3], [1, 1]);
-    let (out_h, out_w) = (height + top + bottom - 2, width + left + right - 2);
-    Ok(batch * ((out_h + TILE - 1) / TILE).max(0) * ((out_w + TILE - 1) / TILE).max(0))
+    let [down, across] = tiling(conv, height, width).tiles;
+    Ok(batch * down * across)
 }
 
 /// How many tiles go through in one block: as even a split of the `count` tiles as blocks of at
@@ -224,14 +237,12 @@ impl WinogradConv {
     /// The plan for `kernel` (of `conv`) on channels-last inputs of `size`.
     pub fn plan(kernel: &WinogradKernel, conv: &Conv2D, size: &[i64]) -> Result<WinogradConv> {
         let &[_, channels, height, width] = size else { bail!("Winograd: a 4-D input, got {size:?}") };
-        let [left, right, top, bottom] = same_pads(conv.config.padding, [height, width], [3, 3], [1, 1]);
-        let (out_h, out_w) = (height + top + bottom - 2, width + left + right - 2);
+        let Tiling { top_left, output: [out_h, out_w], tiles } = tiling(conv, height, width);
         if out_h < 1 || out_w < 1 || kernel.channels != channels {
             bail!("Winograd: kernel {:?} on input {size:?}", conv.kernel.size());
         }
-        let tiles = [(out_h + TILE - 1) / TILE, (out_w + TILE - 1) / TILE];
         let output = [out_h, out_w, conv.config.filters];
-        Ok(WinogradConv { kernel: kernel.shallow_clone(), top_left: [top, left], tiles, output })
+        Ok(WinogradConv { kernel: kernel.shallow_clone(), top_left, tiles, output })
     }
 
     /// The transformed kernel, for the plans of other sizes.
