@@ -130,6 +130,20 @@ pub(super) fn pack_kernel(kernel: &Tensor, size: &[i64], geometry: Geometry) -> 
     })
 }
 
+/// A (rows, K) matrix, row-major, as one channels-last image of rows × 1 pixels with K channels
+/// (1, K, rows, 1 in the graph's NCHW view), without copying: how a matrix product runs as a
+/// oneDNN 1×1 convolution over a whole batch at once.
+pub(super) fn matrix_as_image(matrix: &Tensor) -> Tensor {
+    let [rows, columns] = matrix.size()[..] else { panic!("a matrix, got {:?}", matrix.size()) };
+    matrix.view([1, rows, 1, columns]).permute([0, 3, 1, 2])
+}
+
+/// The other way: one channels-last image of rows × 1 pixels as its (rows, K) matrix.
+pub(super) fn image_as_matrix(image: &Tensor) -> Tensor {
+    let size = image.size();
+    image.permute([0, 2, 3, 1]).reshape([size[2] * size[3] * size[0], size[1]])
+}
+
 /// How many times a fused layer fell back to the unfused operators, or to an unpacked kernel,
 /// because a oneDNN operator failed (in this process; tests check it stays 0).
 static FALLBACKS: AtomicUsize = AtomicUsize::new(0);
@@ -335,7 +349,12 @@ impl Layer for FusedConv2D {
         let other = self.add.then(|| for_compute(inputs[1 - self.conv_input]));
         let other = other.as_ref();
         let kernel = match self.plan_for(&xs) {
-            Plan::Matmul(matmul) => return matmul.forward(&xs, other, self.relu),
+            Plan::Matmul(matmul) => {
+                return matmul.forward(&xs, other, self.relu).unwrap_or_else(|_| {
+                    fell_back();
+                    self.unfused(inputs[self.conv_input], other)
+                })
+            }
             Plan::Winograd(winograd) => {
                 self.winograd_runs.fetch_add(1, Ordering::Relaxed);
                 return winograd.forward(&xs, other, self.relu).unwrap_or_else(|_| {

@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-use super::fused_conv::{onednn_conv, pack_kernel, Geometry};
+use super::fused_conv::{image_as_matrix, matrix_as_image, onednn_conv, pack_kernel, Geometry};
 use super::toom_cook::{transforms, Transforms, POINTS};
 use crate::layers::conv::Conv2D;
 use crate::layers::padding::same_pads;
@@ -297,10 +297,9 @@ impl WinogradConv {
                 }
             })?;
             // V (tiles, 36, C) is the grouped convolution's channels-last input as it lies.
-            let [_, v_channels, v_height, v_width] = products_input_size(tiles, channels);
-            let v = transformed.view([1, v_height, v_width, v_channels]).permute([0, 3, 1, 2]);
+            let v = matrix_as_image(&transformed.view([tiles, ALPHA * ALPHA * channels]));
             let products = onednn_conv(&v, None, &kernel.packed, None, Geometry::pointwise(ALPHA * ALPHA), false)?;
-            let products = products.permute([0, 2, 3, 1]).reshape([tiles, ALPHA * ALPHA, filters]);
+            let products = image_as_matrix(&products).view([tiles, ALPHA * ALPHA, filters]);
             status_from_shim("Winograd's output transform", |error, error_len| {
                 // SAFETY: as above; an absent bias or addend is a null handle; `ys` is written
                 // in place, each block its own tiles.
