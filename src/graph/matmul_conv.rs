@@ -191,6 +191,31 @@ mod tests {
         }
     }
 
+    /// With bfloat16 kernels (`--precision bf16`) the plans are made and run in bfloat16 too:
+    /// a 1×1 and a 3×3 on 2×2, against the convolution computed in float32 from the same
+    /// bfloat16 values (bfloat16's rounding of the result allowed).
+    #[test]
+    fn bfloat16_kernels_run_as_bfloat16_products() {
+        for (kernel, size) in [(1, 4), (3, 2)] {
+            let conv = conv(kernel, 1, Padding::Same, 32, 16);
+            let bf16 = |t: &Tensor| t.to_kind(Kind::BFloat16);
+            let conv = Conv2D { config: conv.config.clone(), kernel: bf16(&conv.kernel), bias: conv.bias.as_ref().map(bf16) };
+            let xs = bf16(&Tensor::randn([16, size, size, 32], (Kind::Float, tch::Device::Cpu))).permute([0, 3, 1, 2]);
+            let plan = MatmulConv::plan(&conv, &xs.size()).expect("a bfloat16 matrix packs");
+            let ours = plan.forward(&xs, None, false).unwrap();
+            assert_eq!(ours.kind(), Kind::BFloat16);
+            let float = Conv2D {
+                config: conv.config.clone(),
+                kernel: conv.kernel.to_kind(Kind::Float),
+                bias: conv.bias.as_ref().map(|b| b.to_kind(Kind::Float)),
+            };
+            let expected = float.forward(&[&xs.to_kind(Kind::Float)], false);
+            let scale = expected.abs().max().double_value(&[]);
+            let difference = (ours.to_kind(Kind::Float) - &expected).abs().max().double_value(&[]) / scale;
+            assert!(difference < 1e-2, "kernel {kernel} on {size}×{size}: {difference:e} of the largest value");
+        }
+    }
+
     /// Larger images stay with oneDNN's kernels.
     #[test]
     fn larger_images_are_left_to_the_convolution_kernels() {
