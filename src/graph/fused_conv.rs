@@ -133,9 +133,9 @@ pub(super) fn pack_kernel(kernel: &Tensor, size: &[i64], geometry: Geometry) -> 
 /// A (rows, K) matrix, row-major, as one channels-last image of rows × 1 pixels with K channels
 /// (1, K, rows, 1 in the graph's NCHW view), without copying: how a matrix product runs as a
 /// oneDNN 1×1 convolution over a whole batch at once.
-pub(super) fn matrix_as_image(matrix: &Tensor) -> Tensor {
-    let [rows, columns] = matrix.size()[..] else { panic!("a matrix, got {:?}", matrix.size()) };
-    matrix.view([1, rows, 1, columns]).permute([0, 3, 1, 2])
+pub(super) fn matrix_as_image(matrix: &Tensor) -> Result<Tensor> {
+    let [rows, columns] = matrix.size()[..] else { bail!("a matrix as an image: a 2-D tensor, got {:?}", matrix.size()) };
+    Ok(matrix.f_view([1, rows, 1, columns])?.permute([0, 3, 1, 2]))
 }
 
 /// The other way: one channels-last image of rows × 1 pixels as its (rows, K) matrix.

@@ -16,7 +16,7 @@
 //! residual addend and the ReLU fused in: on an AMD EPYC (2 threads, PyTorch 2.13's same
 //! libraries, medians of 30) the stage-5 whole-image map, 32 rows by 2048 × 2048, took 1.5 ms
 //! there against 3.4 ms in MKL's `addmm` (which packs the matrix again on every call), and the
-//! 1×1 products of 128–2048 rows 0.7–0.9× `addmm`'s time in float32.
+//! 1×1 products of 128–2048 rows 0.7–0.8× `addmm`'s time in float32.
 //!
 //! Measured on this project's 2-core machine (BENCHMARKS.md): the course ResNet50's stage-5
 //! convolutions at batch 32 ran at 80–95 GFLOP/s through oneDNN image by image and 170 GFLOP/s
@@ -117,8 +117,8 @@ impl MatmulConv {
             }
             None => (xs.permute([0, 2, 3, 1]).reshape([batch, -1]), other.map(|other| other.permute([0, 2, 3, 1]).reshape([batch, -1]))),
         };
-        let addend = addend.as_ref().map(matrix_as_image);
-        let ys = onednn_conv(&matrix_as_image(&rows), addend.as_ref(), &self.kernel, self.bias.as_ref(), Geometry::pointwise(1), relu)?;
+        let addend = addend.as_ref().map(matrix_as_image).transpose()?;
+        let ys = onednn_conv(&matrix_as_image(&rows)?, addend.as_ref(), &self.kernel, self.bias.as_ref(), Geometry::pointwise(1), relu)?;
         Ok(image_as_matrix(&ys).view([batch, out_h, out_w, filters]).permute([0, 3, 1, 2]))
     }
 }

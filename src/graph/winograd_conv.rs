@@ -297,7 +297,7 @@ impl WinogradConv {
                 }
             })?;
             // V (tiles, 36, C) is the grouped convolution's channels-last input as it lies.
-            let v = matrix_as_image(&transformed.view([tiles, ALPHA * ALPHA * channels]));
+            let v = matrix_as_image(&transformed.view([tiles, ALPHA * ALPHA * channels]))?;
             let products = onednn_conv(&v, None, &kernel.packed, None, Geometry::pointwise(ALPHA * ALPHA), false)?;
             let products = image_as_matrix(&products).view([tiles, ALPHA * ALPHA, filters]);
             status_from_shim("Winograd's output transform", |error, error_len| {
