@@ -138,6 +138,12 @@ pub(super) fn matrix_as_image(matrix: &Tensor) -> Result<Tensor> {
     Ok(matrix.f_view([1, rows, 1, columns])?.permute([0, 3, 1, 2]))
 }
 
+/// The size (N, C, H, W) of [`matrix_as_image`]'s image of a `rows` × `columns` matrix: what a
+/// kernel for it is packed for.
+pub(super) fn matrix_image_size(rows: i64, columns: i64) -> [i64; 4] {
+    [1, columns, rows, 1]
+}
+
 /// The other way: one channels-last image of rows × 1 pixels as its (rows, K) matrix.
 pub(super) fn image_as_matrix(image: &Tensor) -> Tensor {
     let size = image.size();

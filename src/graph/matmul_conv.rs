@@ -27,7 +27,7 @@
 use anyhow::{anyhow, Result};
 use tch::Tensor;
 
-use super::fused_conv::{image_as_matrix, matrix_as_image, onednn_conv, pack_kernel, Geometry};
+use super::fused_conv::{image_as_matrix, matrix_as_image, matrix_image_size, onednn_conv, pack_kernel, Geometry};
 use crate::layers::conv::Conv2D;
 use crate::layers::padding::same_pads;
 
@@ -87,7 +87,7 @@ impl MatmulConv {
             };
         let [inner, columns] = [matrix.size()[0], matrix.size()[1]];
         let kernel = matrix.transpose(0, 1).contiguous().view([columns, inner, 1, 1]);
-        let kernel = pack_kernel(&kernel, &[1, inner, rows, 1], Geometry::pointwise(1)).ok()?;
+        let kernel = pack_kernel(&kernel, &matrix_image_size(rows, inner), Geometry::pointwise(1)).ok()?;
         Some(MatmulConv { kernel, bias, pointwise_stride, output })
     }
 

@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-use super::fused_conv::{image_as_matrix, matrix_as_image, onednn_conv, pack_kernel, Geometry};
+use super::fused_conv::{image_as_matrix, matrix_as_image, matrix_image_size, onednn_conv, pack_kernel, Geometry};
 use super::toom_cook::{transforms, Transforms, POINTS};
 use crate::layers::conv::Conv2D;
 use crate::layers::padding::same_pads;
@@ -145,7 +145,8 @@ impl WinogradKernel {
         let taps = conv.kernel.to_device(tch::Device::Cpu).permute([2, 3, 0, 1]).to_kind(Kind::Double).reshape([9, filters * channels]);
         let grouped = g_kron_g.mm(&taps).to_kind(Kind::Float).view([ALPHA * ALPHA * filters, channels, 1, 1]);
         let block = block_tiles(tile_count(conv, size)?, channels, filters, block_elements(channels, filters));
-        let packed = pack_kernel(&grouped, &products_input_size(block, channels), Geometry::pointwise(ALPHA * ALPHA))?;
+        // Packed for a block's V, the (tiles, 36·C) matrix the products read as an image.
+        let packed = pack_kernel(&grouped, &matrix_image_size(block, ALPHA * ALPHA * channels), Geometry::pointwise(ALPHA * ALPHA))?;
         static KERNELS: AtomicU64 = AtomicU64::new(0);
         let id = KERNELS.fetch_add(1, Ordering::Relaxed);
         Ok(WinogradKernel { packed, channels, filters, bias: conv.bias.as_ref().map(Tensor::shallow_clone), id })
@@ -167,12 +168,6 @@ impl WinogradKernel {
             id: self.id,
         }
     }
-}
-
-/// The grouped convolution's input for a block of `tiles` tiles (tiles, 36, C), in the graph's
-/// NCHW view: one image of `tiles` × 1 pixels with 36·C channels.
-fn products_input_size(tiles: i64, channels: i64) -> [i64; 4] {
-    [1, ALPHA * ALPHA * channels, tiles, 1]
 }
 
 /// Where `conv`'s output tiles lie on an image of `height` × `width`: the zeros above and before
