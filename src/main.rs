@@ -55,6 +55,18 @@ enum Command {
     Info(CommonArgs),
 }
 
+impl Command {
+    /// Whether the command only runs models forward (never a training step), so its memory is
+    /// set up for inference.
+    fn only_runs_models_forward(&self) -> bool {
+        match self {
+            Command::Predict(_) | Command::Classify(_) | Command::Features(_) | Command::Evaluate(_) => true,
+            Command::Bench(args) => args.only.as_deref().is_some_and(|name| keras_tch::bench::INFERENCE_WORKLOADS.contains(&name)),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Args)]
 struct SummaryArgs {
     /// Which architecture to build
@@ -117,6 +129,11 @@ struct DemoArgs {
 
 fn main() -> Result<()> {
     keras_tch::runtime::keep_freed_memory();
+    let cli = Cli::parse();
+    // Before any tensor and any thread (the signal watcher below): it sets libtorch's variable.
+    if cli.command.only_runs_models_forward() {
+        keras_tch::runtime::back_large_buffers_with_huge_pages();
+    }
     keras_tch::io::isolated::turn_off_error_backtraces();
     // Rust ignores SIGPIPE, so printing into a closed pipe would panic; a CLI should just stop.
     // SAFETY: setting a signal's disposition to its default before any thread starts.
@@ -125,7 +142,7 @@ fn main() -> Result<()> {
     }
     // Ctrl-C and SIGTERM stop any command cleanly (training: after saving a checkpoint).
     keras_tch::signals::install();
-    let result = run(Cli::parse());
+    let result = run(cli);
     // Ctrl-C during training is a clean stop, not a failure to report with a backtrace.
     if let Some(stopped) = result.as_ref().err().and_then(|e| e.downcast_ref::<Stopped>()) {
         let Stopped::Interrupted { checkpoint } = stopped;

@@ -30,6 +30,10 @@ use flops::{forward_flops, training_flops};
 pub const WORKLOADS: [&str; 7] =
     ["course-train-step", "course-predict", "imagenet-predict", "happy-epoch", "load-h5", "classify", "folder-epoch"];
 
+/// The workloads that only run models forward, as `predict` and `classify` do: their processes
+/// set up memory as those commands do (`runtime::back_large_buffers_with_huge_pages`).
+pub const INFERENCE_WORKLOADS: [&str; 3] = ["course-predict", "imagenet-predict", "classify"];
+
 /// What every workload runs with.
 #[derive(Debug, Clone)]
 pub struct BenchSettings {
