@@ -522,6 +522,9 @@ fn torchrun_launches_a_training_job() {
         .arg("--save")
         .arg(dir.join("model.h5"))
         .env("OMP_NUM_THREADS", "1")
+        // torchrun writes its per-job logs under a torchelastic_* folder of the temporary
+        // directory: this test's own, removed with it.
+        .env("TMPDIR", &*dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
