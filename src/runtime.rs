@@ -54,9 +54,9 @@ const LIBTORCH_HUGE_PAGES_VARIABLE: &str = "THP_MEM_ALLOC_ENABLE";
 /// A ResNet50 forward pass reads its 100 MB of weights once per batch; in 4 KiB pages that is
 /// 25,000 translations, most of them missing the CPU's translation cache (a full page-table walk
 /// each, dearer still in a virtual machine). Measured on this project's 2-core AMD EPYC
-/// (BENCHMARKS.md), binaries alternating: ImageNet predict 1–3% faster, the course ResNet50's
-/// float32 predict at batch 32 up to 8%; a training step 0–8% *slower* (each large allocation
-/// then makes a system call), so training commands do not call this.
+/// (BENCHMARKS.md, sixth run): ImageNet predict 3–4% less time at batch 1, the course
+/// ResNet50's float32 predict at batch 32 3–8%; a training step 0–8% *more* (each large
+/// allocation then makes a system call), so training commands do not call this.
 ///
 /// Does nothing when the kernel gives huge pages to every process already (`[always]`) or to
 /// none (`[never]`, or no such setting), or when the user set `THP_MEM_ALLOC_ENABLE` themselves.
