@@ -76,6 +76,15 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// This process's memory in transparent huge pages now (AnonHugePages), in MB: how much of it
+/// `runtime::back_large_buffers_with_huge_pages` got.
+pub fn huge_pages_mb() -> Option<f64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// Run one workload here and report its numbers as JSON (keys as `keras-tch bench --json`).
 /// In bf16 every key gets a `_bf16` suffix, so fp32 and bf16 reports merge side by side.
 pub fn run_workload(name: &str, settings: &BenchSettings, scratch: &Path) -> Result<Value> {
@@ -91,6 +100,7 @@ pub fn run_workload(name: &str, settings: &BenchSettings, scratch: &Path) -> Res
         other => bail!("unknown workload '{other}' (one of {})", WORKLOADS.join(", ")),
     };
     report[format!("{}_peak_rss_mb", name.replace('-', "_"))] = json!(peak_rss_mb());
+    report[format!("{}_huge_pages_mb", name.replace('-', "_"))] = json!(huge_pages_mb());
     if precision == Precision::Bf16 {
         let fields = report.as_object().context("a JSON object")?.clone();
         report = fields.into_iter().map(|(key, value)| (format!("{key}_bf16"), value)).collect();
