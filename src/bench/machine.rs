@@ -60,7 +60,8 @@ impl Machine {
         (2 * self.lanes, "two FMA units of the widest vector, assumed")
     }
 
-    /// Theoretical fp32 peak in GFLOP/s.
+    /// Theoretical fp32 peak in GFLOP/s at the clock /proc/cpuinfo reports (under a hypervisor
+    /// often the base clock: the cores can run faster, and a matmul then beats this "peak").
     pub fn fp32_peak_gflops(&self) -> f64 {
         self.cores as f64 * self.mhz / 1000.0 * self.fp32_fmas_per_cycle().0 as f64 * 2.0
     }
@@ -68,7 +69,7 @@ impl Machine {
     /// How [`Machine::fp32_peak_gflops`] is reckoned, for a report.
     pub fn fp32_peak_formula(&self) -> String {
         let (fmas, units) = self.fp32_fmas_per_cycle();
-        format!("cores × clock × {fmas} fp32 FMAs a cycle ({units}) × 2")
+        format!("cores × reported clock, which boost may exceed, × {fmas} fp32 FMAs a cycle ({units}) × 2")
     }
 
     pub fn describe(&self) -> String {
