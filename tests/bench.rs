@@ -1,6 +1,8 @@
 //! `keras-tch bench` reports what it says it reports (no timing is asserted: speed is measured
 //! by the benchmark, not by tests).
 
+mod common;
+
 use serde_json::Value;
 
 fn bench_only(workload: &str, precision: &str) -> Value {
@@ -35,7 +37,7 @@ fn bench_reports_its_keys_in_both_precisions() {
 fn inference_workloads_ask_for_huge_pages_and_training_ones_do_not() {
     let setting = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
     if !setting.contains("[madvise]") {
-        eprintln!("skipped: the kernel does not hand out huge pages on request here ({})", setting.trim());
+        common::skipped(&format!("the kernel does not hand out huge pages on request here ({})", setting.trim()), "nothing to check");
         return;
     }
     let huge_pages = |workload: &str, switch: Option<&str>| {
