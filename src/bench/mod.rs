@@ -70,17 +70,19 @@ pub fn timings(warmup: usize, repeats: usize, mut run: impl FnMut() -> Result<()
 
 /// This process's peak resident memory so far (VmHWM), in MB.
 pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    proc_self_mb("status", "VmHWM:")
 }
 
 /// This process's memory in transparent huge pages now (AnonHugePages), in MB: how much of it
 /// `runtime::back_large_buffers_with_huge_pages` got.
 pub fn huge_pages_mb() -> Option<f64> {
-    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
-    let line = rollup.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+    proc_self_mb("smaps_rollup", "AnonHugePages:")
+}
+
+/// A `field:  N kB` line of one of this process's /proc files, in MB.
+fn proc_self_mb(file: &str, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/self/{file}")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -99,8 +101,9 @@ pub fn run_workload(name: &str, settings: &BenchSettings, scratch: &Path) -> Res
         "folder-epoch" => folder_epoch::folder_epoch(settings, scratch)?,
         other => bail!("unknown workload '{other}' (one of {})", WORKLOADS.join(", ")),
     };
-    report[format!("{}_peak_rss_mb", name.replace('-', "_"))] = json!(peak_rss_mb());
-    report[format!("{}_huge_pages_mb", name.replace('-', "_"))] = json!(huge_pages_mb());
+    let key = name.replace('-', "_");
+    report[format!("{key}_peak_rss_mb")] = json!(peak_rss_mb());
+    report[format!("{key}_huge_pages_mb")] = json!(huge_pages_mb());
     if precision == Precision::Bf16 {
         let fields = report.as_object().context("a JSON object")?.clone();
         report = fields.into_iter().map(|(key, value)| (format!("{key}_bf16"), value)).collect();

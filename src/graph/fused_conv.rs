@@ -144,7 +144,8 @@ pub(super) fn matrix_image_size(rows: i64, columns: i64) -> [i64; 4] {
     [1, columns, rows, 1]
 }
 
-/// The other way: one channels-last image of rows × 1 pixels as its (rows, K) matrix.
+/// The other way: channels-last images (N, K, H, W in the graph's NCHW view) as the (N·H·W, K)
+/// matrix of their pixels — for one image of rows × 1 pixels, its (rows, K) matrix.
 pub(super) fn image_as_matrix(image: &Tensor) -> Tensor {
     let size = image.size();
     image.permute([0, 2, 3, 1]).reshape([size[2] * size[3] * size[0], size[1]])

@@ -112,8 +112,7 @@ impl MatmulConv {
             Some(stride) => {
                 let sampled =
                     if stride == [1, 1] { xs.shallow_clone() } else { xs.slice(2, 0, None, stride[0]).slice(3, 0, None, stride[1]) };
-                let rows = sampled.permute([0, 2, 3, 1]).reshape([-1, xs.size()[1]]);
-                (rows, other.map(|other| other.permute([0, 2, 3, 1]).reshape([-1, filters])))
+                (image_as_matrix(&sampled), other.map(image_as_matrix))
             }
             None => (xs.permute([0, 2, 3, 1]).reshape([batch, -1]), other.map(|other| other.permute([0, 2, 3, 1]).reshape([batch, -1]))),
         };
